@@ -1,0 +1,39 @@
+//! gauntlet: a load-testing and conformance harness for LLM API routers.
+//!
+//! The map:
+//! - [`cli`]: the command line (clap structs only).
+//! - [`mock`]: `gauntlet mock`, serving the `mock-providers` crate standalone.
+//!
+//! Exit codes, for every command: 0 all checks pass, 1 a check failed,
+//! 2 bad scenario or usage, 3 the run itself failed.
+
+pub mod cli;
+pub mod mock;
+
+use std::process::ExitCode;
+
+/// How a command ended, as the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything passed.
+    Success = 0,
+    /// A check failed.
+    CheckFailed = 1,
+    /// Bad scenario, config or usage.
+    Usage = 2,
+    /// The run itself failed (a port taken, a target unreachable).
+    RunFailed = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// Runs a parsed command line to its end.
+pub async fn run(cli: cli::Cli) -> Exit {
+    match cli.command {
+        cli::Command::Mock(args) => mock::run(args, mock::until_ctrl_c()).await,
+    }
+}

@@ -3,12 +3,14 @@
 //! The map:
 //! - [`cli`]: the command line (clap structs only).
 //! - [`mock`]: `gauntlet mock`, serving the `mock-providers` crate standalone.
+//! - [`router`]: the reference router.
 //!
 //! Exit codes, for every command: 0 all checks pass, 1 a check failed,
 //! 2 bad scenario or usage, 3 the run itself failed.
 
 pub mod cli;
 pub mod mock;
+pub mod router;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,239 @@
+//! The command line: exit codes and messages of the built `gauntlet` binary,
+//! one real request to a served mock, and `gauntlet mock` driven in-process
+//! (`Cli::try_parse_from` + `mock::run` with a stop future).
+
+// A test reports failure by panicking; unwrap, expect and panic! are how.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use gauntlet::Exit;
+use gauntlet::cli::{Cli, Command as CliCommand, MockArgs};
+use support::{Mock, TempFile};
+use tokio::sync::oneshot;
+
+/// How long a command that should fail at once may take before the test
+/// calls it hung (a bound, not a wait: it normally exits in milliseconds).
+const EXIT_BOUND: Duration = Duration::from_secs(60);
+
+const BIN: &str = env!("CARGO_BIN_EXE_gauntlet");
+
+/// How a command that ran to its end ended.
+#[derive(Debug)]
+struct Finished {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `gauntlet ARGS` to its end; kills it and fails if it outlives
+/// [`EXIT_BOUND`] (a mock that serves when it should have refused).
+fn gauntlet(args: &[&str]) -> Finished {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start the gauntlet binary");
+    let (tx, rx) = mpsc::channel();
+    let pipes: [(bool, Box<dyn Read + Send>); 2] = [
+        (true, Box::new(child.stdout.take().expect("piped stdout"))),
+        (false, Box::new(child.stderr.take().expect("piped stderr"))),
+    ];
+    for (is_stdout, mut pipe) in pipes {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            let _ = tx.send((is_stdout, text));
+        });
+    }
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    for _ in 0..2 {
+        match rx.recv_timeout(EXIT_BOUND) {
+            Ok((true, text)) => stdout = text,
+            Ok((false, text)) => stderr = text,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("gauntlet {args:?} still runs after {EXIT_BOUND:?}; stdout so far:\n{stdout}");
+            }
+        }
+    }
+    let status = child.wait().expect("wait for gauntlet");
+    Finished {
+        code: status.code(),
+        stdout,
+        stderr,
+    }
+}
+
+const TYPO: &str = r#"[[providers]]
+name = "typo"
+dialect = "openai"
+
+[[providers.models]]
+id = "m"
+ttft-mss = 3
+"#;
+
+const OUT_OF_RANGE: &str = r#"[[providers]]
+name = "shares"
+dialect = "anthropic"
+
+[providers.defaults]
+cache-read-share = 2.0
+"#;
+
+#[test]
+fn a_misspelt_key_exits_2_naming_file_line_path_and_the_fix() {
+    let file = TempFile::new("cli-typo", TYPO);
+    let run = gauntlet(&["mock", "--config", file.path()]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let expected = format!(
+        "error: {}:7:1: providers[0].models[0].ttft-mss: unknown field `ttft-mss`",
+        file.path()
+    );
+    assert!(
+        run.stderr.starts_with(&expected),
+        "want {expected:?}, got {:?}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("did you mean `ttft-ms`?"), "{:?}", run.stderr);
+    assert!(run.stdout.is_empty(), "nothing is served: {:?}", run.stdout);
+}
+
+#[test]
+fn an_invalid_value_exits_2_naming_file_path_and_problem() {
+    let file = TempFile::new("cli-range", OUT_OF_RANGE);
+    let run = gauntlet(&["mock", "--config", file.path()]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains(file.path()), "{:?}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("providers[0].defaults.cache-read-share: must be between 0 and 1, got 2"),
+        "{:?}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_missing_file_exits_2_naming_it() {
+    let missing = std::env::temp_dir().join(format!("gauntlet-cli-missing-{}.toml", std::process::id()));
+    let missing = missing.to_str().unwrap();
+    let run = gauntlet(&["mock", "--config", missing]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains(missing), "{:?}", run.stderr);
+    assert!(run.stderr.contains("cannot read the file"), "{:?}", run.stderr);
+}
+
+#[test]
+fn a_taken_port_exits_3_naming_the_provider() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = format!("[[providers]]\nname = \"squatted\"\ndialect = \"openai\"\nlisten = \"{addr}\"\n");
+    let file = TempFile::new("cli-taken", &config);
+    let run = gauntlet(&["mock", "--config", file.path()]);
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert!(run.stderr.contains("provider `squatted`"), "{:?}", run.stderr);
+    assert!(run.stderr.contains(&addr.to_string()), "{:?}", run.stderr);
+    drop(taken);
+}
+
+#[test]
+fn mock_without_arguments_exits_2_with_usage() {
+    let run = gauntlet(&["mock"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("--dialect"), "{:?}", run.stderr);
+    assert!(run.stderr.contains("Usage:"), "{:?}", run.stderr);
+}
+
+#[test]
+fn a_served_mock_answers_a_raw_http_request() {
+    let mock = Mock::start(&["--dialect", "openai", "--listen", "127.0.0.1:0"]);
+    let addr = mock.url().trim_start_matches("http://");
+
+    let body = r#"{"model":"any-model","messages":[{"role":"user","content":"hello"}]}"#;
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""object":"chat.completion""#), "{response}");
+}
+
+fn mock_args(argv: &[&str]) -> MockArgs {
+    match Cli::try_parse_from(argv).expect("the command line parses").command {
+        CliCommand::Mock(args) => args,
+    }
+}
+
+#[test]
+fn the_parser_refuses_what_the_binary_refuses() {
+    let missing = Cli::try_parse_from(["gauntlet", "mock"]).unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::MissingRequiredArgument);
+    let both = Cli::try_parse_from(["gauntlet", "mock", "--config", "x.toml", "--dialect", "openai"]).unwrap_err();
+    assert_eq!(both.kind(), ErrorKind::ArgumentConflict);
+    let bad = Cli::try_parse_from(["gauntlet", "mock", "--dialect", "cohere"]).unwrap_err();
+    assert_eq!(bad.kind(), ErrorKind::InvalidValue);
+}
+
+#[test]
+fn flags_resolve_into_one_any_model_provider() {
+    let args = mock_args(&["gauntlet", "mock", "--dialect", "anthropic", "--seed", "9"]);
+    let configs = gauntlet::mock::configs(&args).unwrap();
+    assert_eq!(configs.len(), 1);
+    assert_eq!(configs[0].name, "anthropic");
+    assert_eq!(configs[0].dialect, mock_providers::Dialect::Anthropic);
+    assert_eq!(configs[0].listen.to_string(), "127.0.0.1:0");
+    assert_eq!(configs[0].seed, 9);
+    assert!(configs[0].models.is_empty(), "any model is served");
+}
+
+#[tokio::test]
+async fn mock_runs_until_its_stop_future_fires() {
+    let args = mock_args(&["gauntlet", "mock", "--dialect", "openai", "--listen", "127.0.0.1:0"]);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (waiting_tx, waiting_rx) = oneshot::channel::<()>();
+    // Polled only once every provider is bound and printed.
+    let stop = async move {
+        let _ = waiting_tx.send(());
+        let _ = stop_rx.await;
+    };
+    let fire = async move {
+        waiting_rx
+            .await
+            .expect("run returned without waiting on its stop future");
+        stop_tx.send(()).expect("run is still waiting");
+    };
+    let (exit, ()) = tokio::join!(gauntlet::mock::run(args, stop), fire);
+    assert_eq!(exit, Exit::Success);
+}
+
+#[tokio::test]
+async fn a_bad_config_is_a_usage_error_in_process() {
+    let file = TempFile::new("cli-inprocess", TYPO);
+    let args = mock_args(&["gauntlet", "mock", "--config", file.path()]);
+    let message = gauntlet::mock::configs(&args).unwrap_err();
+    assert!(message.contains(file.path()), "{message}");
+    assert!(message.contains("providers[0].models[0].ttft-mss"), "{message}");
+    assert!(message.contains("did you mean `ttft-ms`?"), "{message}");
+    let exit = gauntlet::mock::run(args, std::future::pending()).await;
+    assert_eq!(exit, Exit::Usage);
+}

@@ -1,0 +1,128 @@
+//! The official OpenAI and Anthropic Python SDKs against the built
+//! `gauntlet mock` binary: each test starts a mock, runs one script of
+//! `tests/sdk/` on its URL and expects it to exit 0.
+//!
+//! The interpreter is `GAUNTLET_SDK_PYTHON`, else `.venv/bin/python` of the
+//! workspace (`.ci/run` creates it from `tests/sdk/requirements.txt`). With
+//! neither, the tests say they were skipped, and fail under `CI`.
+
+// A test reports failure by panicking; unwrap, expect and panic! are how.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use support::{Mock, TempFile};
+
+/// The tool-calling providers the `tools` mode of the scripts expects: the
+/// model id, tool name and arguments are the constants at the top of
+/// `openai_sdk.py` and `anthropic_sdk.py`.
+const OPENAI_TOOLS: &str = r#"
+[[providers]]
+name = "openai-tools"
+dialect = "openai"
+listen = "127.0.0.1:0"
+
+[[providers.models]]
+id = "gauntlet-tools"
+tool-call = { name = "get_weather", arguments = '{"city": "Paris", "unit": "celsius"}' }
+"#;
+
+const ANTHROPIC_TOOLS: &str = r#"
+[[providers]]
+name = "anthropic-tools"
+dialect = "anthropic"
+listen = "127.0.0.1:0"
+
+[[providers.models]]
+id = "gauntlet-tools"
+tool-call = { name = "get_weather", arguments = '{"city": "Tokyo", "unit": "celsius"}' }
+"#;
+
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The interpreter with the SDKs, or `None` (after saying so) when the test
+/// should be skipped.
+fn python() -> Option<PathBuf> {
+    if let Some(python) = std::env::var_os("GAUNTLET_SDK_PYTHON").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(python));
+    }
+    let venv = workspace().join(".venv/bin/python");
+    if venv.exists() {
+        return Some(venv);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "no Python with the SDKs: set GAUNTLET_SDK_PYTHON or create {}; under CI, .ci/run must set up the venv",
+            venv.display()
+        );
+    }
+    // Straight to stderr: the test harness captures eprintln! of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: no Python with the SDKs (set GAUNTLET_SDK_PYTHON, or run .ci/run to create {})",
+        venv.display()
+    );
+    None
+}
+
+/// Runs `tests/sdk/SCRIPT URL [EXTRA]` and asserts it exits 0.
+fn run_script(python: &Path, script: &str, url: &str, extra: Option<&str>) {
+    let script = workspace().join("tests/sdk").join(script);
+    let output = Command::new(python)
+        .arg(&script)
+        .arg(url)
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{} {} {url} {} failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        python.display(),
+        script.display(),
+        extra.unwrap_or(""),
+        output.status
+    );
+    print!("{stdout}");
+}
+
+fn sdk_against_dialect(dialect: &str, script: &str) {
+    let Some(python) = python() else { return };
+    let mock = Mock::start(&["--dialect", dialect, "--listen", "127.0.0.1:0"]);
+    run_script(&python, script, mock.url(), None);
+}
+
+fn sdk_against_tools(config: &str, script: &str) {
+    let Some(python) = python() else { return };
+    let file = TempFile::new("sdk-tools", config);
+    let mock = Mock::start(&["--config", file.path()]);
+    run_script(&python, script, mock.url(), Some("tools"));
+}
+
+#[test]
+fn openai_sdk_completes_streams_lists_and_errors() {
+    sdk_against_dialect("openai", "openai_sdk.py");
+}
+
+#[test]
+fn anthropic_sdk_creates_streams_lists_and_errors() {
+    sdk_against_dialect("anthropic", "anthropic_sdk.py");
+}
+
+#[test]
+fn openai_sdk_reassembles_a_streamed_tool_call() {
+    sdk_against_tools(OPENAI_TOOLS, "openai_sdk.py");
+}
+
+#[test]
+fn anthropic_sdk_reassembles_a_streamed_tool_use() {
+    sdk_against_tools(ANTHROPIC_TOOLS, "anthropic_sdk.py");
+}

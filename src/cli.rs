@@ -17,6 +17,20 @@ pub struct Cli {
 pub enum Command {
     /// Serve mock upstream providers (OpenAI or Anthropic dialect) until Ctrl-C.
     Mock(MockArgs),
+    /// Serve the reference router from the [router] table of a file until Ctrl-C.
+    Router(RouterArgs),
+}
+
+/// The reference router, from a scenario or router config file.
+#[derive(Debug, Args)]
+pub struct RouterArgs {
+    /// A TOML file with a [router] table (scenarios/demo.toml has one).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// Listen here instead of the file's `listen` (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
 }
 
 /// Either one provider from flags, or every `[[providers]]` table of a file.

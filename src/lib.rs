@@ -2,14 +2,15 @@
 //!
 //! The map:
 //! - [`cli`]: the command line (clap structs only).
-//! - [`mock`]: `gauntlet mock`, serving the `mock-providers` crate standalone.
+//! - [`command`]: the subcommands (`mock` serves the mock providers,
+//!   `router` the reference router).
 //! - [`router`]: the reference router.
 //!
 //! Exit codes, for every command: 0 all checks pass, 1 a check failed,
 //! 2 bad scenario or usage, 3 the run itself failed.
 
 pub mod cli;
-pub mod mock;
+pub mod command;
 pub mod router;
 
 use std::process::ExitCode;
@@ -36,6 +37,7 @@ impl From<Exit> for ExitCode {
 /// Runs a parsed command line to its end.
 pub async fn run(cli: cli::Cli) -> Exit {
     match cli.command {
-        cli::Command::Mock(args) => mock::run(args, mock::until_ctrl_c()).await,
+        cli::Command::Mock(args) => command::mock::run(args, command::until_ctrl_c()).await,
+        cli::Command::Router(args) => command::router::run(args, command::until_ctrl_c()).await,
     }
 }

@@ -181,6 +181,7 @@ fn a_served_mock_answers_a_raw_http_request() {
 fn mock_args(argv: &[&str]) -> MockArgs {
     match Cli::try_parse_from(argv).expect("the command line parses").command {
         CliCommand::Mock(args) => args,
+        other => panic!("expected `gauntlet mock`, parsed {other:?}"),
     }
 }
 
@@ -197,7 +198,7 @@ fn the_parser_refuses_what_the_binary_refuses() {
 #[test]
 fn flags_resolve_into_one_any_model_provider() {
     let args = mock_args(&["gauntlet", "mock", "--dialect", "anthropic", "--seed", "9"]);
-    let configs = gauntlet::mock::configs(&args).unwrap();
+    let configs = gauntlet::command::mock::configs(&args).unwrap();
     assert_eq!(configs.len(), 1);
     assert_eq!(configs[0].name, "anthropic");
     assert_eq!(configs[0].dialect, mock_providers::Dialect::Anthropic);
@@ -222,7 +223,7 @@ async fn mock_runs_until_its_stop_future_fires() {
             .expect("run returned without waiting on its stop future");
         stop_tx.send(()).expect("run is still waiting");
     };
-    let (exit, ()) = tokio::join!(gauntlet::mock::run(args, stop), fire);
+    let (exit, ()) = tokio::join!(gauntlet::command::mock::run(args, stop), fire);
     assert_eq!(exit, Exit::Success);
 }
 
@@ -230,10 +231,10 @@ async fn mock_runs_until_its_stop_future_fires() {
 async fn a_bad_config_is_a_usage_error_in_process() {
     let file = TempFile::new("cli-inprocess", TYPO);
     let args = mock_args(&["gauntlet", "mock", "--config", file.path()]);
-    let message = gauntlet::mock::configs(&args).unwrap_err();
+    let message = gauntlet::command::mock::configs(&args).unwrap_err();
     assert!(message.contains(file.path()), "{message}");
     assert!(message.contains("providers[0].models[0].ttft-mss"), "{message}");
     assert!(message.contains("did you mean `ttft-ms`?"), "{message}");
-    let exit = gauntlet::mock::run(args, std::future::pending()).await;
+    let exit = gauntlet::command::mock::run(args, std::future::pending()).await;
     assert_eq!(exit, Exit::Usage);
 }

@@ -15,7 +15,10 @@
 //! Flags: `--url URL` (loopback only) or `--spawn`; `--streams N` (5000);
 //! `--itl-ms MS` the configured gap (50); `--ramp-ms MS` over which the
 //! streams are opened (1000); `--timeout-s S` for the whole run (120);
-//! `--dialect openai|anthropic` (openai); `--model ID`; with `--spawn`:
+//! `--dialect openai|anthropic` (openai); `--model ID`; `--threads N` of the
+//! client's runtime (2); `--journal` also reads the mock's journal (cleared
+//! first) and reports the gaps between the send times the mock recorded, which
+//! tells lateness of the mock from lateness of this client; with `--spawn`:
 //! `--ttft-ms MS` (5) and `--tokens N` (150).
 //!
 //! Gaps are measured only between content chunks, so from a stream's first
@@ -40,7 +43,7 @@ use tokio::time::Instant;
 
 use mock_providers::config::{Behaviour, ProviderConfig};
 use mock_providers::distribution::Distribution;
-use mock_providers::{Dialect, MockSet};
+use mock_providers::{Dialect, MockSet, Record};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -59,6 +62,8 @@ struct Args {
     model: String,
     ttft_ms: f64,
     tokens: f64,
+    journal: bool,
+    threads: usize,
 }
 
 impl Args {
@@ -74,12 +79,21 @@ impl Args {
             model: "soak-model".to_string(),
             ttft_ms: 5.0,
             tokens: 150.0,
+            journal: false,
+            threads: 2,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
-            if flag == "--spawn" {
-                args.spawn = true;
-                continue;
+            match flag.as_str() {
+                "--spawn" => {
+                    args.spawn = true;
+                    continue;
+                }
+                "--journal" => {
+                    args.journal = true;
+                    continue;
+                }
+                _ => {}
             }
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
@@ -92,6 +106,7 @@ impl Args {
                 "--model" => args.model = value.clone(),
                 "--ttft-ms" => args.ttft_ms = value.parse().map_err(|e| bad(&e))?,
                 "--tokens" => args.tokens = value.parse().map_err(|e| bad(&e))?,
+                "--threads" => args.threads = value.parse().map_err(|e| bad(&e))?,
                 "--dialect" => {
                     args.dialect = match value.as_str() {
                         "openai" => Dialect::OpenAi,
@@ -105,7 +120,10 @@ impl Args {
         if args.url.is_some() == args.spawn {
             return Err("give exactly one of --url URL or --spawn".to_string());
         }
-        if args.streams == 0 || !(args.itl_ms >= 0.0) {
+        if args.threads == 0 {
+            return Err("--threads must be at least 1".to_string());
+        }
+        if args.streams == 0 || !args.itl_ms.is_finite() || args.itl_ms < 0.0 {
             return Err("--streams must be at least 1 and --itl-ms not negative".to_string());
         }
         Ok(args)
@@ -288,6 +306,18 @@ fn open_files_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// CPU seconds (user + system) this process has used, from /proc (Linux,
+/// where the clock ticks of /proc are fixed at 100 a second).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user + system) / 100.0)
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -309,6 +339,44 @@ fn resolve(url: &str) -> Result<(SocketAddr, String), BoxError> {
     }
     let port = uri.port_u16().unwrap_or(80);
     Ok((SocketAddr::new(ip, port), authority))
+}
+
+/// One request on a fresh connection; the body of a 2xx answer.
+async fn control(target: &Target, method: http::Method, path: &str) -> Result<Bytes, BoxError> {
+    let tcp = TcpStream::connect(target.addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(tcp)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, target.authority.as_str())
+        .body(Full::new(Bytes::new()))?;
+    let response = sender.send_request(request).await?;
+    if !response.status().is_success() {
+        return Err(format!("{path}: status {}", response.status()).into());
+    }
+    Ok(response.into_body().collect().await?.to_bytes())
+}
+
+/// The mock's own view: gaps between the send times it journaled for this
+/// run's streams.
+fn journal_gaps(records: &[Record], itl_us: u64) -> Result<(Histogram<u64>, usize), BoxError> {
+    let mut deviation = Histogram::<u64>::new_with_bounds(1, HIST_MAX_US, 3)?;
+    let mut streams = 0;
+    for record in records {
+        if !record.correlation_id.as_deref().is_some_and(|c| c.starts_with("soak-")) {
+            continue;
+        }
+        streams += 1;
+        for pair in record.token_offsets_us.windows(2) {
+            if let [a, b] = pair {
+                deviation.saturating_record(u64::from(b.saturating_sub(*a)).abs_diff(itl_us));
+            }
+        }
+    }
+    Ok((deviation, streams))
 }
 
 fn print_histogram(name: &str, h: &Histogram<u64>) {
@@ -375,6 +443,15 @@ async fn run(args: Args) -> Result<(), BoxError> {
         load_average()
     );
 
+    if args.journal {
+        match &served {
+            Some(mocks) => mocks.providers().iter().for_each(|p| p.journal().clear()),
+            None => {
+                control(&target, http::Method::DELETE, "/__gauntlet/journal").await?;
+            }
+        }
+    }
+    let cpu_before = cpu_seconds();
     let open = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -421,10 +498,14 @@ async fn run(args: Args) -> Result<(), BoxError> {
         }
     }
     let elapsed = started.elapsed();
+    let cpu = match (cpu_before, cpu_seconds()) {
+        (Some(before), Some(after)) => format!("{:.1} s", after - before),
+        _ => "?".to_string(),
+    };
 
     let failed: usize = failures.iter().sum();
     println!(
-        "streams: {} requested, {completed} completed, {failed} failed, peak open {}, {:.1} s, load after: {}",
+        "streams: {} requested, {completed} completed, {failed} failed, peak open {}, {:.1} s, client cpu {cpu}, load after: {}",
         args.streams,
         peak.load(Ordering::Relaxed),
         elapsed.as_secs_f64(),
@@ -442,6 +523,21 @@ async fn run(args: Args) -> Result<(), BoxError> {
     print_histogram("|gap - configured| µs", &deviation);
     print_histogram("gap µs", &gaps);
     print_histogram("ttft µs", &ttft);
+    if args.journal {
+        let records: Vec<Record> = match &served {
+            Some(mocks) => mocks.providers().iter().flat_map(|p| p.journal().snapshot()).collect(),
+            None => {
+                let ndjson = control(&target, http::Method::GET, "/__gauntlet/journal").await?;
+                ndjson
+                    .split(|b| *b == b'\n')
+                    .filter(|line| !line.is_empty())
+                    .map(serde_json::from_slice)
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let (deviation, streams) = journal_gaps(&records, itl_us)?;
+        print_histogram(&format!("mock-side |gap - cfg| µs ({streams} streams)"), &deviation);
+    }
     if let Some(mocks) = served {
         mocks.shutdown_handle().shutdown();
     }
@@ -456,6 +552,9 @@ fn main() -> Result<(), BoxError> {
             std::process::exit(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()?;
     runtime.block_on(run(args))
 }

@@ -8,7 +8,7 @@ use bytes::{BufMut, BytesMut};
 use serde_json::{Value, json};
 
 use crate::journal::Usage;
-use crate::openai::write_json_str;
+use crate::openai::{put_decimal, write_json_pieces, write_json_str, write_json_str_contents};
 use crate::plan::{Ask, Finish, Plan};
 use crate::tokens::{content_text, find_nonce, for_each_text, prompt_tokens};
 
@@ -88,19 +88,54 @@ fn stop_reason(finish: Finish) -> &'static str {
 /// Usage as Anthropic reports it: `input_tokens` are the uncached ones.
 pub fn usage_json(usage: &Usage, output_tokens: u32) -> Value {
     json!({
-        "input_tokens": usage.prompt_tokens - usage.cache_read_tokens - usage.cache_write_tokens,
+        "input_tokens": input_tokens(usage),
         "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cache_read_tokens,
         "output_tokens": output_tokens
     })
 }
 
+/// The uncached prompt tokens.
+fn input_tokens(usage: &Usage) -> u32 {
+    usage.prompt_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+}
+
 fn tool_input(plan: &Plan) -> Value {
     serde_json::from_str(&plan.pieces.concat()).unwrap_or_else(|_| json!({}))
 }
 
-/// A whole non-streaming message.
+/// A whole non-streaming message. A text answer is written directly, in the
+/// sorted key order of a `serde_json::Value` (the bytes `json!` would give); a
+/// tool use goes through a `Value`, as its `input` is the parsed arguments.
 pub fn message(plan: &Plan, model: &str) -> Vec<u8> {
+    if plan.tool.is_some() {
+        return message_via_value(plan, model);
+    }
+    let text_len: usize = plan.pieces.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(320 + model.len() + text_len + text_len / 4);
+    out.put_slice(b"{\"content\":[{\"text\":");
+    write_json_pieces(&mut out, &plan.pieces);
+    out.put_slice(b",\"type\":\"text\"}],\"id\":\"msg_");
+    write_json_str_contents(&mut out, &plan.id);
+    out.put_slice(b"\",\"model\":");
+    write_json_str(&mut out, model);
+    out.put_slice(b",\"role\":\"assistant\",\"stop_reason\":\"");
+    out.put_slice(stop_reason(plan.finish).as_bytes());
+    out.put_slice(b"\",\"stop_sequence\":null,\"type\":\"message\",\"usage\":");
+    let usage = &plan.usage;
+    out.put_slice(b"{\"cache_creation_input_tokens\":");
+    put_decimal(&mut out, u64::from(usage.cache_write_tokens));
+    out.put_slice(b",\"cache_read_input_tokens\":");
+    put_decimal(&mut out, u64::from(usage.cache_read_tokens));
+    out.put_slice(b",\"input_tokens\":");
+    put_decimal(&mut out, u64::from(input_tokens(usage)));
+    out.put_slice(b",\"output_tokens\":");
+    put_decimal(&mut out, u64::from(usage.completion_tokens));
+    out.put_slice(b"}}");
+    out
+}
+
+fn message_via_value(plan: &Plan, model: &str) -> Vec<u8> {
     let content = match &plan.tool {
         Some(tool) => json!([{"type": "tool_use", "id": tool.id, "name": tool.name, "input": tool_input(plan)}]),
         None => json!([{"type": "text", "text": plan.text()}]),
@@ -248,6 +283,33 @@ mod tests {
         assert_eq!(parse(&missing).unwrap_err(), "max_tokens: Field required");
         let bad_role = json!({"model": "m", "max_tokens": 1, "messages": [{"role": "system", "content": "x"}]});
         assert!(parse(&bad_role).unwrap_err().contains("messages.0.role"));
+    }
+
+    #[test]
+    fn whole_text_message_bytes_match_the_value_form() {
+        use crate::config::Behaviour;
+        use crate::distribution::Distribution;
+        let behaviour = Behaviour {
+            output_tokens: Distribution::Constant(40.0),
+            cache_read_share: 0.5,
+            cache_write_share: 0.25,
+            ..Behaviour::default()
+        };
+        for max_tokens in [None, Some(5)] {
+            let ask = Ask {
+                model: "m".into(),
+                prompt_tokens: 77,
+                max_tokens,
+                ..Ask::default()
+            };
+            let plan = crate::plan::plan(99, 1, &behaviour, None, &ask);
+            for model in ["claude-sonnet-4", "we\u{c}ird \"model\"\\\n\u{1} 🦀"] {
+                assert_eq!(
+                    String::from_utf8_lossy(&message(&plan, model)),
+                    String::from_utf8_lossy(&message_via_value(&plan, model))
+                );
+            }
+        }
     }
 
     #[test]

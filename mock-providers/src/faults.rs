@@ -242,6 +242,9 @@ pub struct Target<'a> {
     pub key: Option<&'a str>,
     /// A uniform draw in [0, 1) from the attempt's own seeded generator.
     pub roll: f64,
+    /// How many content tokens the answer will have: a fault that acts after
+    /// k tokens acts only on answers long enough to reach it.
+    pub tokens: u32,
 }
 
 /// The fault list of a provider, replaceable at run time.
@@ -299,6 +302,7 @@ impl FaultSet {
                     && elapsed >= fault.from
                     && fault.until.is_none_or(|until| elapsed < until)
                     && target.roll < fault.probability
+                    && fault.reaches(target.tokens)
                     && fault.take_hit()
             })
             .cloned()
@@ -306,6 +310,21 @@ impl FaultSet {
 }
 
 impl Fault {
+    /// Whether a fault acting after k tokens acts on an answer of `tokens`:
+    /// cut, reset and malformed-chunk need a token after the k-th; an error
+    /// status after k tokens needs k of them (it takes the finish's place).
+    fn reaches(&self, tokens: u32) -> bool {
+        match self.action {
+            FaultAction::Status {
+                after_tokens: Some(k), ..
+            } => k <= tokens,
+            FaultAction::Cut { after_tokens: k }
+            | FaultAction::MalformedChunk { after_tokens: k }
+            | FaultAction::Reset { after_tokens: Some(k) } => k < tokens,
+            _ => true,
+        }
+    }
+
     fn take_hit(&self) -> bool {
         match self.max_hits {
             None => {
@@ -368,6 +387,7 @@ mod tests {
             model: "m",
             key: None,
             roll: 0.5,
+            tokens: 10,
         };
         let start = Instant::now();
         assert!(set.pick(start, t).is_none(), "before the window");
@@ -383,6 +403,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_fault_after_k_tokens_needs_a_long_enough_answer() {
+        let mut f = raw(FaultKind::Cut);
+        f.after_tokens = Some(8);
+        let set = FaultSet::new(vec![f.validate(0).unwrap()]);
+        let now = Instant::now();
+        let target = |tokens| Target {
+            model: "m",
+            key: None,
+            roll: 0.0,
+            tokens,
+        };
+        assert!(set.pick(now, target(8)).is_none());
+        assert_eq!(set.list()[0].hits(), 0, "a fault that cannot act is not counted");
+        assert!(set.pick(now, target(9)).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn probability_uses_the_roll() {
         let mut f = raw(FaultKind::Reset);
         f.probability = Some(0.3);
@@ -394,7 +431,8 @@ mod tests {
                 Target {
                     model: "m",
                     key: None,
-                    roll: 0.29
+                    roll: 0.29,
+                    tokens: 10,
                 }
             )
             .is_some()
@@ -405,7 +443,8 @@ mod tests {
                 Target {
                     model: "m",
                     key: None,
-                    roll: 0.31
+                    roll: 0.31,
+                    tokens: 10,
                 }
             )
             .is_none()

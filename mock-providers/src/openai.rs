@@ -1,6 +1,8 @@
 //! The OpenAI dialect: `POST /v1/chat/completions` requests in, completions,
 //! `chat.completion.chunk` SSE and error bodies out.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, BytesMut};
 use serde_json::{Value, json};
 
@@ -101,31 +103,58 @@ pub fn usage_json(usage: &Usage) -> Value {
     })
 }
 
-/// A whole non-streaming completion.
+/// A whole non-streaming completion, written directly rather than through a
+/// `serde_json::Value`: the keys come in the sorted order a `Value` object
+/// gives them, so the bytes are the ones `json!` would produce.
 pub fn completion(plan: &Plan, model: &str, created: u64) -> Vec<u8> {
-    let message = match &plan.tool {
-        Some(tool) => json!({
-            "role": "assistant",
-            "content": null,
-            "refusal": null,
-            "tool_calls": [{
-                "id": tool.id,
-                "type": "function",
-                "function": {"name": tool.name, "arguments": plan.pieces.concat()}
-            }]
-        }),
-        None => json!({"role": "assistant", "content": plan.text(), "refusal": null}),
-    };
-    let body = json!({
-        "id": format!("chatcmpl-{}", plan.id),
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(plan.finish)}],
-        "usage": usage_json(&plan.usage),
-        "system_fingerprint": "fp_gauntlet"
-    });
-    serde_json::to_vec(&body).unwrap_or_default()
+    let text_len: usize = plan.pieces.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(512 + model.len() + text_len + text_len / 4);
+    out.put_slice(b"{\"choices\":[{\"finish_reason\":\"");
+    out.put_slice(finish_reason(plan.finish).as_bytes());
+    out.put_slice(b"\",\"index\":0,\"logprobs\":null,\"message\":");
+    match &plan.tool {
+        Some(tool) => {
+            out.put_slice(b"{\"content\":null,\"refusal\":null,\"role\":\"assistant\",");
+            out.put_slice(b"\"tool_calls\":[{\"function\":{\"arguments\":");
+            write_json_pieces(&mut out, &plan.pieces);
+            out.put_slice(b",\"name\":");
+            write_json_str(&mut out, &tool.name);
+            out.put_slice(b"},\"id\":");
+            write_json_str(&mut out, &tool.id);
+            out.put_slice(b",\"type\":\"function\"}]}");
+        }
+        None => {
+            out.put_slice(b"{\"content\":");
+            write_json_pieces(&mut out, &plan.pieces);
+            out.put_slice(b",\"refusal\":null,\"role\":\"assistant\"}");
+        }
+    }
+    out.put_slice(b"}],\"created\":");
+    put_decimal(&mut out, created);
+    out.put_slice(b",\"id\":\"chatcmpl-");
+    write_json_str_contents(&mut out, &plan.id);
+    out.put_slice(b"\",\"model\":");
+    write_json_str(&mut out, model);
+    out.put_slice(b",\"object\":\"chat.completion\",\"system_fingerprint\":\"fp_gauntlet\",\"usage\":");
+    write_usage(&mut out, &plan.usage);
+    out.put_u8(b'}');
+    out
+}
+
+/// Appends [`usage_json`] as JSON text (the same bytes, without the `Value`).
+pub fn write_usage(buf: &mut impl BufMut, usage: &Usage) {
+    buf.put_slice(b"{\"completion_tokens\":");
+    put_decimal(buf, u64::from(usage.completion_tokens));
+    buf.put_slice(b",\"completion_tokens_details\":{\"accepted_prediction_tokens\":0,\"audio_tokens\":0,");
+    buf.put_slice(b"\"reasoning_tokens\":");
+    put_decimal(buf, u64::from(usage.reasoning_tokens));
+    buf.put_slice(b",\"rejected_prediction_tokens\":0},\"prompt_tokens\":");
+    put_decimal(buf, u64::from(usage.prompt_tokens));
+    buf.put_slice(b",\"prompt_tokens_details\":{\"audio_tokens\":0,\"cached_tokens\":");
+    put_decimal(buf, u64::from(usage.cache_read_tokens));
+    buf.put_slice(b"},\"total_tokens\":");
+    put_decimal(buf, u64::from(usage.prompt_tokens) + u64::from(usage.completion_tokens));
+    buf.put_u8(b'}');
 }
 
 /// An error body: `{"error": {"message", "type", "param", "code"}}`.
@@ -232,7 +261,7 @@ impl ChunkWriter {
         if self.include_usage {
             buf.put_slice(&self.prefix);
             buf.put_slice(b"],\"usage\":");
-            buf.put_slice(usage_json(&plan.usage).to_string().as_bytes());
+            write_usage(buf, &plan.usage);
             buf.put_slice(b"}\n\n");
         }
         buf.put_slice(b"data: [DONE]\n\n");
@@ -253,9 +282,26 @@ impl ChunkWriter {
     }
 }
 
-/// Appends `text` as a JSON string literal.
+/// Appends `text` as a JSON string literal, escaped as serde_json does.
 pub fn write_json_str(buf: &mut impl BufMut, text: &str) {
     buf.put_u8(b'"');
+    write_json_str_contents(buf, text);
+    buf.put_u8(b'"');
+}
+
+/// Appends the pieces, concatenated, as one JSON string literal.
+pub fn write_json_pieces(buf: &mut impl BufMut, pieces: &[Cow<'static, str>]) {
+    buf.put_u8(b'"');
+    for piece in pieces {
+        write_json_str_contents(buf, piece);
+    }
+    buf.put_u8(b'"');
+}
+
+/// Appends `text` escaped for the inside of a JSON string literal, the way
+/// serde_json escapes it (short forms for `\b \f \n \r \t`, `\u00XX` for
+/// other control characters).
+pub fn write_json_str_contents(buf: &mut impl BufMut, text: &str) {
     let bytes = text.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -265,6 +311,8 @@ pub fn write_json_str(buf: &mut impl BufMut, text: &str) {
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
             0..=0x1f => {
                 buf.put_slice(&bytes[start..i]);
                 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -286,7 +334,21 @@ pub fn write_json_str(buf: &mut impl BufMut, text: &str) {
         start = i + 1;
     }
     buf.put_slice(&bytes[start..]);
-    buf.put_u8(b'"');
+}
+
+/// Appends `n` in decimal.
+pub fn put_decimal(buf: &mut impl BufMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.put_slice(&digits[at..]);
 }
 
 #[cfg(test)]
@@ -329,13 +391,111 @@ mod tests {
         assert!(parse(&bad_max).unwrap_err().contains("max_tokens"));
     }
 
+    /// The body as it was built before it was written directly: the
+    /// direct writer must give the same bytes.
+    fn completion_via_value(plan: &Plan, model: &str, created: u64) -> Vec<u8> {
+        let message = match &plan.tool {
+            Some(tool) => json!({
+                "role": "assistant",
+                "content": null,
+                "refusal": null,
+                "tool_calls": [{
+                    "id": tool.id,
+                    "type": "function",
+                    "function": {"name": tool.name, "arguments": plan.pieces.concat()}
+                }]
+            }),
+            None => json!({"role": "assistant", "content": plan.text(), "refusal": null}),
+        };
+        let body = json!({
+            "id": format!("chatcmpl-{}", plan.id),
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(plan.finish)}],
+            "usage": usage_json(&plan.usage),
+            "system_fingerprint": "fp_gauntlet"
+        });
+        serde_json::to_vec(&body).unwrap()
+    }
+
+    fn sample_plan(tool: bool, max_tokens: Option<u32>) -> Plan {
+        use crate::config::{Behaviour, ToolCall};
+        use crate::distribution::Distribution;
+        let behaviour = Behaviour {
+            output_tokens: Distribution::Constant(40.0),
+            cache_read_share: 0.5,
+            reasoning_tokens: 2,
+            ..Behaviour::default()
+        };
+        let call = ToolCall {
+            name: "get_\u{8}weather \"now\"".into(),
+            arguments: "{\"city\":\"Par\\nis \\\"東京\\\"\"}".into(),
+        };
+        let ask = Ask {
+            model: "m".into(),
+            prompt_tokens: 77,
+            max_tokens,
+            offers_tools: tool,
+            ..Ask::default()
+        };
+        crate::plan::plan(99, 1, &behaviour, tool.then_some(&call), &ask)
+    }
+
+    #[test]
+    fn whole_completion_bytes_match_the_value_form() {
+        for (tool, max_tokens) in [(false, None), (false, Some(5)), (true, None), (true, Some(3))] {
+            let plan = sample_plan(tool, max_tokens);
+            for model in ["gpt-4o-mini", "we\u{c}ird \"model\"\\\n\u{1}\u{7f} 🦀"] {
+                let direct = completion(&plan, model, 1_700_000_123);
+                let reference = completion_via_value(&plan, model, 1_700_000_123);
+                assert_eq!(String::from_utf8_lossy(&direct), String::from_utf8_lossy(&reference));
+            }
+        }
+    }
+
+    #[test]
+    fn usage_bytes_match_the_value_form() {
+        let usage = Usage {
+            prompt_tokens: 120,
+            cache_read_tokens: 60,
+            cache_write_tokens: 3,
+            completion_tokens: 17,
+            reasoning_tokens: 4,
+        };
+        let mut buf = Vec::new();
+        write_usage(&mut buf, &usage);
+        assert_eq!(buf, usage_json(&usage).to_string().into_bytes());
+        // The total does not overflow.
+        let huge = Usage {
+            prompt_tokens: u32::MAX,
+            completion_tokens: u32::MAX,
+            ..usage
+        };
+        let mut buf = Vec::new();
+        write_usage(&mut buf, &huge);
+        let v: Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["total_tokens"], 2 * u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 99, 1_700_000_000, u64::from(u32::MAX), u64::MAX] {
+            let mut buf = Vec::new();
+            put_decimal(&mut buf, n);
+            assert_eq!(buf, n.to_string().into_bytes());
+        }
+    }
+
     proptest! {
         #[test]
-        fn escaping_round_trips(text in "\\PC*|[\"\\\\\n\r\t\u{0}-\u{1f}]*") {
+        fn escaping_round_trips(text in "\\PC*|[\"\\\\\n\r\t\u{0}-\u{1f}\u{7f}]*") {
             let mut buf = Vec::new();
             write_json_str(&mut buf, &text);
             let back: String = serde_json::from_slice(&buf).unwrap();
-            prop_assert_eq!(back, text);
+            prop_assert_eq!(&back, &text);
+            // And byte for byte what serde_json writes.
+            prop_assert_eq!(buf, serde_json::to_vec(&text).unwrap());
         }
     }
 }

@@ -119,9 +119,11 @@ pub fn plan(seed: u64, attempt: u32, behaviour: &Behaviour, tool_call: Option<&T
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let ttft = ms(behaviour.ttft_ms.sample(&mut rng));
     let sampled = behaviour.output_tokens.sample(&mut rng).round() as u64;
-    let cap = ask
+    // Reasoning tokens come first and count against max_tokens too.
+    let reasoning = ask
         .max_tokens
-        .map(|m| m.saturating_sub(behaviour.reasoning_tokens) as usize);
+        .map_or(behaviour.reasoning_tokens, |m| behaviour.reasoning_tokens.min(m));
+    let cap = ask.max_tokens.map(|m| m.saturating_sub(reasoning) as usize);
 
     let (mut pieces, tool, natural_finish) = match tool_call.filter(|_| ask.offers_tools) {
         Some(call) => {
@@ -160,8 +162,8 @@ pub fn plan(seed: u64, attempt: u32, behaviour: &Behaviour, tool_call: Option<&T
         prompt_tokens: prompt,
         cache_read_tokens: share(behaviour.cache_read_share),
         cache_write_tokens: share(behaviour.cache_write_share),
-        completion_tokens: pieces.len() as u32 + behaviour.reasoning_tokens,
-        reasoning_tokens: behaviour.reasoning_tokens,
+        completion_tokens: pieces.len() as u32 + reasoning,
+        reasoning_tokens: reasoning,
     };
     Plan {
         ttft,
@@ -219,6 +221,20 @@ mod tests {
         assert_eq!(p.finish, Finish::Length);
         assert_eq!(p.usage.completion_tokens, 10);
         assert_eq!(p.gaps.len(), 6);
+    }
+
+    #[test]
+    fn reasoning_tokens_never_exceed_max_tokens() {
+        let b = Behaviour {
+            reasoning_tokens: 3,
+            ..Behaviour::default()
+        };
+        let p = plan(7, 1, &b, None, &ask(Some(2)));
+        assert_eq!(
+            (p.pieces.len(), p.usage.completion_tokens, p.usage.reasoning_tokens),
+            (0, 2, 2)
+        );
+        assert_eq!(p.finish, Finish::Length);
     }
 
     #[test]

@@ -481,14 +481,14 @@ impl Provider {
         };
 
         let roll = fault_roll(seed, attempt_no);
-        let fault = self.faults.pick(
-            received,
-            Target {
-                model: &ask.model,
-                key: upstream_key.as_deref(),
-                roll,
-            },
-        );
+        let tokens = plan.pieces.len() as u32;
+        let target = Target {
+            model: &ask.model,
+            key: upstream_key.as_deref(),
+            roll,
+            tokens,
+        };
+        let fault = self.faults.pick(received, target);
         let mut start = received;
         let mut midstream = None;
         if let Some(fault) = &fault {
@@ -538,7 +538,7 @@ impl Provider {
         }
 
         if ask.stream {
-            tokio::time::sleep_until(start).await;
+            sleep_until_due(start).await;
             let created = clock.now_us() / 1_000_000;
             let writer = match self.dialect {
                 Dialect::OpenAi => {
@@ -577,32 +577,31 @@ impl Provider {
         permit: Option<Permit>,
     ) -> Reply {
         let until_piece = |k: usize| start + plan.ttft + plan.gaps.iter().take(k.saturating_sub(1)).sum::<Duration>();
+        // The fault set only picks mid-answer faults the answer reaches.
         let mut malformed = false;
         if let Some((action, k)) = midstream {
             let k = k as usize;
-            if k < plan.pieces.len() || matches!(action, FaultAction::Status { .. }) {
-                match action {
-                    FaultAction::Status { status, .. } => {
-                        tokio::time::sleep_until(until_piece(k)).await;
-                        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                        let message = status_message(status.as_u16());
-                        return Ok(self.refuse(&mut attempt, status, Outcome::FaultStatus, &message, None));
-                    }
-                    FaultAction::Cut { .. } | FaultAction::Reset { .. } => {
-                        tokio::time::sleep_until(until_piece(k)).await;
-                        let is_reset = matches!(action, FaultAction::Reset { .. });
-                        if let (true, Some(flag)) = (is_reset, &reset) {
-                            flag.store(true, Ordering::Release);
-                        }
-                        attempt.finish(0, if is_reset { Outcome::Reset } else { Outcome::Cut });
-                        return Err(Abort("cut or reset fault"));
-                    }
-                    FaultAction::MalformedChunk { .. } => malformed = true,
-                    FaultAction::Hang { .. } | FaultAction::SlowFirstByte { .. } => {}
+            match action {
+                FaultAction::Status { status, .. } => {
+                    tokio::time::sleep_until(until_piece(k)).await;
+                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    let message = status_message(status.as_u16());
+                    return Ok(self.refuse(&mut attempt, status, Outcome::FaultStatus, &message, None));
                 }
+                FaultAction::Cut { .. } | FaultAction::Reset { .. } => {
+                    tokio::time::sleep_until(until_piece(k)).await;
+                    let is_reset = matches!(action, FaultAction::Reset { .. });
+                    if let (true, Some(flag)) = (is_reset, &reset) {
+                        flag.store(true, Ordering::Release);
+                    }
+                    attempt.finish(0, if is_reset { Outcome::Reset } else { Outcome::Cut });
+                    return Err(Abort("cut or reset fault"));
+                }
+                FaultAction::MalformedChunk { .. } => malformed = true,
+                FaultAction::Hang { .. } | FaultAction::SlowFirstByte { .. } => {}
             }
         }
-        tokio::time::sleep_until(start + plan.generation_time()).await;
+        sleep_until_due(start + plan.generation_time()).await;
         let mut body = match self.dialect {
             Dialect::OpenAi => openai::completion(&plan, &ask.model, self.journal.clock().now_us() / 1_000_000),
             Dialect::Anthropic => anthropic::message(&plan, &ask.model),
@@ -616,6 +615,9 @@ impl Provider {
             record.first_token_us = Some(us);
             record.last_token_us = Some(us);
             record.tokens_sent = plan.pieces.len() as u32;
+            // Every token of a whole answer leaves at once, with the response.
+            let offset = now.saturating_duration_since(attempt.received).as_micros();
+            record.token_offsets_us = vec![u32::try_from(offset).unwrap_or(u32::MAX); plan.pieces.len()];
             record.usage = Some(plan.usage);
         }
         attempt.finish(200, if malformed { Outcome::Malformed } else { Outcome::Ok });
@@ -636,6 +638,14 @@ impl Provider {
     ) -> Response<MockBody> {
         attempt.finish(status.as_u16(), outcome);
         self.error(status, message, code)
+    }
+}
+
+/// Sleeps until `deadline`; one that has passed (a zero-delay model) costs
+/// no timer registration.
+async fn sleep_until_due(deadline: Instant) {
+    if Instant::now() < deadline {
+        tokio::time::sleep_until(deadline).await;
     }
 }
 

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
@@ -17,6 +18,9 @@ use crate::limits::Permit;
 use crate::plan::Plan;
 use crate::provider::Attempt;
 use crate::{anthropic, openai};
+
+/// How long a cut or reset waits for hyper to flush the tokens before it.
+const ABORT_FLUSH: Duration = Duration::from_millis(5);
 
 /// Why a body ended without finishing; hyper then closes the connection.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +138,8 @@ pub struct StreamBody {
     /// A fault that acts once `after_tokens` pieces are out.
     midstream: Option<(FaultAction, u32)>,
     malformed_sent: bool,
+    /// When a cut or reset fault fails the body (after [`ABORT_FLUSH`]).
+    abort_at: Option<Instant>,
     attempt: Attempt,
     reset: Option<Arc<AtomicBool>>,
     /// Holds the key's concurrency slot for as long as the stream lives.
@@ -162,6 +168,7 @@ impl StreamBody {
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
             midstream,
             malformed_sent: false,
+            abort_at: None,
             attempt,
             reset,
             _permit: permit,
@@ -174,7 +181,7 @@ impl StreamBody {
     }
 
     /// Acts on the mid-stream fault due now, if any.
-    fn fault_now(&mut self) -> Option<PollFrame> {
+    fn fault_now(&mut self, cx: &mut Context<'_>) -> Option<PollFrame> {
         let (action, after) = self.midstream?;
         if self.next != after as usize {
             return None;
@@ -187,6 +194,9 @@ impl StreamBody {
                 self.attempt.finish(status, Outcome::FaultStreamError);
                 self.phase = Phase::Done;
                 Some(self.frame())
+            }
+            FaultAction::Cut { .. } | FaultAction::Reset { .. } if !self.flushed_before_abort(cx) => {
+                Some(Poll::Pending)
             }
             FaultAction::Cut { .. } => {
                 self.attempt.finish(200, Outcome::Cut);
@@ -214,6 +224,17 @@ impl StreamBody {
         }
     }
 
+    /// Gives hyper [`ABORT_FLUSH`] to write out the tokens it holds before the
+    /// body fails: failing in the same poll would drop what is still buffered.
+    fn flushed_before_abort(&mut self, cx: &mut Context<'_>) -> bool {
+        let at = *self.abort_at.get_or_insert_with(|| Instant::now() + ABORT_FLUSH);
+        if Instant::now() >= at {
+            return true;
+        }
+        self.sleep.as_mut().reset(at);
+        self.sleep.as_mut().poll(cx).is_ready()
+    }
+
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
         loop {
@@ -224,7 +245,7 @@ impl StreamBody {
                     return this.frame();
                 }
                 Phase::Pieces => {
-                    if let Some(poll) = this.fault_now() {
+                    if let Some(poll) = this.fault_now(cx) {
                         return poll;
                     }
                     if this.next >= this.plan.pieces.len() {

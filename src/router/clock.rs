@@ -35,13 +35,19 @@ pub fn parse_time(text: &str) -> Result<Timestamp, ClockError> {
         return Ok(ts);
     }
     let date: Date = text.parse().map_err(|_| bad())?;
-    date.to_zoned_datetime(TimeZone::UTC).map(|z| z.timestamp()).map_err(|_| bad())
+    date.to_zoned_datetime(TimeZone::UTC)
+        .map(|z| z.timestamp())
+        .map_err(|_| bad())
 }
 
 impl CalendarClock {
     /// The real time.
     pub fn real() -> Self {
-        CalendarClock { origin: Instant::now(), start_us: Timestamp::now().as_microsecond(), speed: 1.0 }
+        CalendarClock {
+            origin: Instant::now(),
+            start_us: Timestamp::now().as_microsecond(),
+            speed: 1.0,
+        }
     }
 
     /// A clock that reads `start` now and runs `speed` times faster than real time.
@@ -49,7 +55,11 @@ impl CalendarClock {
         if !speed.is_finite() || speed <= 0.0 {
             return Err(ClockError::BadSpeed(speed));
         }
-        Ok(CalendarClock { origin: Instant::now(), start_us: start.as_microsecond(), speed })
+        Ok(CalendarClock {
+            origin: Instant::now(),
+            start_us: start.as_microsecond(),
+            speed,
+        })
     }
 
     pub fn speed(&self) -> f64 {

@@ -1,16 +1,37 @@
 //! The reference router: a real, fast LLM API router with the behaviour the
 //! field expects, the default target of every scenario.
 //!
+//! - [`service`]: the router value, routing, auth, account and admin routes.
+//! - [`chat`]: a chat completion from request to settled charge.
+//! - [`config`]: the `[router]` table, raw and validated.
+//! - [`catalog`]: models, prices, routes and the deprecation lifecycle.
+//! - [`error`]: errors with their status and OpenAI-shaped bodies.
+//! - [`limits`]: per-key rate, concurrency, free-model quotas, in-flight budget.
 //! - [`pricing`]: money in picodollars, prices, the cost formula.
 //! - [`clock`]: calendar time that scenarios can warp.
 //! - [`ledger`]: prepaid balances, reservations, durable settled charges.
 //! - [`retry`]: the one home of backoff, fallback, cooldown and retry budget.
+//! - [`upstream`]: the pooled client, the connector, dialect requests.
+//! - [`request`]: validating client requests, the prompt-token bound.
+//! - [`wire`]: JSON answers with exact USD amounts.
 //! - [`sse`]: incremental server-sent-events parsing.
 //! - [`transcode`]: upstream streams (OpenAI or Anthropic) to OpenAI chunks.
 
+pub mod catalog;
+pub mod chat;
 pub mod clock;
+pub mod config;
+pub mod error;
 pub mod ledger;
+pub mod limits;
 pub mod pricing;
+pub mod request;
 pub mod retry;
+pub mod service;
 pub mod sse;
 pub mod transcode;
+pub mod upstream;
+pub mod wire;
+
+pub use service::{Router, RouterBody, RouterError, serve};
+pub use upstream::Connector;

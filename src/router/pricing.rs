@@ -40,7 +40,9 @@ impl Picodollars {
     /// `floor(self × bps / 10,000)` for a non-negative amount.
     pub fn basis_points(self, bps: u32) -> Result<Picodollars, MoneyError> {
         let product = i128::from(self.0) * i128::from(bps) / 10_000;
-        i64::try_from(product).map(Picodollars).map_err(|_| MoneyError::Overflow)
+        i64::try_from(product)
+            .map(Picodollars)
+            .map_err(|_| MoneyError::Overflow)
     }
 
     /// The amount in USD as an exact decimal: up to 12 fractional digits,
@@ -115,10 +117,17 @@ fn parse_decimal(text: &str, scale: u32) -> Result<i64, MoneyError> {
         return Err(MoneyError::NotDecimal { text: text.to_string() });
     }
     if frac.len() > scale as usize {
-        return Err(MoneyError::TooPrecise { text: text.to_string(), max: scale });
+        return Err(MoneyError::TooPrecise {
+            text: text.to_string(),
+            max: scale,
+        });
     }
     let mut value: i64 = 0;
-    for b in whole.bytes().chain(frac.bytes()).chain(std::iter::repeat_n(b'0', scale as usize - frac.len())) {
+    for b in whole
+        .bytes()
+        .chain(frac.bytes())
+        .chain(std::iter::repeat_n(b'0', scale as usize - frac.len()))
+    {
         value = value
             .checked_mul(10)
             .and_then(|v| v.checked_add(i64::from(b - b'0')))
@@ -149,7 +158,11 @@ impl TokenPrice {
         let p = self.0.0;
         let whole = p / 1_000_000;
         let frac = p % 1_000_000;
-        if frac == 0 { format!("{whole}") } else { format!("{whole}.{}", format!("{frac:06}").trim_end_matches('0')) }
+        if frac == 0 {
+            format!("{whole}")
+        } else {
+            format!("{whole}.{}", format!("{frac:06}").trim_end_matches('0'))
+        }
     }
 }
 
@@ -195,7 +208,12 @@ impl BilledUsage {
 
     /// From Anthropic's counts: `input_tokens` excludes both cache counts.
     pub fn from_anthropic(input_tokens: u64, cache_read: u64, cache_write: u64, output_tokens: u64) -> Self {
-        BilledUsage { uncached_prompt: input_tokens, cache_read, cache_write, completion: output_tokens }
+        BilledUsage {
+            uncached_prompt: input_tokens,
+            cache_read,
+            cache_write,
+            completion: output_tokens,
+        }
     }
 
     /// All prompt tokens, cached or not.
@@ -224,7 +242,10 @@ impl Prices {
     /// price, and `max_completion` completion tokens.
     pub fn worst_case(&self, prompt_tokens: u64, max_completion: u64) -> Result<Picodollars, MoneyError> {
         let dearest = self.prompt.max(self.cache_read).max(self.cache_write);
-        dearest.per_token().times(prompt_tokens)?.checked_add(self.completion.per_token().times(max_completion)?)
+        dearest
+            .per_token()
+            .times(prompt_tokens)?
+            .checked_add(self.completion.per_token().times(max_completion)?)
     }
 }
 
@@ -244,15 +265,26 @@ mod tests {
         assert_eq!(price("3").per_token(), Picodollars(3_000_000));
         assert_eq!(price("0.000001").per_token(), Picodollars(1));
         assert_eq!(price("15.5").usd_per_million(), "15.5");
-        assert!(matches!("0.0000001".parse::<TokenPrice>(), Err(MoneyError::TooPrecise { .. })));
+        assert!(matches!(
+            "0.0000001".parse::<TokenPrice>(),
+            Err(MoneyError::TooPrecise { .. })
+        ));
         assert!(matches!("-1".parse::<TokenPrice>(), Err(MoneyError::Negative { .. })));
-        assert!(matches!("1e-3".parse::<TokenPrice>(), Err(MoneyError::NotDecimal { .. })));
+        assert!(matches!(
+            "1e-3".parse::<TokenPrice>(),
+            Err(MoneyError::NotDecimal { .. })
+        ));
         assert!(matches!(".".parse::<TokenPrice>(), Err(MoneyError::NotDecimal { .. })));
     }
 
     #[test]
     fn dialects_normalise_to_the_same_cost() {
-        let prices = Prices { prompt: price("3"), completion: price("15"), cache_read: price("0.3"), cache_write: price("3.75") };
+        let prices = Prices {
+            prompt: price("3"),
+            completion: price("15"),
+            cache_read: price("0.3"),
+            cache_write: price("3.75"),
+        };
         // 100 prompt tokens of which 60 cached, 10 completion.
         let openai = BilledUsage::from_openai(100, 60, 10);
         let anthropic = BilledUsage::from_anthropic(40, 60, 0, 10);
@@ -264,9 +296,19 @@ mod tests {
 
     #[test]
     fn zero_completion_and_errors_are_free() {
-        let prices = Prices { prompt: price("1"), completion: price("1"), ..Prices::default() };
-        assert_eq!(prices.cost(&BilledUsage::from_openai(100, 0, 0), false).unwrap(), Picodollars::ZERO);
-        assert_eq!(prices.cost(&BilledUsage::from_openai(100, 0, 5), true).unwrap(), Picodollars::ZERO);
+        let prices = Prices {
+            prompt: price("1"),
+            completion: price("1"),
+            ..Prices::default()
+        };
+        assert_eq!(
+            prices.cost(&BilledUsage::from_openai(100, 0, 0), false).unwrap(),
+            Picodollars::ZERO
+        );
+        assert_eq!(
+            prices.cost(&BilledUsage::from_openai(100, 0, 5), true).unwrap(),
+            Picodollars::ZERO
+        );
     }
 
     #[test]
@@ -274,7 +316,10 @@ mod tests {
         assert_eq!(Picodollars(1).to_usd_string(), "0.000000000001");
         assert_eq!(Picodollars(10 * PICOS_PER_USD).to_usd_string(), "10");
         assert_eq!(Picodollars(-250_000_000_000).to_usd_string(), "-0.25");
-        assert_eq!(Picodollars::from_usd_decimal("10.5").unwrap(), Picodollars(10_500_000_000_000));
+        assert_eq!(
+            Picodollars::from_usd_decimal("10.5").unwrap(),
+            Picodollars(10_500_000_000_000)
+        );
         assert_eq!(Picodollars(1_000).basis_points(500).unwrap(), Picodollars(50));
     }
 

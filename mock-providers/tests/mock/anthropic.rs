@@ -59,7 +59,13 @@ fn anthropic_error(body: &Value, kind: &str) -> String {
 async fn non_streaming_message_reports_uncached_input_tokens() {
     let mock = Mock::start(&config()).await;
     let client = http_client();
-    let reply = post(&client, &mock.url("/v1/messages"), &[("x-api-key", "k")], &cached_request(false)).await;
+    let reply = post(
+        &client,
+        &mock.url("/v1/messages"),
+        &[("x-api-key", "k")],
+        &cached_request(false),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let v = reply.json();
     assert_eq!(v["type"], "message");
@@ -88,7 +94,13 @@ async fn streaming_events_come_in_the_documented_order() {
     let mock = Mock::start(&config()).await;
     let client = http_client();
     let url = mock.url("/v1/messages");
-    let s = stream(&client, &url, &[("x-gauntlet-request-id", "a-1")], &cached_request(true)).await;
+    let s = stream(
+        &client,
+        &url,
+        &[("x-gauntlet-request-id", "a-1")],
+        &cached_request(true),
+    )
+    .await;
     assert_eq!(s.status, StatusCode::OK);
     assert!(s.header("content-type").unwrap().starts_with("text/event-stream"));
     assert!(s.error.is_none());
@@ -101,7 +113,11 @@ async fn streaming_events_come_in_the_documented_order() {
 
     let data: Vec<Value> = events.iter().map(|e| e.json().unwrap()).collect();
     for (event, v) in events.iter().zip(&data) {
-        assert_eq!(v["type"], event.event.as_str(), "the data's type repeats the event name");
+        assert_eq!(
+            v["type"],
+            event.event.as_str(),
+            "the data's type repeats the event name"
+        );
     }
     let start = &data[0]["message"];
     assert_eq!(start["role"], "assistant");
@@ -120,13 +136,23 @@ async fn streaming_events_come_in_the_documented_order() {
 
     let delta = &data[10];
     assert_eq!(delta["delta"]["stop_reason"], "end_turn");
-    assert_eq!(delta["usage"]["input_tokens"], 4, "input_tokens excludes cache reads and writes");
+    assert_eq!(
+        delta["usage"]["input_tokens"], 4,
+        "input_tokens excludes cache reads and writes"
+    );
     assert_eq!(delta["usage"]["cache_read_input_tokens"], 8);
     assert_eq!(delta["usage"]["cache_creation_input_tokens"], 4);
     assert_eq!(delta["usage"]["output_tokens"], 6, "cumulative output tokens");
 
     // The same request id, not streamed: the same seeded text.
-    let whole = post(&client, &url, &[("x-gauntlet-request-id", "a-1")], &cached_request(false)).await.json();
+    let whole = post(
+        &client,
+        &url,
+        &[("x-gauntlet-request-id", "a-1")],
+        &cached_request(false),
+    )
+    .await
+    .json();
     assert_eq!(whole["content"][0]["text"], text.as_str());
 
     let records = mock.records(2).await;
@@ -170,7 +196,10 @@ async fn tool_use_streams_input_json_deltas() {
     let v = post(&client, &url, &[], &body).await.json();
     assert_eq!(v["stop_reason"], "tool_use");
     assert_eq!(v["content"][0]["type"], "tool_use");
-    assert_eq!(v["content"][0]["input"], serde_json::from_str::<Value>(TOOL_ARGS).unwrap());
+    assert_eq!(
+        v["content"][0]["input"],
+        serde_json::from_str::<Value>(TOOL_ARGS).unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +211,10 @@ async fn requests_are_validated_anthropic_style() {
     let no_max = json!({"model": "claude-cache", "messages": [{"role": "user", "content": "x"}]});
     let reply = post(&client, &url, &[], &no_max).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(anthropic_error(&reply.json(), "invalid_request_error"), "max_tokens: Field required");
+    assert_eq!(
+        anthropic_error(&reply.json(), "invalid_request_error"),
+        "max_tokens: Field required"
+    );
 
     let system_role = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]});
     let reply = post(&client, &url, &[], &system_role).await;
@@ -198,7 +230,12 @@ async fn requests_are_validated_anthropic_style() {
     assert!(anthropic_error(&reply.json(), "not_found_error").contains("claude-retired"));
 
     let models = get(&client, &mock.url("/v1/models")).await.json();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["claude-cache", "claude-tools"]);
     assert_eq!(models["has_more"], false);
 
@@ -206,7 +243,12 @@ async fn requests_are_validated_anthropic_style() {
     let outcomes: Vec<Outcome> = records.iter().map(|r| r.outcome).collect();
     assert_eq!(
         outcomes,
-        [Outcome::BadRequest, Outcome::BadRequest, Outcome::BadRequest, Outcome::ModelNotFound]
+        [
+            Outcome::BadRequest,
+            Outcome::BadRequest,
+            Outcome::BadRequest,
+            Outcome::ModelNotFound
+        ]
     );
 }
 
@@ -262,7 +304,10 @@ after-tokens = 2
     let records = mock.records(2).await;
     assert_eq!((records[0].status, records[0].outcome), (529, Outcome::FaultStatus));
     assert_eq!(records[0].fault.as_deref(), Some("overloaded"));
-    assert_eq!((records[1].status, records[1].outcome), (529, Outcome::FaultStreamError));
+    assert_eq!(
+        (records[1].status, records[1].outcome),
+        (529, Outcome::FaultStreamError)
+    );
     assert_eq!(records[1].fault.as_deref(), Some("overloaded-midway"));
     assert_eq!(records[1].tokens_sent, 2);
 }

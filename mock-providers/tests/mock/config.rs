@@ -44,7 +44,11 @@ fn load_error(text: &str, path: &str, problem: &str) -> ConfigError {
     };
     assert_eq!(err.file.as_deref(), Some(file.path.as_path()));
     assert_eq!(err.path, path, "{err}");
-    assert!(err.message.contains(problem), "message {:?} should say {problem:?}", err.message);
+    assert!(
+        err.message.contains(problem),
+        "message {:?} should say {problem:?}",
+        err.message
+    );
     let shown = err.to_string();
     assert!(shown.starts_with(&file.path.display().to_string()), "{shown}");
     assert!(shown.contains(path) && shown.contains(problem), "{shown}");
@@ -119,7 +123,11 @@ fn a_duplicate_provider_name_is_named() {
 
 #[test]
 fn a_file_without_providers_is_refused() {
-    load_error("[router]\nurl = \"http://127.0.0.1:1\"\n", "providers", "no [[providers]] table");
+    load_error(
+        "[router]\nurl = \"http://127.0.0.1:1\"\n",
+        "providers",
+        "no [[providers]] table",
+    );
     load_error("# nothing here\n", "providers", "no [[providers]] table");
 }
 

@@ -33,8 +33,7 @@ async fn the_connector_answers_by_authority_without_the_socket() {
     let oa = mock.named("inproc-openai").clone();
     let an = mock.named("inproc-anthropic").clone();
     let connector: InProcessConnector = mock.set.connector();
-    let client: Client<InProcessConnector, Full<bytes::Bytes>> =
-        Client::builder(TokioExecutor::new()).build(connector);
+    let client: Client<InProcessConnector, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
 
     // Stop the TCP servers: from here on only the in-process path can answer.
     mock.set.shutdown().await;
@@ -59,7 +58,12 @@ async fn the_connector_answers_by_authority_without_the_socket() {
     let an_url = format!("http://{}/v1/messages", an.addr);
     let mut body = message("claude", "hi", 100);
     body["stream"] = true.into();
-    let names: Vec<String> = stream(&client, &an_url, &[], &body).await.events().into_iter().map(|e| e.event).collect();
+    let names: Vec<String> = stream(&client, &an_url, &[], &body)
+        .await
+        .events()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
     assert_eq!(names.first().map(String::as_str), Some("message_start"));
     assert_eq!(names.last().map(String::as_str), Some("message_stop"));
     assert_eq!(names.iter().filter(|n| *n == "content_block_delta").count(), 4);

@@ -42,7 +42,9 @@ async fn run(toml: &str) -> (Vec<Seen>, Vec<Record>) {
     let url = mock.url("/v1/chat/completions");
     let mut seen = Vec::new();
     for id in IDS {
-        let events = stream(&client, &url, &[("x-gauntlet-request-id", id)], &body()).await.events();
+        let events = stream(&client, &url, &[("x-gauntlet-request-id", id)], &body())
+            .await
+            .events();
         let chunks: Vec<Value> = events.iter().filter_map(|e| e.json()).collect();
         seen.push(Seen {
             response_id: chunks[0]["id"].as_str().unwrap().to_string(),
@@ -63,7 +65,13 @@ async fn run(toml: &str) -> (Vec<Seen>, Vec<Record>) {
 fn planned(toml: &str, id: &str) -> Plan {
     let config = configs(toml).remove(0);
     let ask = openai::parse(&body()).unwrap();
-    plan(attempt_seed(config.seed, &config.name, "m", id), 1, &config.defaults, None, &ask)
+    plan(
+        attempt_seed(config.seed, &config.name, "m", id),
+        1,
+        &config.defaults,
+        None,
+        &ask,
+    )
 }
 
 /// The planned send time of each token after receipt, in microseconds.
@@ -94,7 +102,10 @@ async fn the_same_seed_gives_the_same_answers_and_another_seed_does_not() {
             let offsets = &records[i].token_offsets_us;
             assert_eq!(offsets.len(), schedule.len());
             for (sent, due) in offsets.iter().zip(&schedule) {
-                assert!(u128::from(*sent) >= *due, "{id}: a token sent at {sent} us, planned at {due} us");
+                assert!(
+                    u128::from(*sent) >= *due,
+                    "{id}: a token sent at {sent} us, planned at {due} us"
+                );
             }
         }
     }
@@ -105,10 +116,17 @@ async fn the_same_seed_gives_the_same_answers_and_another_seed_does_not() {
         a.iter().map(|s| &s.text).collect::<Vec<_>>(),
         c.iter().map(|s| &s.text).collect::<Vec<_>>()
     );
-    assert_ne!(a.iter().map(|s| &s.response_id).collect::<Vec<_>>(), c.iter().map(|s| &s.response_id).collect::<Vec<_>>());
-    let delays = |toml: &str| IDS.iter().map(|id| {
-        let p = planned(toml, id);
-        (p.ttft, p.gaps)
-    }).collect::<Vec<(Duration, Vec<Duration>)>>();
+    assert_ne!(
+        a.iter().map(|s| &s.response_id).collect::<Vec<_>>(),
+        c.iter().map(|s| &s.response_id).collect::<Vec<_>>()
+    );
+    let delays = |toml: &str| {
+        IDS.iter()
+            .map(|id| {
+                let p = planned(toml, id);
+                (p.ttft, p.gaps)
+            })
+            .collect::<Vec<(Duration, Vec<Duration>)>>()
+    };
     assert_ne!(delays(SEEDED), delays(&other), "another seed plans other delays");
 }

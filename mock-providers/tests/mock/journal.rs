@@ -8,8 +8,7 @@ use mock_providers::{Dialect, Outcome, Record};
 use serde_json::json;
 
 use crate::support::{
-    Mock, call, chat, chat_stream, get, http_client, openai_content, post, request, stream, unix_us, within,
-    SseParser,
+    Mock, SseParser, call, chat, chat_stream, get, http_client, openai_content, post, request, stream, unix_us, within,
 };
 
 const TWO: &str = r#"
@@ -34,15 +33,30 @@ output-tokens = 5
 fn check_times(r: &Record, before: u64, after: u64) {
     let first = r.first_token_us.expect("a first token");
     let last = r.last_token_us.expect("a last token");
-    assert!(r.received_us <= first && first <= last && last <= r.finished_us, "{r:?}");
-    assert!(r.received_us + 1_000_000 >= before, "received {} vs test clock {before}", r.received_us);
-    assert!(r.finished_us <= after + 1_000_000, "finished {} vs test clock {after}", r.finished_us);
+    assert!(
+        r.received_us <= first && first <= last && last <= r.finished_us,
+        "{r:?}"
+    );
+    assert!(
+        r.received_us + 1_000_000 >= before,
+        "received {} vs test clock {before}",
+        r.received_us
+    );
+    assert!(
+        r.finished_us <= after + 1_000_000,
+        "finished {} vs test clock {after}",
+        r.finished_us
+    );
 }
 
 /// Streamed records: one offset per token, increasing, matching the token times.
 fn check_offsets(r: &Record) {
     assert_eq!(r.token_offsets_us.len(), r.tokens_sent as usize, "{r:?}");
-    assert!(r.token_offsets_us.windows(2).all(|w| w[0] < w[1]), "increasing: {:?}", r.token_offsets_us);
+    assert!(
+        r.token_offsets_us.windows(2).all(|w| w[0] < w[1]),
+        "increasing: {:?}",
+        r.token_offsets_us
+    );
     let first = r.received_us + u64::from(r.token_offsets_us[0]);
     let last = r.received_us + u64::from(*r.token_offsets_us.last().unwrap());
     assert!(first.abs_diff(r.first_token_us.unwrap()) <= 1, "{r:?}");
@@ -72,10 +86,18 @@ async fn records_carry_correlation_attempts_and_what_the_mock_saw() {
     });
     let headers = [("x-gauntlet-request-id", "req-1"), ("authorization", "Bearer sk-1")];
     let s = stream(&client, &oa_url, &headers, &body).await;
-    let streamed = s.events().iter().filter_map(|e| e.json()).filter_map(|c| openai_content(&c)).count();
+    let streamed = s
+        .events()
+        .iter()
+        .filter_map(|e| e.json())
+        .filter_map(|c| openai_content(&c))
+        .count();
     // Two retries of the same id, not streamed.
     for _ in 0..2 {
-        assert_eq!(post(&client, &oa_url, &headers, &chat("gpt-x", "again")).await.status, StatusCode::OK);
+        assert_eq!(
+            post(&client, &oa_url, &headers, &chat("gpt-x", "again")).await.status,
+            StatusCode::OK
+        );
     }
     // The nonce when there is no header, then no id at all.
     for _ in 0..2 {
@@ -211,7 +233,10 @@ async fn the_journal_over_http_equals_the_snapshot() {
         text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     };
     assert_eq!(read(get(&client, &mock.url("/__gauntlet/journal")).await), snapshot);
-    assert_eq!(read(get(&client, &mock.url("/__gauntlet/journal?since=2")).await), snapshot[2..]);
+    assert_eq!(
+        read(get(&client, &mock.url("/__gauntlet/journal?since=2")).await),
+        snapshot[2..]
+    );
     assert_eq!(read(get(&client, &mock.url("/__gauntlet/journal?since=4")).await), []);
     assert_eq!(read(get(&client, &mock.url("/__gauntlet/journal?since=99")).await), []);
     assert_eq!(mock.journal().since(3), snapshot[3..]);
@@ -226,8 +251,6 @@ async fn the_journal_over_http_equals_the_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a non-streamed answer records tokens_sent = n but an empty token_offsets_us \
-            (provider.rs answer_whole), breaking `token_offsets_us.len() == tokens_sent`"]
 async fn a_non_streamed_record_has_one_offset_per_token() {
     let mock = Mock::start(TWO).await;
     let client = http_client();

@@ -117,13 +117,20 @@ async fn tpm_refuses_a_request_whose_prompt_and_max_tokens_exceed_what_is_left()
 
     let records = mock.records(4).await;
     let outcomes: Vec<Outcome> = records.iter().map(|r| r.outcome).collect();
-    assert_eq!(outcomes, [Outcome::Ok, Outcome::RateLimited, Outcome::Ok, Outcome::RateLimited]);
+    assert_eq!(
+        outcomes,
+        [Outcome::Ok, Outcome::RateLimited, Outcome::Ok, Outcome::RateLimited]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_refuses_while_streams_are_open_and_admits_after() {
-    let mock = Mock::start(&LIMITED.replace("output-tokens = 2", "output-tokens = 40").replace("itl-ms = 1", "itl-ms = 10"))
-        .await;
+    let mock = Mock::start(
+        &LIMITED
+            .replace("output-tokens = 2", "output-tokens = 40")
+            .replace("itl-ms = 1", "itl-ms = 10"),
+    )
+    .await;
     let client = http_client();
     let url = mock.url("/v1/chat/completions");
     let auth = [("authorization", "Bearer conc2")];
@@ -143,7 +150,10 @@ async fn concurrency_refuses_while_streams_are_open_and_admits_after() {
 
     // Once both streams are read to their end, a new request is admitted.
     for response in open {
-        let body = within("a stream body", response.into_body().collect()).await.unwrap().to_bytes();
+        let body = within("a stream body", response.into_body().collect())
+            .await
+            .unwrap()
+            .to_bytes();
         assert!(body.ends_with(b"data: [DONE]\n\n"));
     }
     let admitted = post(&client, &url, &auth, &chat("m", "x")).await;
@@ -153,4 +163,38 @@ async fn concurrency_refuses_while_streams_are_open_and_admits_after() {
     let outcomes: Vec<Outcome> = records.iter().map(|r| r.outcome).collect();
     assert_eq!(outcomes.iter().filter(|o| **o == Outcome::RateLimited).count(), 1);
     assert_eq!(outcomes.iter().filter(|o| **o == Outcome::Ok).count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_limits_answer_with_anthropic_errors() {
+    let mock = Mock::start(
+        r#"
+[[providers]]
+name = "limited-anthropic"
+dialect = "anthropic"
+[providers.defaults]
+ttft-ms = 1
+itl-ms = 1
+output-tokens = 2
+[[providers.keys]]
+key = "one-a-minute"
+rpm = 1
+"#,
+    )
+    .await;
+    let client = http_client();
+    let url = mock.url("/v1/messages");
+    let key = [("x-api-key", "one-a-minute")];
+    let body = crate::support::message("claude", "x", 10);
+    assert_eq!(post(&client, &url, &key, &body).await.status, StatusCode::OK);
+    let refused = post(&client, &url, &key, &body).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let v = refused.json();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+    assert!(number(&refused, "retry-after") >= 1);
+    assert_eq!(number(&refused, "x-ratelimit-remaining-requests"), 0);
+    let unknown = post(&client, &url, &[("x-api-key", "nope")], &body).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.json()["error"]["type"], "authentication_error");
 }

@@ -83,8 +83,13 @@ impl Mock {
 
 /// Microseconds since the Unix epoch, by the test's own clock.
 pub fn unix_us() -> u64 {
-    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_micros())
-        .expect("fits in u64")
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_micros(),
+    )
+    .expect("fits in u64")
 }
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -378,13 +383,21 @@ pub struct RawResponse {
     pub complete: bool,
 }
 
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
 impl RawExchange {
     pub fn response(&self) -> RawResponse {
-        let split = self
-            .bytes
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&self.bytes)));
+        self.try_response()
+            .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&self.bytes)))
+    }
+
+    /// The response, or `None` when no complete head arrived.
+    pub fn try_response(&self) -> Option<RawResponse> {
+        let split = self.bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
         let head = std::str::from_utf8(&self.bytes[..split]).expect("head is text");
         let mut lines = head.split("\r\n");
         let status_line = lines.next().expect("a status line");
@@ -410,12 +423,12 @@ impl RawExchange {
                 .and_then(|(_, v)| v.parse().ok());
             (rest.to_vec(), length.is_none_or(|l| l == rest.len()))
         };
-        RawResponse {
+        Some(RawResponse {
             status,
             headers,
             body,
             complete,
-        }
+        })
     }
 }
 

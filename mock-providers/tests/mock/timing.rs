@@ -20,29 +20,52 @@ output-tokens = 10
     )
     .await;
     let client = http_client();
-    let s = stream(&client, &mock.url("/v1/chat/completions"), &[], &chat_stream("m", "hi", None)).await;
-    let arrivals: Vec<_> = s
-        .events
-        .iter()
-        .filter(|t| t.event.json().as_ref().and_then(openai_content).is_some())
-        .map(|t| t.at)
-        .collect();
-    assert_eq!(arrivals.len(), 10);
-
-    // The schedule is absolute: token i is due 30 + 20 i ms after receipt.
     let ms = Duration::from_millis;
-    for (i, at) in arrivals.iter().enumerate() {
-        let due = ms(30) + ms(20) * i as u32;
-        assert!(*at - s.sent >= due, "token {i} after {:?}, due at {due:?}", *at - s.sent);
-    }
-    // Gaps: a late token shortens the gap after it, so look at the median.
-    let mut gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
-    gaps.sort();
-    let median = gaps[gaps.len() / 2];
-    assert!(median >= ms(19), "median gap {median:?}, gaps {gaps:?}");
+    // The schedule is absolute: token i is due 30 + 20 i ms after receipt.
+    let due = |i: usize| ms(30) + ms(20) * i as u32;
 
-    let record = &mock.records(1).await[0];
-    for (i, offset) in record.token_offsets_us.iter().enumerate() {
-        assert!(u64::from(*offset) >= 30_000 + 20_000 * i as u64, "token {i} sent at {offset} us");
+    // A token delayed by a busy machine shortens the gap after it, so a bound
+    // on every gap would be an upper bound on lateness in disguise. Each
+    // stream must keep the absolute schedule; the gaps must be >= 19 ms at
+    // the median in at least one of three streams.
+    let mut medians = Vec::new();
+    for attempt in 0..3 {
+        let s = stream(
+            &client,
+            &mock.url("/v1/chat/completions"),
+            &[],
+            &chat_stream("m", "hi", None),
+        )
+        .await;
+        let arrivals: Vec<_> = s
+            .events
+            .iter()
+            .filter(|t| t.event.json().as_ref().and_then(openai_content).is_some())
+            .map(|t| t.at)
+            .collect();
+        assert_eq!(arrivals.len(), 10);
+        for (i, at) in arrivals.iter().enumerate() {
+            assert!(
+                *at - s.sent >= due(i),
+                "token {i} after {:?}, due at {:?}",
+                *at - s.sent,
+                due(i)
+            );
+        }
+        let record = &mock.records(attempt + 1).await[attempt];
+        for (i, offset) in record.token_offsets_us.iter().enumerate() {
+            assert!(
+                u128::from(*offset) >= due(i).as_micros(),
+                "token {i} sent at {offset} us"
+            );
+        }
+
+        let mut gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
+        gaps.sort();
+        medians.push(gaps[gaps.len() / 2]);
+        if gaps[gaps.len() / 2] >= ms(19) {
+            return;
+        }
     }
+    panic!("the median gap between tokens was under 19 ms in every stream: {medians:?}");
 }

@@ -10,29 +10,6 @@ use mock_providers::{Dialect, MockSet};
 use crate::Exit;
 use crate::cli::{DialectArg, MockArgs};
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn until_ctrl_c() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 /// Resolves the flags into provider configs, or says what is wrong.
 pub fn configs(args: &MockArgs) -> Result<Vec<ProviderConfig>, String> {
     match (&args.config, args.dialect) {

@@ -1,0 +1,741 @@
+//! The `[router]` table of a scenario file (and of `gauntlet router
+//! --config`): raw serde structs, validated into a [`RouterConfig`].
+//!
+//! ```toml
+//! [router]
+//! listen = "127.0.0.1:18080"
+//! operator-key = "sk-demo-admin"      # admin routes; none: admin routes are off
+//! ledger-path = "target/demo-ledger.redb"   # none: in-memory ledger
+//! byok-fee-bps = 500                  # BYOK fee, in basis points of the normal cost
+//! keep-alive-ms = 1000                # `: PROCESSING` comments while waiting for a token
+//! max-body-bytes = 1048576
+//! clock = { start = "2026-01-10", speed = 86400 }   # warp: one day per second
+//!
+//! [[router.providers]]
+//! name = "openai-like"
+//! dialect = "openai"                  # openai | anthropic
+//! base-url = "http://127.0.0.1:18001"
+//! api-key = "sk-upstream-openai"
+//!
+//! [[router.models]]
+//! id = "openai/gpt-4o-mini"
+//! providers = ["openai-like", { name = "backup", model = "gpt-4o-mini-2024" }]
+//! upstream-model = "gpt-4o-mini"      # default: the id after its last '/'
+//! prompt = "0.15"                     # USD per million tokens (string or number, ≤ 6 decimals)
+//! completion = "0.60"
+//! cache-read = "0.075"                # default: the prompt price
+//! cache-write = "0.1875"              # default: the prompt price
+//! system-prefix = "You are served by gauntlet."
+//! deprecation = { announced = "2026-01-01", removed = "2026-02-01", replacement = "openai/gpt-4o" }
+//!
+//! [[router.keys]]
+//! key = "sk-demo"
+//! label = "demo"
+//! credits = "10"                      # USD
+//! rpm = 600
+//! concurrency = 8                     # per key and model
+//! in-flight-budget = "1"              # USD of reserved worst-case cost in flight
+//! byok = { provider = "openai-like", api-key = "sk-byok-user-openai" }
+//!
+//! [router.retry]                      # see the retry module for every field
+//! base-ms = 200
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{Catalog, Deprecation, FREE_SUFFIX, MIN_GRACE, Model, Route};
+use super::clock::parse_time;
+use super::pricing::{Picodollars, Prices, TokenPrice};
+use super::retry::RetryPolicy;
+
+/// A validation error: the field path and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// A decimal written as a TOML string (`"0.15"`, exact) or number (`0.15`,
+/// read back through its shortest decimal form, also exact for ≤ 15 digits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RawDecimal(pub String);
+
+impl<'de> Deserialize<'de> for RawDecimal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DecimalVisitor;
+        impl Visitor<'_> for DecimalVisitor {
+            type Value = RawDecimal;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a decimal number such as \"0.15\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawDecimal, E> {
+                Ok(RawDecimal(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawDecimal, E> {
+                Ok(RawDecimal(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawDecimal, E> {
+                Ok(RawDecimal(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawDecimal, E> {
+                Ok(RawDecimal(format!("{v}")))
+            }
+        }
+        deserializer.deserialize_any(DecimalVisitor)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+pub enum Dialect {
+    #[serde(rename = "openai")]
+    OpenAi,
+    #[serde(rename = "anthropic")]
+    Anthropic,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawRouter {
+    pub listen: Option<String>,
+    pub operator_key: Option<String>,
+    pub ledger_path: Option<PathBuf>,
+    pub byok_fee_bps: Option<u32>,
+    pub keep_alive_ms: Option<u64>,
+    pub max_body_bytes: Option<usize>,
+    pub clock: Option<RawClock>,
+    pub free: Option<RawFree>,
+    pub retry: Option<RawRetry>,
+    #[serde(default)]
+    pub providers: Vec<RawUpstream>,
+    #[serde(default)]
+    pub models: Vec<RawModel>,
+    #[serde(default)]
+    pub keys: Vec<RawKey>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawClock {
+    pub start: Option<String>,
+    pub speed: Option<f64>,
+}
+
+/// Limits of `:free` models per key.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawFree {
+    pub per_minute: Option<u32>,
+    pub per_day: Option<u32>,
+    pub per_day_after_purchase: Option<u32>,
+    pub purchase_threshold: Option<RawDecimal>,
+}
+
+/// Retry policy fields; defaults live in the retry module.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawRetry {
+    pub base_ms: Option<u64>,
+    pub cap_ms: Option<u64>,
+    pub attempts_per_provider: Option<u32>,
+    pub deadline_ms: Option<u64>,
+    pub first_byte_timeout_ms: Option<u64>,
+    pub budget_ratio: Option<f64>,
+    pub budget_window_ms: Option<u64>,
+    pub budget_min_retries: Option<u32>,
+    pub cooldown_after: Option<u32>,
+    pub cooldown_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawUpstream {
+    pub name: String,
+    pub dialect: Dialect,
+    pub base_url: String,
+    pub api_key: String,
+}
+
+impl RawRetry {
+    /// Builds the policy; unset fields keep the retry module's defaults.
+    pub fn validate(&self, at: &str) -> Result<RetryPolicy, ConfigError> {
+        let ms = Duration::from_millis;
+        let mut b = RetryPolicy::builder();
+        if let Some(v) = self.base_ms {
+            b = b.base(ms(v));
+        }
+        if let Some(v) = self.cap_ms {
+            b = b.cap(ms(v));
+        }
+        if let Some(v) = nonzero(format!("{at}.attempts-per-provider"), self.attempts_per_provider)? {
+            b = b.attempts_per_provider(v);
+        }
+        if let Some(v) = self.deadline_ms {
+            b = b.deadline(ms(v));
+        }
+        if let Some(v) = self.first_byte_timeout_ms {
+            b = b.first_byte_timeout(ms(v));
+        }
+        if let Some(v) = self.budget_ratio {
+            b = b.budget_ratio(v);
+        }
+        if let Some(v) = self.budget_window_ms {
+            b = b.budget_window(ms(v));
+        }
+        if let Some(v) = self.budget_min_retries {
+            b = b.budget_min_retries(v);
+        }
+        if let Some(v) = nonzero(format!("{at}.cooldown-after"), self.cooldown_after)? {
+            b = b.cooldown_after(v);
+        }
+        if let Some(v) = self.cooldown_ms {
+            b = b.cooldown(ms(v));
+        }
+        b.build().map_err(|e| err(at, e.to_string()))
+    }
+}
+
+/// A provider of a model: its name, or a table naming the upstream model too.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RawRoute {
+    Name(String),
+    Table(RawRouteTable),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawRouteTable {
+    pub name: String,
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawModel {
+    pub id: String,
+    pub providers: Vec<RawRoute>,
+    pub upstream_model: Option<String>,
+    pub prompt: Option<RawDecimal>,
+    pub completion: Option<RawDecimal>,
+    pub cache_read: Option<RawDecimal>,
+    pub cache_write: Option<RawDecimal>,
+    pub system_prefix: Option<String>,
+    pub deprecation: Option<RawDeprecation>,
+    pub default_max_tokens: Option<u32>,
+    pub context_length: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawDeprecation {
+    pub announced: String,
+    pub removed: String,
+    pub replacement: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawKey {
+    pub key: String,
+    pub label: Option<String>,
+    pub credits: Option<RawDecimal>,
+    pub rpm: Option<u32>,
+    pub concurrency: Option<u32>,
+    pub in_flight_budget: Option<RawDecimal>,
+    pub byok: Option<RawByok>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawByok {
+    pub provider: String,
+    pub api_key: String,
+}
+
+/// An upstream provider the router calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub name: Arc<str>,
+    pub dialect: Dialect,
+    /// `scheme://authority` plus an optional path prefix, without a trailing slash.
+    pub base_url: Arc<str>,
+    pub api_key: Arc<str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Byok {
+    pub provider: usize,
+    pub api_key: Arc<str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyConfig {
+    pub key: Arc<str>,
+    pub label: String,
+    pub credits: Picodollars,
+    pub rpm: Option<NonZeroU32>,
+    pub concurrency: Option<NonZeroU32>,
+    pub in_flight_budget: Option<Picodollars>,
+    pub byok: Option<Byok>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreeLimits {
+    pub per_minute: NonZeroU32,
+    pub per_day: u32,
+    pub per_day_after_purchase: u32,
+    pub purchase_threshold: Picodollars,
+}
+
+impl Default for FreeLimits {
+    /// OpenRouter's: 20 a minute; 50 a day, 1000 once 10 USD were bought.
+    fn default() -> Self {
+        FreeLimits {
+            per_minute: NonZeroU32::MIN.saturating_add(19),
+            per_day: 50,
+            per_day_after_purchase: 1000,
+            purchase_threshold: Picodollars(10 * super::pricing::PICOS_PER_USD),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClockConfig {
+    /// Calendar time at router start; `None` is the real time.
+    pub start: Option<Timestamp>,
+    pub speed: f64,
+}
+
+/// The validated router configuration.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    pub listen: SocketAddr,
+    pub operator_key: Option<Arc<str>>,
+    pub ledger_path: Option<PathBuf>,
+    pub byok_fee_bps: u32,
+    pub keep_alive: Duration,
+    pub max_body_bytes: usize,
+    pub clock: ClockConfig,
+    pub free: FreeLimits,
+    pub retry: RetryPolicy,
+    pub providers: Vec<Upstream>,
+    pub catalog: Catalog,
+    pub keys: Vec<KeyConfig>,
+}
+
+/// The default address of `gauntlet router`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:18080";
+/// The default BYOK fee: 5 %.
+pub const DEFAULT_BYOK_FEE_BPS: u32 = 500;
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_millis(1000);
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+pub const DEFAULT_CONTEXT_LENGTH: u32 = 128_000;
+
+fn price(path: String, raw: &Option<RawDecimal>) -> Result<Option<TokenPrice>, ConfigError> {
+    raw.as_ref()
+        .map(|d| d.0.parse::<TokenPrice>().map_err(|e| err(path, e.to_string())))
+        .transpose()
+}
+
+fn usd(path: String, raw: &Option<RawDecimal>) -> Result<Option<Picodollars>, ConfigError> {
+    raw.as_ref()
+        .map(|d| Picodollars::from_usd_decimal(&d.0).map_err(|e| err(path, e.to_string())))
+        .transpose()
+}
+
+fn nonzero(path: String, v: Option<u32>) -> Result<Option<NonZeroU32>, ConfigError> {
+    v.map(|v| NonZeroU32::new(v).ok_or_else(|| err(path, "must be at least 1 (leave it out for no limit)")))
+        .transpose()
+}
+
+fn time(path: String, text: &str) -> Result<Timestamp, ConfigError> {
+    parse_time(text).map_err(|e| err(path, e.to_string()))
+}
+
+impl RawRouter {
+    /// Validates the table found at `at` (usually `router`).
+    pub fn validate(&self, at: &str) -> Result<RouterConfig, ConfigError> {
+        let listen_text = self.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen_text.parse().map_err(|_| {
+            err(
+                format!("{at}.listen"),
+                format!("`{listen_text}` is not an address like 127.0.0.1:18080"),
+            )
+        })?;
+        if self.operator_key.as_deref().is_some_and(str::is_empty) {
+            return Err(err(format!("{at}.operator-key"), "must not be empty"));
+        }
+        let byok_fee_bps = self.byok_fee_bps.unwrap_or(DEFAULT_BYOK_FEE_BPS);
+        if byok_fee_bps > 10_000 {
+            return Err(err(
+                format!("{at}.byok-fee-bps"),
+                format!("must be at most 10000 (100 %), got {byok_fee_bps}"),
+            ));
+        }
+        let max_body_bytes = self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes < 1024 {
+            return Err(err(
+                format!("{at}.max-body-bytes"),
+                format!("must be at least 1024, got {max_body_bytes}"),
+            ));
+        }
+
+        let clock = match &self.clock {
+            None => ClockConfig {
+                start: None,
+                speed: 1.0,
+            },
+            Some(c) => {
+                let speed = c.speed.unwrap_or(1.0);
+                if !speed.is_finite() || speed <= 0.0 {
+                    return Err(err(
+                        format!("{at}.clock.speed"),
+                        format!("must be a number > 0, got {speed}"),
+                    ));
+                }
+                let start = c
+                    .start
+                    .as_deref()
+                    .map(|s| time(format!("{at}.clock.start"), s))
+                    .transpose()?;
+                ClockConfig { start, speed }
+            }
+        };
+
+        let free = match &self.free {
+            None => FreeLimits::default(),
+            Some(f) => {
+                let d = FreeLimits::default();
+                FreeLimits {
+                    per_minute: nonzero(format!("{at}.free.per-minute"), f.per_minute)?.unwrap_or(d.per_minute),
+                    per_day: f.per_day.unwrap_or(d.per_day),
+                    per_day_after_purchase: f.per_day_after_purchase.unwrap_or(d.per_day_after_purchase),
+                    purchase_threshold: usd(format!("{at}.free.purchase-threshold"), &f.purchase_threshold)?
+                        .unwrap_or(d.purchase_threshold),
+                }
+            }
+        };
+
+        let mut names = HashMap::new();
+        let mut providers = Vec::with_capacity(self.providers.len());
+        for (i, p) in self.providers.iter().enumerate() {
+            let path = format!("{at}.providers[{i}]");
+            if p.name.is_empty() {
+                return Err(err(format!("{path}.name"), "must not be empty"));
+            }
+            if names.insert(p.name.clone(), i).is_some() {
+                return Err(err(
+                    format!("{path}.name"),
+                    format!("provider `{}` is defined twice", p.name),
+                ));
+            }
+            let base_url = p.base_url.trim_end_matches('/');
+            let parsed: http::Uri = base_url
+                .parse()
+                .map_err(|_| err(format!("{path}.base-url"), format!("`{}` is not a URL", p.base_url)))?;
+            if parsed.scheme_str() != Some("http") || parsed.authority().is_none() {
+                return Err(err(
+                    format!("{path}.base-url"),
+                    format!("`{}` must be an http:// URL with a host and port", p.base_url),
+                ));
+            }
+            providers.push(Upstream {
+                name: p.name.as_str().into(),
+                dialect: p.dialect,
+                base_url: base_url.into(),
+                api_key: p.api_key.as_str().into(),
+            });
+        }
+
+        let ids: HashSet<&str> = self.models.iter().map(|m| m.id.as_str()).collect();
+        let mut seen = HashSet::new();
+        let mut models = Vec::with_capacity(self.models.len());
+        for (i, m) in self.models.iter().enumerate() {
+            let path = format!("{at}.models[{i}]");
+            if m.id.is_empty() {
+                return Err(err(format!("{path}.id"), "must not be empty"));
+            }
+            if !seen.insert(m.id.as_str()) {
+                return Err(err(format!("{path}.id"), format!("model `{}` is listed twice", m.id)));
+            }
+            let default_upstream = m.upstream_model.clone().unwrap_or_else(|| {
+                let base = m.id.rsplit('/').next().unwrap_or(&m.id);
+                base.strip_suffix(FREE_SUFFIX).unwrap_or(base).to_string()
+            });
+            if m.providers.is_empty() {
+                return Err(err(format!("{path}.providers"), "a model needs at least one provider"));
+            }
+            let mut routes = Vec::with_capacity(m.providers.len());
+            for (j, r) in m.providers.iter().enumerate() {
+                let (name, upstream) = match r {
+                    RawRoute::Name(n) => (n, default_upstream.as_str()),
+                    RawRoute::Table(t) => (&t.name, t.model.as_deref().unwrap_or(&default_upstream)),
+                };
+                let provider = *names.get(name).ok_or_else(|| {
+                    err(
+                        format!("{path}.providers[{j}]"),
+                        format!("no [[router.providers]] is named `{name}`"),
+                    )
+                })?;
+                routes.push(Route {
+                    provider,
+                    upstream_model: upstream.into(),
+                });
+            }
+            let free = Model::is_free(&m.id);
+            let prompt = price(format!("{path}.prompt"), &m.prompt)?;
+            let completion = price(format!("{path}.completion"), &m.completion)?;
+            let prices = if free {
+                let paid = [(&prompt, "prompt"), (&completion, "completion")]
+                    .into_iter()
+                    .find(|(p, _)| p.is_some_and(|p| p != TokenPrice::default()));
+                if let Some((_, field)) = paid {
+                    return Err(err(format!("{path}.{field}"), "a `:free` model must not have a price"));
+                }
+                Prices::default()
+            } else {
+                let prompt = prompt.ok_or_else(|| err(format!("{path}.prompt"), "a priced model needs `prompt`"))?;
+                let completion =
+                    completion.ok_or_else(|| err(format!("{path}.completion"), "a priced model needs `completion`"))?;
+                Prices {
+                    prompt,
+                    completion,
+                    cache_read: price(format!("{path}.cache-read"), &m.cache_read)?.unwrap_or(prompt),
+                    cache_write: price(format!("{path}.cache-write"), &m.cache_write)?.unwrap_or(prompt),
+                }
+            };
+            let deprecation = match &m.deprecation {
+                None => None,
+                Some(d) => {
+                    let announced = time(format!("{path}.deprecation.announced"), &d.announced)?;
+                    let removed = time(format!("{path}.deprecation.removed"), &d.removed)?;
+                    let grace = removed.as_second() - announced.as_second();
+                    if grace < MIN_GRACE.as_secs() as i64 {
+                        return Err(err(
+                            format!("{path}.deprecation.removed"),
+                            format!(
+                                "the grace period from {} to {} is {:.1} days; it must be at least 14 days",
+                                d.announced,
+                                d.removed,
+                                grace as f64 / 86_400.0
+                            ),
+                        ));
+                    }
+                    if d.replacement == m.id {
+                        return Err(err(
+                            format!("{path}.deprecation.replacement"),
+                            "a model cannot replace itself",
+                        ));
+                    }
+                    if !ids.contains(d.replacement.as_str()) {
+                        return Err(err(
+                            format!("{path}.deprecation.replacement"),
+                            format!("no [[router.models]] has id `{}`", d.replacement),
+                        ));
+                    }
+                    if self
+                        .models
+                        .iter()
+                        .any(|o| o.id == d.replacement && o.deprecation.is_some())
+                    {
+                        return Err(err(
+                            format!("{path}.deprecation.replacement"),
+                            format!("`{}` is itself deprecated; name its replacement instead", d.replacement),
+                        ));
+                    }
+                    Some(Deprecation {
+                        announced,
+                        removed,
+                        replacement: d.replacement.as_str().into(),
+                    })
+                }
+            };
+            models.push(Model {
+                id: m.id.as_str().into(),
+                routes,
+                prices,
+                free,
+                system_prefix: m.system_prefix.as_deref().map(Into::into),
+                deprecation,
+                default_max_tokens: m.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+                context_length: m.context_length.unwrap_or(DEFAULT_CONTEXT_LENGTH),
+            });
+        }
+
+        let mut seen = HashSet::new();
+        let mut keys = Vec::with_capacity(self.keys.len());
+        for (i, k) in self.keys.iter().enumerate() {
+            let path = format!("{at}.keys[{i}]");
+            if k.key.is_empty() {
+                return Err(err(format!("{path}.key"), "must not be empty"));
+            }
+            if !seen.insert(k.key.as_str()) || self.operator_key.as_deref() == Some(k.key.as_str()) {
+                return Err(err(
+                    format!("{path}.key"),
+                    "this key is listed twice (or is the operator key)",
+                ));
+            }
+            let byok = match &k.byok {
+                None => None,
+                Some(b) => Some(Byok {
+                    provider: *names.get(&b.provider).ok_or_else(|| {
+                        err(
+                            format!("{path}.byok.provider"),
+                            format!("no [[router.providers]] is named `{}`", b.provider),
+                        )
+                    })?,
+                    api_key: b.api_key.as_str().into(),
+                }),
+            };
+            keys.push(KeyConfig {
+                key: k.key.as_str().into(),
+                label: k.label.clone().unwrap_or_else(|| format!("key {i}")),
+                credits: usd(format!("{path}.credits"), &k.credits)?.unwrap_or_default(),
+                rpm: nonzero(format!("{path}.rpm"), k.rpm)?,
+                concurrency: nonzero(format!("{path}.concurrency"), k.concurrency)?,
+                in_flight_budget: usd(format!("{path}.in-flight-budget"), &k.in_flight_budget)?,
+                byok,
+            });
+        }
+
+        Ok(RouterConfig {
+            listen,
+            operator_key: self.operator_key.as_deref().map(Into::into),
+            ledger_path: self.ledger_path.clone(),
+            byok_fee_bps,
+            keep_alive: self.keep_alive_ms.map_or(DEFAULT_KEEP_ALIVE, Duration::from_millis),
+            max_body_bytes,
+            clock,
+            free,
+            retry: self
+                .retry
+                .as_ref()
+                .map_or_else(|| Ok(RetryPolicy::default()), |r| r.validate(&format!("{at}.retry")))?,
+            providers,
+            catalog: Catalog::new(models),
+            keys,
+        })
+    }
+}
+
+/// A file with a `[router]` table (a scenario or a router config).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RawRouterFile {
+    pub router: Option<RawRouter>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RouterConfig, ConfigError> {
+        let file: RawRouterFile = toml::from_str(text).unwrap();
+        file.router.unwrap().validate("router")
+    }
+
+    const BASE: &str = r#"
+[router]
+[[router.providers]]
+name = "p"
+dialect = "openai"
+base-url = "http://127.0.0.1:1"
+api-key = "k"
+"#;
+
+    #[test]
+    fn prices_defaults_and_routes() {
+        let config = parse(&format!(
+            "{BASE}[[router.models]]\nid = \"openai/gpt-4o-mini\"\nproviders = [\"p\", {{ name = \"p\", model = \"other\" }}]\nprompt = 0.15\ncompletion = \"0.60\"\n"
+        ))
+        .unwrap();
+        let model = config.catalog.get("openai/gpt-4o-mini").unwrap();
+        assert_eq!(model.prices.prompt.per_token(), Picodollars(150_000));
+        assert_eq!(model.prices.cache_read, model.prices.prompt);
+        assert_eq!(&*model.routes[0].upstream_model, "gpt-4o-mini");
+        assert_eq!(&*model.routes[1].upstream_model, "other");
+        assert_eq!(config.byok_fee_bps, 500);
+    }
+
+    #[test]
+    fn the_demo_router_validates() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/demo.toml")).unwrap();
+        let config = parse(&text).unwrap();
+        assert_eq!(config.listen.port(), 18080);
+        assert_eq!(config.keys.len(), 3);
+        assert!(
+            config
+                .catalog
+                .get("openai/gpt-3.5-turbo-0301")
+                .unwrap()
+                .deprecation
+                .is_some()
+        );
+        assert!(config.catalog.get("meta/llama-3-8b:free").unwrap().free);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (
+                "[[router.models]]\nid = \"m\"\nproviders = [\"nope\"]\nprompt = 1\ncompletion = 1\n",
+                "router.models[0].providers[0]",
+            ),
+            (
+                "[[router.models]]\nid = \"m\"\nproviders = [\"p\"]\ncompletion = 1\n",
+                "router.models[0].prompt",
+            ),
+            (
+                "[[router.models]]\nid = \"m:free\"\nproviders = [\"p\"]\nprompt = 1\n",
+                "router.models[0].prompt",
+            ),
+            (
+                "[[router.models]]\nid = \"m\"\nproviders = [\"p\"]\nprompt = \"0.0000001\"\ncompletion = 1\n",
+                "router.models[0].prompt",
+            ),
+            (
+                "[[router.models]]\nid = \"m\"\nproviders = [\"p\"]\nprompt = 1\ncompletion = 1\ndeprecation = { announced = \"2026-01-01\", removed = \"2026-01-10\", replacement = \"n\" }\n[[router.models]]\nid = \"n\"\nproviders = [\"p\"]\nprompt = 1\ncompletion = 1\n",
+                "router.models[0].deprecation.removed",
+            ),
+            (
+                "[[router.models]]\nid = \"m\"\nproviders = [\"p\"]\nprompt = 1\ncompletion = 1\ndeprecation = { announced = \"2026-01-01\", removed = \"2026-03-01\", replacement = \"x\" }\n",
+                "router.models[0].deprecation.replacement",
+            ),
+            (
+                "[[router.keys]]\nkey = \"k\"\nbyok = { provider = \"q\", api-key = \"x\" }\n",
+                "router.keys[0].byok.provider",
+            ),
+            (
+                "[[router.keys]]\nkey = \"k\"\ncredits = \"ten\"\n",
+                "router.keys[0].credits",
+            ),
+        ];
+        for (extra, path) in cases {
+            let e = parse(&format!("{BASE}{extra}")).unwrap_err();
+            assert_eq!(e.path, path, "{extra}: {e}");
+        }
+        let e = parse(&format!(
+            "{BASE}[[router.models]]\nid = \"m\"\nproviders = [\"p\"]\nprompt = 1\ncompletion = 1\ndeprecation = {{ announced = \"2026-01-01\", removed = \"2026-01-10\", replacement = \"m\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("14 days"), "{e}");
+    }
+}

@@ -1,0 +1,246 @@
+//! Reading a client's chat completion request: validation with messages that
+//! say what is wrong, and the prompt-token upper bound used to reserve the
+//! worst-case cost before forwarding.
+//!
+//! The bound assumes no token is shorter than one byte of text: it counts the
+//! bytes of every message's text, the tool definitions, and 8 tokens of
+//! framing per message plus 16, so it is never below what a real tokenizer
+//! (or the mock's documented count) reports.
+
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+
+/// The most completion tokens a request may ask for.
+pub const MAX_TOKENS_LIMIT: u32 = 1_000_000;
+
+/// A validated request; `body` is kept whole to translate for the upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    pub body: Map<String, Value>,
+    pub model: String,
+    pub stream: bool,
+    pub max_tokens: Option<u32>,
+    pub prompt_bound: u64,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(message.into())
+}
+
+/// Parses and validates a request body.
+pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("the request body is not valid JSON: {e}")))?;
+    let Value::Object(body) = value else {
+        return Err(bad("the request body must be a JSON object"));
+    };
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
+        Some(Value::String(_)) => return Err(bad("`model` must not be empty")),
+        Some(other) => return Err(bad(format!("`model` must be a string, got {}", type_name(other)))),
+        None => return Err(bad("`model` is required")),
+    };
+    let messages = match body.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => m,
+        Some(Value::Array(_)) => return Err(bad("`messages` must not be empty")),
+        Some(other) => return Err(bad(format!("`messages` must be an array, got {}", type_name(other)))),
+        None => return Err(bad("`messages` is required")),
+    };
+    let mut prompt_bound: u64 = 16;
+    for (i, message) in messages.iter().enumerate() {
+        let Value::Object(message) = message else {
+            return Err(bad(format!("`messages[{i}]` must be an object")));
+        };
+        let role = match message.get("role") {
+            Some(Value::String(r)) => r.as_str(),
+            _ => return Err(bad(format!("`messages[{i}].role` must be a string"))),
+        };
+        if !matches!(role, "system" | "developer" | "user" | "assistant" | "tool") {
+            return Err(bad(format!(
+                "`messages[{i}].role` must be one of system, developer, user, assistant, tool; got `{role}`"
+            )));
+        }
+        match message.get("content") {
+            Some(Value::String(text)) => prompt_bound += text.len() as u64,
+            Some(Value::Array(parts)) => {
+                for (j, part) in parts.iter().enumerate() {
+                    match part.get("text") {
+                        Some(Value::String(text)) => prompt_bound += text.len() as u64,
+                        Some(_) => return Err(bad(format!("`messages[{i}].content[{j}].text` must be a string"))),
+                        None => prompt_bound += part.to_string().len() as u64,
+                    }
+                }
+            }
+            None | Some(Value::Null) if role == "assistant" => {}
+            None | Some(Value::Null) => return Err(bad(format!("`messages[{i}].content` is required"))),
+            Some(other) => {
+                return Err(bad(format!(
+                    "`messages[{i}].content` must be a string or an array of parts, got {}",
+                    type_name(other)
+                )));
+            }
+        }
+        if let Some(calls) = message.get("tool_calls") {
+            prompt_bound += calls.to_string().len() as u64;
+        }
+        prompt_bound += 8;
+    }
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(bad(format!("`stream` must be a boolean, got {}", type_name(other)))),
+    };
+    if let Some(options) = body.get("stream_options").filter(|v| !v.is_null())
+        && !options.is_object()
+    {
+        return Err(bad("`stream_options` must be an object"));
+    }
+    let mut max_tokens = None;
+    for field in ["max_tokens", "max_completion_tokens"] {
+        match body.get(field) {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                let n = v
+                    .as_u64()
+                    .filter(|&n| (1..=u64::from(MAX_TOKENS_LIMIT)).contains(&n))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "`{field}` must be an integer from 1 to {MAX_TOKENS_LIMIT}, got {v}"
+                        ))
+                    })?;
+                max_tokens = Some(max_tokens.map_or(n as u32, |m: u32| m.min(n as u32)));
+            }
+        }
+    }
+    match body.get("tools") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(tools)) => prompt_bound += Value::Array(tools.clone()).to_string().len() as u64,
+        Some(other) => return Err(bad(format!("`tools` must be an array, got {}", type_name(other)))),
+    }
+    if let Some(t) = body.get("temperature").filter(|v| !v.is_null()) {
+        match t.as_f64() {
+            Some(t) if (0.0..=2.0).contains(&t) => {}
+            _ => return Err(bad(format!("`temperature` must be a number from 0 to 2, got {t}"))),
+        }
+    }
+    Ok(ChatRequest {
+        body,
+        model,
+        stream,
+        max_tokens,
+        prompt_bound,
+    })
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_good_request_parses() {
+        let r = parse(br#"{"model":"m","stream":true,"max_tokens":9,"messages":[{"role":"user","content":"hello"}]}"#)
+            .unwrap();
+        assert_eq!((r.model.as_str(), r.stream, r.max_tokens), ("m", true, Some(9)));
+        assert_eq!(r.prompt_bound, 16 + 5 + 8);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases: [(&[u8], &str); 9] = [
+            (b"{", "not valid JSON"),
+            (b"[]", "JSON object"),
+            (br#"{"messages":[]}"#, "`model` is required"),
+            (
+                br#"{"model":1,"messages":[]}"#,
+                "`model` must be a string, got a number",
+            ),
+            (br#"{"model":"m"}"#, "`messages` is required"),
+            (
+                br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#,
+                "`messages[0].role`",
+            ),
+            (
+                br#"{"model":"m","messages":[{"role":"user"}]}"#,
+                "`messages[0].content` is required",
+            ),
+            (
+                br#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#,
+                "`max_tokens`",
+            ),
+            (
+                br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#,
+                "`stream` must be a boolean",
+            ),
+        ];
+        for (body, expected) in cases {
+            let e = parse(body).unwrap_err();
+            assert!(
+                e.to_string().contains(expected),
+                "{}: {e}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(e.status(), 400);
+        }
+    }
+
+    proptest! {
+        /// No input makes the parser panic; anything refused is a 400.
+        #[test]
+        fn any_bytes_are_handled(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Err(e) = parse(&bytes) {
+                prop_assert_eq!(e.status(), 400);
+            }
+        }
+
+        #[test]
+        fn any_json_shape_is_handled(v in arb_json()) {
+            if let Err(e) = parse(v.to_string().as_bytes()) {
+                prop_assert_eq!(e.status(), 400);
+            }
+        }
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-z]{0,6}".prop_map(Value::String),
+            Just(Value::String("model".into())),
+            Just(Value::String("messages".into())),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("model"),
+                            Just("messages"),
+                            Just("role"),
+                            Just("content"),
+                            Just("max_tokens"),
+                            Just("stream")
+                        ],
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            ]
+        })
+    }
+}

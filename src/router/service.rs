@@ -1,0 +1,526 @@
+//! The router as a service: its shared state, routing under `/api/v1` and
+//! `/v1`, authentication, the account and catalog routes, the operator's
+//! admin routes, and the response body type. Usable without sockets
+//! ([`Router::handle`]) and served over HTTP/1.1 by [`serve`].
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Limited};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::catalog::Resolution;
+use super::clock::CalendarClock;
+use super::config::{KeyConfig, RawDecimal, RouterConfig};
+use super::error::ApiError;
+use super::ledger::{Ledger, LedgerError};
+use super::limits::{KeyLimits, Limiter};
+use super::pricing::Picodollars;
+use super::retry::Retrier;
+use super::upstream::{BoxError, Connector, HttpClient, client};
+use super::wire::{GenerationInfo, KeyInfo, ModelInfo, data};
+
+/// The body of every router response: whole, or a relayed stream.
+#[derive(Debug)]
+pub enum RouterBody {
+    Full(Option<Bytes>),
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl From<Bytes> for RouterBody {
+    fn from(bytes: Bytes) -> Self {
+        RouterBody::Full(Some(bytes))
+    }
+}
+
+impl Body for RouterBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            RouterBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            RouterBody::Stream(rx) => rx.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, RouterBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RouterBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            RouterBody::Full(None) => SizeHint::with_exact(0),
+            RouterBody::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// The router could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("clock: {0}")]
+    Clock(#[from] super::clock::ClockError),
+}
+
+/// Shared state of one router.
+pub(crate) struct State {
+    pub config: RouterConfig,
+    pub client: HttpClient,
+    pub ledger: Ledger,
+    pub limiter: Limiter,
+    pub clock: CalendarClock,
+    pub keys: RwLock<HashMap<Arc<str>, Arc<KeyConfig>>>,
+    pub retrier: Retrier,
+    pub next_generation: AtomicU64,
+    /// Makes generation ids unique across restarts (settling is idempotent by id).
+    pub generation_prefix: String,
+}
+
+/// The reference router. Cheap to clone.
+#[derive(Clone)]
+pub struct Router {
+    pub(crate) state: Arc<State>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("listen", &self.state.config.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// Builds a router: opens its ledger (the file in the config, or memory)
+    /// and makes sure every configured key has an account.
+    pub async fn new(config: RouterConfig, connector: Connector) -> Result<Router, RouterError> {
+        let ledger = match &config.ledger_path {
+            Some(path) => Ledger::open(path)?,
+            None => Ledger::in_memory(),
+        };
+        Self::with_ledger(config, connector, ledger).await
+    }
+
+    /// Builds a router on a ledger the caller opened.
+    pub async fn with_ledger(
+        config: RouterConfig,
+        connector: Connector,
+        ledger: Ledger,
+    ) -> Result<Router, RouterError> {
+        let clock = match config.clock.start {
+            Some(start) => CalendarClock::warped(start, config.clock.speed)?,
+            None if config.clock.speed != 1.0 => CalendarClock::warped(jiff::Timestamp::now(), config.clock.speed)?,
+            None => CalendarClock::real(),
+        };
+        let limiter = Limiter::new(config.free);
+        let mut keys = HashMap::with_capacity(config.keys.len());
+        for key in &config.keys {
+            ledger.ensure_account(&key.key, &key.label, key.credits).await?;
+            limiter.set_key(Arc::clone(&key.key), limits_of(key));
+            keys.insert(Arc::clone(&key.key), Arc::new(key.clone()));
+        }
+        let retrier = Retrier::new(config.retry.clone(), random_u64());
+        let state = State {
+            client: client(connector),
+            ledger,
+            limiter,
+            clock,
+            keys: RwLock::new(keys),
+            retrier,
+            next_generation: AtomicU64::new(0),
+            generation_prefix: format!("{:012x}", random_u64() >> 16),
+            config,
+        };
+        Ok(Router { state: Arc::new(state) })
+    }
+
+    pub fn config(&self) -> &RouterConfig {
+        &self.state.config
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.state.ledger
+    }
+
+    pub fn clock(&self) -> &CalendarClock {
+        &self.state.clock
+    }
+
+    /// Answers one request. Never fails: every error is an HTTP answer.
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<RouterBody>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        match self.route(req).await {
+            Ok(response) => response,
+            Err(e) => e.response(),
+        }
+    }
+
+    async fn route<B>(&self, req: Request<B>) -> Result<Response<RouterBody>, ApiError>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let path = req.uri().path();
+        let Some(route) = path.strip_prefix("/api/v1").or_else(|| path.strip_prefix("/v1")) else {
+            return match (req.method(), path) {
+                (&Method::GET, "/health") => Ok(json(StatusCode::OK, b"{\"ok\":true}".to_vec())),
+                _ => Err(no_route(&req)),
+            };
+        };
+        let route = route.to_string();
+        match (req.method().clone(), route.as_str()) {
+            (Method::POST, "/chat/completions") => {
+                let key = self.authenticate(&req)?;
+                let (parts, body) = req.into_parts();
+                let bytes = read_body(body, self.state.config.max_body_bytes).await?;
+                super::chat::complete(Arc::clone(&self.state), key, &parts.headers, bytes).await
+            }
+            (Method::GET, "/models") => Ok(self.models()),
+            (Method::GET, "/key") => {
+                let key = self.authenticate(&req)?;
+                self.key_info(&key)
+            }
+            (Method::GET, "/generation") => {
+                let key = self.authenticate(&req)?;
+                let id = query(req.uri().query(), "id")
+                    .ok_or_else(|| ApiError::BadRequest("the `id` query parameter is required".into()))?;
+                self.generation(&key, &id)
+            }
+            (method, admin) if admin.starts_with("/admin/") => {
+                self.authenticate_operator(&req)?;
+                let (_, body) = req.into_parts();
+                let bytes = read_body(body, self.state.config.max_body_bytes).await?;
+                self.admin(&method, admin, &bytes).await
+            }
+            (method, _) => Err(ApiError::NoRoute {
+                method: method.to_string(),
+                path: path_of(&route),
+            }),
+        }
+    }
+
+    fn bearer<B>(req: &Request<B>) -> Result<&str, ApiError> {
+        let value = req.headers().get(AUTHORIZATION).ok_or(ApiError::Unauthorized(
+            "missing the Authorization header: send `Authorization: Bearer <key>`",
+        ))?;
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("the Authorization header is not text"))?;
+        text.strip_prefix("Bearer ")
+            .or_else(|| text.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(ApiError::Unauthorized(
+                "the Authorization header must be `Bearer <key>`",
+            ))
+    }
+
+    fn authenticate<B>(&self, req: &Request<B>) -> Result<Arc<KeyConfig>, ApiError> {
+        let key = Self::bearer(req)?;
+        self.state
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+            .ok_or(ApiError::Unauthorized("unknown API key"))
+    }
+
+    fn authenticate_operator<B>(&self, req: &Request<B>) -> Result<(), ApiError> {
+        let Some(operator) = self.state.config.operator_key.as_deref() else {
+            return Err(ApiError::Forbidden(
+                "admin routes are off: the router has no operator key".into(),
+            ));
+        };
+        if Self::bearer(req)? == operator {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("admin routes need the operator key".into()))
+        }
+    }
+
+    fn models(&self) -> Response<RouterBody> {
+        let now = self.state.clock.now();
+        let models: Vec<ModelInfo<'_>> = self
+            .state
+            .config
+            .catalog
+            .models()
+            .iter()
+            .filter(|m| {
+                !matches!(
+                    self.state.config.catalog.resolve(&m.id, now),
+                    Resolution::Removed { .. }
+                )
+            })
+            .map(|m| ModelInfo::from(m.as_ref()))
+            .collect();
+        json(StatusCode::OK, data(&models))
+    }
+
+    fn key_info(&self, key: &KeyConfig) -> Result<Response<RouterBody>, ApiError> {
+        let balance = self
+            .state
+            .ledger
+            .balance(&key.key)
+            .ok_or_else(|| ApiError::Internal("the key has no ledger account".into()))?;
+        let info = KeyInfo::new(&balance, key.byok.is_some(), key.rpm.map(|r| r.get()));
+        Ok(json(StatusCode::OK, data(&info)))
+    }
+
+    fn generation(&self, key: &KeyConfig, id: &str) -> Result<Response<RouterBody>, ApiError> {
+        // Another key's generation is reported as missing, not as forbidden,
+        // so that ids cannot be probed.
+        let record = self
+            .state
+            .ledger
+            .generation(id)
+            .filter(|r| *r.key == *key.key)
+            .ok_or_else(|| ApiError::GenerationNotFound(id.to_string()))?;
+        Ok(json(StatusCode::OK, data(&GenerationInfo::from(&record))))
+    }
+
+    async fn admin(&self, method: &Method, route: &str, body: &[u8]) -> Result<Response<RouterBody>, ApiError> {
+        let parts: Vec<&str> = route.trim_start_matches("/admin/").split('/').collect();
+        match (method, parts.as_slice()) {
+            (&Method::POST, ["keys"]) => {
+                let raw: AdminKey = parse_json(body)?;
+                let key = self.create_key(raw).await?;
+                let balance = self
+                    .state
+                    .ledger
+                    .balance(&key.key)
+                    .ok_or_else(|| ApiError::Internal("no account".into()))?;
+                let mut out = serde_json::to_value(KeyInfo::new(&balance, false, key.rpm.map(|r| r.get())))
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                out["key"] = serde_json::Value::String(key.key.to_string());
+                Ok(json(
+                    StatusCode::CREATED,
+                    serde_json::to_vec(&serde_json::json!({"data": out})).unwrap_or_default(),
+                ))
+            }
+            (&Method::POST, ["keys", key, "credits"]) => {
+                let raw: AdminCredits = parse_json(body)?;
+                let amount = Picodollars::from_usd_decimal(&raw.amount.0)
+                    .map_err(|e| ApiError::BadRequest(format!("`amount`: {e}")))?;
+                let key = self.known_key(key)?;
+                self.state
+                    .ledger
+                    .add_credits(&key.key, amount)
+                    .await
+                    .map_err(ledger_error)?;
+                self.key_info(&key)
+            }
+            (&Method::GET, ["keys", key]) => {
+                let key = self.known_key(key)?;
+                self.key_info(&key)
+            }
+            _ => Err(ApiError::NoRoute {
+                method: method.to_string(),
+                path: format!("/api/v1{route}"),
+            }),
+        }
+    }
+
+    fn known_key(&self, key: &str) -> Result<Arc<KeyConfig>, ApiError> {
+        self.state
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ApiError::BadRequest(format!("no key `{key}`")))
+    }
+
+    async fn create_key(&self, raw: AdminKey) -> Result<Arc<KeyConfig>, ApiError> {
+        let n = self
+            .state
+            .next_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key: Arc<str> = match raw.key {
+            Some(k) if !k.is_empty() => k.into(),
+            Some(_) => return Err(ApiError::BadRequest("`key` must not be empty".into())),
+            None => format!("sk-gx-{:016x}{n:04x}", random_u64()).into(),
+        };
+        let usd = |field: &str, v: &Option<RawDecimal>| {
+            v.as_ref()
+                .map(|d| {
+                    Picodollars::from_usd_decimal(&d.0).map_err(|e| ApiError::BadRequest(format!("`{field}`: {e}")))
+                })
+                .transpose()
+        };
+        let nonzero = |field: &str, v: Option<u32>| {
+            v.map(|n| {
+                std::num::NonZeroU32::new(n)
+                    .ok_or_else(|| ApiError::BadRequest(format!("`{field}` must be at least 1")))
+            })
+            .transpose()
+        };
+        let config = KeyConfig {
+            key: Arc::clone(&key),
+            label: raw.label.unwrap_or_else(|| "admin-created".into()),
+            credits: usd("credits", &raw.credits)?.unwrap_or_default(),
+            rpm: nonzero("rpm", raw.rpm)?,
+            concurrency: nonzero("concurrency", raw.concurrency)?,
+            in_flight_budget: usd("in_flight_budget", &raw.in_flight_budget)?,
+            byok: None,
+        };
+        if Some(&*key) == self.state.config.operator_key.as_deref() {
+            return Err(ApiError::Conflict("that key is the operator key".into()));
+        }
+        self.state
+            .ledger
+            .create_account(&key, &config.label, config.credits)
+            .await
+            .map_err(ledger_error)?;
+        self.state.limiter.set_key(Arc::clone(&key), limits_of(&config));
+        let config = Arc::new(config);
+        self.state
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, Arc::clone(&config));
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminKey {
+    key: Option<String>,
+    label: Option<String>,
+    credits: Option<RawDecimal>,
+    rpm: Option<u32>,
+    concurrency: Option<u32>,
+    in_flight_budget: Option<RawDecimal>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminCredits {
+    amount: RawDecimal,
+}
+
+fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the request body is not valid: {e}")))
+}
+
+pub(crate) fn ledger_error(e: LedgerError) -> ApiError {
+    match e {
+        LedgerError::Insufficient { needed, available, .. } => ApiError::InsufficientCredits { needed, available },
+        LedgerError::UnknownAccount { .. } => ApiError::BadRequest(e.to_string()),
+        LedgerError::AccountExists { .. } => ApiError::Conflict(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// A random number from the standard library's per-process hash keys.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
+}
+
+pub(crate) fn limits_of(key: &KeyConfig) -> KeyLimits {
+    KeyLimits {
+        rpm: key.rpm,
+        concurrency: key.concurrency,
+        in_flight_budget: key.in_flight_budget,
+    }
+}
+
+fn no_route<B>(req: &Request<B>) -> ApiError {
+    ApiError::NoRoute {
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+    }
+}
+
+fn path_of(route: &str) -> String {
+    format!("/api/v1{route}")
+}
+
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge { limit }),
+        Err(e) => Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
+    }
+}
+
+fn query(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .map(|v| v.replace("%2D", "-"))
+}
+
+pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response<RouterBody> {
+    let mut response = Response::new(RouterBody::from(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// How long shutdown waits for open connections (streams) to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves the router on `listener` until `shutdown` resolves, then lets open
+/// connections finish for a few seconds.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: impl std::future::Future<Output = ()>) {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = service_fn(move |req| {
+            let router = router.clone();
+            async move { Ok::<_, Infallible>(router.handle(req).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+}

@@ -1,6 +1,7 @@
 //! The official OpenAI and Anthropic Python SDKs against the built
-//! `gauntlet mock` binary: each test starts a mock, runs one script of
-//! `tests/sdk/` on its URL and expects it to exit 0.
+//! `gauntlet mock` binary, and the OpenAI SDK against the built `gauntlet
+//! router` in front of it: each test starts the binaries, runs one script of
+//! `tests/sdk/` on a URL and expects it to exit 0.
 //!
 //! The interpreter is `GAUNTLET_SDK_PYTHON`, else `.venv/bin/python` of the
 //! workspace (`.ci/run` creates it from `tests/sdk/requirements.txt`). With
@@ -15,7 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::{Mock, TempFile};
+use support::{Mock, RouterProcess, TempFile};
 
 /// The tool-calling providers the `tools` mode of the scripts expects: the
 /// model id, tool name and arguments are the constants at the top of
@@ -41,6 +42,73 @@ listen = "127.0.0.1:0"
 id = "gauntlet-tools"
 tool-call = { name = "get_weather", arguments = '{"city": "Tokyo", "unit": "celsius"}' }
 "#;
+
+/// The mocks behind the router of `router_sdk.py`.
+const ROUTER_MOCKS: &str = r#"
+[[providers]]
+name = "oai"
+dialect = "openai"
+listen = "127.0.0.1:0"
+[providers.defaults]
+ttft-ms = 5
+itl-ms = 2
+output-tokens = 12
+
+[[providers]]
+name = "ant"
+dialect = "anthropic"
+listen = "127.0.0.1:0"
+[providers.defaults]
+ttft-ms = 5
+itl-ms = 2
+output-tokens = 12
+"#;
+
+/// The router of `router_sdk.py` (its constants name these models and the
+/// key), in front of the mocks at `oai` and `ant`.
+fn router_config(oai: &str, ant: &str) -> String {
+    format!(
+        r#"
+[router]
+listen = "127.0.0.1:0"
+
+[[router.providers]]
+name = "oai"
+dialect = "openai"
+base-url = "{oai}"
+api-key = "sk-up-oai"
+
+[[router.providers]]
+name = "ant"
+dialect = "anthropic"
+base-url = "{ant}"
+api-key = "sk-up-ant"
+
+[[router.models]]
+id = "openai/gpt-4o-mini"
+providers = ["oai"]
+prompt = "0.15"
+completion = "0.60"
+
+[[router.models]]
+id = "anthropic/claude-sonnet-4"
+providers = ["ant"]
+prompt = "3"
+completion = "15"
+
+[[router.models]]
+id = "openai/gpt-3.5-turbo-0301"
+providers = ["oai"]
+prompt = "1.5"
+completion = "2"
+deprecation = {{ announced = "2020-01-01", removed = "2020-02-01", replacement = "openai/gpt-4o-mini" }}
+
+[[router.keys]]
+key = "sk-gauntlet-sdk"
+credits = "10"
+"#
+    )
+}
 
 fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -125,4 +193,14 @@ fn openai_sdk_reassembles_a_streamed_tool_call() {
 #[test]
 fn anthropic_sdk_reassembles_a_streamed_tool_use() {
     sdk_against_tools(ANTHROPIC_TOOLS, "anthropic_sdk.py");
+}
+
+#[test]
+fn openai_sdk_against_the_router_completes_streams_and_errors() {
+    let Some(python) = python() else { return };
+    let mocks = TempFile::new("sdk-router-mocks", ROUTER_MOCKS);
+    let mock = Mock::start(&["--config", mocks.path()]);
+    let config = TempFile::new("sdk-router", &router_config(mock.url_of("oai"), mock.url_of("ant")));
+    let router = RouterProcess::start(&["--config", config.path()]);
+    run_script(&python, "router_sdk.py", router.url(), None);
 }

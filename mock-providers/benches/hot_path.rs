@@ -4,7 +4,7 @@
 //! Groups: `chunk` (one SSE content frame per dialect, into a reused buffer),
 //! `prompt_tokens` (the documented count, small and ~8 KB conversations),
 //! `parse` (an OpenAI request body), `plan` (a 100-token answer) and
-//! `whole` (the non-streaming OpenAI body). Every fixture is built outside
+//! `whole` (the non-streaming bodies of both dialects). Every fixture is built outside
 //! `iter`.
 //!
 //! Run with `cargo bench -p mock-providers --bench hot_path`.
@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 
-use mock_providers::anthropic::EventWriter;
+use mock_providers::anthropic::{self, EventWriter};
 use mock_providers::config::Behaviour;
 use mock_providers::distribution::Distribution;
 use mock_providers::openai::{self, ChunkWriter};
@@ -182,6 +182,9 @@ fn whole(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("openai_completion_16_tokens", |b| {
         b.iter(|| openai::completion(black_box(&short), MODEL, CREATED))
+    });
+    group.bench_function("anthropic_message_16_tokens", |b| {
+        b.iter(|| anthropic::message(black_box(&short), "claude-sonnet-4"))
     });
     group.finish();
 }

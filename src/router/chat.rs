@@ -91,11 +91,23 @@ pub(crate) async fn complete(
         Resolution::Unknown => return Err(ApiError::ModelNotFound(req.model.clone())),
     };
 
+    // The worst case covers the system prefix the router adds, and for a BYOK
+    // key whose every route is its own provider, only the fee can be charged.
     let max_completion = u64::from(req.max_tokens.unwrap_or(model.default_max_tokens));
-    let worst_case = model
+    let prefix_bound = model.system_prefix.as_deref().map_or(0, |p| p.len() as u64 + 8);
+    let full_worst = model
         .prices
-        .worst_case(req.prompt_bound, max_completion)
+        .worst_case(req.prompt_bound + prefix_bound, max_completion)
         .map_err(|e| ApiError::BadRequest(format!("the request is too large to price: {e}")))?;
+    let byok_only = key
+        .byok
+        .as_ref()
+        .is_some_and(|b| model.routes.iter().all(|r| r.provider == b.provider));
+    let worst_case = if byok_only {
+        full_worst.basis_points(state.config.byok_fee_bps).unwrap_or(full_worst)
+    } else {
+        full_worst
+    };
     let balance = state
         .ledger
         .balance(&key.key)
@@ -572,8 +584,15 @@ async fn relay(
             Some("error".to_string()),
             true,
         ),
-        // Charged for what was generated up to the cut.
-        Ending::ClientGone => (translator.usage_or_partial().unwrap_or_default(), finish(), false),
+        // Charged for what was generated up to the cut: the usage the
+        // upstream reported so far, or (an OpenAI stream reports it only at
+        // its end) the prompt estimate and one completion token a piece.
+        Ending::ClientGone => {
+            let partial = translator
+                .usage_or_partial()
+                .unwrap_or_else(|| UpstreamUsage::from_openai(p.req.prompt_estimate, 0, translator.pieces(), 0));
+            (partial, finish(), false)
+        }
     };
     let (charge, cost) = price(&state, &p.model.prices, &usage, failed, byok);
     let settled = if failed {

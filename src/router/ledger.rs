@@ -47,10 +47,13 @@
 //!
 //! Dropping the last [`Ledger`] handle lets the writer commit what is queued
 //! and stop; [`Ledger::close`] does the same and waits until the file is
-//! closed. [`Ledger::in_memory`] has no store at all, for benchmarks.
+//! closed. [`Ledger::in_memory`] has no store at all, for benchmarks: no
+//! writer, no queue, no sequence numbers, and a settle that never waits.
 
 use std::collections::HashMap;
+use std::collections::hash_map::{Entry, RandomState};
 use std::fmt;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -242,7 +245,7 @@ pub struct Reservation {
 
 struct Inner {
     accounts: RwLock<HashMap<Arc<str>, Arc<Account>>>,
-    generations: Mutex<HashMap<Arc<str>, Generation>>,
+    generations: Mutex<Generations>,
     shared: Arc<Shared>,
     /// The writer's progress; `None` for an in-memory ledger.
     durable: Option<watch::Receiver<Progress>>,
@@ -263,11 +266,97 @@ struct Money {
 }
 
 struct Generation {
-    record: Arc<GenerationRecord>,
+    record: Box<GenerationRecord>,
     charged: Picodollars,
     uncollected: Picodollars,
     /// The write that persists it; durable once the writer has committed it.
     seq: u64,
+}
+
+impl Generation {
+    fn settlement(&self, replayed: bool) -> Settlement {
+        Settlement {
+            charged: self.charged,
+            uncollected: self.uncollected,
+            replayed,
+        }
+    }
+}
+
+/// Settled generations by id. Every settle looks its id up and then adds it,
+/// and the set only grows, so it is kept compact and cheap to grow: each id
+/// is hashed once per settle (SipHash with a random key, as `HashMap`
+/// does) and the map is keyed by that hash, so growing it never re-hashes a
+/// string. The id itself is stored once, in the record. Two ids with the same
+/// 64-bit hash are told apart by `collided`, which is empty in practice.
+#[derive(Default)]
+struct Generations {
+    by_hash: HashMap<u64, Generation, BuildHasherDefault<Prehashed>>,
+    collided: HashMap<String, Generation>,
+    hasher: RandomState,
+}
+
+impl Generations {
+    fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    fn get(&self, id: &str) -> Option<&Generation> {
+        self.get_hashed(self.hash(id), id)
+    }
+
+    fn get_hashed(&self, hash: u64, id: &str) -> Option<&Generation> {
+        match self.by_hash.get(&hash) {
+            Some(generation) if generation.record.id == id => Some(generation),
+            // Only an id whose hash is taken can be in `collided`.
+            Some(_) => self.collided.get(id),
+            None => None,
+        }
+    }
+
+    /// Adds a generation whose id is not in the set; `hash` is its id's.
+    fn insert_hashed(&mut self, hash: u64, generation: Generation) {
+        match self.by_hash.entry(hash) {
+            Entry::Vacant(slot) => {
+                slot.insert(generation);
+            }
+            Entry::Occupied(_) => {
+                self.collided.insert(generation.record.id.clone(), generation);
+            }
+        }
+    }
+
+    /// Adds a generation, replacing one with the same id.
+    fn insert(&mut self, generation: Generation) {
+        let hash = self.hash(&generation.record.id);
+        match self.by_hash.entry(hash) {
+            Entry::Occupied(mut slot) if slot.get().record.id == generation.record.id => {
+                slot.insert(generation);
+            }
+            _ => self.insert_hashed(hash, generation),
+        }
+    }
+}
+
+/// The hasher of [`Generations::by_hash`], whose keys are hashes already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    /// Not used by `u64` keys; folds bytes in anyway, to stay a hasher.
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
 }
 
 /// State shared by the handles and the writer thread.
@@ -430,7 +519,7 @@ impl Ledger {
     /// A ledger kept in memory only, for benchmarks and tests: nothing
     /// survives the process.
     pub fn in_memory() -> Ledger {
-        Ledger::with_state(HashMap::new(), HashMap::new(), Shared::new(), None)
+        Ledger::with_state(HashMap::new(), Generations::default(), Shared::new(), None)
     }
 
     /// Opens (or creates) the redb file at `path`, reads every account and
@@ -445,7 +534,7 @@ impl Ledger {
         };
         let db = Database::create(path).map_err(|e| failed("open the file")(e.into()))?;
         let mut accounts = HashMap::new();
-        let mut generations = HashMap::new();
+        let mut generations = Generations::default();
         // A write transaction creates the tables on first use.
         let txn = db.begin_write().map_err(|e| failed("begin a transaction")(e.into()))?;
         {
@@ -469,18 +558,23 @@ impl Ledger {
             for row in table.iter().map_err(|e| failed("read the generations")(e.into()))? {
                 let (id, value) = row.map_err(|e| failed("read the generations")(e.into()))?;
                 let (charged, uncollected, json) = value.value();
-                let record: GenerationRecord = serde_json::from_slice(json).map_err(|source| LedgerError::Corrupt {
-                    path: path.to_path_buf(),
-                    id: id.value().to_string(),
-                    source,
-                })?;
+                let mut record: GenerationRecord =
+                    serde_json::from_slice(json).map_err(|source| LedgerError::Corrupt {
+                        path: path.to_path_buf(),
+                        id: id.value().to_string(),
+                        source,
+                    })?;
+                // The table's key is the id settling is idempotent by.
+                if record.id != id.value() {
+                    record.id = id.value().to_string();
+                }
                 let generation = Generation {
-                    record: Arc::new(record),
+                    record: Box::new(record),
                     charged: Picodollars(charged),
                     uncollected: Picodollars(uncollected),
                     seq: 0,
                 };
-                generations.insert(id.value().into(), generation);
+                generations.insert(generation);
             }
         }
         txn.commit().map_err(|e| failed("commit the tables")(e.into()))?;
@@ -502,7 +596,7 @@ impl Ledger {
 
     fn with_state(
         accounts: HashMap<Arc<str>, Arc<Account>>,
-        generations: HashMap<Arc<str>, Generation>,
+        generations: Generations,
         shared: Arc<Shared>,
         durable: Option<watch::Receiver<Progress>>,
     ) -> Ledger {
@@ -643,7 +737,9 @@ impl Ledger {
 
     /// Settles a reservation with the real cost, `record.total_cost`, and
     /// releases the rest of the hold; `record.key` is set to the reservation's
-    /// key. Returns once the charge and the record are durable.
+    /// key. Returns once the charge and the record are durable. An in-memory
+    /// ledger has nothing to wait for: its settle never awaits, so the future
+    /// is ready at its first poll.
     ///
     /// Idempotent by `record.id`: a generation id settled before (by this
     /// process or before a restart) is not charged again; the reservation is
@@ -651,7 +747,6 @@ impl Ledger {
     /// cost larger than the hold is charged only up to what the account still
     /// has, never below zero, and the rest is reported as uncollected.
     pub async fn settle(&self, reservation: Reservation, record: GenerationRecord) -> Result<Settlement, LedgerError> {
-        let mut reservation = reservation;
         let cost = record.total_cost;
         if cost < Picodollars::ZERO {
             return Err(LedgerError::NegativeAmount {
@@ -661,63 +756,77 @@ impl Ledger {
         }
         self.check_health()?;
         let mut record = record;
-        record.key = reservation.key().to_string();
-        let encoded = if self.is_durable() {
-            serde_json::to_vec(&record).map_err(|source| LedgerError::Encode {
-                id: record.id.clone(),
-                source,
-            })?
-        } else {
-            Vec::new()
-        };
-        let id: Arc<str> = record.id.as_str().into();
-        let (settlement, seq) = {
-            let mut generations = lock(&self.inner.generations);
-            if let Some(first) = generations.get(&id) {
-                self.inner.shared.replayed.fetch_add(1, Ordering::Relaxed);
-                let settlement = Settlement {
-                    charged: first.charged,
-                    uncollected: first.uncollected,
-                    replayed: true,
-                };
-                (settlement, first.seq)
-            } else {
-                let account = Arc::clone(&reservation.account);
-                let mut money = lock(&account.money);
-                money.reserved -= reservation.amount;
-                reservation.live = false;
-                let charged = cost.min(money.available().max(Picodollars::ZERO));
-                let uncollected = cost - charged;
-                let seq = self.enqueue(|| Op::Settle {
-                    key: Arc::clone(&account.key),
-                    id: Arc::clone(&id),
-                    charged,
-                    uncollected,
-                    record: encoded,
-                })?;
-                money.spent += charged;
-                let generation = Generation {
-                    record: Arc::new(record),
-                    charged,
-                    uncollected,
-                    seq,
-                };
-                generations.insert(id, generation);
-                self.inner.shared.settled.fetch_add(1, Ordering::Relaxed);
-                (
-                    Settlement {
-                        charged,
-                        uncollected,
-                        replayed: false,
-                    },
-                    seq,
-                )
-            }
-        };
-        // A replay releases its own hold: the first settlement charged already.
-        drop(reservation);
+        if record.key != reservation.key() {
+            record.key = reservation.key().to_string();
+        }
+        if !self.is_durable() {
+            // The fast path: nothing is written, so nothing is awaited and
+            // the future is ready at its first poll.
+            return self
+                .apply_settle(reservation, record, None)
+                .map(|(settlement, _)| settlement);
+        }
+        let encoded = serde_json::to_vec(&record).map_err(|source| LedgerError::Encode {
+            id: record.id.clone(),
+            source,
+        })?;
+        let (settlement, seq) = self.apply_settle(reservation, record, Some(encoded))?;
         self.wait_durable(seq).await?;
         Ok(settlement)
+    }
+
+    /// Settles in memory and, for a durable ledger (`encoded` is then the
+    /// record's JSON), queues the write. Returns the settlement and the
+    /// sequence number of the write to wait for (0 in memory, where nothing
+    /// is queued). Takes two short locks (the generations', then the
+    /// account's) and never waits.
+    fn apply_settle(
+        &self,
+        reservation: Reservation,
+        record: GenerationRecord,
+        encoded: Option<Vec<u8>>,
+    ) -> Result<(Settlement, u64), LedgerError> {
+        let mut reservation = reservation;
+        let cost = record.total_cost;
+        let mut generations = lock(&self.inner.generations);
+        let hash = generations.hash(&record.id);
+        if let Some(first) = generations.get_hashed(hash, &record.id) {
+            self.inner.shared.replayed.fetch_add(1, Ordering::Relaxed);
+            let replay = (first.settlement(true), first.seq);
+            drop(generations);
+            // A replay releases its own hold: the first settlement charged already.
+            drop(reservation);
+            return Ok(replay);
+        }
+        let account = Arc::clone(&reservation.account);
+        let mut money = lock(&account.money);
+        money.reserved -= reservation.amount;
+        reservation.live = false;
+        let charged = cost.min(money.available().max(Picodollars::ZERO));
+        let uncollected = cost - charged;
+        let seq = match encoded {
+            None => 0,
+            Some(encoded) => self.enqueue(|| Op::Settle {
+                key: Arc::clone(&account.key),
+                id: record.id.as_str().into(),
+                charged,
+                uncollected,
+                record: encoded,
+            })?,
+        };
+        money.spent += charged;
+        drop(money);
+        let generation = Generation {
+            record: Box::new(record),
+            charged,
+            uncollected,
+            seq,
+        };
+        let settlement = generation.settlement(false);
+        generations.insert_hashed(hash, generation);
+        drop(generations);
+        self.inner.shared.settled.fetch_add(1, Ordering::Relaxed);
+        Ok((settlement, seq))
     }
 
     /// The key's balance now, or `None` for an unknown key.
@@ -734,11 +843,9 @@ impl Ledger {
 
     /// The settlement recorded for a generation id (`replayed` is false).
     pub fn settlement(&self, id: &str) -> Option<Settlement> {
-        lock(&self.inner.generations).get(id).map(|generation| Settlement {
-            charged: generation.charged,
-            uncollected: generation.uncollected,
-            replayed: false,
-        })
+        lock(&self.inner.generations)
+            .get(id)
+            .map(|generation| generation.settlement(false))
     }
 
     /// Counters since this ledger was opened.

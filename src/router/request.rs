@@ -6,6 +6,11 @@
 //! bytes of every message's text, the tool definitions, and 8 tokens of
 //! framing per message plus 16, so it is never below what a real tokenizer
 //! (or the mock's documented count) reports.
+//!
+//! The estimate is for the one case where the upstream never reports a prompt
+//! count, an OpenAI-dialect stream the client abandons: four characters a
+//! token, four tokens of framing a message and three for the reply
+//! (OpenAI's chat format), and a quarter of the tool definitions' bytes.
 
 use serde_json::{Map, Value};
 
@@ -22,6 +27,7 @@ pub struct ChatRequest {
     pub stream: bool,
     pub max_tokens: Option<u32>,
     pub prompt_bound: u64,
+    pub prompt_estimate: u64,
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
@@ -48,7 +54,9 @@ pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         None => return Err(bad("`messages` is required")),
     };
     let mut prompt_bound: u64 = 16;
+    let mut prompt_estimate: u64 = 3;
     for (i, message) in messages.iter().enumerate() {
+        let mut chars: u64 = 0;
         let Value::Object(message) = message else {
             return Err(bad(format!("`messages[{i}]` must be an object")));
         };
@@ -62,11 +70,17 @@ pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
             )));
         }
         match message.get("content") {
-            Some(Value::String(text)) => prompt_bound += text.len() as u64,
+            Some(Value::String(text)) => {
+                prompt_bound += text.len() as u64;
+                chars += text.chars().count() as u64;
+            }
             Some(Value::Array(parts)) => {
                 for (j, part) in parts.iter().enumerate() {
                     match part.get("text") {
-                        Some(Value::String(text)) => prompt_bound += text.len() as u64,
+                        Some(Value::String(text)) => {
+                            prompt_bound += text.len() as u64;
+                            chars += text.chars().count() as u64;
+                        }
                         Some(_) => return Err(bad(format!("`messages[{i}].content[{j}].text` must be a string"))),
                         None => prompt_bound += part.to_string().len() as u64,
                     }
@@ -85,6 +99,7 @@ pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
             prompt_bound += calls.to_string().len() as u64;
         }
         prompt_bound += 8;
+        prompt_estimate += 4 + chars.div_ceil(4);
     }
     let stream = match body.get("stream") {
         None | Some(Value::Null) => false,
@@ -115,7 +130,11 @@ pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
     }
     match body.get("tools") {
         None | Some(Value::Null) => {}
-        Some(Value::Array(tools)) => prompt_bound += Value::Array(tools.clone()).to_string().len() as u64,
+        Some(Value::Array(tools)) => {
+            let bytes = Value::Array(tools.clone()).to_string().len() as u64;
+            prompt_bound += bytes;
+            prompt_estimate += bytes.div_ceil(4);
+        }
         Some(other) => return Err(bad(format!("`tools` must be an array, got {}", type_name(other)))),
     }
     if let Some(t) = body.get("temperature").filter(|v| !v.is_null()) {
@@ -130,6 +149,7 @@ pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         stream,
         max_tokens,
         prompt_bound,
+        prompt_estimate,
     })
 }
 
@@ -155,6 +175,7 @@ mod tests {
             .unwrap();
         assert_eq!((r.model.as_str(), r.stream, r.max_tokens), ("m", true, Some(9)));
         assert_eq!(r.prompt_bound, 16 + 5 + 8);
+        assert_eq!(r.prompt_estimate, 3 + 4 + 2);
     }
 
     #[test]

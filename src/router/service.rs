@@ -294,7 +294,12 @@ impl Router {
             .generation(id)
             .filter(|r| *r.key == *key.key)
             .ok_or_else(|| ApiError::GenerationNotFound(id.to_string()))?;
-        Ok(json(StatusCode::OK, data(&GenerationInfo::from(&record))))
+        // What was charged, which is the cost unless the account could not cover it.
+        let mut info = GenerationInfo::from(&record);
+        if let Some(settlement) = self.state.ledger.settlement(id) {
+            info.total_cost = super::wire::Usd(settlement.charged);
+        }
+        Ok(json(StatusCode::OK, data(&info)))
     }
 
     async fn admin(&self, method: &Method, route: &str, body: &[u8]) -> Result<Response<RouterBody>, ApiError> {
@@ -468,11 +473,12 @@ where
     }
 }
 
+/// A query parameter's value; generation ids need no percent-decoding.
 fn query(query: Option<&str>, name: &str) -> Option<String> {
     query?
         .split('&')
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-        .map(|v| v.replace("%2D", "-"))
+        .map(str::to_string)
 }
 
 pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response<RouterBody> {

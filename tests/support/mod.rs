@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests that drive the built binary: a
-//! temp file removed on drop, and a running `gauntlet mock` killed on drop.
+//! temp file removed on drop, and running `gauntlet mock` and `gauntlet
+//! router` processes killed on drop.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -29,12 +30,63 @@ impl Drop for TempFile {
     }
 }
 
-/// A running `gauntlet mock`, killed on drop so a failing assert cleans up.
-pub struct Mock {
+/// A running `gauntlet SUBCOMMAND`, killed on drop so a failing assert
+/// cleans up. Its stdout is kept open so it never writes to a closed pipe.
+pub struct Process {
     child: Child,
-    /// Read up to the `serving` line, then kept open so the mock never
-    /// writes to a closed pipe.
     stdout: BufReader<ChildStdout>,
+    what: String,
+}
+
+impl Process {
+    /// Starts `gauntlet SUBCOMMAND ARGS` with stdout and stderr piped.
+    pub fn start(subcommand: &str, args: &[&str]) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+            .arg(subcommand)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start the gauntlet binary");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Process {
+            child,
+            stdout,
+            what: format!("gauntlet {subcommand} {args:?}"),
+        }
+    }
+
+    /// The next line of stdout; if the process ended instead, fails the
+    /// test with its exit status and stderr, saying it ended before `before`.
+    pub fn line(&mut self, before: &str) -> String {
+        let mut line = String::new();
+        let read = self
+            .stdout
+            .read_line(&mut line)
+            .expect("cannot read the child's stdout");
+        if read == 0 {
+            let status = self.child.wait().expect("wait for the child");
+            let mut stderr = String::new();
+            if let Some(mut err) = self.child.stderr.take() {
+                let _ = err.read_to_string(&mut stderr);
+            }
+            panic!("{} ended ({status}) before {before}; stderr:\n{stderr}", self.what);
+        }
+        line
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `gauntlet mock`, killed on drop.
+pub struct Mock {
+    _process: Process,
     /// `(name, url)` of each provider, as printed.
     pub providers: Vec<(String, String)>,
 }
@@ -43,55 +95,68 @@ impl Mock {
     /// Starts `gauntlet mock ARGS` and reads its stdout up to the
     /// `serving ...` line.
     pub fn start(args: &[&str]) -> Mock {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-            .arg("mock")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start the gauntlet binary");
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut mock = Mock {
-            child,
-            stdout,
-            providers: Vec::new(),
-        };
+        let mut process = Process::start("mock", args);
+        let mut providers = Vec::new();
         loop {
-            let mut line = String::new();
-            let read = mock.stdout.read_line(&mut line).expect("cannot read the mock's stdout");
-            if read == 0 {
-                let status = mock.child.wait().expect("wait for the mock");
-                let mut stderr = String::new();
-                if let Some(mut err) = mock.child.stderr.take() {
-                    let _ = err.read_to_string(&mut stderr);
-                }
-                panic!("gauntlet mock {args:?} ended ({status}) before serving; stderr:\n{stderr}");
-            }
+            let line = process.line("serving");
             if line.starts_with("serving ") {
                 break;
             }
             let fields: Vec<&str> = line.split_whitespace().collect();
             match fields.as_slice() {
                 [name, _dialect, url] if url.starts_with("http://127.0.0.1:") => {
-                    mock.providers.push((name.to_string(), url.to_string()));
+                    providers.push((name.to_string(), url.to_string()));
                 }
                 _ => panic!("unexpected line from gauntlet mock: {line:?}"),
             }
         }
-        assert!(!mock.providers.is_empty(), "gauntlet mock printed no provider");
-        mock
+        assert!(!providers.is_empty(), "gauntlet mock printed no provider");
+        Mock {
+            _process: process,
+            providers,
+        }
     }
 
     pub fn url(&self) -> &str {
         assert_eq!(self.providers.len(), 1, "{:?}", self.providers);
         &self.providers[0].1
     }
+
+    /// The URL of the provider called `name`.
+    #[allow(dead_code)] // not every test binary that includes this module asks
+    pub fn url_of(&self, name: &str) -> &str {
+        let found = self.providers.iter().find(|(n, _)| n == name);
+        &found
+            .unwrap_or_else(|| panic!("no provider `{name}` in {:?}", self.providers))
+            .1
+    }
 }
 
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A running `gauntlet router`, killed on drop.
+#[allow(dead_code)] // only tests/sdk.rs starts a router
+pub struct RouterProcess {
+    _process: Process,
+    url: String,
+}
+
+#[allow(dead_code)]
+impl RouterProcess {
+    /// Starts `gauntlet router ARGS` and reads its stdout up to the
+    /// `router listening on http://ADDR ...` line.
+    pub fn start(args: &[&str]) -> RouterProcess {
+        let mut process = Process::start("router", args);
+        let line = process.line("listening");
+        let url = line
+            .strip_prefix("router listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .filter(|url| url.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| panic!("unexpected line from gauntlet router: {line:?}"))
+            .to_string();
+        RouterProcess { _process: process, url }
+    }
+
+    /// `http://ADDR`, without a path.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }

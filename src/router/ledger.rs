@@ -1000,12 +1000,14 @@ impl Writer {
         Some((batch, last_seq))
     }
 
-    /// Publishes the failure first, so that anyone refused sees its cause.
+    /// Records the cause and marks the ledger failed before any waiter is
+    /// woken, so that a waiter told of the failure can no longer reserve
+    /// and anyone refused sees the cause.
     fn fail(&self, failure: StoreFailure) {
         self.progress.send_modify(|progress| {
             progress.failure.get_or_insert(failure);
+            self.shared.health.store(FAILED, Ordering::Release);
         });
-        self.shared.health.store(FAILED, Ordering::Release);
         lock(&self.shared.queue).closed = true;
     }
 }

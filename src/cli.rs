@@ -19,6 +19,16 @@ pub enum Command {
     Mock(MockArgs),
     /// Serve the reference router from the [router] table of a file until Ctrl-C.
     Router(RouterArgs),
+    /// Check scenario files (or every *.toml under folders) without running them.
+    Validate(ValidateArgs),
+}
+
+/// Scenario files or folders to check.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files, or folders searched for *.toml.
+    #[arg(required = true, value_name = "SCENARIO|DIR")]
+    pub paths: Vec<PathBuf>,
 }
 
 /// The reference router, from a scenario or router config file.

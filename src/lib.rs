@@ -4,14 +4,18 @@
 //! - [`cli`]: the command line (clap structs only).
 //! - [`command`]: the subcommands (`mock` serves the mock providers,
 //!   `router` the reference router).
+//! - [`load`]: the load generator (open-loop arrival schedules).
 //! - [`router`]: the reference router.
+//! - [`scenario`]: scenario scripts, raw and validated.
 //!
 //! Exit codes, for every command: 0 all checks pass, 1 a check failed,
 //! 2 bad scenario or usage, 3 the run itself failed.
 
 pub mod cli;
 pub mod command;
+pub mod load;
 pub mod router;
+pub mod scenario;
 
 use std::process::ExitCode;
 
@@ -39,5 +43,6 @@ pub async fn run(cli: cli::Cli) -> Exit {
     match cli.command {
         cli::Command::Mock(args) => command::mock::run(args, command::until_ctrl_c()).await,
         cli::Command::Router(args) => command::router::run(args, command::until_ctrl_c()).await,
+        cli::Command::Validate(args) => command::validate::run(&args),
     }
 }

@@ -238,3 +238,25 @@ async fn a_bad_config_is_a_usage_error_in_process() {
     let exit = gauntlet::command::mock::run(args, std::future::pending()).await;
     assert_eq!(exit, Exit::Usage);
 }
+
+#[test]
+fn validate_accepts_the_shipped_scenarios_and_refuses_a_bad_one() {
+    let ok = gauntlet(&["validate", concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")]);
+    assert_eq!(ok.code, Some(0), "{ok:?}");
+    assert!(ok.stdout.contains("ok    ") && ok.stdout.contains("demo"), "{ok:?}");
+
+    let bad = TempFile::new(
+        "validate-bad",
+        "schema = 1\n[meta]\nname = \"x\"\n[[phases]]\nduraton-s = 1\n",
+    );
+    let run = gauntlet(&["validate", bad.path()]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains(bad.path()), "{run:?}");
+    assert!(
+        run.stderr.contains("phases[0].duraton-s") && run.stderr.contains("did you mean `duration-s`?"),
+        "{run:?}"
+    );
+
+    let none = gauntlet(&["validate", "/nonexistent-dir-for-gauntlet"]);
+    assert_eq!(none.code, Some(2), "{none:?}");
+}

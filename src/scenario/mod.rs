@@ -1,0 +1,841 @@
+//! Scenario scripts: a TOML file (`schema = 1`) that says what to start,
+//! what load to drive, which faults to inject when, and what to check.
+//! Parsed into [`raw`] serde structs, then validated into a [`Scenario`];
+//! every error names the file, the field path and what is wrong (with the
+//! closest valid key for a misspelt one). The format is documented in
+//! `scenarios/README.md`.
+
+pub mod raw;
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mock_providers::config::{ConfigError, RawProvider, parse_toml, validate_faults, validate_providers};
+use mock_providers::faults::RawFault;
+
+use crate::load::arrival::Arrival;
+use crate::router::config::{RawRouter, RouterConfig};
+use raw::{ArrivalKind, CheckKind, MetricName, Profile, RawArrival, RawScenario, TargetKind};
+
+/// The schema this version of gauntlet reads.
+pub const SCHEMA: u32 = 1;
+/// Where reports go unless `[report] dir` says otherwise.
+pub const DEFAULT_REPORT_DIR: &str = "reports/runs";
+/// The in-flight cap of a phase that sets none.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1024;
+/// How long an external router may take to become ready.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The prefix of a router provider's `base-url` that names a scenario mock.
+pub const MOCK_URL_PREFIX: &str = "mock:";
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub file: PathBuf,
+    pub meta: Meta,
+    pub target: Target,
+    /// The mock providers, validated (they are started from this form).
+    pub providers: Vec<RawProvider>,
+    /// The `[router]` table: the built-in router's configuration, or, for an
+    /// external router, the prices, keys and lifecycle the checks expect.
+    /// Provider `base-url`s may say `mock:NAME`, resolved at run time.
+    pub router: Option<RawRouter>,
+    pub phases: Vec<Phase>,
+    pub mix: Vec<MixEntry>,
+    pub faults: Vec<FaultStep>,
+    pub slo: Slo,
+    pub checks: Vec<Check>,
+    pub report_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The reference router, started in-process on loopback.
+    Builtin,
+    /// A router at `url` (the API base, e.g. `http://127.0.0.1:8080/api/v1`).
+    Http {
+        url: String,
+        profile: Profile,
+        command: Option<Vec<String>>,
+        ready_url: String,
+        ready_timeout: Duration,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub name: String,
+    pub duration: Duration,
+    pub max_requests: Option<u64>,
+    pub load: Load,
+    pub max_in_flight: NonZeroU32,
+    /// Indices into [`Scenario::mix`] this phase draws from.
+    pub mix: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load {
+    /// Open loop: requests at the schedule's intended times.
+    Open(Arrival),
+    /// Closed loop: `users` each send, wait for the answer, think, repeat.
+    Closed { users: NonZeroU32, think: Duration },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MixEntry {
+    pub name: String,
+    pub weight: u32,
+    pub model: String,
+    pub key: String,
+    pub stream: bool,
+    pub prompt_chars: u32,
+    pub system: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub tools: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultStep {
+    pub at: Duration,
+    pub provider: String,
+    pub set: Vec<RawFault>,
+}
+
+/// Per-request service levels for goodput.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Slo {
+    pub ttft: Option<Duration>,
+    pub e2e: Option<Duration>,
+    pub tpot: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub rule: Rule,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    Latency {
+        metric: MetricName,
+        percentile: f64,
+        max: Duration,
+    },
+    ErrorRate {
+        max: f64,
+    },
+    Goodput {
+        min: f64,
+    },
+    RunValid,
+}
+
+/// A scenario that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ScenarioError(#[from] pub ConfigError);
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::new(path, message)
+}
+
+fn ms(value: f64, path: &str) -> Result<Duration, ConfigError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value / 1000.0))
+    } else {
+        Err(err(path, format!("must be a number of milliseconds > 0, got {value}")))
+    }
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
+        let text =
+            std::fs::read_to_string(file).map_err(|e| err("", format!("cannot read the file: {e}")).in_file(file))?;
+        Self::parse(&text, file)
+    }
+
+    /// Validates scenario text; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
+        let raw: RawScenario = parse_toml(text).map_err(|e| e.in_file(file))?;
+        validate(raw, file).map_err(|e| ScenarioError(e.in_file(file)))
+    }
+
+    /// The whole run's planned length.
+    pub fn duration(&self) -> Duration {
+        self.phases.iter().map(|p| p.duration).sum()
+    }
+
+    /// The router configuration with `mock:NAME` base URLs resolved by `resolve`.
+    pub fn router_config(&self, resolve: impl Fn(&str) -> Option<String>) -> Result<Option<RouterConfig>, ConfigError> {
+        let Some(raw) = &self.router else { return Ok(None) };
+        let mut raw = raw.clone();
+        for (i, p) in raw.providers.iter_mut().enumerate() {
+            if let Some(name) = p.base_url.strip_prefix(MOCK_URL_PREFIX) {
+                p.base_url = resolve(name).ok_or_else(|| {
+                    err(
+                        format!("router.providers[{i}].base-url"),
+                        format!("no [[providers]] is named `{name}`"),
+                    )
+                })?;
+            }
+        }
+        raw.validate("router").map(Some).map_err(|e| err(e.path, e.message))
+    }
+}
+
+fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> {
+    if raw.schema != SCHEMA {
+        return Err(err(
+            "schema",
+            format!("this gauntlet reads schema = {SCHEMA}, the file says {}", raw.schema),
+        ));
+    }
+    let name = raw.meta.name.trim().to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(err(
+            "meta.name",
+            format!("must be letters, digits, `-`, `_` or `.` (it names the report folder), got `{name}`"),
+        ));
+    }
+    let meta = Meta {
+        name,
+        description: raw.meta.description.clone().unwrap_or_default(),
+        seed: raw.meta.seed.unwrap_or(0),
+        tags: raw.meta.tags.clone(),
+    };
+
+    validate_providers(&raw.providers)?;
+    let mock_names: HashSet<&str> = raw.providers.iter().map(|p| p.name.as_str()).collect();
+
+    let target = match &raw.target {
+        None => Target::Builtin,
+        Some(t) => match t.kind {
+            TargetKind::Builtin => {
+                for (field, given) in [
+                    ("url", t.url.is_some()),
+                    ("command", t.command.is_some()),
+                    ("ready-url", t.ready_url.is_some()),
+                ] {
+                    if given {
+                        return Err(err(format!("target.{field}"), "applies only to kind = \"http\""));
+                    }
+                }
+                Target::Builtin
+            }
+            TargetKind::Http => {
+                let url = t
+                    .url
+                    .clone()
+                    .ok_or_else(|| err("target.url", "kind = \"http\" needs the router's API base URL"))?;
+                let url = url.trim_end_matches('/').to_string();
+                check_http_url("target.url", &url)?;
+                if let Some(command) = &t.command
+                    && command.first().is_none_or(|c| c.trim().is_empty())
+                {
+                    return Err(err(
+                        "target.command",
+                        "must name a program: [\"./my-router\", \"--flag\"]",
+                    ));
+                }
+                let ready_url = t.ready_url.clone().unwrap_or_else(|| format!("{url}/models"));
+                check_http_url("target.ready-url", &ready_url)?;
+                Target::Http {
+                    url,
+                    profile: t.profile.unwrap_or(Profile::Openrouter),
+                    command: t.command.clone(),
+                    ready_url,
+                    ready_timeout: t.ready_timeout_ms.map_or(DEFAULT_READY_TIMEOUT, Duration::from_millis),
+                }
+            }
+        },
+    };
+
+    // The router table is validated with `mock:NAME` resolved to a placeholder.
+    let router_models: Option<HashSet<String>>;
+    let router_keys: Option<HashSet<String>>;
+    match &raw.router {
+        None if target == Target::Builtin => {
+            return Err(err(
+                "router",
+                "the built-in target needs a [router] table (models, prices, keys)",
+            ));
+        }
+        None => {
+            router_models = None;
+            router_keys = None;
+        }
+        Some(router) => {
+            let mut probe = router.clone();
+            for (i, p) in probe.providers.iter_mut().enumerate() {
+                if let Some(name) = p.base_url.strip_prefix(MOCK_URL_PREFIX) {
+                    if !mock_names.contains(name) {
+                        return Err(err(
+                            format!("router.providers[{i}].base-url"),
+                            format!("no [[providers]] is named `{name}`"),
+                        ));
+                    }
+                    p.base_url = "http://127.0.0.1:1".into();
+                }
+            }
+            let config = probe.validate("router").map_err(|e| err(e.path, e.message))?;
+            router_models = Some(config.catalog.models().iter().map(|m| m.id.to_string()).collect());
+            router_keys = Some(config.keys.iter().map(|k| k.key.to_string()).collect());
+        }
+    }
+    if target == Target::Builtin && raw.providers.is_empty() {
+        return Err(err(
+            "providers",
+            "the built-in router needs at least one [[providers]] mock to call",
+        ));
+    }
+
+    if raw.mix.is_empty() {
+        return Err(err(
+            "mix",
+            "a scenario needs at least one [[mix]] entry (model, key, ...)",
+        ));
+    }
+    let mut mix = Vec::with_capacity(raw.mix.len());
+    let mut mix_names = HashSet::new();
+    for (i, m) in raw.mix.iter().enumerate() {
+        let path = format!("mix[{i}]");
+        let name = m.name.clone().unwrap_or_else(|| format!("mix-{i}"));
+        if !mix_names.insert(name.clone()) {
+            return Err(err(format!("{path}.name"), format!("`{name}` is used twice")));
+        }
+        if m.weight == Some(0) {
+            return Err(err(
+                format!("{path}.weight"),
+                "must be at least 1 (remove the entry to leave it out)",
+            ));
+        }
+        if let Some(models) = &router_models
+            && !models.contains(&m.model)
+        {
+            let known: Vec<&str> = models.iter().map(String::as_str).collect();
+            let hint = mock_providers::config::closest(&m.model, known)
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            return Err(err(
+                format!("{path}.model"),
+                format!("`{}` is not a [[router.models]] id{hint}", m.model),
+            ));
+        }
+        if let Some(keys) = &router_keys
+            && !keys.contains(&m.key)
+        {
+            return Err(err(
+                format!("{path}.key"),
+                format!("`{}` is not a [[router.keys]] key", m.key),
+            ));
+        }
+        if m.max_tokens == Some(0) {
+            return Err(err(format!("{path}.max-tokens"), "must be at least 1"));
+        }
+        mix.push(MixEntry {
+            name,
+            weight: m.weight.unwrap_or(1),
+            model: m.model.clone(),
+            key: m.key.clone(),
+            stream: m.stream.unwrap_or(false),
+            prompt_chars: m.prompt_chars.unwrap_or(64),
+            system: m.system.clone(),
+            max_tokens: m.max_tokens,
+            tools: m.tools.unwrap_or(false),
+        });
+    }
+
+    if raw.phases.is_empty() {
+        return Err(err("phases", "a scenario needs at least one [[phases]] table"));
+    }
+    let mut phases = Vec::with_capacity(raw.phases.len());
+    for (i, p) in raw.phases.iter().enumerate() {
+        let path = format!("phases[{i}]");
+        let duration = match (p.duration_ms, p.duration_s) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    format!("{path}.duration-s"),
+                    "give duration-ms or duration-s, not both",
+                ));
+            }
+            (Some(ms), None) if ms > 0 => Duration::from_millis(ms),
+            (None, Some(s)) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
+            (None, None) => {
+                return Err(err(
+                    format!("{path}.duration-s"),
+                    "a phase needs a duration (duration-s or duration-ms)",
+                ));
+            }
+            _ => return Err(err(format!("{path}.duration-s"), "must be > 0")),
+        };
+        let load = match (&p.arrival, &p.users) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    format!("{path}.users"),
+                    "give `arrival` (open loop) or `users` (closed loop), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(err(
+                    format!("{path}.arrival"),
+                    "a phase needs `arrival` (open loop) or `users` (closed loop)",
+                ));
+            }
+            (Some(a), None) => Load::Open(arrival(a, &format!("{path}.arrival"))?),
+            (None, Some(u)) => Load::Closed {
+                users: NonZeroU32::new(u.count)
+                    .ok_or_else(|| err(format!("{path}.users.count"), "must be at least 1"))?,
+                think: Duration::from_millis(u.think_ms.unwrap_or(0)),
+            },
+        };
+        let max_in_flight = NonZeroU32::new(p.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT))
+            .ok_or_else(|| err(format!("{path}.max-in-flight"), "must be at least 1"))?;
+        let mix_indices = match &p.mix {
+            None => (0..mix.len()).collect(),
+            Some(names) => names
+                .iter()
+                .enumerate()
+                .map(|(j, n)| {
+                    mix.iter().position(|m| &m.name == n).ok_or_else(|| {
+                        let hint = mock_providers::config::closest(n, mix.iter().map(|m| m.name.as_str()))
+                            .map(|c| format!("; did you mean `{c}`?"))
+                            .unwrap_or_default();
+                        err(format!("{path}.mix[{j}]"), format!("no [[mix]] is named `{n}`{hint}"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if p.requests == Some(0) {
+            return Err(err(
+                format!("{path}.requests"),
+                "must be at least 1 (leave it out for no cap)",
+            ));
+        }
+        phases.push(Phase {
+            name: p.name.clone().unwrap_or_else(|| format!("phase-{i}")),
+            duration,
+            max_requests: p.requests,
+            load,
+            max_in_flight,
+            mix: mix_indices,
+        });
+    }
+    let total: Duration = phases.iter().map(|p| p.duration).sum();
+
+    let mut faults = Vec::with_capacity(raw.faults.len());
+    for (i, f) in raw.faults.iter().enumerate() {
+        let path = format!("faults[{i}]");
+        if !mock_names.contains(f.provider.as_str()) {
+            return Err(err(
+                format!("{path}.provider"),
+                format!("no [[providers]] is named `{}`", f.provider),
+            ));
+        }
+        let at = Duration::from_millis(f.at_ms);
+        if at >= total {
+            return Err(err(
+                format!("{path}.at-ms"),
+                format!("{} ms is after the run ends ({} ms)", f.at_ms, total.as_millis()),
+            ));
+        }
+        validate_faults(&f.set, &format!("{path}.set"))?;
+        faults.push(FaultStep {
+            at,
+            provider: f.provider.clone(),
+            set: f.set.clone(),
+        });
+    }
+    faults.sort_by_key(|f| f.at);
+
+    let slo = match &raw.slo {
+        None => Slo::default(),
+        Some(s) => Slo {
+            ttft: s.ttft_ms.map(|v| ms(v, "slo.ttft-ms")).transpose()?,
+            e2e: s.e2e_ms.map(|v| ms(v, "slo.e2e-ms")).transpose()?,
+            tpot: s.tpot_ms.map(|v| ms(v, "slo.tpot-ms")).transpose()?,
+        },
+    };
+
+    let mut checks = Vec::with_capacity(raw.checks.len());
+    for (i, c) in raw.checks.iter().enumerate() {
+        let path = format!("checks[{i}]");
+        let only = |field: &str, given: bool| -> Result<(), ConfigError> {
+            if given {
+                Err(err(format!("{path}.{field}"), "does not apply to this kind of check"))
+            } else {
+                Ok(())
+            }
+        };
+        let rule = match c.kind {
+            CheckKind::Latency => {
+                only("max", c.max.is_some())?;
+                only("min", c.min.is_some())?;
+                let metric = c.metric.ok_or_else(|| {
+                    err(
+                        format!("{path}.metric"),
+                        "a latency check needs `metric` (e2e, e2e-from-send, ttft, itl, tpot, dispatch, overhead)",
+                    )
+                })?;
+                let percentile = c.percentile.unwrap_or(99.0);
+                if !(percentile > 0.0 && percentile <= 100.0) {
+                    return Err(err(
+                        format!("{path}.percentile"),
+                        format!("must be in (0, 100], got {percentile}"),
+                    ));
+                }
+                let max = ms(
+                    c.max_ms
+                        .ok_or_else(|| err(format!("{path}.max-ms"), "a latency check needs `max-ms`"))?,
+                    &format!("{path}.max-ms"),
+                )?;
+                Rule::Latency {
+                    metric,
+                    percentile,
+                    max,
+                }
+            }
+            CheckKind::ErrorRate => {
+                only("metric", c.metric.is_some())?;
+                only("max-ms", c.max_ms.is_some())?;
+                let max = c.max.ok_or_else(|| {
+                    err(
+                        format!("{path}.max"),
+                        "an error-rate check needs `max` (a share, 0 to 1)",
+                    )
+                })?;
+                share(max, &format!("{path}.max"))?;
+                Rule::ErrorRate { max }
+            }
+            CheckKind::Goodput => {
+                only("metric", c.metric.is_some())?;
+                let min = c
+                    .min
+                    .ok_or_else(|| err(format!("{path}.min"), "a goodput check needs `min` (a share, 0 to 1)"))?;
+                share(min, &format!("{path}.min"))?;
+                if slo == Slo::default() {
+                    return Err(err(
+                        format!("{path}.kind"),
+                        "goodput counts requests meeting every [slo]; the scenario has no [slo] table",
+                    ));
+                }
+                Rule::Goodput { min }
+            }
+            CheckKind::RunValid => Rule::RunValid,
+        };
+        let name = c.name.clone().unwrap_or_else(|| default_check_name(&rule));
+        checks.push(Check { name, rule });
+    }
+
+    let report_dir = raw
+        .report
+        .and_then(|r| r.dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_REPORT_DIR));
+    Ok(Scenario {
+        file: file.to_path_buf(),
+        meta,
+        target,
+        providers: raw.providers,
+        router: raw.router,
+        phases,
+        mix,
+        faults,
+        slo,
+        checks,
+        report_dir,
+    })
+}
+
+fn share(v: f64, path: &str) -> Result<(), ConfigError> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(err(path, format!("must be a share between 0 and 1, got {v}")))
+    }
+}
+
+fn check_http_url(path: &str, url: &str) -> Result<(), ConfigError> {
+    match url.parse::<http::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => Ok(()),
+        _ => Err(err(
+            path,
+            format!("`{url}` must be an http:// URL with a host and port"),
+        )),
+    }
+}
+
+fn arrival(raw: &RawArrival, path: &str) -> Result<Arrival, ConfigError> {
+    let need = |field: &str, v: Option<f64>| {
+        v.ok_or_else(|| {
+            err(
+                format!("{path}.{field}"),
+                format!("kind = \"{}\" needs `{field}`", kind_name(raw.kind)),
+            )
+        })
+    };
+    let allowed: &[&str] = match raw.kind {
+        ArrivalKind::Constant | ArrivalKind::Poisson => &["rate"],
+        ArrivalKind::Gamma => &["rate", "burstiness"],
+        ArrivalKind::Ramp => &["from", "to", "poisson"],
+        ArrivalKind::Burst => &["count"],
+    };
+    let given = [
+        ("rate", raw.rate.is_some()),
+        ("burstiness", raw.burstiness.is_some()),
+        ("from", raw.from.is_some()),
+        ("to", raw.to.is_some()),
+        ("poisson", raw.poisson.is_some()),
+        ("count", raw.count.is_some()),
+    ];
+    if let Some((field, _)) = given.iter().find(|(f, g)| *g && !allowed.contains(f)) {
+        return Err(err(
+            format!("{path}.{field}"),
+            format!("does not apply to kind = \"{}\"", kind_name(raw.kind)),
+        ));
+    }
+    let arrival = match raw.kind {
+        ArrivalKind::Constant => Arrival::Constant {
+            rate: need("rate", raw.rate)?,
+        },
+        ArrivalKind::Poisson => Arrival::Poisson {
+            rate: need("rate", raw.rate)?,
+        },
+        ArrivalKind::Gamma => Arrival::Gamma {
+            rate: need("rate", raw.rate)?,
+            burstiness: need("burstiness", raw.burstiness)?,
+        },
+        ArrivalKind::Ramp => Arrival::Ramp {
+            from: need("from", raw.from)?,
+            to: need("to", raw.to)?,
+            poisson: raw.poisson.unwrap_or(false),
+        },
+        ArrivalKind::Burst => Arrival::Burst {
+            count: raw
+                .count
+                .ok_or_else(|| err(format!("{path}.count"), "kind = \"burst\" needs `count`"))?,
+        },
+    };
+    arrival.validate().map_err(|m| err(path, m))?;
+    Ok(arrival)
+}
+
+fn kind_name(kind: ArrivalKind) -> &'static str {
+    match kind {
+        ArrivalKind::Constant => "constant",
+        ArrivalKind::Poisson => "poisson",
+        ArrivalKind::Gamma => "gamma",
+        ArrivalKind::Ramp => "ramp",
+        ArrivalKind::Burst => "burst",
+    }
+}
+
+fn default_check_name(rule: &Rule) -> String {
+    match rule {
+        Rule::Latency {
+            metric,
+            percentile,
+            max,
+        } => format!("{metric:?} p{percentile} <= {} ms", max.as_secs_f64() * 1000.0).to_lowercase(),
+        Rule::ErrorRate { max } => format!("error rate <= {max}"),
+        Rule::Goodput { min } => format!("goodput >= {min}"),
+        Rule::RunValid => "run is valid".to_string(),
+    }
+}
+
+/// Every `*.toml` under the given files and folders (folders recursively,
+/// sorted), for `gauntlet validate` and `gauntlet run DIR`.
+pub fn scenario_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            for entry in entries {
+                if entry.is_dir() {
+                    out.extend(scenario_files(&[entry])?);
+                } else if entry.extension().is_some_and(|e| e == "toml") {
+                    out.push(entry);
+                }
+            }
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+schema = 1
+[meta]
+name = "t"
+[[providers]]
+name = "p"
+dialect = "openai"
+[router]
+[[router.providers]]
+name = "p"
+dialect = "openai"
+base-url = "mock:p"
+api-key = "k"
+[[router.models]]
+id = "m/one"
+providers = ["p"]
+prompt = "1"
+completion = "2"
+[[router.keys]]
+key = "sk"
+credits = "1"
+[[mix]]
+name = "a"
+model = "m/one"
+key = "sk"
+[[phases]]
+duration-s = 1
+arrival = { kind = "constant", rate = 5 }
+"#;
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(text, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn every_shipped_scenario_validates() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let files = scenario_files(&[root.join("scenarios")]).unwrap();
+        assert!(!files.is_empty());
+        for file in files {
+            if let Err(e) = Scenario::load(&file) {
+                panic!("{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_documented_example_validates() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/README.md")).unwrap();
+        let start = readme.find("```toml\n").unwrap() + "```toml\n".len();
+        let end = start + readme[start..].find("```").unwrap();
+        let scenario = parse(&readme[start..end]).unwrap();
+        assert_eq!(scenario.phases.len(), 2);
+        assert_eq!(scenario.faults.len(), 2);
+        assert_eq!(scenario.checks.len(), 4);
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let s = parse(BASE).unwrap();
+        assert_eq!(s.target, Target::Builtin);
+        assert_eq!(s.phases[0].max_in_flight.get(), DEFAULT_MAX_IN_FLIGHT);
+        assert_eq!(s.phases[0].mix, vec![0]);
+        assert_eq!(s.report_dir, PathBuf::from(DEFAULT_REPORT_DIR));
+        let config = s.router_config(|_| Some("http://127.0.0.1:9".into())).unwrap().unwrap();
+        assert_eq!(&*config.providers[0].base_url, "http://127.0.0.1:9");
+    }
+
+    /// Each kind of mistake, by the field path its error names.
+    #[test]
+    fn mistakes_name_their_field() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("schema = 1", "schema = 2", "schema"),
+            ("name = \"t\"", "name = \"a b\"", "meta.name"),
+            ("duration-s = 1", "duraton-s = 1", "phases[0].duraton-s"),
+            (
+                "base-url = \"mock:p\"",
+                "base-url = \"mock:q\"",
+                "router.providers[0].base-url",
+            ),
+            ("model = \"m/one\"", "model = \"m/onr\"", "mix[0].model"),
+            ("key = \"sk\"\n[[phases]]", "key = \"nope\"\n[[phases]]", "mix[0].key"),
+            ("duration-s = 1\n", "", "phases[0].duration-s"),
+            (
+                "arrival = { kind = \"constant\", rate = 5 }",
+                "arrival = { kind = \"constant\", rate = 5 }\nusers = { count = 2 }",
+                "phases[0].users",
+            ),
+            (
+                "arrival = { kind = \"constant\", rate = 5 }",
+                "arrival = { kind = \"constant\", rate = 5, count = 3 }",
+                "phases[0].arrival.count",
+            ),
+            (
+                "arrival = { kind = \"constant\", rate = 5 }",
+                "arrival = { kind = \"gamma\", rate = 5 }",
+                "phases[0].arrival.burstiness",
+            ),
+            (
+                "arrival = { kind = \"constant\", rate = 5 }",
+                "arrival = { kind = \"constant\", rate = -5 }",
+                "phases[0].arrival",
+            ),
+        ];
+        for (from, to, path) in cases {
+            assert!(BASE.contains(from), "{from}");
+            let text = BASE.replacen(from, to, 1);
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.0.path, *path, "{to}: {e}");
+            assert_eq!(e.0.file.as_deref(), Some(Path::new("t.toml")));
+        }
+        let appended: &[(&str, &str)] = &[
+            ("[[faults]]\nat-ms = 100\nprovider = \"q\"\n", "faults[0].provider"),
+            ("[[faults]]\nat-ms = 5000\nprovider = \"p\"\n", "faults[0].at-ms"),
+            (
+                "[[faults]]\nat-ms = 100\nprovider = \"p\"\nset = [{ kind = \"cut\" }]\n",
+                "faults[0].set[0].after-tokens",
+            ),
+            (
+                "[[checks]]\nkind = \"latency\"\nmetric = \"ttft\"\n",
+                "checks[0].max-ms",
+            ),
+            ("[[checks]]\nkind = \"goodput\"\nmin = 0.9\n", "checks[0].kind"),
+            ("[[checks]]\nkind = \"error-rate\"\nmax = 2\n", "checks[0].max"),
+            ("[target]\nkind = \"http\"\n", "target.url"),
+        ];
+        for (extra, path) in appended {
+            let e = parse(&format!("{BASE}{extra}")).unwrap_err();
+            assert_eq!(e.0.path, *path, "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn typos_get_suggestions() {
+        let e = parse(&BASE.replacen("arrival =", "arival =", 1)).unwrap_err();
+        assert!(e.to_string().contains("did you mean `arrival`?"), "{e}");
+        let e = parse(&BASE.replacen("model = \"m/one\"", "model = \"m/onr\"", 1)).unwrap_err();
+        assert!(e.to_string().contains("did you mean `m/one`?"), "{e}");
+        let e = parse(&BASE.replacen("kind = \"constant\"", "kind = \"constnt\"", 1)).unwrap_err();
+        assert!(e.to_string().contains("did you mean `constant`?"), "{e}");
+        assert!(e.to_string().starts_with("t.toml:"), "{e}");
+    }
+
+    #[test]
+    fn an_external_router_needs_no_router_table() {
+        let text = "schema = 1\n[meta]\nname = \"x\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:8080/api/v1\"\n[[mix]]\nmodel = \"any\"\nkey = \"k\"\n[[phases]]\nduration-ms = 100\nusers = { count = 1 }\n";
+        let s = parse(text).unwrap();
+        let Target::Http { ready_url, profile, .. } = &s.target else {
+            panic!("{:?}", s.target)
+        };
+        assert_eq!(ready_url, "http://127.0.0.1:8080/api/v1/models");
+        assert_eq!(*profile, Profile::Openrouter);
+    }
+}

@@ -3,12 +3,17 @@
 //!
 //! Groups: `reserve_settle` (one thread: reserve then settle a fresh
 //! generation; reserve then drop, the failed-request path; a replayed
-//! settle) and `contended` (two threads, each doing reserve + settle, on one
-//! shared key and on a key each). Generation records are built outside the
-//! timed loop, one per iteration, as the router builds them; each sample
-//! starts from a fresh ledger, so the generation map grows only with that
-//! sample. Settle is an `async fn`; in memory it never waits, so it is
-//! polled once with a no-op waker instead of going through a runtime.
+//! settle), `contended` (two threads, each doing reserve + settle, on one
+//! shared key and on a key each, batches started together; the time is per
+//! pair of operations running at once) and `reserve_settle_cpu` (the
+//! one-thread case in the thread's CPU time, robust to a loaded machine). Generation records are built outside the
+//! timing, one per iteration, as the router builds them, in batches of
+//! [`BATCH`] just before they are settled (so they are warm in the cache, as
+//! the one the router has just built is); each sample starts from a fresh
+//! ledger, so the generation map grows with the sample, as it grows with
+//! every request in a router. Settle is an `async fn`; in memory it never
+//! waits, so it is polled once with a no-op waker instead of going through a
+//! runtime.
 //!
 //! Run with `cargo bench --bench ledger`.
 
@@ -16,20 +21,26 @@
 
 use std::hint::black_box;
 use std::pin::pin;
-use std::sync::Barrier;
+use std::sync::{Barrier, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::Measurement;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 
 use gauntlet::router::ledger::{GenerationRecord, Ledger, Settlement};
 use gauntlet::router::pricing::Picodollars;
+
+mod support;
+use support::{ThreadCpu, thread_cpu_now};
 
 /// Worst case of a small request: 100 prompt tokens at $3/M and 4096
 /// completion tokens at $15/M.
 const HOLD: Picodollars = Picodollars(100 * 3_000_000 + 4096 * 15_000_000);
 /// Its real cost: 100 prompt and 16 completion tokens.
 const COST: Picodollars = Picodollars(100 * 3_000_000 + 16 * 15_000_000);
+/// Records built at a time, outside the timing.
+const BATCH: u64 = 256;
 /// Enough credits that no reservation is ever refused.
 const CREDITS: Picodollars = Picodollars(i64::MAX / 4);
 
@@ -75,8 +86,34 @@ fn record(key: &str, thread: usize, n: u64) -> GenerationRecord {
     }
 }
 
-fn records(key: &str, thread: usize, iters: u64) -> Vec<GenerationRecord> {
-    (0..iters).map(|n| record(key, thread, n)).collect()
+/// `iters` reserve + settle on `key`, timed by `clock` batch by batch, each
+/// batch's records built before its timing starts. With `together`, every
+/// batch starts when the other thread's does.
+fn timed_run(
+    ledger: &Ledger,
+    key: &str,
+    thread: usize,
+    iters: u64,
+    clock: fn() -> Duration,
+    together: Option<&Barrier>,
+) -> Duration {
+    let mut elapsed = Duration::ZERO;
+    let mut batch = Vec::with_capacity(BATCH as usize);
+    let mut n = 0;
+    while n < iters {
+        let end = (n + BATCH).min(iters);
+        batch.extend((n..end).map(|n| record(key, thread, n)));
+        if let Some(barrier) = together {
+            barrier.wait();
+        }
+        let start = clock();
+        for record in batch.drain(..) {
+            black_box(reserve_settle(ledger, key, record));
+        }
+        elapsed += clock().saturating_sub(start);
+        n = end;
+    }
+    elapsed
 }
 
 fn reserve_settle(ledger: &Ledger, key: &str, record: GenerationRecord) -> Settlement {
@@ -84,23 +121,27 @@ fn reserve_settle(ledger: &Ledger, key: &str, record: GenerationRecord) -> Settl
     now(ledger.settle(held, record)).unwrap()
 }
 
-fn one_thread(c: &mut Criterion) {
-    let mut group = c.benchmark_group("reserve_settle");
-    group.throughput(Throughput::Elements(1));
+/// Wall time since the first call.
+fn wall_now() -> Duration {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed()
+}
+
+fn one_thread_in<M: Measurement<Value = Duration>>(group: &mut BenchmarkGroup<'_, M>, clock: fn() -> Duration) {
     group.bench_function("one_thread", |b| {
         b.iter_custom(|iters| {
             let ledger = ledger(&["sk-a"]);
-            let records = records("sk-a", 0, iters);
-            let start = Instant::now();
-            for record in records {
-                black_box(reserve_settle(&ledger, "sk-a", record));
-            }
-            let elapsed = start.elapsed();
+            let elapsed = timed_run(&ledger, "sk-a", 0, iters, clock, None);
             assert_eq!(ledger.stats().settled, iters);
-            drop(ledger);
             elapsed
         })
     });
+}
+
+fn one_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reserve_settle");
+    group.throughput(Throughput::Elements(1));
+    one_thread_in(&mut group, wall_now);
     // A failed request: the hold is released when the reservation drops.
     group.bench_function("reserve_drop", |b| {
         let ledger = ledger(&["sk-a"]);
@@ -123,32 +164,21 @@ fn one_thread(c: &mut Criterion) {
     group.finish();
 }
 
-/// Two threads doing `iters` reserve + settle each, on `keys[thread]`;
-/// the time from the first start to the last finish.
+/// Two threads doing `iters` reserve + settle each, on `keys[thread]`,
+/// batch by batch in step; the longer of the two threads' timed spans.
 fn two_threads(ledger: &Ledger, keys: [&str; 2], iters: u64) -> Duration {
-    let start = Barrier::new(2);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
+    let together = Barrier::new(2);
+    std::thread::scope(|scope| {
         let workers: Vec<_> = keys
             .iter()
             .enumerate()
             .map(|(thread, key)| {
-                let records = records(key, thread, iters);
-                let start = &start;
-                scope.spawn(move || {
-                    start.wait();
-                    let begun = Instant::now();
-                    for record in records {
-                        black_box(reserve_settle(ledger, key, record));
-                    }
-                    (begun, Instant::now())
-                })
+                let together = &together;
+                scope.spawn(move || timed_run(ledger, key, thread, iters, wall_now, Some(together)))
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap()).collect()
-    });
-    let first = spans.iter().map(|s| s.0).min().unwrap();
-    let last = spans.iter().map(|s| s.1).max().unwrap();
-    last - first
+        workers.into_iter().map(|w| w.join().unwrap()).max().unwrap()
+    })
 }
 
 fn contended(c: &mut Criterion) {
@@ -164,5 +194,19 @@ fn contended(c: &mut Criterion) {
     group.finish();
 }
 
+/// The one-thread case again, in the thread's CPU time: the same work, less
+/// the time the thread waited for a core on a loaded machine.
+fn one_thread_cpu(c: &mut Criterion<ThreadCpu>) {
+    let mut group = c.benchmark_group("reserve_settle_cpu");
+    group.throughput(Throughput::Elements(1));
+    one_thread_in(&mut group, thread_cpu_now);
+    group.finish();
+}
+
 criterion_group!(benches, one_thread, contended);
-criterion_main!(benches);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = one_thread_cpu
+}
+criterion_main!(benches, cpu);

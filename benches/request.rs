@@ -24,12 +24,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::Measurement;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
-use http::{Request, StatusCode};
+use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -39,6 +41,9 @@ use tokio::runtime::Runtime;
 
 use gauntlet::router::config::RawRouterFile;
 use gauntlet::router::{Connector, Router};
+
+mod support;
+use support::ThreadCpu;
 
 /// Two mocks with no delays and a router in front, one key with plenty of
 /// credits and no limits. `gpt-4o-mini` answers 16 tokens, `-long` 100.
@@ -138,7 +143,33 @@ fn upstream_body(model: &str, stream: bool) -> Bytes {
 struct Stack {
     mocks: MockSet,
     router: Router,
-    direct: Client<InProcessConnector, Full<Bytes>>,
+    direct: Client<Counted, Full<Bytes>>,
+    /// Connections opened by the router and by `direct`.
+    router_connects: Arc<AtomicUsize>,
+    direct_connects: Arc<AtomicUsize>,
+}
+
+/// The mocks' in-process connector, counting the connections it opens (a
+/// pooled client opens one and keeps it).
+#[derive(Clone)]
+struct Counted {
+    inner: InProcessConnector,
+    connects: Arc<AtomicUsize>,
+}
+
+impl tower_service::Service<Uri> for Counted {
+    type Response = <InProcessConnector as tower_service::Service<Uri>>::Response;
+    type Error = <InProcessConnector as tower_service::Service<Uri>>::Error;
+    type Future = <InProcessConnector as tower_service::Service<Uri>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        self.connects.fetch_add(1, Ordering::Relaxed);
+        self.inner.call(uri)
+    }
 }
 
 impl Stack {
@@ -156,11 +187,23 @@ impl Stack {
                 }
             }
             let config = raw.validate("router").expect("router validates");
-            let router = Router::new(config, Connector::from_service(mocks.connector()))
+            let counted = |connects: &Arc<AtomicUsize>| Counted {
+                inner: mocks.connector(),
+                connects: Arc::clone(connects),
+            };
+            let router_connects = Arc::new(AtomicUsize::new(0));
+            let direct_connects = Arc::new(AtomicUsize::new(0));
+            let router = Router::new(config, Connector::from_service(counted(&router_connects)))
                 .await
                 .expect("router starts");
-            let direct = Client::builder(TokioExecutor::new()).build(mocks.connector());
-            Stack { mocks, router, direct }
+            let direct = Client::builder(TokioExecutor::new()).build(counted(&direct_connects));
+            Stack {
+                mocks,
+                router,
+                direct,
+                router_connects,
+                direct_connects,
+            }
         })
     }
 
@@ -186,7 +229,7 @@ async fn through_router(router: &Router, body: &Bytes) -> (StatusCode, Bytes) {
 }
 
 /// One request straight to a mock, its body read to the end.
-async fn to_mock(client: &Client<InProcessConnector, Full<Bytes>>, url: &str, body: &Bytes) -> (StatusCode, Bytes) {
+async fn to_mock(client: &Client<Counted, Full<Bytes>>, url: &str, body: &Bytes) -> (StatusCode, Bytes) {
     let req = Request::post(url)
         .header("authorization", "Bearer sk-up-oai")
         .header("content-type", "application/json")
@@ -198,32 +241,44 @@ async fn to_mock(client: &Client<InProcessConnector, Full<Bytes>>, url: &str, bo
     (status, bytes)
 }
 
-/// Checks once, outside any timing, that each case answers what it should.
+/// Checks, outside any timing, that each case answers what it should and
+/// that the clients keep their connections (a bench of reconnections would
+/// measure something else).
 fn check(runtime: &Runtime, stack: &Stack) {
     runtime.block_on(async {
-        for (model, stream) in [
-            ("openai/gpt-4o-mini", false),
-            ("anthropic/claude-sonnet-4", false),
-            ("openai/gpt-4o-mini-long", true),
-        ] {
-            let (status, bytes) = through_router(&stack.router, &chat_body(model, stream)).await;
-            let text = String::from_utf8_lossy(&bytes);
-            assert_eq!(status, StatusCode::OK, "{model}: {text}");
-            assert!(text.contains("\"cost\""), "{model}: no cost in {text}");
-            if stream {
-                assert!(text.ends_with("data: [DONE]\n\n"), "{model}: {text}");
-                assert_eq!(
-                    text.matches("\"content\":").count(),
-                    101,
-                    "{model}: a role chunk and 100 tokens"
-                );
+        for _ in 0..10 {
+            for (model, stream) in [
+                ("openai/gpt-4o-mini", false),
+                ("anthropic/claude-sonnet-4", false),
+                ("openai/gpt-4o-mini-long", true),
+            ] {
+                let (status, bytes) = through_router(&stack.router, &chat_body(model, stream)).await;
+                let text = String::from_utf8_lossy(&bytes);
+                assert_eq!(status, StatusCode::OK, "{model}: {text}");
+                assert!(text.contains("\"cost\""), "{model}: no cost in {text}");
+                if stream {
+                    assert!(text.ends_with("data: [DONE]\n\n"), "{model}: {text}");
+                    assert_eq!(
+                        text.matches("\"content\":").count(),
+                        101,
+                        "{model}: a role chunk and 100 tokens"
+                    );
+                }
+            }
+            for (model, stream) in [("gpt-4o-mini", false), ("gpt-4o-mini-long", true)] {
+                let (status, bytes) =
+                    to_mock(&stack.direct, &stack.mock_url("oai"), &upstream_body(model, stream)).await;
+                assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
             }
         }
-        for (model, stream) in [("gpt-4o-mini", false), ("gpt-4o-mini-long", true)] {
-            let (status, bytes) = to_mock(&stack.direct, &stack.mock_url("oai"), &upstream_body(model, stream)).await;
-            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
-        }
     });
+    report_connections(stack);
+}
+
+fn report_connections(stack: &Stack) {
+    let router = stack.router_connects.load(Ordering::Relaxed);
+    let direct = stack.direct_connects.load(Ordering::Relaxed);
+    eprintln!("connections opened so far: by the router {router}, straight to the mock {direct}");
 }
 
 /// The cases, measured with `M` (wall time or thread CPU time).
@@ -274,6 +329,7 @@ fn wall(c: &mut Criterion) {
     let mut group = c.benchmark_group("wall");
     cases(&mut group, &runtime, &stack);
     group.finish();
+    report_connections(&stack);
 }
 
 fn cpu(c: &mut Criterion<ThreadCpu>) {
@@ -283,51 +339,7 @@ fn cpu(c: &mut Criterion<ThreadCpu>) {
     let mut group = c.benchmark_group("cpu");
     cases(&mut group, &runtime, &stack);
     group.finish();
-}
-
-/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`). Criterion
-/// reads it before and after each sample, on the thread that runs the
-/// current-thread runtime, so it counts every task of the request and none
-/// of another process's.
-struct ThreadCpu;
-
-fn thread_cpu_now() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        u64::try_from(t.tv_sec).unwrap_or(0),
-        u32::try_from(t.tv_nsec).unwrap_or(0),
-    )
-}
-
-static WALL: WallTime = WallTime;
-
-impl Measurement for ThreadCpu {
-    type Intermediate = Duration;
-    type Value = Duration;
-
-    fn start(&self) -> Duration {
-        thread_cpu_now()
-    }
-
-    fn end(&self, start: Duration) -> Duration {
-        thread_cpu_now().saturating_sub(start)
-    }
-
-    fn add(&self, v1: &Duration, v2: &Duration) -> Duration {
-        *v1 + *v2
-    }
-
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-
-    fn to_f64(&self, value: &Duration) -> f64 {
-        value.as_nanos() as f64
-    }
-
-    fn formatter(&self) -> &dyn ValueFormatter {
-        WALL.formatter()
-    }
+    report_connections(&stack);
 }
 
 criterion_group!(wall_time, wall);

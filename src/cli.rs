@@ -19,8 +19,31 @@ pub enum Command {
     Mock(MockArgs),
     /// Serve the reference router from the [router] table of a file until Ctrl-C.
     Router(RouterArgs),
+    /// Run scenarios: start the mocks and the target, drive the load, check, report.
+    Run(RunArgs),
     /// Check scenario files (or every *.toml under folders) without running them.
     Validate(ValidateArgs),
+}
+
+/// Scenarios to run, and what to override.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario files, or folders searched for *.toml (run in name order).
+    #[arg(required = true, value_name = "SCENARIO|DIR")]
+    pub paths: Vec<PathBuf>,
+
+    /// Send the load to this router (its API base URL, e.g. http://127.0.0.1:8080/api/v1)
+    /// instead of the scenario's target; the mocks still start on their declared ports.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+
+    /// Write reports under this folder instead of the scenario's [report] dir.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Use this seed instead of the scenario's.
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// Scenario files or folders to check.

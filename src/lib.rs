@@ -1,19 +1,25 @@
 //! gauntlet: a load-testing and conformance harness for LLM API routers.
 //!
 //! The map:
+//! - [`checks`]: the scenario's checks judged against the metrics (and the run's validity).
 //! - [`cli`]: the command line (clap structs only).
 //! - [`command`]: the subcommands (`mock` serves the mock providers,
 //!   `router` the reference router).
 //! - [`load`]: the load generator (open-loop arrival schedules).
+//! - [`metrics`]: HDR histograms, outcome counts, time series and goodput of a run.
+//! - [`report`]: the report files of a run (JSON, CSV, JUnit, Markdown, HTML, HdrHistogram logs).
 //! - [`router`]: the reference router.
 //! - [`scenario`]: scenario scripts, raw and validated.
 //!
 //! Exit codes, for every command: 0 all checks pass, 1 a check failed,
 //! 2 bad scenario or usage, 3 the run itself failed.
 
+pub mod checks;
 pub mod cli;
 pub mod command;
 pub mod load;
+pub mod metrics;
+pub mod report;
 pub mod router;
 pub mod scenario;
 
@@ -44,5 +50,6 @@ pub async fn run(cli: cli::Cli) -> Exit {
         cli::Command::Mock(args) => command::mock::run(args, command::until_ctrl_c()).await,
         cli::Command::Router(args) => command::router::run(args, command::until_ctrl_c()).await,
         cli::Command::Validate(args) => command::validate::run(&args),
+        cli::Command::Run(args) => command::run::run(args, command::until_ctrl_c()).await,
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod mock;
 pub mod router;
+pub mod run;
 pub mod validate;
 
 use std::path::Path;

@@ -245,7 +245,7 @@ pub struct Reservation {
 
 struct Inner {
     accounts: RwLock<HashMap<Arc<str>, Arc<Account>>>,
-    generations: Mutex<Generations>,
+    generations: Generations,
     shared: Arc<Shared>,
     /// The writer's progress; `None` for an in-memory ledger.
     durable: Option<watch::Receiver<Progress>>,
@@ -266,7 +266,7 @@ struct Money {
 }
 
 struct Generation {
-    record: Box<GenerationRecord>,
+    record: GenerationRecord,
     charged: Picodollars,
     uncollected: Picodollars,
     /// The write that persists it; durable once the writer has committed it.
@@ -285,15 +285,22 @@ impl Generation {
 
 /// Settled generations by id. Every settle looks its id up and then adds it,
 /// and the set only grows, so it is kept compact and cheap to grow: each id
-/// is hashed once per settle (SipHash with a random key, as `HashMap`
-/// does) and the map is keyed by that hash, so growing it never re-hashes a
-/// string. The id itself is stored once, in the record. Two ids with the same
-/// 64-bit hash are told apart by `collided`, which is empty in practice.
+/// is hashed once per settle, before the lock is taken (SipHash with a random
+/// key, as `HashMap` does), and the table is keyed by that hash with the
+/// generation boxed, so growing it moves 16 bytes a generation and never
+/// re-hashes a string. The id is stored once, in the record.
 #[derive(Default)]
 struct Generations {
-    by_hash: HashMap<u64, Generation, BuildHasherDefault<Prehashed>>,
-    collided: HashMap<String, Generation>,
     hasher: RandomState,
+    table: Mutex<GenerationTable>,
+}
+
+/// Generations by the hash of their id. Two ids with the same 64-bit hash
+/// are told apart by `collided`, which is empty in practice.
+#[derive(Default)]
+struct GenerationTable {
+    by_hash: HashMap<u64, Box<Generation>, BuildHasherDefault<Prehashed>>,
+    collided: HashMap<String, Box<Generation>>,
 }
 
 impl Generations {
@@ -301,21 +308,39 @@ impl Generations {
         self.hasher.hash_one(id)
     }
 
-    fn get(&self, id: &str) -> Option<&Generation> {
-        self.get_hashed(self.hash(id), id)
+    fn lock(&self) -> MutexGuard<'_, GenerationTable> {
+        lock(&self.table)
     }
 
-    fn get_hashed(&self, hash: u64, id: &str) -> Option<&Generation> {
+    /// What `read` makes of the generation `id`, if it was settled.
+    fn read<T>(&self, id: &str, read: impl FnOnce(&Generation) -> T) -> Option<T> {
+        let hash = self.hash(id);
+        self.lock().get(hash, id).map(read)
+    }
+
+    /// Adds a generation read from the store.
+    fn load(&mut self, generation: Box<Generation>) {
+        let hash = self.hash(&generation.record.id);
+        let table = self.table.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if table.get(hash, &generation.record.id).is_none() {
+            table.insert(hash, generation);
+        }
+    }
+}
+
+impl GenerationTable {
+    /// The generation `id`, whose hash is `hash`.
+    fn get(&self, hash: u64, id: &str) -> Option<&Generation> {
         match self.by_hash.get(&hash) {
-            Some(generation) if generation.record.id == id => Some(generation),
+            Some(generation) if generation.record.id == id => Some(&**generation),
             // Only an id whose hash is taken can be in `collided`.
-            Some(_) => self.collided.get(id),
+            Some(_) => self.collided.get(id).map(|generation| &**generation),
             None => None,
         }
     }
 
-    /// Adds a generation whose id is not in the set; `hash` is its id's.
-    fn insert_hashed(&mut self, hash: u64, generation: Generation) {
+    /// Adds a generation whose id is not in the table; `hash` is its id's.
+    fn insert(&mut self, hash: u64, generation: Box<Generation>) {
         match self.by_hash.entry(hash) {
             Entry::Vacant(slot) => {
                 slot.insert(generation);
@@ -325,20 +350,9 @@ impl Generations {
             }
         }
     }
-
-    /// Adds a generation, replacing one with the same id.
-    fn insert(&mut self, generation: Generation) {
-        let hash = self.hash(&generation.record.id);
-        match self.by_hash.entry(hash) {
-            Entry::Occupied(mut slot) if slot.get().record.id == generation.record.id => {
-                slot.insert(generation);
-            }
-            _ => self.insert_hashed(hash, generation),
-        }
-    }
 }
 
-/// The hasher of [`Generations::by_hash`], whose keys are hashes already.
+/// The hasher of [`GenerationTable::by_hash`], whose keys are hashes already.
 #[derive(Default)]
 struct Prehashed(u64);
 
@@ -569,12 +583,12 @@ impl Ledger {
                     record.id = id.value().to_string();
                 }
                 let generation = Generation {
-                    record: Box::new(record),
+                    record,
                     charged: Picodollars(charged),
                     uncollected: Picodollars(uncollected),
                     seq: 0,
                 };
-                generations.insert(generation);
+                generations.load(Box::new(generation));
             }
         }
         txn.commit().map_err(|e| failed("commit the tables")(e.into()))?;
@@ -602,7 +616,7 @@ impl Ledger {
     ) -> Ledger {
         let inner = Inner {
             accounts: RwLock::new(accounts),
-            generations: Mutex::new(generations),
+            generations,
             shared,
             durable,
         };
@@ -788,9 +802,16 @@ impl Ledger {
     ) -> Result<(Settlement, u64), LedgerError> {
         let mut reservation = reservation;
         let cost = record.total_cost;
-        let mut generations = lock(&self.inner.generations);
-        let hash = generations.hash(&record.id);
-        if let Some(first) = generations.get_hashed(hash, &record.id) {
+        // Hashed and boxed before the lock, to keep it short.
+        let hash = self.inner.generations.hash(&record.id);
+        let mut generation = Box::new(Generation {
+            record,
+            charged: Picodollars::ZERO,
+            uncollected: Picodollars::ZERO,
+            seq: 0,
+        });
+        let mut generations = self.inner.generations.lock();
+        if let Some(first) = generations.get(hash, &generation.record.id) {
             self.inner.shared.replayed.fetch_add(1, Ordering::Relaxed);
             let replay = (first.settlement(true), first.seq);
             drop(generations);
@@ -798,35 +819,35 @@ impl Ledger {
             drop(reservation);
             return Ok(replay);
         }
-        let account = Arc::clone(&reservation.account);
+        let account = &reservation.account;
         let mut money = lock(&account.money);
         money.reserved -= reservation.amount;
-        reservation.live = false;
         let charged = cost.min(money.available().max(Picodollars::ZERO));
         let uncollected = cost - charged;
-        let seq = match encoded {
-            None => 0,
+        let queued = match encoded {
+            None => Ok(0),
             Some(encoded) => self.enqueue(|| Op::Settle {
                 key: Arc::clone(&account.key),
-                id: record.id.as_str().into(),
+                id: generation.record.id.as_str().into(),
                 charged,
                 uncollected,
                 record: encoded,
-            })?,
+            }),
         };
-        money.spent += charged;
+        if queued.is_ok() {
+            money.spent += charged;
+        }
         drop(money);
-        let generation = Generation {
-            record: Box::new(record),
-            charged,
-            uncollected,
-            seq,
-        };
-        let settlement = generation.settlement(false);
-        generations.insert_hashed(hash, generation);
+        // The hold is released whether the charge could be queued or not.
+        reservation.live = false;
+        generation.seq = queued?;
+        generation.charged = charged;
+        generation.uncollected = uncollected;
+        let answer = (generation.settlement(false), generation.seq);
+        generations.insert(hash, generation);
         drop(generations);
         self.inner.shared.settled.fetch_add(1, Ordering::Relaxed);
-        Ok((settlement, seq))
+        Ok(answer)
     }
 
     /// The key's balance now, or `None` for an unknown key.
@@ -836,16 +857,14 @@ impl Ledger {
 
     /// The record of a settled generation, or `None` if the id was never settled.
     pub fn generation(&self, id: &str) -> Option<GenerationRecord> {
-        lock(&self.inner.generations)
-            .get(id)
-            .map(|generation| GenerationRecord::clone(&generation.record))
+        self.inner.generations.read(id, |generation| generation.record.clone())
     }
 
     /// The settlement recorded for a generation id (`replayed` is false).
     pub fn settlement(&self, id: &str) -> Option<Settlement> {
-        lock(&self.inner.generations)
-            .get(id)
-            .map(|generation| generation.settlement(false))
+        self.inner
+            .generations
+            .read(id, |generation| generation.settlement(false))
     }
 
     /// Counters since this ledger was opened.
@@ -1306,6 +1325,45 @@ mod tests {
             (p(1_000), p(0), p(0))
         );
         assert_eq!(ledger.settlement("big").unwrap().uncollected, p(200));
+    }
+
+    #[test]
+    fn in_memory_settle_is_ready_at_its_first_poll() {
+        use std::task::{Context, Poll, Waker};
+
+        let ledger = Ledger::in_memory();
+        let mut cx = Context::from_waker(Waker::noop());
+        let created = std::pin::pin!(ledger.create_account("sk-a", "alice", p(1_000)));
+        assert!(matches!(created.poll(&mut cx), Poll::Ready(Ok(_))));
+        let held = ledger.reserve("sk-a", p(300)).unwrap();
+        let settle = std::pin::pin!(ledger.settle(held, record("gen-1", 120)));
+        let Poll::Ready(Ok(settlement)) = settle.poll(&mut cx) else {
+            panic!("an in-memory settle waited or failed");
+        };
+        assert_eq!(settlement.charged, p(120));
+        assert_eq!(ledger.balance("sk-a").unwrap().available, p(880));
+    }
+
+    #[test]
+    fn generations_whose_ids_hash_alike_are_told_apart() {
+        let generation = |id: &str, cost: i64| {
+            Box::new(Generation {
+                record: record(id, cost),
+                charged: p(cost),
+                uncollected: p(0),
+                seq: 0,
+            })
+        };
+        let mut table = GenerationTable::default();
+        table.insert(7, generation("gen-a", 1));
+        table.insert(7, generation("gen-b", 2));
+        table.insert(8, generation("gen-c", 3));
+        assert_eq!(table.get(7, "gen-a").map(|g| g.charged), Some(p(1)));
+        assert_eq!(table.get(7, "gen-b").map(|g| g.charged), Some(p(2)));
+        assert_eq!(table.get(8, "gen-c").map(|g| g.charged), Some(p(3)));
+        assert!(table.get(7, "gen-c").is_none());
+        assert!(table.get(8, "gen-a").is_none());
+        assert!(table.get(9, "gen-a").is_none());
     }
 
     #[tokio::test]

@@ -234,6 +234,9 @@ impl Pending {
         };
         match field {
             b"data" => {
+                // One allocation for a one-line event (the buffer was handed
+                // out with the last one), rather than one per doubling.
+                self.data.reserve(value.len() + 1);
                 self.data.push_str(&text(value));
                 self.data.push('\n');
             }

@@ -2,6 +2,9 @@
 //! temp file removed on drop, and running `gauntlet mock` and `gauntlet
 //! router` processes killed on drop.
 
+// Each test binary uses a part of these helpers.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};

@@ -129,17 +129,26 @@ pub fn openai_response_passthrough(
     obj.insert("id".into(), generation_id.into());
     obj.insert("model".into(), model.into());
     obj.insert("created".into(), created.into());
+    // Field by field rather than by JSON pointer, which allocates for
+    // every segment of its path.
     let usage = obj.remove("usage").filter(Value::is_object).map(|u| {
-        let count = |path: &str| u.pointer(path).and_then(Value::as_u64).unwrap_or(0);
+        let count = |path: &[&str]| {
+            path.iter()
+                .try_fold(&u, |value, field| value.get(field))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
         UpstreamUsage::from_openai(
-            count("/prompt_tokens"),
-            count("/prompt_tokens_details/cached_tokens"),
-            count("/completion_tokens"),
-            count("/completion_tokens_details/reasoning_tokens"),
+            count(&["prompt_tokens"]),
+            count(&["prompt_tokens_details", "cached_tokens"]),
+            count(&["completion_tokens"]),
+            count(&["completion_tokens_details", "reasoning_tokens"]),
         )
     });
     let finish_reason = body
-        .pointer("/choices/0/finish_reason")
+        .get("choices")
+        .and_then(|choices| choices.get(0))
+        .and_then(|choice| choice.get("finish_reason"))
         .and_then(Value::as_str)
         .map_or(FinishReason::Stop, FinishReason::from_openai);
     Ok(Completion {
@@ -173,7 +182,9 @@ pub fn with_usage(body: &Value, report: &UsageReport) -> Vec<u8> {
     for (name, value) in fields.iter().filter(|(name, _)| name.as_str() != "usage") {
         write_json_str(&mut out, name);
         out.push(b':');
-        out.put_slice(value.to_string().as_bytes());
+        // Straight into the buffer, as `to_string` would write it; writing
+        // a `Value` into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut out, value);
         out.push(b',');
     }
     out.put_slice(b"\"usage\":");

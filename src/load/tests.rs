@@ -1,0 +1,530 @@
+//! The engine against real mock providers on loopback (no router): what it
+//! sends, what it records, and how it stops.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mock_providers::config::{Behaviour, ModelConfig, ToolCall};
+use mock_providers::distribution::Distribution;
+use mock_providers::faults::RawFault;
+use mock_providers::journal::CorrelationSource;
+use mock_providers::{Clock, Dialect, MockSet, ProviderConfig};
+use tokio::sync::mpsc;
+
+use super::arrival::Arrival;
+use super::engine::{self, EngineConfig, RunStats, Target};
+use super::record::{Outcome, RequestRecord};
+use crate::scenario::{Load, Meta, MixEntry, Phase, Scenario, Slo, Target as ScenarioTarget};
+
+const MS: Duration = Duration::from_millis(1);
+
+/// One OpenAI-dialect mock, shaped by `configure`.
+async fn mock(configure: impl FnOnce(&mut ProviderConfig)) -> (MockSet, Target, Clock) {
+    let mut config = ProviderConfig::any_model("p", Dialect::OpenAi, "127.0.0.1:0".parse().unwrap());
+    config.defaults = fast();
+    configure(&mut config);
+    let mocks = MockSet::spawn(vec![config]).await.unwrap();
+    let provider = &mocks.providers()[0];
+    let target = Target {
+        base_url: format!("{}/v1", provider.base_url()),
+    };
+    let clock = *provider.journal().clock();
+    (mocks, target, clock)
+}
+
+/// 10 ms to the first token, 2 ms between tokens, 5 tokens.
+fn fast() -> Behaviour {
+    Behaviour {
+        ttft_ms: Distribution::Constant(10.0),
+        itl_ms: Distribution::Constant(2.0),
+        output_tokens: Distribution::Constant(5.0),
+        ..Behaviour::default()
+    }
+}
+
+fn entry(name: &str, model: &str, stream: bool) -> MixEntry {
+    MixEntry {
+        name: name.into(),
+        weight: 1,
+        model: model.into(),
+        key: "sk-test".into(),
+        stream,
+        prompt_chars: 200,
+        system: None,
+        max_tokens: None,
+        tools: false,
+    }
+}
+
+fn open(name: &str, duration: Duration, arrival: Arrival, mix: Vec<usize>) -> Phase {
+    Phase {
+        name: name.into(),
+        duration,
+        max_requests: None,
+        load: Load::Open(arrival),
+        max_in_flight: NonZeroU32::new(1024).unwrap(),
+        mix,
+    }
+}
+
+fn scenario(phases: Vec<Phase>, mix: Vec<MixEntry>) -> Scenario {
+    Scenario {
+        file: PathBuf::from("test.toml"),
+        meta: Meta {
+            name: "test".into(),
+            description: String::new(),
+            seed: 0,
+            tags: Vec::new(),
+        },
+        target: ScenarioTarget::Builtin,
+        providers: Vec::new(),
+        router: None,
+        phases,
+        mix,
+        faults: Vec::new(),
+        slo: Slo::default(),
+        checks: Vec::new(),
+        report_dir: PathBuf::from("reports"),
+    }
+}
+
+fn config(seed: u64) -> EngineConfig {
+    EngineConfig {
+        seed,
+        request_timeout: Duration::from_secs(5),
+        stop_grace: Duration::from_millis(100),
+    }
+}
+
+/// Runs the engine, collecting every record.
+async fn run_with(
+    scenario: &Scenario,
+    target: &Target,
+    clock: Clock,
+    config: EngineConfig,
+    stop: impl Future<Output = ()>,
+) -> (RunStats, Vec<RequestRecord>) {
+    let (tx, mut rx) = mpsc::channel(16);
+    let collect = async {
+        let mut records = Vec::new();
+        while let Some(record) = rx.recv().await {
+            records.push(record);
+        }
+        records
+    };
+    tokio::join!(engine::run(scenario, target, clock, config, tx, stop), collect)
+}
+
+async fn run(scenario: &Scenario, target: &Target, clock: Clock) -> (RunStats, Vec<RequestRecord>) {
+    run_with(scenario, target, clock, config(0), std::future::pending()).await
+}
+
+fn assert_sane_times(record: &RequestRecord) {
+    let times = [
+        Some(record.intended_us),
+        Some(record.sent_us),
+        record.head_us,
+        record.first_content_us,
+        record.last_byte_us,
+    ];
+    let known: Vec<u64> = times.into_iter().flatten().collect();
+    assert!(known.windows(2).all(|w| w[0] <= w[1]), "{record:?}");
+    if let Some(last) = record.content_offsets_us.last() {
+        assert!(record.content_offsets_us.windows(2).all(|w| w[0] <= w[1]));
+        assert!(record.sent_us + u64::from(*last) <= record.last_byte_us.unwrap());
+    }
+}
+
+fn fault(json: serde_json::Value) -> RawFault {
+    serde_json::from_value(json).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_sends_the_schedule_with_ids_the_journal_sees() {
+    let (mocks, target, clock) = mock(|_| {}).await;
+    let mix = vec![entry("whole", "gpt-x", false), entry("stream", "gpt-x", true)];
+    let phases = vec![open("steady", 200 * MS, Arrival::Constant { rate: 100.0 }, vec![0, 1])];
+    let scenario = scenario(phases, mix);
+    let (stats, records) = run(&scenario, &target, clock).await;
+
+    assert_eq!(records.len(), 20);
+    let phase = &stats.phases[0];
+    assert!(!stats.stopped);
+    assert_eq!(
+        (phase.requested, phase.sent, phase.dropped, phase.completed),
+        (20, 20, 0, 20)
+    );
+    assert_eq!(phase.expected_rate, 100.0);
+    assert_eq!(phase.ended_us - phase.started_us, 200_000);
+
+    let ids: HashSet<&str> = records.iter().map(|r| &*r.id).collect();
+    assert_eq!(ids.len(), 20);
+    let journal = mocks.providers()[0].journal();
+    tokio::time::timeout(Duration::from_secs(2), journal.wait_for(20))
+        .await
+        .unwrap();
+    let seen: HashMap<String, mock_providers::Record> = journal
+        .snapshot()
+        .into_iter()
+        .map(|r| (r.correlation_id.clone().unwrap(), r))
+        .collect();
+    assert_eq!(seen.len(), 20);
+
+    let mut streams = 0;
+    for record in &records {
+        assert_eq!(record.outcome, Outcome::Ok, "{record:?}");
+        assert_eq!(record.status, 200);
+        assert_eq!(record.phase, 0);
+        assert!(record.intended_us >= phase.started_us && record.intended_us < phase.ended_us);
+        assert_sane_times(record);
+        let upstream = &seen[&*record.id];
+        assert_eq!(upstream.correlation_source, CorrelationSource::Header);
+        assert_eq!(upstream.stream, record.stream);
+        assert_eq!(record.stream, record.mix == 1);
+        // The mock received it after the client sent it, on the same clock.
+        assert!(upstream.received_us >= record.sent_us);
+        let usage = upstream.usage.unwrap();
+        assert_eq!(record.prompt_tokens, Some(u64::from(usage.prompt_tokens)));
+        assert_eq!(record.completion_tokens, Some(5));
+        assert_eq!(record.cached_tokens, Some(0));
+        assert_eq!(record.model.as_deref(), Some("gpt-x"));
+        if record.stream {
+            streams += 1;
+            assert_eq!(record.content_chunks, 5);
+            assert_eq!(record.content_offsets_us.len(), 5);
+            // Role, 5 pieces, finish, usage, [DONE].
+            assert_eq!(record.chunks, 9);
+            assert!(record.first_content_us.unwrap() < record.last_byte_us.unwrap());
+        } else {
+            assert_eq!((record.chunks, record.content_chunks), (0, 0));
+            assert_eq!(record.first_content_us, record.last_byte_us);
+        }
+    }
+    assert!(streams > 0 && streams < 20, "{streams} streams");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_flight_cap_drops_instead_of_queueing() {
+    let (_mocks, target, clock) = mock(|config| {
+        config.defaults.ttft_ms = Distribution::Constant(300.0);
+        config.defaults.output_tokens = Distribution::Constant(4.0);
+    })
+    .await;
+    let mut phase = open("capped", 200 * MS, Arrival::Constant { rate: 50.0 }, vec![0]);
+    phase.max_in_flight = NonZeroU32::new(1).unwrap();
+    let scenario = scenario(vec![phase], vec![entry("slow", "slow", true)]);
+    let (stats, records) = run(&scenario, &target, clock).await;
+
+    let phase = &stats.phases[0];
+    assert_eq!(
+        (phase.requested, phase.sent, phase.dropped, phase.completed),
+        (10, 1, 9, 1)
+    );
+    assert_eq!(records.len(), 10);
+    let dropped: Vec<_> = records.iter().filter(|r| r.outcome == Outcome::Dropped).collect();
+    assert_eq!(dropped.len(), 9);
+    for record in dropped {
+        assert_eq!(record.intended_us, record.sent_us);
+        assert_eq!((record.status, record.head_us, record.chunks), (0, None, 0));
+        assert!(record.stream);
+    }
+    let sent = records.iter().find(|r| r.outcome != Outcome::Dropped).unwrap();
+    assert_eq!((&*sent.id, sent.outcome), ("r0-0", Outcome::Ok));
+    assert!(sent.first_content_us.unwrap() - sent.sent_us >= 300_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_users_wait_and_think() {
+    let (_mocks, target, clock) = mock(|_| {}).await;
+    let closed = |max_requests| Phase {
+        name: "users".into(),
+        duration: 300 * MS,
+        max_requests,
+        load: Load::Closed {
+            users: NonZeroU32::new(2).unwrap(),
+            think: 20 * MS,
+        },
+        max_in_flight: NonZeroU32::new(1).unwrap(),
+        mix: vec![0],
+    };
+    let scenario = scenario(vec![closed(None), closed(Some(5))], vec![entry("whole", "m", false)]);
+    let (stats, records) = run(&scenario, &target, clock).await;
+
+    let [free, capped] = &stats.phases[..] else {
+        panic!("{stats:?}")
+    };
+    assert_eq!(free.expected_rate, 0.0);
+    assert_eq!((capped.requested, capped.sent, capped.completed), (5, 5, 5));
+    assert_eq!(records.iter().filter(|r| r.phase == 1).count(), 5);
+    // Each cycle takes ≥ 10 ms of answer + 20 ms of thinking: at most ~10
+    // per user in 300 ms; and the users did keep going.
+    let first: Vec<_> = records.iter().filter(|r| r.phase == 0).collect();
+    assert_eq!(first.len() as u64, free.requested);
+    assert!((6..=22).contains(&first.len()), "{}", first.len());
+    assert_eq!(free.sent, free.completed);
+    for record in &records {
+        assert_eq!(record.outcome, Outcome::Ok);
+        assert_eq!(record.intended_us, record.sent_us);
+        assert_sane_times(record);
+    }
+    // Never more than the 2 users in flight (the cap of 1 does not apply).
+    let mut edges: Vec<(u64, i32)> = first
+        .iter()
+        .flat_map(|r| [(r.sent_us, 1), (r.last_byte_us.unwrap(), -1)])
+        .collect();
+    edges.sort();
+    let mut in_flight = 0;
+    let mut peak = 0;
+    for (_, step) in edges {
+        in_flight += step;
+        peak = peak.max(in_flight);
+    }
+    assert_eq!(peak, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_the_run_and_records_every_started_request() {
+    let (mocks, target, clock) = mock(|_| {}).await;
+    mocks.providers()[0]
+        .provider
+        .set_faults(&[fault(serde_json::json!({"kind": "hang", "delay-ms": 5000}))])
+        .unwrap();
+    let phases = vec![
+        open(
+            "long",
+            10 * Duration::from_secs(1),
+            Arrival::Constant { rate: 10.0 },
+            vec![0],
+        ),
+        open(
+            "never",
+            Duration::from_secs(1),
+            Arrival::Constant { rate: 20.0 },
+            vec![0],
+        ),
+    ];
+    let scenario = scenario(phases, vec![entry("stream", "m", true)]);
+    let started = std::time::Instant::now();
+    // Arrivals at 0, 100 and 200 ms; the next would be at 300.
+    let stop = tokio::time::sleep(250 * MS);
+    let (stats, records) = run_with(&scenario, &target, clock, config(0), stop).await;
+
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(stats.stopped);
+    assert_eq!(stats.phases.len(), 1);
+    let phase = &stats.phases[0];
+    assert!(phase.ended_us - phase.started_us < 1_000_000);
+    assert_eq!(phase.requested, 3);
+    assert_eq!((phase.sent, phase.completed), (3, 3));
+    assert_eq!(records.len(), 3);
+    for record in &records {
+        assert_eq!(record.outcome, Outcome::Timeout);
+        assert!(record.error.as_deref().unwrap().contains("stopped"));
+        // Given the grace period after the stop, no more.
+        let waited = clock.now_us() - record.sent_us;
+        assert!(waited >= 100_000, "{waited}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_timeout_is_a_timeout() {
+    let (mocks, target, clock) = mock(|_| {}).await;
+    mocks.providers()[0]
+        .provider
+        .set_faults(&[fault(serde_json::json!({"kind": "hang", "delay-ms": 5000}))])
+        .unwrap();
+    let scenario = scenario(
+        vec![open("burst", 10 * MS, Arrival::Burst { count: 2 }, vec![0])],
+        vec![entry("whole", "m", false)],
+    );
+    let mut config = config(0);
+    config.request_timeout = 150 * MS;
+    let (stats, records) = run_with(&scenario, &target, clock, config, std::future::pending()).await;
+    assert!(!stats.stopped);
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        assert_eq!((record.outcome, record.status), (Outcome::Timeout, 0));
+        assert!(record.error.as_deref().unwrap().contains("150 ms"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_port_is_a_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let target = Target {
+        base_url: format!("http://{addr}/v1"),
+    };
+    let scenario = scenario(
+        vec![open("burst", 10 * MS, Arrival::Burst { count: 2 }, vec![0])],
+        vec![entry("whole", "m", false)],
+    );
+    let (_, records) = run(&scenario, &target, Clock::new()).await;
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        assert_eq!((record.outcome, record.head_us), (Outcome::ConnectError, None));
+        assert!(record.error.is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mix_choice_is_deterministic_for_a_seed() {
+    let (mocks, target, clock) = mock(|_| {}).await;
+    let mix = vec![
+        entry("a", "model-a", false),
+        entry("b", "model-b", false),
+        entry("c", "model-c", false),
+    ];
+    let scenario = scenario(
+        vec![open("burst", 50 * MS, Arrival::Burst { count: 24 }, vec![0, 1, 2])],
+        mix,
+    );
+    let choices = |records: Vec<RequestRecord>| -> HashMap<String, u16> {
+        records.into_iter().map(|r| (r.id.to_string(), r.mix)).collect()
+    };
+    let first = choices(
+        run_with(&scenario, &target, clock, config(7), std::future::pending())
+            .await
+            .1,
+    );
+    let again = choices(
+        run_with(&scenario, &target, clock, config(7), std::future::pending())
+            .await
+            .1,
+    );
+    let other = choices(
+        run_with(&scenario, &target, clock, config(8), std::future::pending())
+            .await
+            .1,
+    );
+    assert_eq!(first.len(), 24);
+    assert_eq!(first, again);
+    assert_ne!(first, other);
+    assert!(first.values().collect::<HashSet<_>>().len() > 1);
+
+    // The mock was asked for the model of the chosen entry.
+    let journal = mocks.providers()[0].journal();
+    tokio::time::timeout(Duration::from_secs(2), journal.wait_for(72))
+        .await
+        .unwrap();
+    let asked: HashMap<String, String> = journal
+        .snapshot()
+        .into_iter()
+        .take(24)
+        .map(|r| (r.correlation_id.unwrap(), r.model.unwrap()))
+        .collect();
+    for (id, mix) in &first {
+        assert_eq!(asked[id], scenario.mix[usize::from(*mix)].model);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_models_404_and_tool_calls_stream_as_content() {
+    let (mocks, target, clock) = mock(|config| {
+        config.models = vec![ModelConfig {
+            id: "tooly".into(),
+            removed: false,
+            tool_call: Some(ToolCall {
+                name: "get_weather".into(),
+                arguments: r#"{"city":"Paris"}"#.into(),
+            }),
+            behaviour: fast(),
+        }];
+    })
+    .await;
+    let mut tools = entry("tools", "tooly", true);
+    tools.tools = true;
+    tools.system = Some("be brief".into());
+    tools.max_tokens = Some(64);
+    let mix = vec![entry("missing", "no-such-model", false), tools];
+    let phases = vec![
+        open("missing", 10 * MS, Arrival::Burst { count: 1 }, vec![0]),
+        open("tools", 10 * MS, Arrival::Burst { count: 1 }, vec![1]),
+    ];
+    let scenario = scenario(phases, mix);
+    let (_, records) = run(&scenario, &target, clock).await;
+    let by_phase = |phase: u16| records.iter().find(|r| r.phase == phase).unwrap();
+
+    let missing = by_phase(0);
+    assert_eq!((missing.outcome, missing.status), (Outcome::NotFound, 404));
+    assert!(
+        missing.error.as_deref().unwrap().contains("does not exist"),
+        "{missing:?}"
+    );
+    assert_eq!(missing.first_content_us, None);
+
+    let tool = by_phase(1);
+    assert_eq!(tool.outcome, Outcome::Ok, "{tool:?}");
+    assert!(tool.content_chunks > 0);
+    assert_eq!(tool.content_offsets_us.len() as u32, tool.content_chunks);
+    assert!(tool.completion_tokens.is_some());
+    assert_sane_times(tool);
+
+    let journal = mocks.providers()[0].journal();
+    tokio::time::timeout(Duration::from_secs(2), journal.wait_for(2))
+        .await
+        .unwrap();
+    let upstream = journal
+        .snapshot()
+        .into_iter()
+        .find(|r| r.correlation_id.as_deref() == Some(&*tool.id))
+        .unwrap();
+    assert_eq!(upstream.system_prompt.as_deref(), Some("be brief"));
+    assert_eq!(upstream.max_tokens, Some(64));
+    assert_eq!(upstream.tokens_sent, tool.content_chunks);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_streams_are_classified() {
+    let (mocks, target, clock) = mock(|_| {}).await;
+    mocks.providers()[0]
+        .provider
+        .set_faults(&[
+            fault(serde_json::json!({"kind": "status", "status": 500, "after-tokens": 3, "model": "errs"})),
+            fault(serde_json::json!({"kind": "cut", "after-tokens": 2, "model": "cuts"})),
+            fault(serde_json::json!({"kind": "malformed-chunk", "after-tokens": 1, "model": "garbles"})),
+            fault(serde_json::json!({"kind": "status", "status": 503, "model": "refuses"})),
+        ])
+        .unwrap();
+    let mix = vec![
+        entry("errs", "errs", true),
+        entry("cuts", "cuts", true),
+        entry("garbles", "garbles", true),
+        entry("refuses", "refuses", true),
+    ];
+    let phases = (0..4)
+        .map(|i| open(&format!("p{i}"), 10 * MS, Arrival::Burst { count: 1 }, vec![i]))
+        .collect();
+    let scenario = scenario(phases, mix);
+    let (_, records) = run(&scenario, &target, clock).await;
+    let by_mix = |mix: u16| records.iter().find(|r| r.mix == mix).unwrap();
+
+    let errs = by_mix(0);
+    assert_eq!((errs.outcome, errs.status), (Outcome::StreamError, 200), "{errs:?}");
+    assert_eq!(errs.content_chunks, 3);
+    assert!(errs.error.is_some());
+    assert_sane_times(errs);
+
+    // The bare mock cuts by breaking the chunked body: the connection broke.
+    // (A clean end without [DONE] is a stream error: see the client's tests.)
+    let cuts = by_mix(1);
+    assert_eq!(cuts.outcome, Outcome::Reset, "{cuts:?}");
+    assert_eq!(cuts.content_chunks, 2);
+    assert!(cuts.error.is_some());
+
+    let garbles = by_mix(2);
+    assert_eq!(garbles.outcome, Outcome::StreamError, "{garbles:?}");
+    assert!(garbles.error.as_deref().unwrap().contains("malformed"));
+
+    let refuses = by_mix(3);
+    assert_eq!(
+        (refuses.outcome, refuses.status),
+        (Outcome::ServerError, 503),
+        "{refuses:?}"
+    );
+    assert!(refuses.error.is_some());
+}

@@ -1,0 +1,381 @@
+//! Reports: the files a run leaves in its folder
+//! (`reports/runs/<scenario>-<UTC time>/`, created by the run command).
+//!
+//! - [`json`]: `summary.json`, the verdict for machines (schema in
+//!   `reports/schema.json`).
+//! - [`tables`]: `requests.csv` (written as the run goes, see
+//!   [`RequestsCsv`]), `attempts.csv` (the mock journals) and `timeseries.csv`.
+//! - [`hlog`]: `latency.hlog`, the histograms as an HdrHistogram V2 interval
+//!   log tagged per metric.
+//! - [`junit`]: `junit.xml`, a test case per check.
+//! - [`markdown`]: `summary.md`, for a CI job summary.
+//! - [`html`]: `report.html`, self-contained, with [`svg`] charts.
+
+pub mod hlog;
+pub mod html;
+pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod markup;
+pub mod svg;
+pub mod tables;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::checks::{self, CheckResult, Validity};
+use crate::load::engine::RunStats;
+use crate::metrics::{Collector, MetricsSummary};
+use crate::scenario::Scenario;
+pub use tables::{RequestsCsv, write_attempts};
+
+/// Everything a report is written from.
+#[derive(Debug)]
+pub struct RunReport<'a> {
+    pub scenario: &'a Scenario,
+    pub summary: &'a MetricsSummary,
+    pub checks: &'a [CheckResult],
+    pub stats: &'a RunStats,
+    /// The histograms and the per-second series.
+    pub collector: &'a Collector,
+    pub validity: Validity,
+    /// The run's span, Unix µs: its first phase's start (or first intended
+    /// send) to its last phase's end or last completion, whichever is later.
+    pub started_us: u64,
+    pub ended_us: u64,
+}
+
+impl<'a> RunReport<'a> {
+    pub fn new(
+        scenario: &'a Scenario,
+        summary: &'a MetricsSummary,
+        checks: &'a [CheckResult],
+        stats: &'a RunStats,
+        collector: &'a Collector,
+    ) -> Self {
+        let started_us = stats
+            .phases
+            .first()
+            .map(|p| p.started_us)
+            .or(summary.first_us)
+            .unwrap_or(0);
+        let ended_us = stats
+            .phases
+            .last()
+            .map(|p| p.ended_us)
+            .max(summary.last_us)
+            .unwrap_or(started_us)
+            .max(started_us);
+        RunReport {
+            scenario,
+            summary,
+            checks,
+            stats,
+            collector,
+            validity: checks::validity(scenario, summary, stats),
+            started_us,
+            ended_us,
+        }
+    }
+
+    pub fn duration_s(&self) -> f64 {
+        (self.ended_us - self.started_us) as f64 / 1e6
+    }
+
+    /// Every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+}
+
+/// Writes the end-of-run reports into `dir` (which must exist):
+/// `summary.json`, `timeseries.csv`, `latency.hlog`, `junit.xml`,
+/// `summary.md` and `report.html`. Returns the files written.
+/// (`requests.csv` is written during the run by [`RequestsCsv`], and
+/// `attempts.csv` by [`write_attempts`].)
+pub fn write_reports(
+    dir: &Path,
+    scenario: &Scenario,
+    summary: &MetricsSummary,
+    checks: &[CheckResult],
+    stats: &RunStats,
+    collector: &Collector,
+) -> io::Result<Vec<PathBuf>> {
+    let run = RunReport::new(scenario, summary, checks, stats, collector);
+    let write = |name: &str, text: &str| -> io::Result<PathBuf> {
+        let path = dir.join(name);
+        std::fs::write(&path, text)?;
+        Ok(path)
+    };
+    let mut written = Vec::with_capacity(6);
+    let json = json::render(&run).map_err(io::Error::other)?;
+    written.push(write(json::SUMMARY_JSON, &json)?);
+    written.push(tables::write_timeseries(
+        dir,
+        &collector.series().rows(Some(run.started_us)),
+    )?);
+    written.push(hlog::write_hlog(
+        dir,
+        collector,
+        &scenario.meta.name,
+        run.started_us,
+        run.ended_us,
+    )?);
+    written.push(write(junit::JUNIT_XML, &junit::render(&run))?);
+    written.push(write(markdown::SUMMARY_MD, &markdown::render(&run))?);
+    written.push(write(html::REPORT_HTML, &html::render(&run))?);
+    Ok(written)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::load::engine::PhaseStats;
+    use crate::load::record::Outcome;
+    use crate::metrics::fixtures::{attempt, failed, record, scenario, stream};
+
+    /// A fresh folder under the system's temporary folder, removed on drop.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(name: &str) -> TempDir {
+            let path = std::env::temp_dir().join(format!("gauntlet-test-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const T0: u64 = 1_700_000_000_000_000;
+
+    /// A small run: a scenario with an SLO and four checks (two failing),
+    /// records over three seconds, a journal join.
+    pub struct Sample {
+        pub scenario: Scenario,
+        pub collector: Collector,
+        pub summary: MetricsSummary,
+        pub checks: Vec<CheckResult>,
+        pub stats: RunStats,
+    }
+
+    impl Sample {
+        pub fn new() -> Sample {
+            let scenario = scenario(
+                "[slo]\nttft-ms = 50\ne2e-ms = 500\n\
+                 [[checks]]\nname = \"ttft p99 < 40 ms & <fast>\"\nkind = \"latency\"\nmetric = \"ttft\"\nmax-ms = 40\n\
+                 [[checks]]\nkind = \"error-rate\"\nmax = 0.5\n\
+                 [[checks]]\nkind = \"goodput\"\nmin = 0.99\n\
+                 [[checks]]\nkind = \"run-valid\"\n",
+            );
+            let mut collector = Collector::new(&scenario);
+            let mut journal = Vec::new();
+            for i in 0..30u64 {
+                let at = T0 + i * 100_000;
+                let id = format!("req-{i}");
+                let r = match i % 10 {
+                    0 => failed(&id, at, Outcome::ServerError),
+                    1 => record(&id, at, at + 200),
+                    _ => stream(&id, at, at + 100, &[(i as u32 + 1) * 2_000, 80_000, 120_000], 3),
+                };
+                collector.record(&r);
+                collector.remember_for_join(&r);
+                journal.push(attempt(&id, 200, at + 1_000, at + 1_500 + i * 100));
+            }
+            collector.join_journal(&journal);
+            let summary = collector.summary();
+            let stats = RunStats {
+                phases: vec![PhaseStats {
+                    name: "steady".into(),
+                    started_us: T0,
+                    ended_us: T0 + 3_000_000,
+                    requested: 30,
+                    expected_rate: 10.0,
+                    sent: 30,
+                    dropped: 0,
+                    completed: 30,
+                }],
+                stopped: false,
+            };
+            let checks = crate::checks::evaluate(&scenario, &summary, &stats);
+            Sample {
+                scenario,
+                collector,
+                summary,
+                checks,
+                stats,
+            }
+        }
+
+        pub fn report(&self) -> RunReport<'_> {
+            RunReport::new(
+                &self.scenario,
+                &self.summary,
+                &self.checks,
+                &self.stats,
+                &self.collector,
+            )
+        }
+    }
+
+    #[test]
+    fn the_sample_has_passing_and_failing_checks() {
+        let s = Sample::new();
+        let passed: Vec<bool> = s.checks.iter().map(|c| c.passed).collect();
+        assert_eq!(passed, [false, true, false, true], "{:#?}", s.checks);
+    }
+
+    #[test]
+    fn write_reports_writes_every_file() {
+        let s = Sample::new();
+        let dir = TempDir::new("write-reports");
+        let written = write_reports(dir.path(), &s.scenario, &s.summary, &s.checks, &s.stats, &s.collector).unwrap();
+        let names: Vec<_> = written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "summary.json",
+                "timeseries.csv",
+                "latency.hlog",
+                "junit.xml",
+                "summary.md",
+                "report.html"
+            ]
+        );
+        for path in &written {
+            assert!(std::fs::metadata(path).unwrap().len() > 0, "{}", path.display());
+        }
+        let series = std::fs::read_to_string(dir.path().join("timeseries.csv")).unwrap();
+        // A header and the run's three seconds (the last completions spill into a fourth).
+        assert!(series.lines().count() >= 4, "{series}");
+    }
+
+    fn schema_validator() -> jsonschema::Validator {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reports/schema.json")).unwrap();
+        let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            jsonschema::meta::is_valid(&schema),
+            "reports/schema.json is not a valid schema"
+        );
+        jsonschema::draft202012::new(&schema).unwrap()
+    }
+
+    #[test]
+    fn summary_json_matches_the_checked_in_schema() {
+        let validator = schema_validator();
+        let s = Sample::new();
+        let doc: serde_json::Value = serde_json::from_str(&json::render(&s.report()).unwrap()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert_eq!(doc["scenario"]["name"], "fixture");
+        assert_eq!(doc["scenario"]["seed"], 7);
+        assert_eq!(doc["passed"], false);
+        assert_eq!(doc["valid"], true);
+        assert_eq!(doc["outcomes"]["server_error"], 3);
+        assert_eq!(doc["requests"]["sent"], 30);
+        assert_eq!(doc["metrics"]["ttft"]["count"], 24);
+        assert_eq!(doc["overhead_join"]["matched"], 27);
+        assert_eq!(doc["checks"][0]["offenders"].as_array().unwrap().len(), 5);
+        assert_eq!(doc["phases"][0]["achieved_rate"], 10.0);
+
+        // An empty run (nothing recorded, no phase) is still a valid document.
+        let empty = Collector::new(&s.scenario);
+        let summary = empty.summary();
+        let stats = RunStats {
+            phases: vec![],
+            stopped: true,
+        };
+        let checks = crate::checks::evaluate(&s.scenario, &summary, &stats);
+        let run = RunReport::new(&s.scenario, &summary, &checks, &stats, &empty);
+        let doc: serde_json::Value = serde_json::from_str(&json::render(&run).unwrap()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+
+        // And the schema does reject a document that breaks it.
+        let mut broken = doc.clone();
+        broken["outcomes"]["ok"] = serde_json::json!("many");
+        assert!(!validator.is_valid(&broken));
+        let mut broken = doc;
+        broken["surprise"] = serde_json::json!(1);
+        assert!(!validator.is_valid(&broken));
+    }
+
+    #[test]
+    fn junit_has_a_case_per_check_and_escapes() {
+        let s = Sample::new();
+        let xml = junit::render(&s.report());
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites"));
+        assert_eq!(xml.matches("<testcase ").count(), 4);
+        assert_eq!(xml.matches("<failure ").count(), 2);
+        assert!(xml.contains(r#"<testsuites name="gauntlet" tests="4" failures="2""#));
+        assert!(
+            xml.contains(r#"name="ttft p99 &lt; 40 ms &amp; &lt;fast&gt;""#),
+            "{xml}"
+        );
+        assert!(!xml.contains("<fast>"));
+        assert!(xml.contains("offending requests: req-"));
+        assert!(
+            xml.contains(r#"<failure message="measured 70.0 %, bound 99.0 %" type="goodput">"#),
+            "{xml}"
+        );
+        // Balanced: every opened element is closed.
+        for tag in ["testsuites", "testsuite", "testcase", "failure"] {
+            assert_eq!(
+                xml.matches(&format!("<{tag} ")).count(),
+                xml.matches(&format!("</{tag}>")).count(),
+                "{tag}"
+            );
+        }
+    }
+
+    #[test]
+    fn markdown_has_the_checks_table() {
+        let s = Sample::new();
+        let md = markdown::render(&s.report());
+        assert!(
+            md.starts_with("## gauntlet · fixture — ❌ 2 of 4 checks failed"),
+            "{md}"
+        );
+        assert_eq!(md.matches("| ✅ |").count(), 2);
+        assert_eq!(md.matches("| ❌ |").count(), 2);
+        assert!(md.contains("ttft p99 &lt; 40 ms &amp; &lt;fast&gt;"));
+        assert!(md.contains("| ttft | 24 |"), "{md}");
+    }
+
+    #[test]
+    fn html_is_self_contained_with_charts() {
+        let s = Sample::new();
+        let html = html::render(&s.report());
+        assert!(html.starts_with("<!doctype html>"));
+        assert!(html.matches("<svg").count() >= 4);
+        assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+        assert!(html.contains("<polyline"));
+        assert!(html.contains("❌"));
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "the report must not reach the network"
+        );
+        assert!(!html.contains("src=") && !html.contains("href="));
+        assert!(!html.contains("<fast>"));
+    }
+}

@@ -17,9 +17,14 @@
 //! tokens), `stream_openai_100` (100 tokens, the router's SSE collected to
 //! `[DONE]`), and the mock alone for the OpenAI ones. The runtime, the mocks
 //! (zero delays) and the router are built outside the timed loop; the
-//! request value is built in it (a `Bytes` clone and four headers).
+//! request value is built in it (a `Bytes` clone and two headers). Before
+//! timing, each case is checked once, and so is connection reuse (the
+//! counts are printed after each group).
 //!
-//! Run with `cargo bench --bench request`.
+//! Run with `cargo bench --bench request`. For instruction counts, run the
+//! bench binary under `valgrind --tool=callgrind` with `--bench
+//! --profile-time 3 'wall/whole_openai$'`: only the `wall` group, as the CPU
+//! clock's vDSO lookup does not run under valgrind.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

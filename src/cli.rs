@@ -23,6 +23,13 @@ pub enum Command {
     Run(RunArgs),
     /// Check scenario files (or every *.toml under folders) without running them.
     Validate(ValidateArgs),
+    /// Compare two runs' summary.json for regressions; exit 1 if any metric regressed.
+    ///
+    /// Latency percentiles (p50, p90, p99, p99.9 of every metric with samples in
+    /// both) regress when CURRENT is more than PCT percent higher; request rates
+    /// when more than PCT percent lower; the error rate when more than PCT/100
+    /// percentage points higher.
+    Compare(CompareArgs),
 }
 
 /// Scenarios to run, and what to override.
@@ -52,6 +59,22 @@ pub struct ValidateArgs {
     /// Scenario files, or folders searched for *.toml.
     #[arg(required = true, value_name = "SCENARIO|DIR")]
     pub paths: Vec<PathBuf>,
+}
+
+/// Two runs to compare, and how much worse CURRENT may be.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline: a summary.json, or a run folder holding one.
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+
+    /// The run under test: a summary.json, or a run folder holding one.
+    #[arg(value_name = "CURRENT")]
+    pub current: PathBuf,
+
+    /// How many percent worse than BASE a metric may get before it counts as a regression.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    pub max_regression: f64,
 }
 
 /// The reference router, from a scenario or router config file.

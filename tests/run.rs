@@ -1,6 +1,6 @@
 //! `gauntlet run` end to end: a small scenario run in-process through the
-//! command line, its reports, and the built binary's exit code when a check
-//! fails.
+//! command line, its reports, the built binary's exit code when a check
+//! fails, and the `http` target path against a separate router process.
 
 // A test reports failure by panicking; unwrap, expect and panic! are how.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use gauntlet::Exit;
 use gauntlet::cli::Cli;
-use support::TempFile;
+use support::{RouterProcess, TempFile, free_ports};
 
 /// A two-second scenario: both dialects, streamed and whole, through the
 /// built-in router, with checks that pass on any machine.
@@ -186,4 +186,135 @@ fn a_failing_check_exits_1_and_a_bad_scenario_exits_2() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A scenario whose mock provider listens on `provider_port` and whose
+/// `[router]` (for a separate `gauntlet router --config` process) listens on
+/// `router_port` and sends upstream to that mock; `target` is its `[target]`
+/// table, if any.
+fn http_scenario(provider_port: u16, router_port: u16, target: &str) -> String {
+    format!(
+        r#"
+schema = 1
+[meta]
+name = "run-http"
+seed = 5
+{target}
+[[providers]]
+name = "oai"
+dialect = "openai"
+listen = "127.0.0.1:{provider_port}"
+[providers.defaults]
+ttft-ms = 5
+itl-ms = 2
+output-tokens = 8
+[router]
+listen = "127.0.0.1:{router_port}"
+[[router.providers]]
+name = "oai"
+dialect = "openai"
+base-url = "http://127.0.0.1:{provider_port}"
+api-key = "k1"
+[[router.models]]
+id = "o/m"
+providers = ["oai"]
+prompt = "0.15"
+completion = "0.60"
+[[router.keys]]
+key = "sk"
+credits = "10"
+[[mix]]
+model = "o/m"
+key = "sk"
+stream = true
+[[mix]]
+model = "o/m"
+key = "sk"
+[[phases]]
+duration-s = 1
+arrival = {{ kind = "constant", rate = 15 }}
+[[checks]]
+kind = "error-rate"
+max = 0.0
+"#
+    )
+}
+
+fn run_binary(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .arg("run")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_http_target_is_a_separate_router_process_in_front_of_the_runs_mocks() {
+    let ports = free_ports(2);
+    let (provider_port, router_port) = (ports[0], ports[1]);
+    let file = TempFile::new("run-http", &http_scenario(provider_port, router_port, ""));
+    // The router connects upstream only when requests come: it can start
+    // before `gauntlet run` serves the scenario's mock on its declared port.
+    let router = RouterProcess::start(&["--config", file.path()]);
+    assert_eq!(router.url(), format!("http://127.0.0.1:{router_port}"));
+    let out = out_dir("http");
+    let target = format!("{}/api/v1", router.url());
+    let output = run_binary(&[file.path(), "--target", &target, "--out", out.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&target), "{stdout}");
+
+    let runs: Vec<PathBuf> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = &runs[0];
+    for name in ["summary.json", "requests.csv", "attempts.csv", "junit.xml"] {
+        assert!(run.join(name).is_file(), "{name} missing in {}", run.display());
+    }
+    let requests = std::fs::read_to_string(run.join("requests.csv")).unwrap();
+    let rows = requests.lines().count() - 1;
+    assert!(rows >= 10, "{rows} requests:\n{requests}");
+    // The mock `gauntlet run` served journaled the router's upstream
+    // attempts, each carrying the id of the request it served.
+    let attempts = std::fs::read_to_string(run.join("attempts.csv")).unwrap();
+    let attempt_rows = attempts
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("oai,") && l.contains(",r0-"))
+        .count();
+    assert!(
+        attempt_rows >= rows,
+        "{attempt_rows} attempts for {rows} requests:\n{attempts}"
+    );
+    drop(router);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn an_http_target_that_never_answers_exits_3() {
+    let ports = free_ports(3);
+    let (provider_port, router_port, closed) = (ports[0], ports[1], ports[2]);
+    let url = format!("http://127.0.0.1:{closed}/api/v1");
+    let target = format!("[target]\nkind = \"http\"\nurl = \"{url}\"\nready-timeout-ms = 500\n");
+    let file = TempFile::new("run-closed", &http_scenario(provider_port, router_port, &target));
+    let out = out_dir("closed");
+    let started = std::time::Instant::now();
+    let output = run_binary(&[file.path(), "--target", &url, "--out", out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}\n{stderr}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(stderr.contains("did not become ready"), "{stderr}");
+    assert!(stderr.contains(&url), "{stderr}");
+    // The scenario's ready timeout held, not the 30 s default.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&out);
 }

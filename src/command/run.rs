@@ -5,9 +5,10 @@
 //! (Ctrl-C) still writes reports for what it saw.
 
 use std::future::Future;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mock_providers::config::validate_providers;
@@ -19,7 +20,7 @@ use crate::checks::{self, CheckResult};
 use crate::cli::RunArgs;
 use crate::load::engine::{self, EngineConfig, Target as EngineTarget};
 use crate::load::record::RequestRecord;
-use crate::metrics::Collector;
+use crate::metrics::{Collector, Timings};
 use crate::report::{self, RequestsCsv};
 use crate::router::{Connector, Router, serve};
 use crate::scenario::{Scenario, Target, scenario_files};
@@ -48,12 +49,24 @@ pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
                     s.meta.seed = seed;
                 }
                 if let Some(url) = &args.target {
+                    // An HTTP target's profile and ready timeout still hold
+                    // when the command line moves it elsewhere.
+                    let (profile, ready_timeout) = match &s.target {
+                        Target::Http {
+                            profile, ready_timeout, ..
+                        } => (*profile, *ready_timeout),
+                        Target::Builtin => (
+                            crate::scenario::raw::Profile::Openrouter,
+                            crate::scenario::DEFAULT_READY_TIMEOUT,
+                        ),
+                    };
+                    let url = url.trim_end_matches('/');
                     s.target = Target::Http {
-                        url: url.trim_end_matches('/').to_string(),
-                        profile: crate::scenario::raw::Profile::Openrouter,
+                        url: url.to_string(),
+                        profile,
                         command: None,
-                        ready_url: format!("{}/models", url.trim_end_matches('/')),
-                        ready_timeout: crate::scenario::DEFAULT_READY_TIMEOUT,
+                        ready_url: format!("{url}/models"),
+                        ready_timeout,
                     };
                 }
                 scenarios.push(s);
@@ -251,16 +264,31 @@ async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Recei
     };
 
     // Records are counted and written as they arrive: memory does not grow.
+    // Once a second the sink publishes a tally for the progress line.
     let (tx, mut rx) = mpsc::channel::<RequestRecord>(4096);
+    let (tally_tx, tally_rx) = watch::channel(Tally::default());
+    let sent = Arc::new(AtomicU64::new(0));
     let collector_dir = dir.clone();
     let mut collector = Collector::new(scenario);
     let sink = tokio::spawn(async move {
         let mut csv = RequestsCsv::create(&collector_dir).ok();
-        while let Some(record) = rx.recv().await {
-            collector.record(&record);
-            collector.remember_for_join(&record);
-            if let Some(csv) = csv.as_mut() {
-                let _ = csv.write(&record);
+        let mut window = Window::new();
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                record = rx.recv() => {
+                    let Some(record) = record else { break };
+                    window.fold(&record);
+                    collector.record(&record);
+                    collector.remember_for_join(&record);
+                    if let Some(csv) = csv.as_mut() {
+                        let _ = csv.write(&record);
+                    }
+                }
+                _ = tick.tick() => {
+                    tally_tx.send_replace(window.roll());
+                }
             }
         }
         if let Some(csv) = csv {
@@ -268,6 +296,13 @@ async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Recei
         }
         collector
     });
+    // Ends, clearing its line, when the sink drops the tally's sender.
+    let progress = tokio::spawn(show_progress(
+        tally_rx,
+        Arc::clone(&sent),
+        scenario.phases.iter().map(|p| (p.name.clone(), p.duration)).collect(),
+        std::io::stderr().is_terminal(),
+    ));
 
     let clock = *mocks.providers().first().map_or(&Clock::new(), |p| p.journal().clock());
     let stopped = async move {
@@ -276,7 +311,7 @@ async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Recei
     let target = EngineTarget {
         base_url: running.base_url.clone(),
     };
-    let stats = engine::run(
+    let stats = engine::run_counting(
         scenario,
         &target,
         clock,
@@ -286,10 +321,13 @@ async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Recei
         },
         tx,
         stopped,
+        sent,
     )
     .await;
     timeline.abort();
-    let mut collector = match sink.await {
+    let collector = sink.await;
+    let _ = progress.await;
+    let mut collector = match collector {
         Ok(collector) => collector,
         Err(e) => {
             eprintln!("error: the record writer failed: {e}");
@@ -350,4 +388,186 @@ fn print_checks(results: &[CheckResult], dir: &Path) {
         );
     }
     let _ = writeln!(out, "\nreports: {}", dir.display());
+}
+
+/// How often the progress line is refreshed on a terminal.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// Every how many refreshes a plain progress line is printed when stderr is
+/// not a terminal (a log or CI): every 5 s.
+const PLAIN_PROGRESS_EVERY: u64 = 5;
+/// The largest e2e latency the progress window tells apart (10 minutes).
+const WINDOW_MAX_US: u64 = 600_000_000;
+
+/// What the record sink publishes once a second for the progress line.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Tally {
+    /// Sent requests whose record has arrived, over the run.
+    completed: u64,
+    /// Requests that failed, over the run.
+    errors: u64,
+    /// Arrivals dropped at the in-flight cap, over the run.
+    dropped: u64,
+    /// Sent requests completed per second over the last window.
+    rate: f64,
+    /// The 99th percentile e2e latency of the last window's successful requests.
+    p99_e2e_us: Option<u64>,
+}
+
+/// The record sink's running counts and the current second's latencies:
+/// fixed size, nothing allocated per request.
+struct Window {
+    totals: Tally,
+    completed_in_window: u64,
+    started: tokio::time::Instant,
+    /// `None` only if the histogram could not be built (it always can).
+    e2e: Option<hdrhistogram::Histogram<u64>>,
+}
+
+impl Window {
+    fn new() -> Window {
+        Window {
+            totals: Tally::default(),
+            completed_in_window: 0,
+            started: tokio::time::Instant::now(),
+            e2e: hdrhistogram::Histogram::new_with_bounds(1, WINDOW_MAX_US, 2).ok(),
+        }
+    }
+
+    fn fold(&mut self, record: &RequestRecord) {
+        if record.outcome == crate::load::record::Outcome::Dropped {
+            self.totals.dropped += 1;
+            return;
+        }
+        self.totals.completed += 1;
+        self.completed_in_window += 1;
+        self.totals.errors += u64::from(record.outcome.is_error());
+        if let (Some(h), Some(e2e)) = (self.e2e.as_mut(), Timings::of(record).e2e_us) {
+            h.saturating_record(e2e.clamp(1, WINDOW_MAX_US));
+        }
+    }
+
+    /// The tally so far, with the window's rate and p99; starts a new window.
+    fn roll(&mut self) -> Tally {
+        let now = tokio::time::Instant::now();
+        let seconds = now.duration_since(self.started).as_secs_f64();
+        let mut tally = self.totals;
+        tally.rate = if seconds > 0.0 {
+            self.completed_in_window as f64 / seconds
+        } else {
+            0.0
+        };
+        tally.p99_e2e_us = self
+            .e2e
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| h.value_at_quantile(0.99));
+        if let Some(h) = self.e2e.as_mut() {
+            h.reset();
+        }
+        self.completed_in_window = 0;
+        self.started = now;
+        tally
+    }
+}
+
+/// Shows each tally the sink publishes: on a terminal one line rewritten in
+/// place every second, else a plain line every 5 s. Returns, leaving the
+/// terminal's line clear, once the sink is done (the run ended or was stopped).
+async fn show_progress(
+    mut tally: watch::Receiver<Tally>,
+    sent: Arc<AtomicU64>,
+    phases: Vec<(String, Duration)>,
+    terminal: bool,
+) {
+    let start = tokio::time::Instant::now();
+    let total: Duration = phases.iter().map(|(_, d)| *d).sum();
+    let mut ticks = 0u64;
+    let mut shown = false;
+    while tally.changed().await.is_ok() {
+        ticks += 1;
+        if !terminal && !ticks.is_multiple_of(PLAIN_PROGRESS_EVERY) {
+            continue;
+        }
+        let now = *tally.borrow_and_update();
+        let line = progress_line(&now, sent.load(Ordering::Relaxed), start.elapsed(), total, &phases);
+        let mut err = std::io::stderr().lock();
+        if terminal {
+            // Back to the line's start, write, erase what a longer line left.
+            let _ = write!(err, "\r{line}\x1b[K");
+            shown = true;
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+    if shown {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K");
+        let _ = err.flush();
+    }
+}
+
+/// One progress line, e.g.
+/// `[ 3/10 s] ramp: 20.0 req/s, 4 in flight, p99 e2e 45.2 ms, 0 errors, 0 dropped`.
+fn progress_line(
+    tally: &Tally,
+    sent: u64,
+    elapsed: Duration,
+    total: Duration,
+    phases: &[(String, Duration)],
+) -> String {
+    let mut phase = "draining";
+    let mut end = Duration::ZERO;
+    for (name, duration) in phases {
+        end += *duration;
+        if elapsed < end {
+            phase = name;
+            break;
+        }
+    }
+    let p99 = tally
+        .p99_e2e_us
+        .map_or_else(|| "-".to_string(), |us| format!("{:.1} ms", us as f64 / 1000.0));
+    format!(
+        "[{:>3.0}/{:.0} s] {phase}: {:.1} req/s, {} in flight, p99 e2e {p99}, {} errors, {} dropped",
+        elapsed.as_secs_f64(),
+        total.as_secs_f64(),
+        tally.rate,
+        sent.saturating_sub(tally.completed),
+        tally.errors,
+        tally.dropped,
+    )
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_line_names_the_phase_and_counts() {
+        let phases = vec![
+            ("warm".to_string(), Duration::from_secs(2)),
+            ("ramp".to_string(), Duration::from_secs(8)),
+        ];
+        let tally = Tally {
+            completed: 96,
+            errors: 1,
+            dropped: 2,
+            rate: 20.0,
+            p99_e2e_us: Some(45_230),
+        };
+        let line = progress_line(&tally, 100, Duration::from_secs(3), Duration::from_secs(10), &phases);
+        assert_eq!(
+            line,
+            "[  3/10 s] ramp: 20.0 req/s, 4 in flight, p99 e2e 45.2 ms, 1 errors, 2 dropped"
+        );
+        let idle = progress_line(
+            &Tally::default(),
+            0,
+            Duration::from_secs(11),
+            Duration::from_secs(10),
+            &phases,
+        );
+        assert!(idle.contains("draining") && idle.contains("p99 e2e -"), "{idle}");
+    }
 }

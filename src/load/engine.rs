@@ -126,6 +126,20 @@ pub async fn run(
     records: mpsc::Sender<RequestRecord>,
     stop: impl Future<Output = ()>,
 ) -> RunStats {
+    run_counting(scenario, target, clock, config, records, stop, Arc::default()).await
+}
+
+/// [`run`], also adding one to `sent` as each request is sent (for a live
+/// progress display: requests in flight are `sent` less the records seen).
+pub async fn run_counting(
+    scenario: &Scenario,
+    target: &Target,
+    clock: Clock,
+    config: EngineConfig,
+    records: mpsc::Sender<RequestRecord>,
+    stop: impl Future<Output = ()>,
+    sent: Arc<AtomicU64>,
+) -> RunStats {
     let (halt_tx, halt) = watch::channel(None);
     let (done_tx, done) = mpsc::channel(1);
     let shared = Arc::new(Shared {
@@ -139,6 +153,7 @@ pub async fn run(
             .collect(),
         request_timeout: config.request_timeout,
         records,
+        sent,
         halt,
         _done: done_tx,
     });
@@ -166,6 +181,8 @@ struct Shared {
     templates: Vec<Template>,
     request_timeout: Duration,
     records: mpsc::Sender<RequestRecord>,
+    /// Requests sent over the whole run, for [`run_counting`]'s caller.
+    sent: Arc<AtomicU64>,
     /// `Some(cutoff)` once stopped: nothing new starts, and nothing runs past `cutoff`.
     halt: watch::Receiver<Option<Instant>>,
     /// Closes the run's `done` channel when the last task drops it.
@@ -286,6 +303,7 @@ async fn open_loop(shared: &Arc<Shared>, run: &PhaseRun, phase: &Phase, arrival:
         match Arc::clone(&in_flight).try_acquire_owned() {
             Ok(permit) => {
                 run.counters.sent.fetch_add(1, Ordering::Relaxed);
+                shared.sent.fetch_add(1, Ordering::Relaxed);
                 let shared = Arc::clone(shared);
                 let counters = Arc::clone(&run.counters);
                 let phase = run.index;
@@ -346,6 +364,7 @@ async fn user_loop(shared: Arc<Shared>, run: PhaseRun, mut rng: Xoshiro256PlusPl
             return;
         };
         run.counters.sent.fetch_add(1, Ordering::Relaxed);
+        shared.sent.fetch_add(1, Ordering::Relaxed);
         perform(
             &shared,
             run.index,

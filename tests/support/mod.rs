@@ -163,3 +163,16 @@ impl RouterProcess {
         &self.url
     }
 }
+
+/// `n` distinct loopback ports free a moment ago: each was bound by a std
+/// listener, read, and released when the listeners drop here. Use them at
+/// once (another process could take one in between, rarely).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("cannot bind a loopback port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("a bound address").port())
+        .collect()
+}

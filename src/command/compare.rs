@@ -1,0 +1,633 @@
+//! `gauntlet compare BASE CURRENT`: compares two runs' `summary.json` for
+//! regressions; exits 1 if a metric got worse than the bound allows, 2 if an
+//! input cannot be read.
+//!
+//! The rules, for a bound of PCT percent:
+//! - latency percentiles (p50, p90, p99, p99.9 of every metric with samples in
+//!   both runs) regress when CURRENT is more than PCT percent above BASE; a
+//!   BASE of 0 µs regresses on any CURRENT above 0;
+//! - request rates (overall `requests.sent / duration_s`, and each phase's
+//!   `achieved_rate` when both runs have that phase at the same position)
+//!   regress when CURRENT is more than PCT percent below BASE;
+//! - the error rate regresses when CURRENT is more than PCT/100 percentage
+//!   points above BASE (an absolute tolerance: 10 allows 0.1 points), since a
+//!   relative bound on a base of 0 errors would forbid a single one.
+//!
+//! Reading and printing are in [`run`]; everything else is pure.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::Exit;
+use crate::cli::CompareArgs;
+use crate::metrics::Metric;
+use crate::report::json::{SCHEMA_VERSION, SUMMARY_JSON};
+
+/// Slack for floating-point noise, so a change of exactly PCT is not a regression.
+const EPSILON: f64 = 1e-9;
+
+/// Why a summary could not be read.
+#[derive(Debug, Error)]
+pub enum CompareError {
+    #[error("{}: cannot read the file: {source}", file.display())]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{}: not a gauntlet summary.json: {source}", file.display())]
+    Parse { file: PathBuf, source: serde_json::Error },
+    #[error("{}: schema_version {found} is not supported (this gauntlet reads {SCHEMA_VERSION})", file.display())]
+    Version { file: PathBuf, found: u32 },
+    #[error("{}: {problem}", file.display())]
+    Invalid { file: PathBuf, problem: String },
+}
+
+/// The part of `summary.json` a comparison reads; other fields are ignored.
+#[derive(Debug, Deserialize)]
+struct RawSummary {
+    schema_version: u32,
+    #[serde(default)]
+    duration_s: Option<f64>,
+    #[serde(default)]
+    requests: Option<RawRequests>,
+    #[serde(default)]
+    phases: Vec<RawPhase>,
+    metrics: BTreeMap<String, RawPercentiles>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawRequests {
+    sent: u64,
+    error_rate: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawPhase {
+    name: String,
+    #[serde(default)]
+    achieved_rate: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawPercentiles {
+    count: u64,
+    p50_us: u64,
+    p90_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+}
+
+/// Latency percentiles of one metric, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyUs {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+}
+
+impl LatencyUs {
+    fn quantiles(self) -> [(&'static str, u64); 4] {
+        [
+            ("p50", self.p50),
+            ("p90", self.p90),
+            ("p99", self.p99),
+            ("p99.9", self.p999),
+        ]
+    }
+}
+
+/// What a comparison needs of one run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunSummary {
+    /// Metrics with at least one sample, by name.
+    pub latencies: BTreeMap<String, LatencyUs>,
+    /// Requests sent per second of the whole run.
+    pub request_rate: Option<f64>,
+    /// Errors over sent requests, 0 to 1.
+    pub error_rate: Option<f64>,
+    /// Each phase's name and achieved rate (requests per second), in order.
+    pub phase_rates: Vec<(String, Option<f64>)>,
+}
+
+impl RunSummary {
+    /// Parses a `summary.json` document; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<RunSummary, CompareError> {
+        let raw: RawSummary = serde_json::from_str(text).map_err(|source| CompareError::Parse {
+            file: file.to_owned(),
+            source,
+        })?;
+        if raw.schema_version != SCHEMA_VERSION {
+            return Err(CompareError::Version {
+                file: file.to_owned(),
+                found: raw.schema_version,
+            });
+        }
+        let invalid = |problem: String| CompareError::Invalid {
+            file: file.to_owned(),
+            problem,
+        };
+        let error_rate = raw.requests.as_ref().and_then(|r| r.error_rate);
+        if let Some(share) = error_rate
+            && !(0.0..=1.0).contains(&share)
+        {
+            return Err(invalid(format!("requests.error_rate {share} is not between 0 and 1")));
+        }
+        let request_rate = match (&raw.requests, raw.duration_s) {
+            (Some(r), Some(d)) if d.is_finite() && d > 0.0 => Some(r.sent as f64 / d),
+            _ => None,
+        };
+        let mut phase_rates = Vec::with_capacity(raw.phases.len());
+        for p in raw.phases {
+            if let Some(rate) = p.achieved_rate
+                && !(rate.is_finite() && rate >= 0.0)
+            {
+                return Err(invalid(format!(
+                    "phases[{}].achieved_rate {rate} is not a rate",
+                    p.name
+                )));
+            }
+            phase_rates.push((p.name, p.achieved_rate));
+        }
+        let latencies = raw
+            .metrics
+            .into_iter()
+            .filter(|(_, p)| p.count > 0)
+            .map(|(name, p)| {
+                let latency = LatencyUs {
+                    p50: p.p50_us,
+                    p90: p.p90_us,
+                    p99: p.p99_us,
+                    p999: p.p999_us,
+                };
+                (name, latency)
+            })
+            .collect();
+        Ok(RunSummary {
+            latencies,
+            request_rate,
+            error_rate,
+            phase_rates,
+        })
+    }
+}
+
+/// How one metric fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the bound either way.
+    Ok,
+    /// Better than BASE by more than the bound.
+    Improved,
+    /// Worse than BASE by more than the bound.
+    Regressed,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Improved => "improved",
+            Verdict::Regressed => "REGRESSED",
+        }
+    }
+}
+
+/// Which way is worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Worse {
+    /// A latency: higher is worse.
+    Higher,
+    /// A rate: lower is worse.
+    Lower,
+}
+
+/// The change from `base` to `current` in percent of `base` (None when `base` is 0).
+pub fn change_pct(base: f64, current: f64) -> Option<f64> {
+    (base != 0.0).then(|| (current - base) / base * 100.0)
+}
+
+/// The verdict of a relative bound of `max_pct` percent.
+pub fn relative(base: f64, current: f64, worse: Worse, max_pct: f64) -> Verdict {
+    let Some(change) = change_pct(base, current) else {
+        // Any increase from 0 is beyond every relative bound; a rate of 0 cannot drop.
+        return match worse {
+            Worse::Higher if current > 0.0 => Verdict::Regressed,
+            Worse::Lower if current > 0.0 => Verdict::Improved,
+            _ => Verdict::Ok,
+        };
+    };
+    let worsened = match worse {
+        Worse::Higher => change,
+        Worse::Lower => -change,
+    };
+    if worsened > max_pct + EPSILON {
+        Verdict::Regressed
+    } else if worsened < -(max_pct + EPSILON) {
+        Verdict::Improved
+    } else {
+        Verdict::Ok
+    }
+}
+
+/// The verdict on an error rate (shares 0 to 1): a tolerance of `max_pct / 100`
+/// percentage points either way.
+pub fn error_rate(base: f64, current: f64, max_pct: f64) -> Verdict {
+    let tolerance = max_pct / 100.0 / 100.0;
+    let delta = current - base;
+    if delta > tolerance + EPSILON {
+        Verdict::Regressed
+    } else if delta < -(tolerance + EPSILON) {
+        Verdict::Improved
+    } else {
+        Verdict::Ok
+    }
+}
+
+/// How a row's values read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Microseconds, shown as milliseconds.
+    Micros,
+    /// Requests per second.
+    PerSecond,
+    /// A share 0 to 1, shown in percent; its change in percentage points.
+    Share,
+}
+
+/// One compared quantity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub metric: String,
+    pub unit: Unit,
+    pub base: f64,
+    pub current: f64,
+    pub verdict: Verdict,
+}
+
+/// The comparison of two runs: rows in report order, and the metrics that
+/// could not be compared because one run has no samples of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub rows: Vec<Row>,
+    pub skipped: Vec<String>,
+}
+
+impl Comparison {
+    pub fn regressed(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter(|r| r.verdict == Verdict::Regressed)
+    }
+}
+
+/// Where a metric name sorts: [`Metric::ALL`] order, unknown names after.
+fn metric_rank(name: &str) -> usize {
+    Metric::ALL
+        .iter()
+        .position(|m| m.name() == name)
+        .unwrap_or(Metric::ALL.len())
+}
+
+/// Compares every quantity present in both runs with a bound of `max_pct` percent.
+pub fn compare(base: &RunSummary, current: &RunSummary, max_pct: f64) -> Comparison {
+    let mut rows = Vec::new();
+    let mut names: Vec<&String> = base.latencies.keys().chain(current.latencies.keys()).collect();
+    names.sort_by_key(|n| (metric_rank(n), n.as_str()));
+    names.dedup();
+    let mut skipped = Vec::new();
+    for name in names {
+        let (Some(b), Some(c)) = (base.latencies.get(name), current.latencies.get(name)) else {
+            skipped.push(name.clone());
+            continue;
+        };
+        for ((q, b), (_, c)) in b.quantiles().into_iter().zip(c.quantiles()) {
+            let (b, c) = (b as f64, c as f64);
+            rows.push(Row {
+                metric: format!("{name} {q}"),
+                unit: Unit::Micros,
+                base: b,
+                current: c,
+                verdict: relative(b, c, Worse::Higher, max_pct),
+            });
+        }
+    }
+    if let (Some(b), Some(c)) = (base.request_rate, current.request_rate) {
+        rows.push(Row {
+            metric: "request rate".to_owned(),
+            unit: Unit::PerSecond,
+            base: b,
+            current: c,
+            verdict: relative(b, c, Worse::Lower, max_pct),
+        });
+    }
+    for ((bn, b), (cn, c)) in base.phase_rates.iter().zip(&current.phase_rates) {
+        if bn != cn {
+            break;
+        }
+        if let (Some(b), Some(c)) = (*b, *c) {
+            rows.push(Row {
+                metric: format!("rate [{bn}]"),
+                unit: Unit::PerSecond,
+                base: b,
+                current: c,
+                verdict: relative(b, c, Worse::Lower, max_pct),
+            });
+        }
+    }
+    if let (Some(b), Some(c)) = (base.error_rate, current.error_rate) {
+        rows.push(Row {
+            metric: "error rate".to_owned(),
+            unit: Unit::Share,
+            base: b,
+            current: c,
+            verdict: error_rate(b, c, max_pct),
+        });
+    }
+    Comparison { rows, skipped }
+}
+
+fn value(unit: Unit, v: f64) -> String {
+    match unit {
+        Unit::Micros => format!("{:.3} ms", v / 1000.0),
+        Unit::PerSecond => format!("{v:.2} /s"),
+        Unit::Share => format!("{:.3} %", v * 100.0),
+    }
+}
+
+fn change(row: &Row) -> String {
+    match row.unit {
+        Unit::Share => format!("{:+.3} pp", (row.current - row.base) * 100.0),
+        Unit::Micros | Unit::PerSecond => match change_pct(row.base, row.current) {
+            Some(pct) => format!("{pct:+.1} %"),
+            None => "n/a".to_owned(),
+        },
+    }
+}
+
+/// The comparison as a plain-text table (metric, base, current, change, verdict).
+pub fn render_table(comparison: &Comparison) -> String {
+    let header = ["metric", "base", "current", "change", "verdict"];
+    let cells: Vec<[String; 5]> = comparison
+        .rows
+        .iter()
+        .map(|r| {
+            [
+                r.metric.clone(),
+                value(r.unit, r.base),
+                value(r.unit, r.current),
+                change(r),
+                r.verdict.name().to_owned(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |row: [&str; 5]| {
+        let [metric, base, current, change, verdict] = row;
+        let [wm, wb, wc, wx, _] = widths;
+        let _ = writeln!(
+            out,
+            "{metric:<wm$}  {base:>wb$}  {current:>wc$}  {change:>wx$}  {verdict}"
+        );
+    };
+    line(header);
+    for row in &cells {
+        line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
+    }
+    out
+}
+
+/// The summary file of a path: the path itself, or `summary.json` inside a folder.
+fn summary_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(SUMMARY_JSON)
+    } else {
+        path.to_owned()
+    }
+}
+
+/// Reads a `summary.json` file or the one in a run folder.
+pub fn load(path: &Path) -> Result<RunSummary, CompareError> {
+    let file = summary_file(path);
+    let text = std::fs::read_to_string(&file).map_err(|source| CompareError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    RunSummary::parse(&text, &file)
+}
+
+pub fn run(args: &CompareArgs) -> Exit {
+    let max_pct = args.max_regression;
+    if !(max_pct.is_finite() && max_pct >= 0.0) {
+        eprintln!("error: --max-regression {max_pct} is not a percentage of 0 or more");
+        return Exit::Usage;
+    }
+    let (base, current) = match (load(&args.base), load(&args.current)) {
+        (Ok(base), Ok(current)) => (base, current),
+        (base, current) => {
+            for e in [base.err(), current.err()].into_iter().flatten() {
+                eprintln!("error: {e}");
+            }
+            return Exit::Usage;
+        }
+    };
+    let comparison = compare(&base, &current, max_pct);
+    if comparison.rows.is_empty() {
+        eprintln!(
+            "error: nothing to compare: {} and {} share no metric with samples",
+            args.base.display(),
+            args.current.display()
+        );
+        return Exit::Usage;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(render_table(&comparison).as_bytes());
+    if !comparison.skipped.is_empty() {
+        let _ = writeln!(
+            out,
+            "not compared (no samples in one run): {}",
+            comparison.skipped.join(", ")
+        );
+    }
+    let regressed: Vec<&str> = comparison.regressed().map(|r| r.metric.as_str()).collect();
+    if regressed.is_empty() {
+        let _ = writeln!(out, "no regression beyond {max_pct} %");
+        Exit::Success
+    } else {
+        let _ = writeln!(
+            out,
+            "{} metric(s) regressed beyond {max_pct} %: {}",
+            regressed.len(),
+            regressed.join(", ")
+        );
+        Exit::CheckFailed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // A test reports failure by panicking.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn latency(p50: u64, p90: u64, p99: u64, p999: u64) -> LatencyUs {
+        LatencyUs { p50, p90, p99, p999 }
+    }
+
+    fn summary(e2e: LatencyUs) -> RunSummary {
+        RunSummary {
+            latencies: BTreeMap::from([("e2e".to_owned(), e2e)]),
+            request_rate: Some(100.0),
+            error_rate: Some(0.01),
+            phase_rates: vec![("steady".to_owned(), Some(50.0))],
+        }
+    }
+
+    fn verdict_of(c: &Comparison, metric: &str) -> Verdict {
+        c.rows
+            .iter()
+            .find(|r| r.metric == metric)
+            .unwrap_or_else(|| panic!("no row {metric} in {c:?}"))
+            .verdict
+    }
+
+    #[test]
+    fn latency_regresses_only_beyond_the_bound() {
+        assert_eq!(relative(1000.0, 1100.0, Worse::Higher, 10.0), Verdict::Ok);
+        assert_eq!(relative(1000.0, 1101.0, Worse::Higher, 10.0), Verdict::Regressed);
+        assert_eq!(relative(1000.0, 899.0, Worse::Higher, 10.0), Verdict::Improved);
+        assert_eq!(relative(1000.0, 1000.0, Worse::Higher, 0.0), Verdict::Ok);
+        assert_eq!(relative(1000.0, 1001.0, Worse::Higher, 0.0), Verdict::Regressed);
+    }
+
+    #[test]
+    fn rate_regresses_when_it_drops() {
+        assert_eq!(relative(100.0, 89.0, Worse::Lower, 10.0), Verdict::Regressed);
+        assert_eq!(relative(100.0, 90.0, Worse::Lower, 10.0), Verdict::Ok);
+        assert_eq!(relative(100.0, 150.0, Worse::Lower, 10.0), Verdict::Improved);
+    }
+
+    #[test]
+    fn a_zero_base_has_no_relative_change() {
+        assert_eq!(change_pct(0.0, 5.0), None);
+        assert_eq!(relative(0.0, 5.0, Worse::Higher, 10.0), Verdict::Regressed);
+        assert_eq!(relative(0.0, 0.0, Worse::Higher, 10.0), Verdict::Ok);
+        assert_eq!(relative(0.0, 5.0, Worse::Lower, 10.0), Verdict::Improved);
+    }
+
+    #[test]
+    fn error_rate_uses_absolute_percentage_points() {
+        // 10 % allows 0.1 percentage points = 0.001 of a share.
+        assert_eq!(error_rate(0.0, 0.001, 10.0), Verdict::Ok);
+        assert_eq!(error_rate(0.0, 0.0011, 10.0), Verdict::Regressed);
+        assert_eq!(error_rate(0.05, 0.0511, 10.0), Verdict::Regressed);
+        assert_eq!(error_rate(0.05, 0.04, 10.0), Verdict::Improved);
+    }
+
+    #[test]
+    fn identical_runs_do_not_regress() {
+        let s = summary(latency(1000, 2000, 5000, 9000));
+        let c = compare(&s, &s, 10.0);
+        // 4 quantiles, the request rate, one phase rate, the error rate.
+        assert_eq!(c.rows.len(), 7);
+        assert!(c.rows.iter().all(|r| r.verdict == Verdict::Ok), "{c:?}");
+        assert!(c.skipped.is_empty());
+    }
+
+    #[test]
+    fn a_slower_p99_is_named() {
+        let base = summary(latency(1000, 2000, 5000, 9000));
+        let current = summary(latency(1000, 2000, 7500, 9000));
+        let c = compare(&base, &current, 10.0);
+        let regressed: Vec<&str> = c.regressed().map(|r| r.metric.as_str()).collect();
+        assert_eq!(regressed, ["e2e p99"]);
+        assert!(render_table(&c).contains("e2e p99"));
+        assert!(render_table(&c).contains("+50.0 %"));
+    }
+
+    #[test]
+    fn lower_rates_and_more_errors_regress() {
+        let base = summary(latency(1000, 2000, 5000, 9000));
+        let mut current = base.clone();
+        current.request_rate = Some(80.0);
+        current.error_rate = Some(0.03);
+        current.phase_rates = vec![("steady".to_owned(), Some(40.0))];
+        let c = compare(&base, &current, 10.0);
+        assert_eq!(verdict_of(&c, "request rate"), Verdict::Regressed);
+        assert_eq!(verdict_of(&c, "rate [steady]"), Verdict::Regressed);
+        assert_eq!(verdict_of(&c, "error rate"), Verdict::Regressed);
+    }
+
+    #[test]
+    fn metrics_missing_from_one_run_are_skipped() {
+        let base = summary(latency(1000, 2000, 5000, 9000));
+        let mut current = base.clone();
+        current.latencies.insert("ttft".to_owned(), latency(100, 200, 300, 400));
+        current.phase_rates = vec![("other".to_owned(), Some(1.0))];
+        let c = compare(&base, &current, 10.0);
+        assert_eq!(c.skipped, ["ttft"]);
+        assert!(c.rows.iter().all(|r| !r.metric.starts_with("ttft")));
+        assert!(c.rows.iter().all(|r| !r.metric.starts_with("rate [")));
+    }
+
+    #[test]
+    fn metrics_sort_in_report_order() {
+        let mut s = summary(latency(1, 1, 1, 1));
+        s.latencies.insert("ttft".to_owned(), latency(1, 1, 1, 1));
+        s.latencies.insert("custom".to_owned(), latency(1, 1, 1, 1));
+        let c = compare(&s, &s, 10.0);
+        let firsts: Vec<&str> = c
+            .rows
+            .iter()
+            .filter(|r| r.metric.ends_with(" p50"))
+            .map(|r| r.metric.as_str())
+            .collect();
+        assert_eq!(firsts, ["e2e p50", "ttft p50", "custom p50"]);
+    }
+
+    #[test]
+    fn parse_reads_the_summary_shape() {
+        let text = r#"{
+            "schema_version": 1, "duration_s": 10.0, "passed": true,
+            "requests": {"total": 1000, "sent": 1000, "errors": 5, "error_rate": 0.005},
+            "phases": [{"name": "steady", "achieved_rate": 99.5}],
+            "metrics": {
+                "e2e": {"count": 1000, "min_us": 1, "mean_us": 2.0, "p50_us": 10,
+                        "p90_us": 20, "p99_us": 30, "p999_us": 40, "max_us": 50},
+                "ttft": {"count": 0, "min_us": 0, "mean_us": 0.0, "p50_us": 0,
+                         "p90_us": 0, "p99_us": 0, "p999_us": 0, "max_us": 0}
+            }
+        }"#;
+        let s = RunSummary::parse(text, Path::new("s.json")).unwrap();
+        assert_eq!(s.latencies.len(), 1, "metrics without samples are dropped");
+        assert_eq!(s.latencies["e2e"], latency(10, 20, 30, 40));
+        assert_eq!(s.request_rate, Some(100.0));
+        assert_eq!(s.error_rate, Some(0.005));
+        assert_eq!(s.phase_rates, [("steady".to_owned(), Some(99.5))]);
+    }
+
+    #[test]
+    fn parse_errors_name_the_file() {
+        let e = RunSummary::parse("{", Path::new("base/summary.json")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("base/summary.json: not a gauntlet summary.json"),
+            "{e}"
+        );
+        let e = RunSummary::parse(r#"{"schema_version": 2, "metrics": {}}"#, Path::new("x.json")).unwrap_err();
+        assert!(matches!(e, CompareError::Version { found: 2, .. }), "{e}");
+        let e = RunSummary::parse(
+            r#"{"schema_version": 1, "metrics": {}, "requests": {"sent": 1, "error_rate": 3.0}}"#,
+            Path::new("x.json"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("error_rate"), "{e}");
+    }
+}

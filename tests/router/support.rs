@@ -151,44 +151,8 @@ impl Stack {
             .unwrap();
         let sent = Instant::now();
         let response = self.client.request(req).await.expect("the router answers");
-        let (parts, mut body) = response.into_parts();
-        let mut streamed = Streamed {
-            status: parts.status,
-            headers: parts.headers,
-            sent,
-            ..Streamed::default()
-        };
-        let mut buffer = String::new();
-        while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else {
-                streamed.broken = true;
-                break;
-            };
-            let Ok(data) = frame.into_data() else { continue };
-            let at = Instant::now();
-            buffer.push_str(&String::from_utf8_lossy(&data));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                for line in block.lines() {
-                    if let Some(comment) = line.strip_prefix(':') {
-                        streamed.comments.push((at, comment.trim().to_string()));
-                    } else if let Some(data) = line.strip_prefix("data:") {
-                        let data = data.trim_start();
-                        if data == "[DONE]" {
-                            streamed.done = true;
-                        } else {
-                            streamed
-                                .chunks
-                                .push((at, serde_json::from_str(data).unwrap_or(Value::Null)));
-                        }
-                    }
-                }
-            }
-        }
-        if !buffer.trim().is_empty() {
-            streamed.leftover = buffer;
-        }
-        streamed
+        let (parts, body) = response.into_parts();
+        read_sse(sent, parts.status, parts.headers, body).await
     }
 
     /// `GET /api/v1/key` for `key`: the `data` object.

@@ -291,7 +291,7 @@ async fn open_loop(shared: &Arc<Shared>, run: &PhaseRun, phase: &Phase, arrival:
     );
     for offset in schedule {
         let intended = run.start + offset;
-        if !wait_until(intended, &mut halt).await {
+        if !wait_precisely(intended, &mut halt).await {
             return;
         }
         let Some(mix) = run.picker.pick(&mut rng) else {
@@ -454,6 +454,32 @@ async fn wait_until(at: Instant, halt: &mut watch::Receiver<Option<Instant>>) ->
         _ = stopped(halt) => false,
         () = sleep_until(at) => true,
     }
+}
+
+/// How long before an intended send the open loop stops sleeping on the
+/// timer (whose resolution is 1 ms) and yields until the moment instead.
+const SPIN_WINDOW: Duration = Duration::from_micros(1500);
+
+/// Waits until `at` to within a few microseconds: the timer until just
+/// before, then yielding to other tasks until the moment, so that open-loop
+/// requests leave when intended rather than on the timer's next tick (which
+/// alone gave a dispatch delay p99 of 1.7 ms at 5,000 req/s). The cost is a
+/// scheduler task that stays busy while arrivals are closer than the window.
+/// `false` if the run was stopped first.
+async fn wait_precisely(at: Instant, halt: &mut watch::Receiver<Option<Instant>>) -> bool {
+    if let Some(early) = at.checked_sub(SPIN_WINDOW)
+        && Instant::now() < early
+        && !wait_until(early, halt).await
+    {
+        return false;
+    }
+    while Instant::now() < at {
+        if halt.borrow().is_some() {
+            return false;
+        }
+        tokio::task::yield_now().await;
+    }
+    true
 }
 
 /// Resolves once the run is stopped, with the cutoff; never if it is not.

@@ -19,7 +19,8 @@
 //!   excluded), per token: when usage reports more completion tokens than
 //!   content chunks, each gap is divided by the mean tokens per chunk.
 //! - **TPOT** = (E2E − TTFT)/(completion tokens − 1), for at least 2 tokens.
-//! - **Dispatch** = sent − intended, for every request sent.
+//! - **Dispatch** = sent − intended, for every request sent in an open-loop
+//!   phase (a closed-loop user sends when it means to: nothing to measure).
 //! - **Overhead** = client time − mock time of the attempt that served the
 //!   request (see [`join`]).
 //!
@@ -102,13 +103,22 @@ pub struct Collector {
     unrecorded: u64,
     first_us: Option<u64>,
     last_us: Option<u64>,
+    /// Per phase: closed loop, where a request is sent when it is meant to be
+    /// and dispatch delay means nothing (it is not recorded).
+    closed_phases: Vec<bool>,
 }
 
 impl Collector {
     /// A collector for `scenario`: its SLO for goodput, its latency checks'
     /// bounds for offenders.
     pub fn new(scenario: &Scenario) -> Collector {
-        Collector::with(scenario.slo, &scenario.checks)
+        let mut collector = Collector::with(scenario.slo, &scenario.checks);
+        collector.closed_phases = scenario
+            .phases
+            .iter()
+            .map(|p| matches!(p.load, crate::scenario::Load::Closed { .. }))
+            .collect();
+        collector
     }
 
     /// A collector for an SLO and checks (only latency checks matter here).
@@ -144,6 +154,7 @@ impl Collector {
             unrecorded: 0,
             first_us: None,
             last_us: None,
+            closed_phases: Vec::new(),
         }
     }
 
@@ -157,7 +168,10 @@ impl Collector {
     pub fn record(&mut self, r: &RequestRecord) {
         self.outcomes[r.outcome.index()] += 1;
         let sent = r.outcome != Outcome::Dropped;
-        let timings = Timings::of(r);
+        let mut timings = Timings::of(r);
+        if self.closed_phases.get(usize::from(r.phase)).copied().unwrap_or(false) {
+            timings.dispatch_us = None;
+        }
 
         for metric in Metric::ALL {
             if let Some(v) = timings.get(metric) {
@@ -370,6 +384,19 @@ mod tests {
 
     use super::fixtures::{attempt, failed, record, scenario, stream};
     use super::*;
+
+    #[test]
+    fn closed_loop_requests_have_no_dispatch_delay() {
+        let scenario = fixtures::scenario("[[phases]]\nname = \"users\"\nduration-s = 1\nusers = { count = 2 }\n");
+        let mut c = Collector::new(&scenario);
+        c.record(&fixtures::record("open", 1_000, 1_500));
+        let mut closed = fixtures::record("closed", 2_000, 2_000);
+        closed.phase = 1;
+        c.record(&closed);
+        let s = c.summary();
+        assert_eq!(s.metric(Metric::Dispatch).count, 1, "only the open-loop request counts");
+        assert_eq!(s.metric(Metric::E2e).count, 2);
+    }
 
     #[test]
     fn the_histogram_is_three_digits_and_grows() {

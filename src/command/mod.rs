@@ -6,7 +6,7 @@ pub mod router;
 pub mod run;
 pub mod validate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mock_providers::config::{ConfigError, parse_toml};
 use serde::de::DeserializeOwned;
@@ -31,6 +31,22 @@ pub async fn until_ctrl_c() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The scenario files the arguments name (folders searched for `*.toml`),
+/// or, having said what is wrong, the usage exit code.
+pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, crate::Exit> {
+    match crate::scenario::scenario_files(paths) {
+        Ok(files) if !files.is_empty() => Ok(files),
+        Ok(_) => {
+            eprintln!("error: no scenario files (*.toml) under {paths:?}");
+            Err(crate::Exit::Usage)
+        }
+        Err(e) => {
+            eprintln!("error: cannot list the scenarios: {e}");
+            Err(crate::Exit::Usage)
+        }
     }
 }
 

@@ -18,12 +18,13 @@ use tokio::sync::{mpsc, watch};
 use crate::Exit;
 use crate::checks::{self, CheckResult};
 use crate::cli::RunArgs;
+use crate::command::scenario_files;
 use crate::load::engine::{self, EngineConfig, Target as EngineTarget};
 use crate::load::record::RequestRecord;
 use crate::metrics::{Collector, Timings};
 use crate::report::{self, RequestsCsv};
 use crate::router::{Connector, Router, serve};
-use crate::scenario::{Scenario, Target, scenario_files};
+use crate::scenario::{Scenario, Target};
 
 /// How long a request may take before it is recorded as a timeout.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,15 +32,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs every scenario the arguments name; the exit code is the worst one.
 pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
     let files = match scenario_files(&args.paths) {
-        Ok(files) if !files.is_empty() => files,
-        Ok(_) => {
-            eprintln!("error: no scenario files (*.toml) under {:?}", args.paths);
-            return Exit::Usage;
-        }
-        Err(e) => {
-            eprintln!("error: cannot list the scenarios: {e}");
-            return Exit::Usage;
-        }
+        Ok(files) => files,
+        Err(exit) => return exit,
     };
     let mut scenarios = Vec::with_capacity(files.len());
     for file in &files {

@@ -5,19 +5,13 @@ use std::io::Write;
 
 use crate::Exit;
 use crate::cli::ValidateArgs;
-use crate::scenario::{Scenario, scenario_files};
+use crate::command::scenario_files;
+use crate::scenario::Scenario;
 
 pub fn run(args: &ValidateArgs) -> Exit {
     let files = match scenario_files(&args.paths) {
-        Ok(files) if !files.is_empty() => files,
-        Ok(_) => {
-            eprintln!("error: no scenario files (*.toml) under {:?}", args.paths);
-            return Exit::Usage;
-        }
-        Err(e) => {
-            eprintln!("error: cannot list the scenarios: {e}");
-            return Exit::Usage;
-        }
+        Ok(files) => files,
+        Err(exit) => return exit,
     };
     let mut failed = 0;
     let mut out = std::io::stdout().lock();

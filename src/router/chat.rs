@@ -401,6 +401,7 @@ fn record(
 ) -> GenerationRecord {
     let now = Instant::now();
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let billed = usage.billed();
     GenerationRecord {
         id: p.generation_id.clone(),
         key: p.key.key.to_string(),
@@ -410,10 +411,10 @@ fn record(
         total_cost: charge,
         upstream_cost: cost,
         is_byok: is_byok(&p.key, provider),
-        tokens_prompt: usage.billed().prompt_total(),
-        tokens_completion: usage.billed().completion,
-        cache_read_tokens: usage.billed().cache_read,
-        cache_write_tokens: usage.billed().cache_write,
+        tokens_prompt: billed.prompt_total(),
+        tokens_completion: billed.completion,
+        cache_read_tokens: billed.cache_read,
+        cache_write_tokens: billed.cache_write,
         latency_ms: ms(now - p.received),
         generation_time_ms: first_token.map_or(0, |t| ms(now - t)),
         streamed: p.req.stream,

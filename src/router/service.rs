@@ -232,14 +232,18 @@ impl Router {
             ))
     }
 
-    fn authenticate<B>(&self, req: &Request<B>) -> Result<Arc<KeyConfig>, ApiError> {
-        let key = Self::bearer(req)?;
+    /// The configuration of an API key, configured or created by an operator.
+    fn key(&self, key: &str) -> Option<Arc<KeyConfig>> {
         self.state
             .keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
             .cloned()
+    }
+
+    fn authenticate<B>(&self, req: &Request<B>) -> Result<Arc<KeyConfig>, ApiError> {
+        self.key(Self::bearer(req)?)
             .ok_or(ApiError::Unauthorized("unknown API key"))
     }
 
@@ -345,12 +349,7 @@ impl Router {
     }
 
     fn known_key(&self, key: &str) -> Result<Arc<KeyConfig>, ApiError> {
-        self.state
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
+        self.key(key)
             .ok_or_else(|| ApiError::BadRequest(format!("no key `{key}`")))
     }
 

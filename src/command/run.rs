@@ -337,8 +337,8 @@ async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Recei
     for (_, records) in &journals {
         collector.join_journal(records);
     }
-    let journal_refs: Vec<(&str, Vec<mock_providers::Record>)> =
-        journals.iter().map(|(n, r)| (n.as_str(), r.clone())).collect();
+    let journal_refs: Vec<(&str, &[mock_providers::Record])> =
+        journals.iter().map(|(n, r)| (n.as_str(), r.as_slice())).collect();
     let _ = report::write_attempts(&dir, &journal_refs);
 
     let summary = collector.summary();

@@ -196,11 +196,11 @@ const ATTEMPT_HEADER: [&str; 21] = [
 
 /// Writes `dir/attempts.csv`: every upstream attempt of every provider's
 /// journal, provider by provider in journal order.
-pub fn write_attempts(dir: &Path, journals: &[(&str, Vec<Record>)]) -> io::Result<PathBuf> {
+pub fn write_attempts(dir: &Path, journals: &[(&str, &[Record])]) -> io::Result<PathBuf> {
     let path = dir.join(ATTEMPTS_CSV);
     let mut w = create(&path, &ATTEMPT_HEADER)?;
     for (provider, records) in journals {
-        for a in records {
+        for a in records.iter() {
             w.serialize(AttemptRow {
                 provider,
                 seq: a.seq,
@@ -326,8 +326,8 @@ mod tests {
         let path = write_attempts(
             dir.path(),
             &[
-                ("a", vec![attempt("r1", 503, 10, 20), attempt("r1", 200, 30, 90)]),
-                ("b", vec![]),
+                ("a", &[attempt("r1", 503, 10, 20), attempt("r1", 200, 30, 90)]),
+                ("b", &[]),
             ],
         )
         .unwrap();

@@ -651,13 +651,7 @@ impl Ledger {
         credits: Picodollars,
         existing_ok: bool,
     ) -> Result<Balance, LedgerError> {
-        if credits < Picodollars::ZERO {
-            return Err(LedgerError::NegativeAmount {
-                key: key.to_string(),
-                amount: credits,
-            });
-        }
-        self.check_health()?;
+        self.check_amount(key, credits)?;
         let (balance, seq) = {
             let mut accounts = write(&self.inner.accounts);
             if let Some(account) = accounts.get(key) {
@@ -689,16 +683,8 @@ impl Ledger {
     /// Adds `amount` to the key's credits. Returns the balance once the
     /// change is durable; an error for an unknown key.
     pub async fn add_credits(&self, key: &str, amount: Picodollars) -> Result<Balance, LedgerError> {
-        if amount < Picodollars::ZERO {
-            return Err(LedgerError::NegativeAmount {
-                key: key.to_string(),
-                amount,
-            });
-        }
-        self.check_health()?;
-        let account = self
-            .account(key)
-            .ok_or_else(|| LedgerError::UnknownAccount { key: key.to_string() })?;
+        self.check_amount(key, amount)?;
+        let account = self.known_account(key)?;
         let (balance, seq) = {
             let mut money = lock(&account.money);
             let credits = money
@@ -720,16 +706,8 @@ impl Ledger {
     /// reserved), or refuses with [`LedgerError::Insufficient`]. Concurrent
     /// reservations never overdraw. Synchronous and in memory only.
     pub fn reserve(&self, key: &str, amount: Picodollars) -> Result<Reservation, LedgerError> {
-        if amount < Picodollars::ZERO {
-            return Err(LedgerError::NegativeAmount {
-                key: key.to_string(),
-                amount,
-            });
-        }
-        self.check_health()?;
-        let account = self
-            .account(key)
-            .ok_or_else(|| LedgerError::UnknownAccount { key: key.to_string() })?;
+        self.check_amount(key, amount)?;
+        let account = self.known_account(key)?;
         {
             let mut money = lock(&account.money);
             let available = money.available();
@@ -762,13 +740,7 @@ impl Ledger {
     /// has, never below zero, and the rest is reported as uncollected.
     pub async fn settle(&self, reservation: Reservation, record: GenerationRecord) -> Result<Settlement, LedgerError> {
         let cost = record.total_cost;
-        if cost < Picodollars::ZERO {
-            return Err(LedgerError::NegativeAmount {
-                key: reservation.key().to_string(),
-                amount: cost,
-            });
-        }
-        self.check_health()?;
+        self.check_amount(reservation.key(), cost)?;
         let mut record = record;
         if record.key != reservation.key() {
             record.key = reservation.key().to_string();
@@ -900,6 +872,22 @@ impl Ledger {
             Some(cause) => Err(LedgerError::Failed { cause }),
             None => Ok(()),
         }
+    }
+
+    /// Refuses a negative amount, and any write once the ledger is closed or failed.
+    fn check_amount(&self, key: &str, amount: Picodollars) -> Result<(), LedgerError> {
+        if amount < Picodollars::ZERO {
+            return Err(LedgerError::NegativeAmount {
+                key: key.to_string(),
+                amount,
+            });
+        }
+        self.check_health()
+    }
+
+    fn known_account(&self, key: &str) -> Result<Arc<Account>, LedgerError> {
+        self.account(key)
+            .ok_or_else(|| LedgerError::UnknownAccount { key: key.to_string() })
     }
 
     fn account(&self, key: &str) -> Option<Arc<Account>> {

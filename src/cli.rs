@@ -51,6 +51,12 @@ pub struct RunArgs {
     /// Use this seed instead of the scenario's.
     #[arg(long)]
     pub seed: Option<u64>,
+
+    /// Make the built-in router misbehave on purpose (repeatable), to prove
+    /// that the conformance checks catch it; see scenarios/conformance/README.md
+    /// for the names and the checks each one breaks.
+    #[arg(long, value_name = "NAME", hide = true)]
+    pub builtin_defect: Vec<String>,
 }
 
 /// Scenario files or folders to check.

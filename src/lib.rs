@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod report;
 pub mod router;
 pub mod scenario;
+pub mod target;
 
 use std::process::ExitCode;
 

@@ -151,7 +151,17 @@ pub struct Record {
     pub fault: Option<String>,
 }
 
-/// An append-only list of records shared by a provider and its readers.
+/// The records of one provider's attempts, shared by the provider and its
+/// readers.
+///
+/// Every record is numbered (`seq`) in push order, from 0. A reader either
+/// copies records ([`snapshot`](Journal::snapshot), [`since`](Journal::since))
+/// or takes them out ([`drain`](Journal::drain)) so that a long run does not
+/// keep them all in memory. A drain does not renumber: the next record pushed
+/// after a drain continues the numbering, so `seq` stays unique and
+/// increasing, and `since(n)` keeps meaning "the records numbered `n` or
+/// more" — of those still held (drained ones are gone). Only
+/// [`clear`](Journal::clear) starts the numbering again from 0.
 #[derive(Debug, Clone)]
 pub struct Journal {
     inner: Arc<JournalInner>,
@@ -159,17 +169,31 @@ pub struct Journal {
 
 #[derive(Debug)]
 struct JournalInner {
-    records: Mutex<Vec<Record>>,
-    len: watch::Sender<usize>,
+    records: Mutex<Held>,
+    /// Records pushed since the last clear (the next record's `seq`).
+    pushed: watch::Sender<usize>,
     clock: Clock,
+}
+
+/// The records not yet drained: `records[i].seq == first + i`.
+#[derive(Debug, Default)]
+struct Held {
+    first: usize,
+    records: Vec<Record>,
+}
+
+impl Held {
+    fn pushed(&self) -> usize {
+        self.first + self.records.len()
+    }
 }
 
 impl Journal {
     pub fn new(clock: Clock) -> Self {
         Journal {
             inner: Arc::new(JournalInner {
-                records: Mutex::new(Vec::new()),
-                len: watch::Sender::new(0),
+                records: Mutex::new(Held::default()),
+                pushed: watch::Sender::new(0),
                 clock,
             }),
         }
@@ -181,48 +205,69 @@ impl Journal {
 
     /// Appends a record, numbering it.
     pub fn push(&self, mut record: Record) {
-        let len = {
-            let mut records = self.lock();
-            record.seq = records.len() as u64;
-            records.push(record);
-            records.len()
-        };
-        self.inner.len.send_replace(len);
+        let mut held = self.lock();
+        record.seq = held.pushed() as u64;
+        held.records.push(record);
+        // Published under the lock, so a clear cannot be overtaken.
+        self.inner.pushed.send_replace(held.pushed());
     }
 
+    /// The records held: pushed and not yet drained.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().records.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// A copy of every record.
+    /// The records pushed since the journal was created or last cleared,
+    /// drained or not: the `seq` the next record will get.
+    pub fn pushed(&self) -> usize {
+        self.lock().pushed()
+    }
+
+    /// A copy of every record held.
     pub fn snapshot(&self) -> Vec<Record> {
-        self.lock().clone()
+        self.lock().records.clone()
     }
 
-    /// A copy of the records from position `start` on.
+    /// A copy of the held records numbered `start` or more (`seq >= start`).
+    /// Before any drain that is the records from position `start` on; after
+    /// a drain, records already drained are not returned, so a reader that
+    /// asks from the number after the last record it saw never sees a record
+    /// twice.
     pub fn since(&self, start: usize) -> Vec<Record> {
-        let records = self.lock();
-        records.get(start..).map(<[Record]>::to_vec).unwrap_or_default()
+        let held = self.lock();
+        let from = start.saturating_sub(held.first);
+        held.records.get(from..).map(<[Record]>::to_vec).unwrap_or_default()
     }
 
-    /// Waits until the journal holds at least `n` records.
+    /// Takes every record held, in `seq` order, leaving none: each record is
+    /// returned by exactly one drain. Numbering goes on from where it was.
+    pub fn drain(&self) -> Vec<Record> {
+        let mut held = self.lock();
+        let records = std::mem::take(&mut held.records);
+        held.first += records.len();
+        records
+    }
+
+    /// Waits until at least `n` records have been pushed since the journal
+    /// was created or last cleared (drained ones count).
     pub async fn wait_for(&self, n: usize) {
-        let mut rx = self.inner.len.subscribe();
+        let mut rx = self.inner.pushed.subscribe();
         // The sender lives as long as `self`, so this only ends when n is reached.
-        let _ = rx.wait_for(|&len| len >= n).await;
+        let _ = rx.wait_for(|&pushed| pushed >= n).await;
     }
 
     /// Removes every record (numbering starts again from 0).
     pub fn clear(&self) {
-        self.lock().clear();
-        self.inner.len.send_replace(0);
+        let mut held = self.lock();
+        *held = Held::default();
+        self.inner.pushed.send_replace(0);
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Record>> {
+    fn lock(&self) -> MutexGuard<'_, Held> {
         // A panic while holding the lock cannot leave a half-pushed Vec.
         self.inner.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -237,4 +282,69 @@ pub fn to_ndjson(records: &[Record]) -> Vec<u8> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> Record {
+        Record {
+            seq: 99,
+            correlation_id: None,
+            correlation_source: CorrelationSource::None,
+            attempt: 1,
+            provider: "p".into(),
+            dialect: Dialect::OpenAi,
+            model: None,
+            upstream_key: None,
+            system_prompt: None,
+            stream: false,
+            max_tokens: None,
+            received_us: 1,
+            first_token_us: None,
+            last_token_us: None,
+            finished_us: 2,
+            tokens_sent: 0,
+            token_offsets_us: Vec::new(),
+            usage: None,
+            status: 200,
+            outcome: Outcome::Ok,
+            retry_after_ms: None,
+            fault: None,
+        }
+    }
+
+    fn seqs(records: &[Record]) -> Vec<u64> {
+        records.iter().map(|r| r.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn a_drain_takes_each_record_once_and_numbering_goes_on() {
+        let j = Journal::new(Clock::new());
+        assert!(j.drain().is_empty());
+        for _ in 0..3 {
+            j.push(record());
+        }
+        assert_eq!(seqs(&j.since(1)), [1, 2]);
+        assert_eq!(seqs(&j.drain()), [0, 1, 2]);
+        assert!(j.is_empty());
+        assert_eq!((j.len(), j.pushed()), (0, 3));
+        assert!(j.drain().is_empty(), "a record is drained once");
+        assert!(j.since(0).is_empty() && j.since(2).is_empty());
+        j.push(record());
+        j.push(record());
+        assert_eq!(seqs(&j.snapshot()), [3, 4]);
+        // `since` counts in seq numbers; drained records are gone.
+        assert_eq!(seqs(&j.since(0)), [3, 4]);
+        assert_eq!(seqs(&j.since(4)), [4]);
+        assert!(j.since(5).is_empty() && j.since(usize::MAX).is_empty());
+        // Drained records count for `wait_for`.
+        j.wait_for(5).await;
+        assert_eq!(seqs(&j.drain()), [3, 4]);
+        j.clear();
+        j.push(record());
+        assert_eq!(seqs(&j.drain()), [0], "clear starts the numbering again");
+        assert_eq!(j.pushed(), 1);
+    }
 }

@@ -22,7 +22,7 @@ use crate::journal::{CorrelationSource, Journal, Outcome, Record, Usage, to_ndjs
 use crate::limits::{Limiter, Permit, RateHeaders};
 use crate::plan::{Ask, Plan, attempt_seed, fault_roll, plan};
 use crate::stream::{MockBody, StreamBody, Writer};
-use crate::tokens::REQUEST_ID_HEADER;
+use crate::tokens::{Fnv64, REQUEST_ID_HEADER};
 use crate::{Dialect, anthropic, openai};
 
 /// The largest request body the mock reads.
@@ -48,8 +48,47 @@ pub struct Provider {
     keys: HashMap<String, Limiter>,
     faults: FaultSet,
     journal: Journal,
-    attempts: Mutex<HashMap<String, u32>>,
+    attempts: Mutex<AttemptCounter>,
     sequence: AtomicU64,
+}
+
+/// How long a correlation id's attempt count is remembered, at least: longer
+/// than any request's retries take (a router's deadline is seconds).
+const ATTEMPT_MEMORY: Duration = Duration::from_secs(120);
+
+/// Attempt numbers per correlation id, remembered for [`ATTEMPT_MEMORY`]
+/// and then forgotten, so that a long run does not grow with its requests:
+/// two generations of counts keyed by a hash of the id; every
+/// [`ATTEMPT_MEMORY`] the older one is dropped. About 24 B per id of the
+/// last two generations.
+#[derive(Debug)]
+struct AttemptCounter {
+    current: HashMap<u64, u32>,
+    previous: HashMap<u64, u32>,
+    rotated: Instant,
+}
+
+impl AttemptCounter {
+    fn new() -> Self {
+        AttemptCounter {
+            current: HashMap::new(),
+            previous: HashMap::new(),
+            rotated: Instant::now(),
+        }
+    }
+
+    /// The next attempt number of `correlation`, from 1.
+    fn next(&mut self, correlation: &str, now: Instant) -> u32 {
+        if now.duration_since(self.rotated) >= ATTEMPT_MEMORY {
+            self.previous = std::mem::take(&mut self.current);
+            self.rotated = now;
+        }
+        let id = Fnv64::new(0).write(correlation.as_bytes()).finish();
+        let earlier = self.previous.remove(&id).unwrap_or(0);
+        let n = self.current.entry(id).or_insert(earlier);
+        *n += 1;
+        *n
+    }
 }
 
 /// The journal record of an attempt in progress; pushed when finished, or
@@ -144,7 +183,7 @@ impl Provider {
                 .collect(),
             faults: FaultSet::new(config.faults),
             journal,
-            attempts: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(AttemptCounter::new()),
             sequence: AtomicU64::new(0),
         }
     }
@@ -303,10 +342,10 @@ impl Provider {
     }
 
     fn next_attempt(&self, correlation: &str) -> u32 {
-        let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = attempts.entry(correlation.to_string()).or_insert(0);
-        *n += 1;
-        *n
+        self.attempts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next(correlation, Instant::now())
     }
 
     /// A chat completion or message: the attempt the journal records.
@@ -719,4 +758,26 @@ fn add_retry_after(response: &mut Response<MockBody>, after: Duration) {
         "retry-after-ms",
         HeaderValue::from(u64::try_from(ms).unwrap_or(u64::MAX)),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_numbers_survive_one_rotation_and_are_forgotten_after_two() {
+        let start = Instant::now();
+        let mut counter = AttemptCounter::new();
+        assert_eq!(counter.next("r1", start), 1);
+        assert_eq!(counter.next("r1", start), 2);
+        assert_eq!(counter.next("r2", start), 1);
+        // Rotated once: r1 is still remembered, and moves to the current generation.
+        let later = start + ATTEMPT_MEMORY;
+        assert_eq!(counter.next("r1", later), 3);
+        // Rotated again: r2 (untouched for a generation) is forgotten, r1 is not.
+        let much_later = later + ATTEMPT_MEMORY;
+        assert_eq!(counter.next("r2", much_later), 1);
+        assert_eq!(counter.next("r1", much_later), 4);
+        assert!(counter.previous.len() + counter.current.len() <= 3);
+    }
 }

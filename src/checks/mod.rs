@@ -11,6 +11,8 @@
 //! for every run ([`validity`]) and reported whether or not a `run-valid`
 //! check asks for it.
 
+pub mod conformance;
+
 use std::fmt::Write as _;
 
 use crate::load::engine::{PhaseStats, RunStats};
@@ -119,8 +121,15 @@ pub fn validity(scenario: &Scenario, summary: &MetricsSummary, stats: &RunStats)
     }
 }
 
-/// Evaluates every check of `scenario`, in order.
-pub fn evaluate(scenario: &Scenario, summary: &MetricsSummary, stats: &RunStats) -> Vec<CheckResult> {
+/// Evaluates every check of `scenario`, in order. Conformance checks are
+/// judged from `evidence` (the run keeps it when the scenario has any); without
+/// it they fail, saying so.
+pub fn evaluate(
+    scenario: &Scenario,
+    summary: &MetricsSummary,
+    stats: &RunStats,
+    evidence: Option<&conformance::Index<'_>>,
+) -> Vec<CheckResult> {
     scenario
         .checks
         .iter()
@@ -139,6 +148,11 @@ pub fn evaluate(scenario: &Scenario, summary: &MetricsSummary, stats: &RunStats)
                 Rule::ErrorRate { max } => error_rate(summary, max),
                 Rule::Goodput { min } => goodput(summary, min),
                 Rule::RunValid => run_valid(&validity(scenario, summary, stats)),
+                Rule::Conformance(ref c) => match evidence {
+                    Some(index) => conformance::judge(c, index),
+                    None => conformance::Verdict::new(c.kind())
+                        .fail_because("the run kept no evidence (records and journals) to judge it"),
+                },
             };
             result.name.clone_from(&check.name);
             result
@@ -270,7 +284,7 @@ mod tests {
         for r in records {
             c.record(r);
         }
-        evaluate(&s, &c.summary(), &stats(phases))
+        evaluate(&s, &c.summary(), &stats(phases), None)
     }
 
     #[test]

@@ -43,23 +43,25 @@ pub async fn run(args: MockArgs, stop: impl Future<Output = ()>) -> Exit {
             return Exit::RunFailed;
         }
     };
-    let mut out = std::io::stdout().lock();
-    for p in mocks.providers() {
+    {
+        // A block, not drop(): the lock must not live across an await.
+        let mut out = std::io::stdout().lock();
+        for p in mocks.providers() {
+            let _ = writeln!(
+                out,
+                "{:<16} {:<10} {}",
+                p.name(),
+                p.provider.dialect().to_string(),
+                p.base_url()
+            );
+        }
         let _ = writeln!(
             out,
-            "{:<16} {:<10} {}",
-            p.name(),
-            p.provider.dialect().to_string(),
-            p.base_url()
+            "serving {} mock provider(s); Ctrl-C stops",
+            mocks.providers().len()
         );
+        let _ = out.flush();
     }
-    let _ = writeln!(
-        out,
-        "serving {} mock provider(s); Ctrl-C stops",
-        mocks.providers().len()
-    );
-    let _ = out.flush();
-    drop(out);
     stop.await;
     mocks.shutdown().await;
     Exit::Success

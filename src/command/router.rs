@@ -55,13 +55,15 @@ pub async fn run(args: RouterArgs, stop: impl Future<Output = ()>) -> Exit {
         }
     };
     let addr = listener.local_addr().unwrap_or(listen);
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "router listening on http://{addr} ({models} models, {keys} keys, ledger {ledger}); Ctrl-C stops"
-    );
-    let _ = out.flush();
-    drop(out);
+    {
+        // A block, not drop(): the lock must not live across an await.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "router listening on http://{addr} ({models} models, {keys} keys, ledger {ledger}); Ctrl-C stops"
+        );
+        let _ = out.flush();
+    }
     serve(listener, router.clone(), stop).await;
     // Commit whatever is queued before exiting.
     if let Err(e) = router.ledger().clone().close().await {

@@ -12,19 +12,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mock_providers::config::validate_providers;
-use mock_providers::{Clock, MockSet};
+use mock_providers::{Clock, Journal, MockSet};
 use tokio::sync::{mpsc, watch};
 
 use crate::Exit;
+use crate::checks::conformance::{Accounts, Evidence, Index};
 use crate::checks::{self, CheckResult};
 use crate::cli::RunArgs;
 use crate::command::scenario_files;
 use crate::load::engine::{self, EngineConfig, Target as EngineTarget};
 use crate::load::record::RequestRecord;
 use crate::metrics::{Collector, Timings};
-use crate::report::{self, RequestsCsv};
+use crate::report::{self, AttemptsCsv, RequestsCsv};
+use crate::router::Defects;
 use crate::router::{Connector, Router, serve};
-use crate::scenario::{Scenario, Target};
+use crate::scenario::{Conformance, Rule, Scenario, Target};
+use crate::target::AccountProbe;
 
 /// How long a request may take before it is recorded as a timeout.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,6 +74,22 @@ pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
             }
         }
     }
+    let mut defects = Defects::default();
+    for name in &args.builtin_defect {
+        if let Err(e) = defects.enable(name) {
+            eprintln!("error: --builtin-defect: {e}");
+            return Exit::Usage;
+        }
+    }
+    if defects.any()
+        && let Some(s) = scenarios.iter().find(|s| !matches!(s.target, Target::Builtin))
+    {
+        eprintln!(
+            "error: --builtin-defect applies to the built-in router only; {} targets an external router",
+            s.file.display()
+        );
+        return Exit::Usage;
+    }
     // One Ctrl-C stops the whole batch.
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopper = async move {
@@ -80,7 +99,7 @@ pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
     let batch = async {
         let mut worst = Exit::Success;
         for scenario in &scenarios {
-            let exit = run_one(scenario, args.out.as_deref(), stop_rx.clone()).await;
+            let exit = run_one(scenario, defects, args.out.as_deref(), stop_rx.clone()).await;
             worst = worse(worst, exit);
             if *stop_rx.borrow() {
                 break;
@@ -111,7 +130,7 @@ struct Running {
     child: Option<tokio::process::Child>,
 }
 
-async fn start_target(scenario: &Scenario, mocks: &MockSet) -> Result<Running, String> {
+async fn start_target(scenario: &Scenario, mocks: &MockSet, defects: Defects) -> Result<Running, String> {
     match &scenario.target {
         Target::Builtin => {
             let config = scenario
@@ -122,6 +141,7 @@ async fn start_target(scenario: &Scenario, mocks: &MockSet) -> Result<Running, S
             // A run starts from the configured balances: its ledger lives in memory.
             config.ledger_path = None;
             config.listen = "127.0.0.1:0".parse().map_err(|_| "bad loopback address")?;
+            config.defects = defects;
             let router = Router::new(config, Connector::tcp())
                 .await
                 .map_err(|e| format!("router: {e}"))?;
@@ -199,7 +219,7 @@ fn run_dir(scenario: &Scenario, out: Option<&Path>) -> PathBuf {
         .join(format!("{}-{stamp}", scenario.meta.name))
 }
 
-async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Receiver<bool>) -> Exit {
+async fn run_one(scenario: &Scenario, defects: Defects, out: Option<&Path>, mut stop: watch::Receiver<bool>) -> Exit {
     let mut providers = scenario.providers.clone();
     for p in &mut providers {
         p.seed = p.seed.or(Some(scenario.meta.seed));
@@ -218,7 +238,13 @@ async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Recei
             return Exit::RunFailed;
         }
     };
-    let running = match start_target(scenario, &mocks).await {
+    // The router's calendar clock starts with it: lifecycle checks date
+    // requests from here.
+    let router_started_us = mocks
+        .providers()
+        .first()
+        .map_or_else(|| Clock::new().now_us(), |p| p.journal().clock().now_us());
+    let running = match start_target(scenario, &mocks, defects).await {
         Ok(running) => running,
         Err(e) => {
             eprintln!("error: {e}");
@@ -239,6 +265,16 @@ async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Recei
         running.base_url
     );
 
+    // The router's own accounts, before the load, for the billing checks.
+    let probe = AccountProbe::new(&running.base_url, scenario.target.profile());
+    let account_keys = account_keys(scenario);
+    let mut accounts = Accounts::default();
+    if !account_keys.is_empty() {
+        let (before, problems) = probe.keys(&account_keys).await;
+        accounts.before = before;
+        accounts.problems.extend(problems);
+    }
+
     // The fault timeline.
     let timeline = {
         let steps = scenario.faults.clone();
@@ -257,18 +293,31 @@ async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Recei
         })
     };
 
-    // Records are counted and written as they arrive: memory does not grow.
+    // Records are counted and written as they arrive, and the mock journals
+    // drained into attempts.csv and the overhead join every DRAIN_EVERY:
+    // memory does not grow with the run's length (unless `keep_everything`).
     // Once a second the sink publishes a tally for the progress line.
     let (tx, mut rx) = mpsc::channel::<RequestRecord>(4096);
     let (tally_tx, tally_rx) = watch::channel(Tally::default());
     let sent = Arc::new(AtomicU64::new(0));
     let collector_dir = dir.clone();
     let mut collector = Collector::new(scenario);
+    let mut retained = keep_everything(scenario).then(Retained::default);
+    let mut drain = Drain {
+        journals: mocks
+            .providers()
+            .iter()
+            .map(|p| (p.name().to_string(), p.journal().clone()))
+            .collect(),
+        csv: AttemptsCsv::create(&dir).ok(),
+    };
     let sink = tokio::spawn(async move {
         let mut csv = RequestsCsv::create(&collector_dir).ok();
         let mut window = Window::new();
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut drain_tick = tokio::time::interval_at(tokio::time::Instant::now() + DRAIN_EVERY, DRAIN_EVERY);
+        drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 record = rx.recv() => {
@@ -279,6 +328,12 @@ async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Recei
                     if let Some(csv) = csv.as_mut() {
                         let _ = csv.write(&record);
                     }
+                    if let Some(kept) = retained.as_mut() {
+                        kept.requests.push(record);
+                    }
+                }
+                _ = drain_tick.tick() => {
+                    drain.run(&mut collector, retained.as_mut());
                 }
                 _ = tick.tick() => {
                     tally_tx.send_replace(window.roll());
@@ -288,7 +343,15 @@ async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Recei
         if let Some(csv) = csv {
             let _ = csv.finish();
         }
-        collector
+        // The last attempts are journaled as the mocks finish sending, which
+        // may be a moment after the client's last byte.
+        tokio::time::sleep(FINAL_DRAIN_GRACE).await;
+        drain.run(&mut collector, retained.as_mut());
+        collector.finish_join();
+        if let Some(csv) = drain.csv {
+            let _ = csv.finish();
+        }
+        SinkOutput { collector, retained }
     });
     // Ends, clearing its line, when the sink drops the tally's sender.
     let progress = tokio::spawn(show_progress(
@@ -319,30 +382,50 @@ async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Recei
     )
     .await;
     timeline.abort();
-    let collector = sink.await;
+    let sink = sink.await;
     let _ = progress.await;
-    let mut collector = match collector {
-        Ok(collector) => collector,
+    let (collector, retained) = match sink {
+        Ok(SinkOutput { collector, retained }) => (collector, retained),
         Err(e) => {
             eprintln!("error: the record writer failed: {e}");
             return Exit::RunFailed;
         }
     };
-
-    let journals: Vec<(String, Vec<mock_providers::Record>)> = mocks
-        .providers()
-        .iter()
-        .map(|p| (p.name().to_string(), p.journal().snapshot()))
-        .collect();
-    for (_, records) in &journals {
-        collector.join_journal(records);
+    // Every request record and journal attempt of the run, when
+    // `keep_everything(scenario)`: the conformance checks' evidence.
+    if let Some(kept) = &retained {
+        if !account_keys.is_empty() {
+            let (after, problems) = probe.settled_keys(&account_keys).await;
+            accounts.after = after;
+            accounts.problems.extend(problems);
+        }
+        if wants_generations(scenario) {
+            let (found, problems) = probe.generations(generation_lookups(scenario, &kept.requests)).await;
+            accounts.generations = found;
+            accounts.problems.extend(problems);
+        }
     }
-    let journal_refs: Vec<(&str, &[mock_providers::Record])> =
-        journals.iter().map(|(n, r)| (n.as_str(), r.as_slice())).collect();
-    let _ = report::write_attempts(&dir, &journal_refs);
+    let attempts: Vec<mock_providers::Record> = retained
+        .as_ref()
+        .map(|kept| kept.attempts.iter().map(|(_, a)| a.clone()).collect())
+        .unwrap_or_default();
+    let router_config = scenario
+        .router_config(|name| mocks.get(name).map(|p| p.base_url()))
+        .ok()
+        .flatten();
+    let index = retained.as_ref().map(|kept| {
+        Index::new(Evidence {
+            scenario,
+            router: router_config.as_ref(),
+            records: &kept.requests,
+            attempts: &attempts,
+            accounts: &accounts,
+            router_started_us,
+        })
+    });
 
     let summary = collector.summary();
-    let results: Vec<CheckResult> = checks::evaluate(scenario, &summary, &stats);
+    let results: Vec<CheckResult> = checks::evaluate(scenario, &summary, &stats, index.as_ref());
     let exit = if results.iter().all(|c| c.passed) {
         Exit::Success
     } else {
@@ -363,6 +446,105 @@ async fn run_one(scenario: &Scenario, out: Option<&Path>, mut stop: watch::Recei
     }
     mocks.shutdown().await;
     exit
+}
+
+/// How often the record sink drains the mock journals.
+const DRAIN_EVERY: Duration = Duration::from_millis(250);
+/// How long after the last request record the journals are drained a last time.
+const FINAL_DRAIN_GRACE: Duration = Duration::from_millis(50);
+
+/// Whether a run keeps every request record and journal attempt in memory
+/// until its end (see [`Retained`]), for checks that need them all; only
+/// sensible for small scenarios.
+fn keep_everything(scenario: &Scenario) -> bool {
+    scenario.checks.iter().any(|c| matches!(c.rule, Rule::Conformance(_)))
+}
+
+/// The keys whose accounts the scenario's checks read, in mix order.
+fn account_keys(scenario: &Scenario) -> Vec<String> {
+    let wanted = scenario.checks.iter().any(|c| {
+        matches!(
+            c.rule,
+            Rule::Conformance(Conformance::BalanceDelta | Conformance::NoOverdraft { .. })
+        )
+    });
+    let mut keys: Vec<String> = Vec::new();
+    if wanted {
+        for m in &scenario.mix {
+            if !keys.contains(&m.key) {
+                keys.push(m.key.clone());
+            }
+        }
+    }
+    keys
+}
+
+fn wants_generations(scenario: &Scenario) -> bool {
+    scenario
+        .checks
+        .iter()
+        .any(|c| matches!(c.rule, Rule::Conformance(Conformance::GenerationAgrees)))
+}
+
+/// (generation id, key) of every successful answer.
+fn generation_lookups(scenario: &Scenario, records: &[RequestRecord]) -> Vec<(String, String)> {
+    records
+        .iter()
+        .filter(|r| r.outcome == crate::load::record::Outcome::Ok)
+        .filter_map(|r| {
+            let key = &scenario.mix.get(usize::from(r.mix))?.key;
+            Some((r.generation_id.clone()?, key.clone()))
+        })
+        .collect()
+}
+
+/// Every request record and journal attempt of a run, in the order they
+/// reached the record sink, kept when [`keep_everything`] says so.
+#[derive(Debug, Default)]
+pub struct Retained {
+    pub requests: Vec<RequestRecord>,
+    /// (provider name, attempt): drain by drain, provider by provider in
+    /// journal (`seq`) order.
+    pub attempts: Vec<(String, mock_providers::Record)>,
+}
+
+/// What the record sink hands back when the run is over.
+struct SinkOutput {
+    collector: Collector,
+    /// `Some` when [`keep_everything`].
+    retained: Option<Retained>,
+}
+
+/// Drains the mock journals: each attempt is written to `attempts.csv`,
+/// joined with the requests (see [`crate::metrics::join`]), and forgotten
+/// unless retained.
+struct Drain {
+    /// (provider name, journal); every journal shares one clock.
+    journals: Vec<(String, Journal)>,
+    csv: Option<AttemptsCsv>,
+}
+
+impl Drain {
+    fn run(&mut self, collector: &mut Collector, mut retained: Option<&mut Retained>) {
+        let Some(watermark_us) = self.journals.first().map(|(_, j)| j.clock().now_us()) else {
+            return;
+        };
+        // Everything journaled before `watermark_us` is in these drains.
+        for (name, journal) in &self.journals {
+            let records = journal.drain();
+            if records.is_empty() {
+                continue;
+            }
+            if let Some(csv) = self.csv.as_mut() {
+                let _ = csv.write(name, &records);
+            }
+            collector.absorb_attempts(&records);
+            if let Some(kept) = retained.as_deref_mut() {
+                kept.attempts.extend(records.into_iter().map(|r| (name.clone(), r)));
+            }
+        }
+        collector.settle_join(watermark_us);
+    }
 }
 
 fn print_checks(results: &[CheckResult], dir: &Path) {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -18,17 +18,24 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mock_providers::Clock;
-use serde::de::{IgnoredAny, SeqAccess, Visitor};
+use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::record::{Outcome, RequestRecord};
+use super::record::{ErrorShape, Facts, Outcome, RequestRecord, ToolCall};
 use crate::scenario::MixEntry;
 
 /// The header that carries the request id (also in the prompt as a nonce).
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-gauntlet-request-id");
 /// The header a router names its generation in.
 pub const GENERATION_ID: HeaderName = HeaderName::from_static("x-generation-id");
+/// The header a router names the requested model in when a replacement served it.
+pub const ORIGINAL_MODEL: HeaderName = HeaderName::from_static("x-original-model");
+/// LiteLLM proxy's charge for the request, in USD (its profile's cost).
+pub const LITELLM_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+/// LiteLLM proxy's count of upstream retries it made.
+pub const LITELLM_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
 /// The bound on one server-sent event (its unterminated line and its data).
 pub const MAX_EVENT_BYTES: usize = 1 << 20;
 /// Error messages kept in a record are cut to this many characters.
@@ -205,6 +212,7 @@ pub fn blank_record(
         generation_id: None,
         model: None,
         error: None,
+        conformance: Facts::default(),
     }
 }
 
@@ -282,11 +290,17 @@ impl HttpClient {
         record.head_us = Some(self.clock.now_us());
         let status = response.status();
         record.status = status.as_u16();
-        record.generation_id = response
-            .headers()
-            .get(GENERATION_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let headers = response.headers();
+        record.generation_id = header_text(headers, &GENERATION_ID);
+        record.conformance.original_model = header_text(headers, &ORIGINAL_MODEL);
+        if !status.is_success() {
+            record.conformance.retry_after = header_text(headers, &RETRY_AFTER);
+        }
+        // A LiteLLM proxy says what it charged in a header (a whole answer's
+        // `usage.cost`, when there is one, is read from the body after this).
+        let litellm_cost = header_text(headers, &LITELLM_COST);
+        record.conformance.upstream_retries =
+            header_text(headers, &LITELLM_RETRIES).and_then(|n| n.trim().parse().ok());
         let body = response.into_body();
         if !status.is_success() {
             self.read_refusal(body, record).await;
@@ -295,17 +309,25 @@ impl HttpClient {
         } else {
             self.read_whole(body, record).await;
         }
+        if record.cost.is_none() {
+            record.cost = litellm_cost;
+        }
     }
 
-    /// An error status: its class, and the message of its body.
+    /// An error status: its class, and the message and shape of its body.
     async fn read_refusal(&self, body: Incoming, record: &mut RequestRecord) {
         // Reading the body also lets the connection go back to the pool.
         match body.collect().await {
             Ok(collected) => {
                 record.last_byte_us = Some(self.clock.now_us());
-                record.error = error_message(&collected.to_bytes());
+                let (message, shape) = read_error_body(&collected.to_bytes());
+                record.error = message;
+                record.conformance.error_shape = Some(shape);
             }
-            Err(e) => record.error = Some(brief(&format!("the error body broke: {}", chain(&e)))),
+            Err(e) => {
+                record.error = Some(brief(&format!("the error body broke: {}", chain(&e))));
+                record.conformance.error_shape = Some(ErrorShape::default());
+            }
         }
         record.outcome = Outcome::of_status(record.status);
     }
@@ -326,6 +348,9 @@ impl HttpClient {
         record.outcome = match serde_json::from_slice::<Payload<'_>>(&bytes) {
             Ok(answer) => {
                 answer.apply(record);
+                if let Some(choices) = &answer.choices {
+                    choices.apply_whole(&mut record.conformance);
+                }
                 match answer.error {
                     Some(error) => {
                         record.error = Some(brief(&error_text(error)));
@@ -359,7 +384,9 @@ impl HttpClient {
             };
             let at_us = self.clock.now_us();
             record.last_byte_us = Some(at_us);
-            if framer.push(&data, |event| reader.event(event, at_us, record)).is_err() {
+            let pushed = framer.push(&data, |event| reader.event(event, at_us, record));
+            record.conformance.keepalive_comments = framer.comments();
+            if pushed.is_err() {
                 record.outcome = Outcome::StreamError;
                 record.error = Some(format!("a server-sent event exceeded {MAX_EVENT_BYTES} bytes"));
                 return;
@@ -390,26 +417,45 @@ impl StreamReader {
         }
         if data == b"[DONE]" {
             self.done = true;
+            record.conformance.done = true;
             return;
         }
         let chunk = match serde_json::from_slice::<Payload<'_>>(data) {
             Ok(chunk) => chunk,
             Err(e) => {
+                record.conformance.usage_last = false;
                 self.problem
                     .get_or_insert_with(|| brief(&format!("a malformed chunk: {e}")));
                 return;
             }
         };
+        let facts = &mut record.conformance;
         if let Some(error) = chunk.error {
+            facts.error_chunk |= error.get().starts_with('{');
             self.problem.get_or_insert_with(|| brief(&error_text(error)));
         }
-        if chunk.choices.is_some_and(|first| first.0) {
-            record.content_chunks = record.content_chunks.saturating_add(1);
-            record.first_content_us.get_or_insert(at_us);
-            let offset = at_us.saturating_sub(record.sent_us);
-            record
-                .content_offsets_us
-                .push(u32::try_from(offset).unwrap_or(u32::MAX));
+        if chunk.usage.is_some() {
+            facts.usage_chunks = facts.usage_chunks.saturating_add(1);
+        }
+        facts.usage_last = chunk.usage.is_some() && chunk.choices.as_ref().is_some_and(|c| c.count == 0);
+        if let Some(choices) = &chunk.choices {
+            if let Some(reason) = &choices.last_finish {
+                set_text(&mut facts.finish_reason, reason);
+            }
+            if let Some(delta) = &choices.delta {
+                facts.content_chars = facts.content_chars.saturating_add(delta.content_chars());
+                if let Some(tool_calls) = delta.tool_calls {
+                    add_tool_deltas(tool_calls, &mut facts.tool_call);
+                }
+                if delta.has_content() {
+                    record.content_chunks = record.content_chunks.saturating_add(1);
+                    record.first_content_us.get_or_insert(at_us);
+                    let offset = at_us.saturating_sub(record.sent_us);
+                    record
+                        .content_offsets_us
+                        .push(u32::try_from(offset).unwrap_or(u32::MAX));
+                }
+            }
         }
         chunk.apply(record);
     }
@@ -434,8 +480,8 @@ impl StreamReader {
 struct Payload<'a> {
     #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
-    #[serde(default)]
-    choices: Option<FirstChoice>,
+    #[serde(default, borrow)]
+    choices: Option<Choices<'a>>,
     #[serde(default, borrow)]
     usage: Option<UsageBody<'a>>,
     #[serde(default, borrow)]
@@ -443,22 +489,20 @@ struct Payload<'a> {
 }
 
 impl Payload<'_> {
-    /// Copies the model (the first one named) and the usage (the last one
-    /// reported) into `record`.
+    /// Copies the model and the usage into `record`. The usage (tokens and
+    /// cost) is the last one reported, field for field; the model is the one
+    /// the chunk carrying that usage named, else the first one named.
     fn apply(&self, record: &mut RequestRecord) {
-        if record.model.is_none()
-            && let Some(model) = &self.model
+        if let Some(model) = &self.model
+            && (record.model.is_none() || self.usage.is_some())
         {
-            record.model = Some(model.to_string());
+            set_text(&mut record.model, model);
         }
         if let Some(usage) = &self.usage {
-            record.prompt_tokens = usage.prompt_tokens.or(record.prompt_tokens);
-            record.completion_tokens = usage.completion_tokens.or(record.completion_tokens);
-            let cached = usage.prompt_tokens_details.and_then(|d| d.cached_tokens);
-            record.cached_tokens = cached.or(record.cached_tokens);
-            if let Some(cost) = usage.cost {
-                record.cost = Some(raw_number(cost));
-            }
+            record.prompt_tokens = usage.prompt_tokens;
+            record.completion_tokens = usage.completion_tokens;
+            record.cached_tokens = usage.prompt_tokens_details.and_then(|d| d.cached_tokens);
+            record.cost = usage.cost.map(raw_number);
         }
     }
 }
@@ -482,31 +526,142 @@ struct PromptDetails {
     cached_tokens: Option<u64>,
 }
 
-/// Whether the first of `choices` carries content in its `delta`: read
-/// without collecting the array.
-#[derive(Debug, Clone, Copy)]
-struct FirstChoice(bool);
+/// What is read of `choices`, without collecting the array: the first
+/// choice's `delta` and `message`, and the finish reasons.
+#[derive(Debug, Default)]
+struct Choices<'a> {
+    /// How many choices there were (0 for `choices: []`).
+    count: usize,
+    /// The first choice's `delta` (a stream chunk).
+    delta: Option<Message<'a>>,
+    /// The first choice's `message` (a whole answer).
+    message: Option<Message<'a>>,
+    /// The first choice's `finish_reason`.
+    first_finish: Option<Cow<'a, str>>,
+    /// The last non-null `finish_reason` among the choices.
+    last_finish: Option<Cow<'a, str>>,
+}
+
+impl Choices<'_> {
+    /// The facts of a whole answer: its first choice's finish reason,
+    /// content length and first tool call.
+    fn apply_whole(&self, facts: &mut Facts) {
+        if let Some(reason) = &self.first_finish {
+            set_text(&mut facts.finish_reason, reason);
+        }
+        if let Some(message) = &self.message {
+            facts.content_chars = message.content_chars();
+            facts.tool_call = message.tool_calls.and_then(first_tool_call);
+        }
+    }
+}
 
 #[derive(Debug, Deserialize)]
 struct Choice<'a> {
     #[serde(default, borrow)]
-    delta: Option<Delta<'a>>,
+    delta: Option<Message<'a>>,
+    #[serde(default, borrow)]
+    message: Option<Message<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<&'a RawValue>,
 }
 
+/// A choice after the first: only its finish reason is read.
 #[derive(Debug, Deserialize)]
-struct Delta<'a> {
+struct OtherChoice<'a> {
+    #[serde(default, borrow)]
+    finish_reason: Option<&'a RawValue>,
+}
+
+/// A `delta` or a `message`: kept raw, read only as far as needed.
+#[derive(Debug, Deserialize)]
+struct Message<'a> {
     #[serde(default, borrow)]
     content: Option<&'a RawValue>,
     #[serde(default, borrow)]
     tool_calls: Option<&'a RawValue>,
 }
 
-impl Delta<'_> {
+impl Message<'_> {
     /// Text or a tool-call delta; a role-only or empty delta is not content.
     fn has_content(&self) -> bool {
         let present = |raw: Option<&RawValue>| raw.is_some_and(|raw| !is_empty_json(raw.get()));
         present(self.content) || present(self.tool_calls)
     }
+
+    /// The characters of `content` when it is a string (0 otherwise).
+    fn content_chars(&self) -> u32 {
+        let chars = self.content.and_then(|raw| json_string_chars(raw.get())).unwrap_or(0);
+        u32::try_from(chars).unwrap_or(u32::MAX)
+    }
+}
+
+/// One element of `tool_calls`: a streamed delta or a whole call.
+#[derive(Debug, Deserialize)]
+struct ToolCallBody<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    function: Option<FunctionBody<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FunctionBody<'a> {
+    #[serde(default, borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
+}
+
+impl FunctionBody<'_> {
+    /// Adds this piece to `call`: the name if it has none yet, the arguments
+    /// appended (their text when they are not a string).
+    fn add_to(&self, call: &mut ToolCall) {
+        if call.name.is_empty()
+            && let Some(name) = self.name.and_then(json_str)
+        {
+            call.name = name.into_owned();
+        }
+        if let Some(arguments) = self.arguments {
+            call.arguments.push_str(&text_of(arguments));
+        }
+    }
+}
+
+/// The elements of a `tool_calls` array, each kept raw (so one odd element
+/// spoils neither the chunk nor the others).
+fn tool_call_elements(raw: &RawValue) -> Vec<ToolCallBody<'_>> {
+    serde_json::from_str::<Vec<&RawValue>>(raw.get())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|element| serde_json::from_str::<ToolCallBody<'_>>(element.get()).ok())
+        .collect()
+}
+
+/// Adds a chunk's `delta.tool_calls` of index 0 to the call being reassembled.
+fn add_tool_deltas(raw: &RawValue, call: &mut Option<ToolCall>) {
+    if is_empty_json(raw.get()) {
+        return;
+    }
+    for delta in tool_call_elements(raw) {
+        if delta.index.unwrap_or(0) != 0 {
+            continue;
+        }
+        let call = call.get_or_insert_with(ToolCall::default);
+        if let Some(function) = &delta.function {
+            function.add_to(call);
+        }
+    }
+}
+
+/// A whole answer's `message.tool_calls[0]`.
+fn first_tool_call(raw: &RawValue) -> Option<ToolCall> {
+    let first = tool_call_elements(raw).into_iter().next()?;
+    let mut call = ToolCall::default();
+    if let Some(function) = &first.function {
+        function.add_to(&mut call);
+    }
+    Some(call)
 }
 
 /// `null`, `""` or `[]`.
@@ -520,39 +675,111 @@ fn is_empty_json(text: &str) -> bool {
             .is_some_and(|inner| inner.trim().is_empty())
 }
 
-impl<'de> Deserialize<'de> for FirstChoice {
+impl<'de: 'a, 'a> Deserialize<'de> for Choices<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct First;
-        impl<'de> Visitor<'de> for First {
-            type Value = FirstChoice;
+        struct Each<'a>(std::marker::PhantomData<Choices<'a>>);
+        impl<'de: 'a, 'a> Visitor<'de> for Each<'a> {
+            type Value = Choices<'a>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an array of choices")
             }
 
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FirstChoice, A::Error> {
-                let first = seq.next_element::<Choice<'de>>()?;
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                let content = first
-                    .and_then(|choice| choice.delta)
-                    .is_some_and(|delta| delta.has_content());
-                Ok(FirstChoice(content))
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Choices<'a>, A::Error> {
+                let mut choices = Choices::default();
+                if let Some(first) = seq.next_element::<Choice<'de>>()? {
+                    choices.count = 1;
+                    choices.delta = first.delta;
+                    choices.message = first.message;
+                    choices.first_finish = first.finish_reason.and_then(json_str);
+                    choices.last_finish.clone_from(&choices.first_finish);
+                }
+                while let Some(other) = seq.next_element::<OtherChoice<'de>>()? {
+                    choices.count += 1;
+                    if let Some(reason) = other.finish_reason.and_then(json_str) {
+                        choices.last_finish = Some(reason);
+                    }
+                }
+                Ok(choices)
             }
         }
-        deserializer.deserialize_seq(First)
+        deserializer.deserialize_seq(Each(std::marker::PhantomData))
+    }
+}
+
+/// A JSON string's contents, borrowed when it has no escapes; `None` for
+/// any other JSON value.
+fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get().trim();
+    if !text.starts_with('"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(text) {
+        Ok(borrowed) => Some(Cow::Borrowed(borrowed)),
+        Err(_) => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
+    }
+}
+
+/// A JSON string's contents, or the JSON text of any other value.
+fn text_of(raw: &RawValue) -> Cow<'_, str> {
+    json_str(raw).unwrap_or_else(|| Cow::Borrowed(raw.get().trim()))
+}
+
+/// The characters a JSON string literal decodes to, counted on its text
+/// (escapes, surrogate pairs included, count as the one character they
+/// stand for); `None` when `text` is not a string.
+fn json_string_chars(text: &str) -> Option<usize> {
+    let inner = text.trim().strip_prefix('"')?.strip_suffix('"')?;
+    let bytes = inner.as_bytes();
+    let mut count = 0;
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        if byte == b'\\' {
+            if bytes.get(i + 1) == Some(&b'u') {
+                // The low half of a surrogate pair was counted with its high half.
+                let unit = inner
+                    .get(i + 2..i + 6)
+                    .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+                if !unit.is_some_and(|unit| (0xDC00..0xE000).contains(&unit)) {
+                    count += 1;
+                }
+                i += 6;
+            } else {
+                count += 1;
+                i += 2;
+            }
+        } else {
+            // UTF-8 continuation bytes belong to the character counted already.
+            if byte & 0xC0 != 0x80 {
+                count += 1;
+            }
+            i += 1;
+        }
+    }
+    Some(count)
+}
+
+/// Sets `slot` to `text`, reusing its allocation (none when it is equal).
+fn set_text(slot: &mut Option<String>, text: &str) {
+    match slot {
+        Some(current) if current == text => {}
+        Some(current) => {
+            current.clear();
+            current.push_str(text);
+        }
+        None => *slot = Some(text.to_owned()),
     }
 }
 
 /// A JSON number's exact text; a JSON string's contents (some routers quote
 /// decimals).
 fn raw_number(raw: &RawValue) -> String {
-    let text = raw.get().trim();
-    if text.starts_with('"')
-        && let Ok(unquoted) = serde_json::from_str::<String>(text)
-    {
-        return unquoted;
-    }
-    text.to_owned()
+    text_of(raw).into_owned()
+}
+
+/// A header's value, when it is text.
+fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// The message of an `error` value: `error.message`, or the error itself
@@ -568,13 +795,40 @@ fn error_text(error: &RawValue) -> String {
     serde_json::from_str::<String>(error.get()).unwrap_or_else(|_| error.get().to_owned())
 }
 
-/// The message of an error body: its `error`, else its text.
-fn error_message(body: &[u8]) -> Option<String> {
-    match serde_json::from_slice::<Payload<'_>>(body) {
-        Ok(Payload { error: Some(error), .. }) => Some(brief(&error_text(error))),
-        _ if body.is_empty() => None,
-        _ => Some(brief(&String::from_utf8_lossy(body))),
-    }
+/// The message of an error body (its `error`, else its text) and its shape.
+fn read_error_body(body: &[u8]) -> (Option<String>, ErrorShape) {
+    let mut shape = ErrorShape::default();
+    let parsed = serde_json::from_slice::<Value>(body).ok();
+    let error = parsed
+        .as_ref()
+        .and_then(Value::as_object)
+        .and_then(|top| top.get("error"))
+        .filter(|error| !error.is_null());
+    let message = match error {
+        Some(whole @ Value::Object(error)) => {
+            let message = error.get("message").and_then(Value::as_str);
+            let typed = error.get("type").is_some_and(Value::is_string)
+                || error
+                    .get("code")
+                    .is_some_and(|code| code.is_string() || code.is_number());
+            shape.ok = message.is_some_and(|m| !m.is_empty()) && typed;
+            if let Some(availability) = error.get("availability") {
+                shape.availability_code = availability.get("code").map(|code| match code {
+                    Value::String(code) => code.clone(),
+                    other => other.to_string(),
+                });
+                if let Some(models) = availability.get("fallback_models").and_then(Value::as_array) {
+                    shape.fallback_models = models.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+                }
+            }
+            Some(brief(&message.map_or_else(|| whole.to_string(), str::to_owned)))
+        }
+        Some(Value::String(text)) => Some(brief(text)),
+        Some(other) => Some(brief(&other.to_string())),
+        None if body.is_empty() => None,
+        None => Some(brief(&String::from_utf8_lossy(body))),
+    };
+    (message, shape)
 }
 
 /// An error and its sources, joined by `: `.
@@ -605,8 +859,8 @@ pub fn brief(text: &str) -> String {
 ///
 /// Lines end with LF or CRLF; a blank line ends an event; `data:` lines (with
 /// or without a space after the colon) are joined with `\n`; comment lines
-/// (`: …`) and other fields are skipped; an event without data is not
-/// dispatched. The unterminated line plus the pending data are bounded by
+/// (`: …`) and other fields are skipped (comments are counted); an event
+/// without data is not dispatched. The unterminated line plus the pending data are bounded by
 /// [`MAX_EVENT_BYTES`].
 #[derive(Debug, Default)]
 pub struct SseFramer {
@@ -615,6 +869,8 @@ pub struct SseFramer {
     /// The data of the event being read.
     data: Vec<u8>,
     has_data: bool,
+    /// Comment lines seen.
+    comments: u32,
 }
 
 /// An event larger than [`MAX_EVENT_BYTES`].
@@ -652,6 +908,11 @@ impl SseFramer {
         Ok(())
     }
 
+    /// Comment lines (`: PROCESSING` keep-alives) seen so far.
+    pub fn comments(&self) -> u32 {
+        self.comments
+    }
+
     /// Whether an event has begun and not ended.
     pub fn has_partial(&self) -> bool {
         self.has_data || !self.pending.is_empty()
@@ -668,7 +929,10 @@ impl SseFramer {
             return;
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
-            Some(0) => return,
+            Some(0) => {
+                self.comments = self.comments.saturating_add(1);
+                return;
+            }
             Some(colon) => {
                 let value = &line[colon + 1..];
                 (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
@@ -811,6 +1075,64 @@ mod tests {
             (Some(10), Some(2), Some(4))
         );
         assert_eq!(record.cost.as_deref(), Some("0.0000150"));
+        let facts = &record.conformance;
+        assert_eq!((facts.usage_chunks, facts.usage_last, facts.done), (1, true, true));
+        assert_eq!(
+            (facts.finish_reason.as_deref(), facts.error_chunk),
+            (Some("stop"), false)
+        );
+        assert_eq!(facts.content_chars, 2);
+        assert_eq!(
+            facts.tool_call,
+            Some(ToolCall {
+                name: String::new(),
+                arguments: "{".into()
+            })
+        );
+    }
+
+    #[test]
+    fn usage_and_model_come_from_the_usage_chunk() {
+        let (record, outcome, _) = read(&[
+            r#"{"model":"early","choices":[{"delta":{"content":"a"}}],"usage":{"prompt_tokens":1,"completion_tokens":1,"cost":1}}"#,
+            r#"{"model":"served","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":2}}"#,
+            "[DONE]",
+        ]);
+        assert_eq!(outcome, Outcome::Ok);
+        assert_eq!(record.model.as_deref(), Some("served"));
+        assert_eq!((record.prompt_tokens, record.completion_tokens), (Some(10), Some(2)));
+        // The last usage says no cost: none, not the earlier one's.
+        assert_eq!(record.cost, None);
+        assert_eq!(
+            (record.conformance.usage_chunks, record.conformance.usage_last),
+            (2, true)
+        );
+
+        // Usage beside a choice, then a content chunk last: not last.
+        let (record, _, _) = read(&[
+            r#"{"choices":[{"delta":{},"finish_reason":"length"}],"usage":{"completion_tokens":2}}"#,
+            r#"{"choices":[{"delta":{"content":"late"}}]}"#,
+            "[DONE]",
+            r#"{"choices":[],"usage":{"completion_tokens":9}}"#,
+        ]);
+        assert_eq!(record.completion_tokens, Some(2));
+        assert_eq!(
+            (record.conformance.usage_chunks, record.conformance.usage_last),
+            (1, false)
+        );
+        assert_eq!(record.conformance.finish_reason.as_deref(), Some("length"));
+    }
+
+    #[test]
+    fn json_string_characters_count_escapes_once() {
+        assert_eq!(json_string_chars(r#""""#), Some(0));
+        assert_eq!(json_string_chars(r#""héllo""#), Some(5));
+        assert_eq!(json_string_chars(r#""a\n\"b\u00e9\ud83d\ude00""#), Some(6));
+        assert_eq!(json_string_chars("null"), None);
+        for text in ["plain", "é😀\n\t\"q\"", "\u{1F600} x"] {
+            let json = serde_json::to_string(text).unwrap();
+            assert_eq!(json_string_chars(&json), Some(text.chars().count()), "{json}");
+        }
     }
 
     #[test]
@@ -826,6 +1148,13 @@ mod tests {
             (Outcome::StreamError, Some("upstream died"))
         );
         assert_eq!(record.content_chunks, 1);
+        let facts = &record.conformance;
+        assert!(facts.error_chunk && facts.done && !facts.usage_last);
+        assert_eq!(facts.finish_reason.as_deref(), Some("error"));
+
+        // An `error` that is not an object is a problem, not an error chunk.
+        let (record, outcome, _) = read(&[r#"{"error":"odd"}"#, "[DONE]"]);
+        assert_eq!((outcome, record.conformance.error_chunk), (Outcome::StreamError, false));
 
         let (_, outcome, error) = read(&[content]);
         assert_eq!(outcome, Outcome::StreamError);
@@ -838,13 +1167,46 @@ mod tests {
 
     #[test]
     fn error_bodies_and_costs() {
+        let error_message = |body: &[u8]| read_error_body(body).0;
+        let shape = |body: &[u8]| read_error_body(body).1;
         assert_eq!(
             error_message(br#"{"error":{"message":"no such model","code":404}}"#).as_deref(),
             Some("no such model")
         );
         assert_eq!(error_message(br#"{"error":"plain"}"#).as_deref(), Some("plain"));
+        assert_eq!(
+            error_message(br#"{"error":{"message":7}}"#).as_deref(),
+            Some(r#"{"message":7}"#)
+        );
         assert_eq!(error_message(b"Bad Gateway").as_deref(), Some("Bad Gateway"));
         assert_eq!(error_message(b""), None);
+
+        assert!(shape(br#"{"error":{"message":"m","code":404}}"#).ok);
+        assert!(shape(br#"{"error":{"message":"m","code":"model_not_found"}}"#).ok);
+        assert!(shape(br#"{"error":{"message":"m","type":"invalid_request_error","code":null}}"#).ok);
+        for bad in [
+            &br#"{"error":{"message":"","code":404}}"#[..],
+            br#"{"error":{"message":"m"}}"#,
+            br#"{"error":{"message":"m","code":null,"type":7}}"#,
+            br#"{"error":"plain"}"#,
+            br#"{"message":"m","code":404}"#,
+            br#"[{"error":{"message":"m","code":404}}]"#,
+            b"Bad Gateway",
+            b"",
+        ] {
+            assert_eq!(shape(bad), ErrorShape::default(), "{}", String::from_utf8_lossy(bad));
+        }
+        let removed = shape(
+            br#"{"error":{"message":"gone","code":404,"availability":{"code":"model_deprecated","fallback_models":["x",3,"y"]}}}"#,
+        );
+        assert_eq!(
+            removed,
+            ErrorShape {
+                ok: true,
+                availability_code: Some("model_deprecated".into()),
+                fallback_models: vec!["x".into(), "y".into()],
+            }
+        );
         let long = "é".repeat(500);
         let cut = brief(&long);
         assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS + 1);

@@ -135,4 +135,68 @@ pub struct RequestRecord {
     pub model: Option<String>,
     /// What went wrong, briefly (the error body's message), for reports.
     pub error: Option<String>,
+    /// What the conformance checks read of the answer beyond timings and usage.
+    pub conformance: Facts,
+}
+
+/// The facts of one answer that conformance checks need: headers, the shape
+/// of an error body, how a stream ended and what it carried. All empty
+/// (the [`Default`]) until an answer arrives; filled as the answer is read,
+/// so a request given up on mid-stream keeps what it saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Facts {
+    /// The raw `Retry-After` header of a non-2xx answer.
+    pub retry_after: Option<String>,
+    /// The `x-original-model` header: the model asked for, when a
+    /// replacement served it (any status).
+    pub original_model: Option<String>,
+    /// The shape of a non-2xx answer's body (`None` for 2xx and for no answer).
+    pub error_shape: Option<ErrorShape>,
+    /// Stream chunks carrying a non-null `usage` object.
+    pub usage_chunks: u32,
+    /// Whether the last `data:` chunk (before `[DONE]`, or the last one
+    /// received when the stream did not say `[DONE]`) carried `usage` and
+    /// had `choices: []`.
+    pub usage_last: bool,
+    /// Whether the stream said `data: [DONE]`.
+    pub done: bool,
+    /// The last non-null `choices[].finish_reason` seen (a whole answer's
+    /// `choices[0].finish_reason`).
+    pub finish_reason: Option<String>,
+    /// Whether a stream chunk carried a top-level `error` object.
+    pub error_chunk: bool,
+    /// SSE comment lines (`: PROCESSING`) received.
+    pub keepalive_comments: u32,
+    /// The first tool call: reassembled from the streamed `delta.tool_calls`
+    /// of index 0, or a whole answer's `message.tool_calls[0]`.
+    pub tool_call: Option<ToolCall>,
+    /// Characters (Unicode scalar values) of all `delta.content`, or of a
+    /// whole answer's `choices[0].message.content`.
+    pub content_chars: u32,
+    /// Upstream retries the router says it made (LiteLLM's
+    /// `x-litellm-attempted-retries`).
+    pub upstream_retries: Option<u32>,
+}
+
+/// The shape of a non-2xx answer's body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ErrorShape {
+    /// OpenAI-shaped: a JSON object whose `error` is an object with a
+    /// non-empty string `message` and a string `type` or a string or number
+    /// `code`.
+    pub ok: bool,
+    /// `error.availability.code` (`"model_deprecated"`).
+    pub availability_code: Option<String>,
+    /// `error.availability.fallback_models` (its strings, in order).
+    pub fallback_models: Vec<String>,
+}
+
+/// A tool call as the client reassembled it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ToolCall {
+    /// `function.name` (of the first delta that named it).
+    pub name: String,
+    /// `function.arguments`, its deltas concatenated (a JSON text when the
+    /// router behaves).
+    pub arguments: String,
 }

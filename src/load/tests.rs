@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mock_providers::config::{Behaviour, ModelConfig, ToolCall};
@@ -15,8 +16,9 @@ use mock_providers::{Clock, Dialect, MockSet, ProviderConfig};
 use tokio::sync::mpsc;
 
 use super::arrival::Arrival;
+use super::client::{HttpClient, Template};
 use super::engine::{self, EngineConfig, RunStats, Target};
-use super::record::{Outcome, RequestRecord};
+use super::record::{ErrorShape, Outcome, RequestRecord, ToolCall as ClientToolCall};
 use crate::scenario::{Load, Meta, MixEntry, Phase, Scenario, Slo, Target as ScenarioTarget};
 
 const MS: Duration = Duration::from_millis(1);
@@ -198,10 +200,19 @@ async fn open_loop_sends_the_schedule_with_ids_the_journal_sees() {
             // Role, 5 pieces, finish, usage, [DONE].
             assert_eq!(record.chunks, 9);
             assert!(record.first_content_us.unwrap() < record.last_byte_us.unwrap());
+            let c = &record.conformance;
+            assert_eq!(
+                (c.usage_chunks, c.usage_last, c.done, c.error_chunk),
+                (1, true, true, false)
+            );
         } else {
             assert_eq!((record.chunks, record.content_chunks), (0, 0));
             assert_eq!(record.first_content_us, record.last_byte_us);
+            assert_eq!((record.conformance.usage_chunks, record.conformance.done), (0, false));
         }
+        assert_eq!(record.conformance.finish_reason.as_deref(), Some("stop"));
+        assert!(record.conformance.content_chars > 0);
+        assert_eq!(record.conformance.error_shape, None);
     }
     assert!(streams > 0 && streams < 20, "{streams} streams");
 }
@@ -456,6 +467,8 @@ async fn unknown_models_404_and_tool_calls_stream_as_content() {
         "{missing:?}"
     );
     assert_eq!(missing.first_content_us, None);
+    let shape = missing.conformance.error_shape.as_ref().unwrap();
+    assert!(shape.ok && shape.availability_code.is_none(), "{shape:?}");
 
     let tool = by_phase(1);
     assert_eq!(tool.outcome, Outcome::Ok, "{tool:?}");
@@ -463,6 +476,9 @@ async fn unknown_models_404_and_tool_calls_stream_as_content() {
     assert_eq!(tool.content_offsets_us.len() as u32, tool.content_chunks);
     assert!(tool.completion_tokens.is_some());
     assert_sane_times(tool);
+    let call = tool.conformance.tool_call.as_ref().unwrap();
+    assert_eq!((&*call.name, &*call.arguments), ("get_weather", r#"{"city":"Paris"}"#));
+    assert_eq!(tool.conformance.finish_reason.as_deref(), Some("tool_calls"));
 
     let journal = mocks.providers()[0].journal();
     tokio::time::timeout(Duration::from_secs(2), journal.wait_for(2))
@@ -507,6 +523,8 @@ async fn broken_streams_are_classified() {
     assert_eq!((errs.outcome, errs.status), (Outcome::StreamError, 200), "{errs:?}");
     assert_eq!(errs.content_chunks, 3);
     assert!(errs.error.is_some());
+    // The bare mock ends an errored stream without [DONE].
+    assert!(errs.conformance.error_chunk && !errs.conformance.done);
     assert_sane_times(errs);
 
     // The bare mock cuts by breaking the chunked body: the connection broke.
@@ -527,4 +545,262 @@ async fn broken_streams_are_classified() {
         "{refuses:?}"
     );
     assert!(refuses.error.is_some());
+    assert!(refuses.conformance.error_shape.as_ref().unwrap().ok);
+}
+
+/// A loopback server answering each request id with its own canned answer.
+async fn canned(answers: Vec<(&str, wiremock::ResponseTemplate)>) -> wiremock::MockServer {
+    use wiremock::matchers::{header, method, path};
+    let server = wiremock::MockServer::start().await;
+    for (id, answer) in answers {
+        wiremock::Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .and(header("x-gauntlet-request-id", id))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+fn sse(events: &[&str]) -> wiremock::ResponseTemplate {
+    let body: String = events.iter().map(|event| format!("{event}\n\n")).collect();
+    wiremock::ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")
+}
+
+fn json_answer(status: u16, body: &str) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(status).set_body_raw(body.to_owned(), "application/json")
+}
+
+/// Sends request `id` (streamed or not) through the load client.
+async fn exchange(server: &wiremock::MockServer, id: &str, stream: bool) -> RequestRecord {
+    let clock = Clock::new();
+    let client = HttpClient::new(&format!("{}/v1", server.uri()), clock, Duration::from_secs(1));
+    let call = Template::new(0, &entry("e", "m", stream)).call(Arc::from(id), 0);
+    let now = clock.now_us();
+    let mut record = call.record(now, now, Outcome::Timeout);
+    client.exchange(call, &mut record).await;
+    record
+}
+
+#[tokio::test]
+async fn the_client_records_how_streams_end() {
+    let role = r#"data: {"model":"early","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#;
+    let finish_stop = r#"data: {"model":"early","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+    let server = canned(vec![
+        (
+            "final-usage",
+            sse(&[
+                role,
+                r#"data: {"model":"early","choices":[{"index":0,"delta":{"content":"Hé\n"},"finish_reason":null}],"usage":null}"#,
+                r#"data: {"model":"early","choices":[{"index":0,"delta":{"content":"llo"}}]}"#,
+                finish_stop,
+                r#"data: {"model":"served","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":4},"cost":0.000001250}}"#,
+                "data: [DONE]",
+            ])
+            .insert_header("x-original-model", "old/model")
+            .insert_header("retry-after", "9"),
+        ),
+        (
+            "inline-usage",
+            sse(&[
+                role,
+                r#"data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}"#,
+                r#"data: {"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"cost":"0.5"}}"#,
+                "data: [DONE]",
+            ]),
+        ),
+        (
+            "no-usage",
+            sse(&[role, r#"data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}"#, finish_stop, "data: [DONE]"]),
+        ),
+        (
+            "error-chunk",
+            sse(&[
+                r#"data: {"choices":[{"index":0,"delta":{"content":"par"}}]}"#,
+                r#"data: {"error":{"message":"upstream died","code":502},"choices":[{"index":0,"delta":{},"finish_reason":"error"}]}"#,
+                "data: [DONE]",
+            ]),
+        ),
+        (
+            "keepalive",
+            sse(&[
+                ": PROCESSING",
+                ": PROCESSING",
+                ":",
+                r#"data: {"choices":[{"index":0,"delta":{"content":"x"}}]}"#,
+                finish_stop,
+                r#"data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
+                "data: [DONE]",
+            ]),
+        ),
+    ])
+    .await;
+
+    let r = exchange(&server, "final-usage", true).await;
+    assert_eq!((r.outcome, r.status), (Outcome::Ok, 200), "{r:?}");
+    assert_eq!((r.chunks, r.content_chunks), (6, 2));
+    // Tokens, cost and model are the usage chunk's.
+    assert_eq!(
+        (r.prompt_tokens, r.completion_tokens, r.cached_tokens),
+        (Some(12), Some(2), Some(4))
+    );
+    assert_eq!(r.cost.as_deref(), Some("0.000001250"));
+    assert_eq!(r.model.as_deref(), Some("served"));
+    let c = &r.conformance;
+    assert_eq!(
+        (c.usage_chunks, c.usage_last, c.done, c.error_chunk),
+        (1, true, true, false)
+    );
+    assert_eq!(c.finish_reason.as_deref(), Some("stop"));
+    assert_eq!(c.content_chars, 6);
+    assert_eq!(c.original_model.as_deref(), Some("old/model"));
+    // Retry-After is read of refusals only; a 2xx has no error shape.
+    assert_eq!((&c.retry_after, &c.error_shape, &c.tool_call), (&None, &None, &None));
+    assert_eq!(c.keepalive_comments, 0);
+
+    let r = exchange(&server, "inline-usage", true).await;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    let c = &r.conformance;
+    assert_eq!((c.usage_chunks, c.usage_last, c.done), (1, false, true));
+    assert_eq!(c.finish_reason.as_deref(), Some("length"));
+    assert_eq!((r.completion_tokens, r.cost.as_deref()), (Some(1), Some("0.5")));
+    assert_eq!(c.original_model, None);
+
+    let r = exchange(&server, "no-usage", true).await;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    let c = &r.conformance;
+    assert_eq!((c.usage_chunks, c.usage_last, c.done), (0, false, true));
+    assert_eq!((r.completion_tokens, &r.cost), (None, &None));
+
+    let r = exchange(&server, "error-chunk", true).await;
+    assert_eq!((r.outcome, r.status), (Outcome::StreamError, 200), "{r:?}");
+    assert_eq!(r.error.as_deref(), Some("upstream died"));
+    let c = &r.conformance;
+    assert!(c.error_chunk && c.done && !c.usage_last);
+    assert_eq!(c.finish_reason.as_deref(), Some("error"));
+    assert_eq!((c.content_chars, c.usage_chunks), (3, 0));
+
+    let r = exchange(&server, "keepalive", true).await;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    let c = &r.conformance;
+    assert_eq!(c.keepalive_comments, 3);
+    assert_eq!((c.usage_chunks, c.usage_last, c.done), (1, true, true));
+    // Comments are not chunks.
+    assert_eq!(r.chunks, 4);
+}
+
+#[tokio::test]
+async fn the_client_reassembles_tool_calls() {
+    let server = canned(vec![
+        (
+            "streamed",
+            sse(&[
+                r#"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":null}}]}"#,
+                r#"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}}]}"#,
+                r#"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"ci"}}]}}]}"#,
+                r#"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"name":"other","arguments":"{}"}}]}}]}"#,
+                r#"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"ignored","arguments":"ty\":\"Paris\"}"}}]}}]}"#,
+                r#"data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+                r#"data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":4}}"#,
+                "data: [DONE]",
+            ]),
+        ),
+        (
+            "whole",
+            json_answer(
+                200,
+                r#"{"choices":[{"finish_reason":"tool_calls","index":0,"message":{"content":null,"role":"assistant","tool_calls":[{"function":{"arguments":"{\"city\":\"Oslo\"}","name":"get_weather"},"id":"c","type":"function"},{"function":{"arguments":"{}","name":"second"}}]}}],"model":"m","usage":{"prompt_tokens":1,"completion_tokens":3}}"#,
+            ),
+        ),
+        (
+            "text",
+            json_answer(
+                200,
+                r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Bonjour, ça va?"},"finish_reason":"stop"}],"model":"m","usage":{"prompt_tokens":1,"completion_tokens":3}}"#,
+            )
+            .insert_header("x-original-model", "old/m"),
+        ),
+    ])
+    .await;
+
+    let r = exchange(&server, "streamed", true).await;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    let expected = |arguments: &str| {
+        Some(ClientToolCall {
+            name: "get_weather".into(),
+            arguments: arguments.into(),
+        })
+    };
+    assert_eq!(r.conformance.tool_call, expected(r#"{"city":"Paris"}"#));
+    assert_eq!(r.conformance.finish_reason.as_deref(), Some("tool_calls"));
+    assert_eq!((r.content_chunks, r.conformance.content_chars), (4, 0));
+
+    let r = exchange(&server, "whole", false).await;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    assert_eq!(r.conformance.tool_call, expected(r#"{"city":"Oslo"}"#));
+    assert_eq!(r.conformance.finish_reason.as_deref(), Some("tool_calls"));
+    assert_eq!(r.conformance.content_chars, 0);
+
+    let r = exchange(&server, "text", false).await;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    let c = &r.conformance;
+    assert_eq!((c.content_chars, c.finish_reason.as_deref()), (15, Some("stop")));
+    assert_eq!((&c.tool_call, c.done, c.usage_chunks), (&None, false, 0));
+    assert_eq!(c.original_model.as_deref(), Some("old/m"));
+}
+
+#[tokio::test]
+async fn the_client_records_refusal_shapes() {
+    let server = canned(vec![
+        (
+            "removed",
+            json_answer(
+                404,
+                r#"{"error":{"message":"model x-old was removed","type":"invalid_request_error","code":404,"availability":{"code":"model_deprecated","fallback_models":["x"]}}}"#,
+            ),
+        ),
+        (
+            "limited",
+            json_answer(
+                429,
+                r#"{"error":{"message":"rate limit exceeded","type":"rate_limit_error","code":"rate_limited"}}"#,
+            )
+            .insert_header("retry-after", "3")
+            .insert_header("x-original-model", "asked/model"),
+        ),
+        (
+            "gateway",
+            wiremock::ResponseTemplate::new(502).set_body_raw("<html>Bad Gateway</html>", "text/html"),
+        ),
+    ])
+    .await;
+
+    let r = exchange(&server, "removed", false).await;
+    assert_eq!((r.outcome, r.status), (Outcome::NotFound, 404));
+    assert_eq!(r.error.as_deref(), Some("model x-old was removed"));
+    assert_eq!(
+        r.conformance.error_shape,
+        Some(ErrorShape {
+            ok: true,
+            availability_code: Some("model_deprecated".into()),
+            fallback_models: vec!["x".into()],
+        })
+    );
+    assert_eq!(r.conformance.retry_after, None);
+
+    let r = exchange(&server, "limited", true).await;
+    assert_eq!((r.outcome, r.status), (Outcome::RateLimited, 429));
+    let c = &r.conformance;
+    assert_eq!(c.retry_after.as_deref(), Some("3"));
+    assert_eq!(c.original_model.as_deref(), Some("asked/model"));
+    let shape = c.error_shape.as_ref().unwrap();
+    assert!(shape.ok && shape.availability_code.is_none() && shape.fallback_models.is_empty());
+    // A refused stream never started.
+    assert_eq!((r.chunks, c.done, c.usage_chunks), (0, false, 0));
+
+    let r = exchange(&server, "gateway", false).await;
+    assert_eq!((r.outcome, r.status), (Outcome::ServerError, 502));
+    assert_eq!(r.error.as_deref(), Some("<html>Bad Gateway</html>"));
+    assert_eq!(r.conformance.error_shape, Some(ErrorShape::default()));
 }

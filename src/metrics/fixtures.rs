@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mock_providers::journal::{CorrelationSource, Outcome as AttemptOutcome};
 use mock_providers::{Dialect, Record};
 
-use crate::load::record::{Outcome, RequestRecord};
+use crate::load::record::{Facts, Outcome, RequestRecord};
 use crate::scenario::Scenario;
 
 /// A successful non-streamed request answered 2 ms after it was sent.
@@ -34,6 +34,7 @@ pub fn record(id: &str, intended_us: u64, sent_us: u64) -> RequestRecord {
         generation_id: Some(format!("gen-{id}")),
         model: Some("m/one".into()),
         error: None,
+        conformance: Facts::default(),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Metrics: every [`RequestRecord`] folded, as it arrives, into HDR
 //! histograms (microseconds, 3 significant digits), outcome counts, a
 //! per-second series, chunk/token accounting and goodput. Memory does not
-//! grow with the number of requests, except the overhead join's small
-//! per-request entry (see [`join`]).
+//! grow with the number of requests: the overhead join keeps only the
+//! requests and attempts of the last few seconds (see [`join`]).
 //!
 //! # Definitions
 //!
@@ -84,6 +84,29 @@ fn histogram() -> Histogram<u64> {
 fn keep(offenders: &mut Vec<Arc<str>>, id: &Arc<str>) {
     if offenders.len() < OFFENDERS {
         offenders.push(Arc::clone(id));
+    }
+}
+
+/// Keeps the [`OFFENDERS`] smallest ids, sorted: the overhead join settles
+/// requests in no stable order, so its offenders are chosen by id.
+fn keep_smallest(offenders: &mut Vec<Arc<str>>, id: &str) {
+    let at = offenders.partition_point(|o| **o < *id);
+    if at < OFFENDERS && offenders.get(at).is_none_or(|o| **o != *id) {
+        offenders.insert(at, Arc::from(id));
+        offenders.truncate(OFFENDERS);
+    }
+}
+
+/// Folds one matched request's overhead into its histogram and probes.
+fn fold_overhead(h: &mut Histogram<u64>, probes: &mut [Probe], unrecorded: &mut u64, id: &str, overhead: u64) {
+    if h.record(overhead).is_err() {
+        *unrecorded += 1;
+    }
+    for probe in probes.iter_mut().filter(|p| p.metric == Metric::Overhead) {
+        if overhead > probe.bound_us {
+            probe.over += 1;
+            keep_smallest(&mut probe.offenders, id);
+        }
     }
 }
 
@@ -243,51 +266,57 @@ impl Collector {
     }
 
     /// Remembers what the overhead join needs of a request (its id and
-    /// client duration; successful requests only). See [`join`] for the cost.
+    /// client duration; successful requests only) until it settles. See
+    /// [`join`] for the cost.
     pub fn remember_for_join(&mut self, r: &RequestRecord) {
         self.join.remember(r);
     }
 
-    /// Joins one provider's journal with the remembered requests and
-    /// rebuilds the overhead histogram. Call it once per journal.
-    pub fn join_journal(&mut self, journal: &[Record]) {
-        self.join.absorb(journal);
-        self.rebuild_overhead();
+    /// Takes in attempts drained from a mock journal (any provider, any
+    /// order) for the overhead join.
+    pub fn absorb_attempts(&mut self, attempts: &[Record]) {
+        self.join.absorb(attempts);
     }
 
-    fn rebuild_overhead(&mut self) {
-        let mut h = histogram();
-        let mut unrecorded = 0;
-        let mut over: Vec<(u64, Vec<&str>)> = vec![(0, Vec::new()); self.probes.len()];
-        for (id, overhead, _) in self.join.overheads() {
-            if h.record(overhead).is_err() {
-                unrecorded += 1;
-            }
-            for (probe, (count, ids)) in self.probes.iter().zip(&mut over) {
-                if probe.metric == Metric::Overhead && overhead > probe.bound_us {
-                    *count += 1;
-                    ids.push(id);
-                }
-            }
-        }
-        for (probe, (count, mut ids)) in self.probes.iter_mut().zip(over) {
-            if probe.metric == Metric::Overhead {
-                // The table has no order: the smallest ids, for stable reports.
-                ids.sort_unstable();
-                probe.over = count;
-                probe.offenders = ids.into_iter().take(OFFENDERS).map(Arc::from).collect();
-            }
-        }
-        self.histograms[Metric::Overhead.index()] = h;
-        self.unrecorded += unrecorded;
+    /// Settles the overhead join up to `watermark_us`, when the latest drain
+    /// of every journal began (see [`JoinTable::settle`]): the overhead of
+    /// each request matched goes into its histogram now.
+    pub fn settle_join(&mut self, watermark_us: u64) {
+        let h = &mut self.histograms[Metric::Overhead.index()];
+        let (probes, unrecorded) = (&mut self.probes, &mut self.unrecorded);
+        self.join.settle(watermark_us, |id, overhead| {
+            fold_overhead(h, probes, unrecorded, id, overhead)
+        });
+    }
+
+    /// Settles every request still waiting in the overhead join: call it
+    /// once the run is over and the journals drained a last time.
+    pub fn finish_join(&mut self) {
+        let h = &mut self.histograms[Metric::Overhead.index()];
+        let (probes, unrecorded) = (&mut self.probes, &mut self.unrecorded);
+        self.join
+            .finish(|id, overhead| fold_overhead(h, probes, unrecorded, id, overhead));
+    }
+
+    /// Joins a journal holding every attempt of the run with the requests
+    /// remembered, and settles them all: [`absorb_attempts`] then
+    /// [`finish_join`]. For a run joined at its end (one call).
+    ///
+    /// [`absorb_attempts`]: Collector::absorb_attempts
+    /// [`finish_join`]: Collector::finish_join
+    pub fn join_journal(&mut self, journal: &[Record]) {
+        self.absorb_attempts(journal);
+        self.finish_join();
+    }
+
+    /// The overhead join, for its waiting and orphan counts.
+    pub fn join(&self) -> &JoinTable {
+        &self.join
     }
 
     /// Adds another worker's collector (built for the same scenario).
     pub fn merge(&mut self, other: Collector) {
         for metric in Metric::ALL {
-            if metric == Metric::Overhead {
-                continue;
-            }
             let (ours, theirs) = (&mut self.histograms[metric.index()], &other.histograms[metric.index()]);
             if ours.add(theirs).is_err() {
                 self.unrecorded += theirs.len();
@@ -307,8 +336,12 @@ impl Collector {
         t.mismatch_examples.truncate(OFFENDERS);
         self.good += other.good;
         for (ours, theirs) in self.probes.iter_mut().zip(other.probes) {
-            if ours.metric != Metric::Overhead {
-                ours.over += theirs.over;
+            ours.over += theirs.over;
+            if ours.metric == Metric::Overhead {
+                for id in &theirs.offenders {
+                    keep_smallest(&mut ours.offenders, id);
+                }
+            } else {
                 ours.offenders.extend(theirs.offenders);
                 ours.offenders.truncate(OFFENDERS);
             }
@@ -322,7 +355,6 @@ impl Collector {
         };
         self.last_us = self.last_us.max(other.last_us);
         self.join.merge(other.join);
-        self.rebuild_overhead();
     }
 
     pub fn histogram(&self, metric: Metric) -> &Histogram<u64> {

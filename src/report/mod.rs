@@ -4,13 +4,16 @@
 //! - [`json`]: `summary.json`, the verdict for machines (schema in
 //!   `reports/schema.json`).
 //! - [`tables`]: `requests.csv` (written as the run goes, see
-//!   [`RequestsCsv`]), `attempts.csv` (the mock journals) and `timeseries.csv`.
+//!   [`RequestsCsv`]) and `timeseries.csv`.
+//! - [`attempts`]: `attempts.csv`, the mock journals' attempts (written as
+//!   the run drains them, see [`AttemptsCsv`]).
 //! - [`hlog`]: `latency.hlog`, the histograms as an HdrHistogram V2 interval
 //!   log tagged per metric.
 //! - [`junit`]: `junit.xml`, a test case per check.
 //! - [`markdown`]: `summary.md`, for a CI job summary.
 //! - [`html`]: `report.html`, self-contained, with [`svg`] charts.
 
+pub mod attempts;
 pub mod hlog;
 pub mod html;
 pub mod json;
@@ -27,7 +30,8 @@ use crate::checks::{self, CheckResult, Validity};
 use crate::load::engine::RunStats;
 use crate::metrics::{Collector, MetricsSummary};
 use crate::scenario::Scenario;
-pub use tables::{RequestsCsv, write_attempts};
+pub use attempts::{AttemptsCsv, write_attempts};
+pub use tables::RequestsCsv;
 
 /// Everything a report is written from.
 #[derive(Debug)]
@@ -92,7 +96,7 @@ impl<'a> RunReport<'a> {
 /// `summary.json`, `timeseries.csv`, `latency.hlog`, `junit.xml`,
 /// `summary.md` and `report.html`. Returns the files written.
 /// (`requests.csv` is written during the run by [`RequestsCsv`], and
-/// `attempts.csv` by [`write_attempts`].)
+/// `attempts.csv` by [`AttemptsCsv`].)
 pub fn write_reports(
     dir: &Path,
     scenario: &Scenario,
@@ -208,7 +212,7 @@ pub(crate) mod tests {
                 }],
                 stopped: false,
             };
-            let checks = crate::checks::evaluate(&scenario, &summary, &stats);
+            let checks = crate::checks::evaluate(&scenario, &summary, &stats, None);
             Sample {
                 scenario,
                 collector,
@@ -302,7 +306,7 @@ pub(crate) mod tests {
             phases: vec![],
             stopped: true,
         };
-        let checks = crate::checks::evaluate(&s.scenario, &summary, &stats);
+        let checks = crate::checks::evaluate(&s.scenario, &summary, &stats, None);
         let run = RunReport::new(&s.scenario, &summary, &checks, &stats, &empty);
         let doc: serde_json::Value = serde_json::from_str(&json::render(&run).unwrap()).unwrap();
         let errors: Vec<String> = validator

@@ -1,6 +1,6 @@
 //! The CSV tables of a run: `requests.csv` (one row per request, written as
-//! the run goes), `attempts.csv` (one row per upstream attempt, from the mock
-//! journals) and `timeseries.csv` (one row per second).
+//! the run goes) and `timeseries.csv` (one row per second). `attempts.csv`
+//! is in [`super::attempts`].
 //!
 //! Times are Unix µs on the run's clock; empty fields are absent values.
 
@@ -8,14 +8,12 @@ use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
-use mock_providers::Record;
 use serde::Serialize;
 
 use crate::load::record::{Outcome, RequestRecord};
 use crate::metrics::{SecondRow, Timings};
 
 pub const REQUESTS_CSV: &str = "requests.csv";
-pub const ATTEMPTS_CSV: &str = "attempts.csv";
 pub const TIMESERIES_CSV: &str = "timeseries.csv";
 
 type Writer = csv::Writer<BufWriter<File>>;
@@ -56,9 +54,18 @@ struct RequestRow<'a> {
     model: Option<&'a str>,
     generation_id: Option<&'a str>,
     error: Option<&'a str>,
+    retry_after: Option<&'a str>,
+    original_model: Option<&'a str>,
+    error_ok: Option<bool>,
+    availability_code: Option<&'a str>,
+    usage_chunks: u32,
+    usage_last: bool,
+    done: bool,
+    finish_reason: Option<&'a str>,
+    error_chunk: bool,
 }
 
-const REQUEST_HEADER: [&str; 24] = [
+const REQUEST_HEADER: [&str; 33] = [
     "id",
     "phase",
     "mix",
@@ -83,6 +90,15 @@ const REQUEST_HEADER: [&str; 24] = [
     "model",
     "generation_id",
     "error",
+    "retry_after",
+    "original_model",
+    "error_ok",
+    "availability_code",
+    "usage_chunks",
+    "usage_last",
+    "done",
+    "finish_reason",
+    "error_chunk",
 ];
 
 /// `requests.csv`, written one request at a time as the run goes (nothing
@@ -103,6 +119,8 @@ impl RequestsCsv {
 
     pub fn write(&mut self, r: &RequestRecord) -> io::Result<()> {
         let t = Timings::of(r);
+        let c = &r.conformance;
+        let shape = c.error_shape.as_ref();
         self.writer.serialize(RequestRow {
             id: &r.id,
             phase: r.phase,
@@ -128,6 +146,15 @@ impl RequestsCsv {
             model: r.model.as_deref(),
             generation_id: r.generation_id.as_deref(),
             error: r.error.as_deref(),
+            retry_after: c.retry_after.as_deref(),
+            original_model: c.original_model.as_deref(),
+            error_ok: shape.map(|s| s.ok),
+            availability_code: shape.and_then(|s| s.availability_code.as_deref()),
+            usage_chunks: c.usage_chunks,
+            usage_last: c.usage_last,
+            done: c.done,
+            finish_reason: c.finish_reason.as_deref(),
+            error_chunk: c.error_chunk,
         })?;
         self.rows += 1;
         Ok(())
@@ -143,91 +170,6 @@ impl RequestsCsv {
         self.writer.flush()?;
         Ok(self.path)
     }
-}
-
-#[derive(Serialize)]
-struct AttemptRow<'a> {
-    provider: &'a str,
-    seq: u64,
-    correlation_id: Option<&'a str>,
-    attempt: u32,
-    dialect: mock_providers::Dialect,
-    model: Option<&'a str>,
-    stream: bool,
-    status: u16,
-    outcome: mock_providers::Outcome,
-    received_us: u64,
-    first_token_us: Option<u64>,
-    last_token_us: Option<u64>,
-    finished_us: u64,
-    duration_us: u64,
-    tokens_sent: u32,
-    prompt_tokens: Option<u32>,
-    completion_tokens: Option<u32>,
-    cache_read_tokens: Option<u32>,
-    cache_write_tokens: Option<u32>,
-    retry_after_ms: Option<u64>,
-    fault: Option<&'a str>,
-}
-
-const ATTEMPT_HEADER: [&str; 21] = [
-    "provider",
-    "seq",
-    "correlation_id",
-    "attempt",
-    "dialect",
-    "model",
-    "stream",
-    "status",
-    "outcome",
-    "received_us",
-    "first_token_us",
-    "last_token_us",
-    "finished_us",
-    "duration_us",
-    "tokens_sent",
-    "prompt_tokens",
-    "completion_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "retry_after_ms",
-    "fault",
-];
-
-/// Writes `dir/attempts.csv`: every upstream attempt of every provider's
-/// journal, provider by provider in journal order.
-pub fn write_attempts(dir: &Path, journals: &[(&str, &[Record])]) -> io::Result<PathBuf> {
-    let path = dir.join(ATTEMPTS_CSV);
-    let mut w = create(&path, &ATTEMPT_HEADER)?;
-    for (provider, records) in journals {
-        for a in records.iter() {
-            w.serialize(AttemptRow {
-                provider,
-                seq: a.seq,
-                correlation_id: a.correlation_id.as_deref(),
-                attempt: a.attempt,
-                dialect: a.dialect,
-                model: a.model.as_deref(),
-                stream: a.stream,
-                status: a.status,
-                outcome: a.outcome,
-                received_us: a.received_us,
-                first_token_us: a.first_token_us,
-                last_token_us: a.last_token_us,
-                finished_us: a.finished_us,
-                duration_us: a.finished_us.saturating_sub(a.received_us),
-                tokens_sent: a.tokens_sent,
-                prompt_tokens: a.usage.map(|u| u.prompt_tokens),
-                completion_tokens: a.usage.map(|u| u.completion_tokens),
-                cache_read_tokens: a.usage.map(|u| u.cache_read_tokens),
-                cache_write_tokens: a.usage.map(|u| u.cache_write_tokens),
-                retry_after_ms: a.retry_after_ms,
-                fault: a.fault.as_deref(),
-            })?;
-        }
-    }
-    w.flush()?;
-    Ok(path)
 }
 
 #[derive(Serialize)]
@@ -285,7 +227,8 @@ pub fn write_timeseries(dir: &Path, rows: &[SecondRow]) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::fixtures::{attempt, failed, stream};
+    use crate::load::record::ErrorShape;
+    use crate::metrics::fixtures::{failed, stream};
     use crate::report::tests::TempDir;
 
     fn read(path: &Path) -> Vec<Vec<String>> {
@@ -302,6 +245,12 @@ mod tests {
         csv.write(&stream("s,1", 0, 100, &[1_000, 3_000], 2)).unwrap();
         let mut f = failed("f\"2", 5, Outcome::RateLimited);
         f.error = Some("slow down\nplease".into());
+        f.conformance.retry_after = Some("2".into());
+        f.conformance.error_shape = Some(ErrorShape {
+            ok: true,
+            availability_code: Some("model_deprecated".into()),
+            fallback_models: vec!["x".into()],
+        });
         csv.write(&f).unwrap();
         assert_eq!(csv.rows(), 2);
         let path = csv.finish().unwrap();
@@ -317,26 +266,19 @@ mod tests {
         assert_eq!(rows[2][col("outcome")], "rate_limited");
         assert_eq!(rows[2][col("e2e_us")], "");
         assert_eq!(rows[2][col("error")], "slow down\nplease");
+        assert_eq!(rows[2][col("retry_after")], "2");
+        assert_eq!(rows[2][col("error_ok")], "true");
+        assert_eq!(rows[2][col("availability_code")], "model_deprecated");
+        assert_eq!(rows[2][col("done")], "false");
+        // A 2xx answer has no error shape: an empty field, not `false`.
+        assert_eq!(rows[1][col("error_ok")], "");
+        assert_eq!(rows[1][col("finish_reason")], "");
         assert!(rows.iter().all(|r| r.len() == REQUEST_HEADER.len()));
     }
 
     #[test]
-    fn attempts_and_an_empty_table_keep_their_header() {
-        let dir = TempDir::new("attempts-csv");
-        let path = write_attempts(
-            dir.path(),
-            &[
-                ("a", &[attempt("r1", 503, 10, 20), attempt("r1", 200, 30, 90)]),
-                ("b", &[]),
-            ],
-        )
-        .unwrap();
-        let rows = read(&path);
-        assert_eq!(rows.len(), 3);
-        assert_eq!(rows[0], ATTEMPT_HEADER);
-        assert_eq!(rows[2][0], "a");
-        assert_eq!(rows[2][8], "ok");
-        assert_eq!(rows[2][13], "60");
+    fn an_empty_timeseries_keeps_its_header() {
+        let dir = TempDir::new("timeseries-csv");
         let empty = write_timeseries(dir.path(), &[]).unwrap();
         assert_eq!(read(&empty), [SECOND_HEADER]);
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::defects::Defects;
 use super::pricing::Prices;
 
 /// The shortest grace period between `announced` and `removed`.
@@ -123,6 +124,24 @@ impl Catalog {
             },
         }
     }
+
+    /// [`Catalog::resolve`] as a router with `defects` sees it: under the
+    /// deliberate `serve-removed-model` defect a removed model is still
+    /// served by its replacement, as in its grace period.
+    pub fn resolve_with(&self, id: &str, now: Timestamp, defects: &Defects) -> Resolution {
+        match self.resolve(id, now) {
+            Resolution::Removed { model, replacement } if defects.serve_removed_model => {
+                match self.models.get(&replacement) {
+                    Some(served) => Resolution::Serve {
+                        model: Arc::clone(served),
+                        requested: model,
+                    },
+                    None => Resolution::Removed { model, replacement },
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -168,5 +187,28 @@ mod tests {
             Resolution::Unknown
         ));
         assert!(Model::is_free("meta/llama-3-8b:free"));
+    }
+
+    #[test]
+    fn serve_removed_model_keeps_the_replacement_serving() {
+        let d = Deprecation {
+            announced: parse_time("2026-01-01").unwrap(),
+            removed: parse_time("2026-01-15").unwrap(),
+            replacement: "new".into(),
+        };
+        let catalog = Catalog::new(vec![model("old", Some(d)), model("new", None)]);
+        let after = parse_time("2026-02-01").unwrap();
+        let defects = Defects {
+            serve_removed_model: true,
+            ..Defects::default()
+        };
+        assert!(matches!(
+            catalog.resolve_with("old", after, &Defects::default()),
+            Resolution::Removed { .. }
+        ));
+        match catalog.resolve_with("old", after, &defects) {
+            Resolution::Serve { model, requested } => assert_eq!((&*model.id, &*requested.id), ("new", "old")),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -80,8 +80,18 @@ pub(crate) async fn complete(
     let received = Instant::now();
     let req = request::parse(&bytes)?;
     let calendar = state.clock.at(received);
-    let (model, requested) = match state.config.catalog.resolve(&req.model, calendar) {
+    let defects = state.config.defects;
+    let (model, requested) = match state.config.catalog.resolve_with(&req.model, calendar, &defects) {
         Resolution::Serve { model, requested } => (model, requested),
+        // The deliberate `removed-model-502` defect: the wrong status for a removed model.
+        Resolution::Removed { model, .. } if defects.removed_model_502 => {
+            return Err(ApiError::Upstream {
+                status: 502,
+                message: format!("no provider could serve the model `{}`", model.id),
+                retry_after: None,
+                metadata: json!({"reason": "model unavailable"}),
+            });
+        }
         Resolution::Removed { model, replacement } => {
             return Err(ApiError::ModelRemoved {
                 model: model.id.to_string(),
@@ -129,7 +139,12 @@ pub(crate) async fn complete(
             },
         )
         .map_err(ApiError::Limited)?;
-    let reservation = state.ledger.reserve(&key.key, worst_case).map_err(ledger_error)?;
+    let reservation = if defects.no_overdraft_guard {
+        state.ledger.reserve_unguarded(&key.key, worst_case)
+    } else {
+        state.ledger.reserve(&key.key, worst_case)
+    }
+    .map_err(ledger_error)?;
 
     let n = state.next_generation.fetch_add(1, Ordering::Relaxed);
     let prepared = Prepared {
@@ -178,7 +193,12 @@ pub(crate) async fn complete(
 
     let (served, provider) = match outcome {
         Ok(success) => success.value,
-        Err(exhausted) => return Err(upstream_error(&exhausted)),
+        Err(exhausted) => {
+            if defects.charge_failed_requests {
+                charge_exhausted(&state, &prepared, reservation, &exhausted).await;
+            }
+            return Err(upstream_error(&exhausted));
+        }
     };
     match served {
         Served::Whole(completion) => finish_whole(&state, prepared, provider, reservation, admission, completion).await,
@@ -215,7 +235,11 @@ fn upstream_body(state: &State, p: &Prepared, provider: usize, upstream_model: &
         body.insert("max_tokens".into(), Value::from(p.model.default_max_tokens));
     }
     let body = Value::Object(body);
-    let prefix = p.model.system_prefix.as_deref();
+    let prefix = if state.config.defects.skip_system_prefix {
+        None
+    } else {
+        p.model.system_prefix.as_deref()
+    };
     let translated = match state.config.providers[provider].dialect {
         Dialect::OpenAi => transcode::openai_request_for_upstream(&body, upstream_model, prefix, p.req.stream),
         Dialect::Anthropic => transcode::anthropic_request_from_openai(&body, upstream_model, prefix, p.req.stream)
@@ -372,22 +396,64 @@ fn upstream_error(exhausted: &Exhausted) -> ApiError {
     }
 }
 
-/// What a finished request costs: the model's price of the usage, and the
-/// BYOK fee instead when the key's own provider key was used.
+/// What a finished request costs: the serving model's price of the usage,
+/// and the BYOK fee instead when the key's own provider key was used.
+/// Returns (charge, cost). `held` is the reservation, which the deliberate
+/// `charge-failed-requests` defect charges for a failed or empty answer.
 fn price(
     state: &State,
-    prices: &Prices,
+    p: &Prepared,
     usage: &UpstreamUsage,
     failed: bool,
     byok: bool,
+    held: Picodollars,
 ) -> (Picodollars, Picodollars) {
-    let cost = prices.cost(&usage.billed(), failed).unwrap_or(Picodollars::ZERO);
+    let defects = &state.config.defects;
+    let prices: &Prices = if defects.bill_requested_model {
+        &p.requested.prices
+    } else {
+        &p.model.prices
+    };
+    let mut billed = usage.billed();
+    if defects.double_count_cached_tokens {
+        billed.uncached_prompt = usage.prompt_total;
+    }
+    let cost = prices.cost(&billed, failed).unwrap_or(Picodollars::ZERO);
+    if defects.charge_failed_requests && (failed || billed.completion == 0) {
+        return (held, cost);
+    }
     let charge = if byok {
         cost.basis_points(state.config.byok_fee_bps).unwrap_or(cost)
     } else {
         cost
     };
     (charge, cost)
+}
+
+/// The deliberate `charge-failed-requests` defect for a request whose every
+/// upstream attempt failed: if one reached an upstream, the whole
+/// reservation is settled as its charge instead of being released.
+async fn charge_exhausted(state: &State, p: &Prepared, reservation: Reservation, exhausted: &Exhausted) {
+    let Some(last) = exhausted
+        .attempts()
+        .iter()
+        .rfind(|a| a.kind != Some(FailureKind::Connect))
+    else {
+        return;
+    };
+    let held = reservation.amount();
+    let usage = UpstreamUsage::default();
+    let record = record(
+        p,
+        state,
+        last.provider.id,
+        &usage,
+        (held, Picodollars::ZERO),
+        Some("error".to_string()),
+        None,
+    );
+    // The client is told about the failure either way.
+    let _ = state.ledger.settle(reservation, record).await;
 }
 
 fn record(
@@ -456,7 +522,7 @@ async fn finish_whole(
     let usage = completion.usage.unwrap_or_default();
     let failed = completion.finish_reason == FinishReason::Error;
     let byok = is_byok(&p.key, provider);
-    let (charge, cost) = price(state, &p.model.prices, &usage, failed, byok);
+    let (charge, cost) = price(state, &p, &usage, failed, byok, reservation.amount());
     let finish = Some(completion.finish_reason.as_str().to_string());
     let record = record(&p, state, provider, &usage, (charge, cost), finish, None);
     let settlement = state.ledger.settle(reservation, record).await.map_err(ledger_error)?;
@@ -499,6 +565,21 @@ fn start_relay(
     out
 }
 
+/// The deliberate `retry-after-first-byte` defect: the same request sent to
+/// the same provider again, for its body; `None` if it fails before a body.
+async fn resend(state: &State, p: &Prepared, provider: usize) -> Option<Incoming> {
+    let route = p.model.routes.iter().find(|r| r.provider == provider)?;
+    let upstream = state.config.providers.get(provider)?;
+    let body = upstream_body(state, p, provider, &route.upstream_model).ok()?;
+    let api_key = api_key_for(&p.key, provider, upstream);
+    let request = upstream::request(upstream, &api_key, body, None).ok()?;
+    let response = state.client.request(request).await.ok()?;
+    match upstream::head(response) {
+        Head::Ok(response) => Some(response.into_body()),
+        Head::Failed { .. } => None,
+    }
+}
+
 /// How a relayed stream ended.
 enum Ending {
     Finished,
@@ -525,54 +606,76 @@ async fn relay(
     let stall = state.retrier.policy().first_byte_timeout();
     let mut keep_alive = tokio::time::interval_at(Instant::now() + state.config.keep_alive, state.config.keep_alive);
     let mut pending = Some(first);
+    // The deliberate `buffer-stream` defect holds every chunk until the end.
+    let buffer = state.config.defects.buffer_stream;
+    // The deliberate `retry-after-first-byte` defect sends the request again
+    // when the stream breaks after the client has had bytes, and goes on
+    // relaying the new answer after the old one's content.
+    let mut resends = if state.config.defects.retry_after_first_byte {
+        state.retrier.policy().attempts_per_provider().get() - 1
+    } else {
+        0
+    };
 
-    let ending = 'relay: loop {
-        let data = match pending.take() {
-            Some(data) => data,
-            None => tokio::select! {
-                biased;
-                () = tx.closed() => break 'relay Ending::ClientGone,
-                frame = tokio::time::timeout(stall, body.frame()) => match frame {
-                    Err(_) => break 'relay Ending::Failed(format!("the upstream stream stalled for {stall:?}")),
-                    Ok(None) => match translator.on_end_of_body() {
-                        Ok(_) => break 'relay Ending::Finished,
-                        Err(e) => break 'relay Ending::Failed(e.to_string()),
+    let ending = 'resend: loop {
+        let ending = 'relay: loop {
+            let data = match pending.take() {
+                Some(data) => data,
+                None => tokio::select! {
+                    biased;
+                    () = tx.closed() => break 'relay Ending::ClientGone,
+                    frame = tokio::time::timeout(stall, body.frame()) => match frame {
+                        Err(_) => break 'relay Ending::Failed(format!("the upstream stream stalled for {stall:?}")),
+                        Ok(None) => match translator.on_end_of_body() {
+                            Ok(_) => break 'relay Ending::Finished,
+                            Err(e) => break 'relay Ending::Failed(e.to_string()),
+                        },
+                        Ok(Some(Err(e))) => break 'relay Ending::Failed(format!("the upstream stream broke off: {e}")),
+                        Ok(Some(Ok(frame))) => match frame.into_data() {
+                            Ok(data) => data,
+                            Err(_) => continue,
+                        },
                     },
-                    Ok(Some(Err(e))) => break 'relay Ending::Failed(format!("the upstream stream broke off: {e}")),
-                    Ok(Some(Ok(frame))) => match frame.into_data() {
-                        Ok(data) => data,
-                        Err(_) => continue,
-                    },
-                },
-                _ = keep_alive.tick(), if first_token.is_none() => {
-                    if tx.send(Bytes::from_static(KEEP_ALIVE)).await.is_err() {
-                        break 'relay Ending::ClientGone;
+                    _ = keep_alive.tick(), if first_token.is_none() => {
+                        if tx.send(Bytes::from_static(KEEP_ALIVE)).await.is_err() {
+                            break 'relay Ending::ClientGone;
+                        }
+                        continue;
                     }
-                    continue;
-                }
-            },
-        };
-        if let Err(e) = parser.push(&data) {
-            break Ending::Failed(format!("the upstream stream is not valid SSE: {e}"));
-        }
-        let mut done = false;
-        while let Some(item) = parser.next_item() {
-            let SseItem::Event(event) = item else { continue };
-            match translator.on_event(&event, &mut out) {
-                Ok(step) if step.is_finished() => done = true,
-                Ok(_) => {}
-                Err(e) => break 'relay Ending::Failed(e.to_string()),
+                },
+            };
+            if let Err(e) = parser.push(&data) {
+                break Ending::Failed(format!("the upstream stream is not valid SSE: {e}"));
             }
+            let mut done = false;
+            while let Some(item) = parser.next_item() {
+                let SseItem::Event(event) = item else { continue };
+                match translator.on_event(&event, &mut out) {
+                    Ok(step) if step.is_finished() => done = true,
+                    Ok(_) => {}
+                    Err(e) => break 'relay Ending::Failed(e.to_string()),
+                }
+            }
+            if first_token.is_none() && translator.content_chunks() > 0 {
+                first_token = Some(Instant::now());
+            }
+            if !buffer && !out.is_empty() && tx.send(out.split().freeze()).await.is_err() {
+                break Ending::ClientGone;
+            }
+            if done {
+                break Ending::Finished;
+            }
+        };
+        if let Ending::Failed(_) = &ending
+            && resends > 0
+            && let Some(again) = resend(&state, &p, provider).await
+        {
+            resends -= 1;
+            body = again;
+            parser = SseParser::new();
+            continue 'resend;
         }
-        if first_token.is_none() && translator.content_chunks() > 0 {
-            first_token = Some(Instant::now());
-        }
-        if !out.is_empty() && tx.send(out.split().freeze()).await.is_err() {
-            break Ending::ClientGone;
-        }
-        if done {
-            break Ending::Finished;
-        }
+        break 'resend ending;
     };
     drop(body);
 
@@ -595,8 +698,10 @@ async fn relay(
             (partial, finish(), false)
         }
     };
-    let (charge, cost) = price(&state, &p.model.prices, &usage, failed, byok);
-    let settled = if failed {
+    // The deliberate `charge-failed-requests` defect settles failures too.
+    let charge_failure = state.config.defects.charge_failed_requests && !matches!(ending, Ending::ClientGone);
+    let (charge, cost) = price(&state, &p, &usage, failed, byok, reservation.amount());
+    let settled = if failed && !charge_failure {
         drop(reservation);
         Ok(Picodollars::ZERO)
     } else {
@@ -611,6 +716,8 @@ async fn relay(
         transcode::write_error_chunk(&mut out, &p.generation_id, &p.model.id, p.created, message);
     }
     match settled {
+        // The deliberate `drop-final-usage` defect leaves the usage chunk out.
+        Ok(_) if state.config.defects.drop_final_usage => {}
         Ok(charged) => {
             let cost = if failed { Picodollars::ZERO } else { cost };
             transcode::write_usage_chunk(

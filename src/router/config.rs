@@ -55,6 +55,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, Deprecation, FREE_SUFFIX, MIN_GRACE, Model, Route};
 use super::clock::parse_time;
+use super::defects::Defects;
 use super::pricing::{Picodollars, Prices, TokenPrice};
 use super::retry::RetryPolicy;
 
@@ -339,6 +340,9 @@ pub struct RouterConfig {
     pub providers: Vec<Upstream>,
     pub catalog: Catalog,
     pub keys: Vec<KeyConfig>,
+    /// Deliberate misbehaviour, test-only: never read from TOML (validation
+    /// sets the default, all off); the harness sets it programmatically.
+    pub defects: Defects,
 }
 
 /// The default address of `gauntlet router`.
@@ -633,6 +637,7 @@ impl RawRouter {
             providers,
             catalog: Catalog::new(models),
             keys,
+            defects: Defects::default(),
         })
     }
 }

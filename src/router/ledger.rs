@@ -5,7 +5,8 @@
 //!
 //! Each account has `credits` (everything ever added), `spent` (settled
 //! charges) and `reserved` (holds of requests in flight);
-//! `available = credits − spent − reserved` and is never negative.
+//! `available = credits − spent − reserved` and is never negative (except
+//! under the deliberate, test-only [`Ledger::reserve_unguarded`]).
 //! [`Ledger::reserve`] holds a request's worst-case cost before it is
 //! forwarded and refuses (the router's 402) what `available` cannot cover, so
 //! concurrent requests never overdraw. [`Ledger::settle`] charges the real cost
@@ -241,6 +242,8 @@ pub struct Reservation {
     account: Arc<Account>,
     amount: Picodollars,
     live: bool,
+    /// Made by [`Ledger::reserve_unguarded`]: its settlement may overdraw.
+    unguarded: bool,
 }
 
 struct Inner {
@@ -724,6 +727,23 @@ impl Ledger {
             account,
             amount,
             live: true,
+            unguarded: false,
+        })
+    }
+
+    /// The deliberate `no-overdraft-guard` defect (test-only): holds `amount`
+    /// whether or not the balance covers it, and the settlement of this
+    /// reservation charges its whole cost, taking the balance below zero if
+    /// need be.
+    pub fn reserve_unguarded(&self, key: &str, amount: Picodollars) -> Result<Reservation, LedgerError> {
+        self.check_amount(key, amount)?;
+        let account = self.known_account(key)?;
+        lock(&account.money).reserved += amount;
+        Ok(Reservation {
+            account,
+            amount,
+            live: true,
+            unguarded: true,
         })
     }
 
@@ -794,7 +814,11 @@ impl Ledger {
         let account = &reservation.account;
         let mut money = lock(&account.money);
         money.reserved -= reservation.amount;
-        let charged = cost.min(money.available().max(Picodollars::ZERO));
+        let charged = if reservation.unguarded {
+            cost
+        } else {
+            cost.min(money.available().max(Picodollars::ZERO))
+        };
         let uncollected = cost - charged;
         let queued = match encoded {
             None => Ok(0),
@@ -1171,8 +1195,25 @@ mod tests {
             account: Account::new("k".into(), "l".into(), Money::default()),
             amount: p(0),
             live: false,
+            unguarded: false,
         };
         send(&ledger.settle(reservation, record("g", 0)));
+    }
+
+    #[tokio::test]
+    async fn an_unguarded_reservation_overdraws() {
+        let ledger = Ledger::in_memory();
+        ledger.create_account("sk-a", "alice", p(100)).await.unwrap();
+        assert!(ledger.reserve("sk-a", p(300)).is_err());
+        let held = ledger.reserve_unguarded("sk-a", p(300)).unwrap();
+        assert_eq!(ledger.balance("sk-a").unwrap().available, p(-200));
+        let settled = ledger.settle(held, record("g", 250)).await.unwrap();
+        assert_eq!((settled.charged, settled.uncollected), (p(250), p(0)));
+        let balance = ledger.balance("sk-a").unwrap();
+        assert_eq!(
+            (balance.spent, balance.reserved, balance.available),
+            (p(250), p(0), p(-150))
+        );
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! - [`service`]: the router value, routing, auth, account and admin routes.
 //! - [`chat`]: a chat completion from request to settled charge.
 //! - [`config`]: the `[router]` table, raw and validated.
+//! - [`defects`]: deliberate misbehaviour, test-only, for proving checks.
 //! - [`catalog`]: models, prices, routes and the deprecation lifecycle.
 //! - [`error`]: errors with their status and OpenAI-shaped bodies.
 //! - [`limits`]: per-key rate, concurrency, free-model quotas, in-flight budget.
@@ -21,6 +22,7 @@ pub mod catalog;
 pub mod chat;
 pub mod clock;
 pub mod config;
+pub mod defects;
 pub mod error;
 pub mod ledger;
 pub mod limits;
@@ -33,5 +35,6 @@ pub mod transcode;
 pub mod upstream;
 pub mod wire;
 
+pub use defects::Defects;
 pub use service::{Router, RouterBody, RouterError, serve};
 pub use upstream::Connector;

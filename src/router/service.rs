@@ -106,8 +106,15 @@ impl std::fmt::Debug for Router {
 
 impl Router {
     /// Builds a router: opens its ledger (the file in the config, or memory)
-    /// and makes sure every configured key has an account.
+    /// and makes sure every configured key has an account. With deliberate
+    /// defects on, says so once on stderr.
     pub async fn new(config: RouterConfig, connector: Connector) -> Result<Router, RouterError> {
+        if config.defects.any() {
+            eprintln!(
+                "warning: the built-in router runs with deliberate defects: {}",
+                config.defects.enabled().join(", ")
+            );
+        }
         let ledger = match &config.ledger_path {
             Some(path) => Ledger::open(path)?,
             None => Ledger::in_memory(),
@@ -133,7 +140,7 @@ impl Router {
             limiter.set_key(Arc::clone(&key.key), limits_of(key));
             keys.insert(Arc::clone(&key.key), Arc::new(key.clone()));
         }
-        let retrier = Retrier::new(config.retry.clone(), random_u64());
+        let retrier = Retrier::new(config.retry.clone(), random_u64()).with_defects(config.defects.retry());
         let state = State {
             client: client(connector),
             ledger,

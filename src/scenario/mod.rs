@@ -139,6 +139,99 @@ pub enum Rule {
         min: f64,
     },
     RunValid,
+    /// A conformance check of the router's behaviour.
+    Conformance(Conformance),
+}
+
+/// The conformance checks (see `checks::conformance` for what each judges).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conformance {
+    BillingExact,
+    BalanceDelta,
+    GenerationAgrees,
+    /// The load is meant to exhaust these keys' credits.
+    NoOverdraft {
+        keys: Vec<String>,
+    },
+    KeyLimits,
+    RetryAfterRespected,
+    BackoffJitter,
+    RetryLimit,
+    /// Upstream attempts per client request, at most.
+    RetryStorm {
+        max: f64,
+    },
+    Fallback,
+    NoRetryAfterFirstByte,
+    StreamChunkDelay {
+        percentile: f64,
+        max: Duration,
+    },
+    StreamTtftOverhead {
+        percentile: f64,
+        max: Duration,
+    },
+    StreamUsage,
+    StreamIntegrity,
+    StreamErrorChunk,
+    LifecycleGrace,
+    LifecycleRemoved,
+    SystemPrefix,
+    ErrorShape,
+}
+
+impl Target {
+    /// How to read the target's charges and balances (the built-in router
+    /// speaks OpenRouter's dialect).
+    pub fn profile(&self) -> Profile {
+        match self {
+            Target::Builtin => Profile::Openrouter,
+            Target::Http { profile, .. } => *profile,
+        }
+    }
+}
+
+impl Conformance {
+    /// The name scenarios give the check's `kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Conformance::BillingExact => "billing-exact",
+            Conformance::BalanceDelta => "balance-delta",
+            Conformance::GenerationAgrees => "generation-agrees",
+            Conformance::NoOverdraft { .. } => "no-overdraft",
+            Conformance::KeyLimits => "key-limits",
+            Conformance::RetryAfterRespected => "retry-after-respected",
+            Conformance::BackoffJitter => "backoff-jitter",
+            Conformance::RetryLimit => "retry-limit",
+            Conformance::RetryStorm { .. } => "retry-storm",
+            Conformance::Fallback => "fallback",
+            Conformance::NoRetryAfterFirstByte => "no-retry-after-first-byte",
+            Conformance::StreamChunkDelay { .. } => "stream-chunk-delay",
+            Conformance::StreamTtftOverhead { .. } => "stream-ttft-overhead",
+            Conformance::StreamUsage => "stream-usage",
+            Conformance::StreamIntegrity => "stream-integrity",
+            Conformance::StreamErrorChunk => "stream-error-chunk",
+            Conformance::LifecycleGrace => "lifecycle-grace",
+            Conformance::LifecycleRemoved => "lifecycle-removed",
+            Conformance::SystemPrefix => "system-prefix",
+            Conformance::ErrorShape => "error-shape",
+        }
+    }
+
+    /// Whether judging it needs the scenario's `[router]` table (prices,
+    /// keys, lifecycle, retry policy).
+    pub fn needs_router(&self) -> bool {
+        !matches!(
+            self,
+            Conformance::ErrorShape
+                | Conformance::StreamUsage
+                | Conformance::NoRetryAfterFirstByte
+                | Conformance::StreamChunkDelay { .. }
+                | Conformance::StreamTtftOverhead { .. }
+                | Conformance::StreamErrorChunk
+                | Conformance::RetryStorm { .. }
+        )
+    }
 }
 
 /// A scenario that could not be read.
@@ -537,7 +630,23 @@ fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> {
                 Rule::Goodput { min }
             }
             CheckKind::RunValid => Rule::RunValid,
+            kind => {
+                let rule = conformance(kind, c, &path, &raw)?;
+                if rule.needs_router() && raw.router.is_none() {
+                    return Err(err(
+                        format!("{path}.kind"),
+                        format!(
+                            "`{}` judges the router against the prices, keys and policies of the [router] table; the scenario has none",
+                            rule.kind()
+                        ),
+                    ));
+                }
+                Rule::Conformance(rule)
+            }
         };
+        if !matches!(rule, Rule::Conformance(Conformance::NoOverdraft { .. })) && c.keys.is_some() {
+            return Err(err(format!("{path}.keys"), "only a no-overdraft check takes `keys`"));
+        }
         let name = c.name.clone().unwrap_or_else(|| default_check_name(&rule));
         checks.push(Check { name, rule });
     }
@@ -558,6 +667,99 @@ fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> {
         slo,
         checks,
         report_dir,
+    })
+}
+
+/// Validates a conformance check's parameters.
+fn conformance(kind: CheckKind, c: &raw::RawCheck, path: &str, raw: &RawScenario) -> Result<Conformance, ConfigError> {
+    let refuse = |field: &str, given: bool| -> Result<(), ConfigError> {
+        if given {
+            Err(err(format!("{path}.{field}"), "does not apply to this kind of check"))
+        } else {
+            Ok(())
+        }
+    };
+    refuse("metric", c.metric.is_some())?;
+    refuse("min", c.min.is_some())?;
+    let timed = matches!(kind, CheckKind::StreamChunkDelay | CheckKind::StreamTtftOverhead);
+    if !timed {
+        refuse("percentile", c.percentile.is_some())?;
+        refuse("max-ms", c.max_ms.is_some())?;
+    }
+    if kind != CheckKind::RetryStorm {
+        refuse("max", c.max.is_some())?;
+    }
+    let bound = || -> Result<(f64, Duration), ConfigError> {
+        let percentile = c.percentile.unwrap_or(99.0);
+        if !(percentile > 0.0 && percentile <= 100.0) {
+            return Err(err(
+                format!("{path}.percentile"),
+                format!("must be in (0, 100], got {percentile}"),
+            ));
+        }
+        let max = c
+            .max_ms
+            .ok_or_else(|| err(format!("{path}.max-ms"), "a stream timing check needs `max-ms`"))?;
+        Ok((percentile, ms(max, &format!("{path}.max-ms"))?))
+    };
+    Ok(match kind {
+        CheckKind::BillingExact => Conformance::BillingExact,
+        CheckKind::BalanceDelta => Conformance::BalanceDelta,
+        CheckKind::GenerationAgrees => Conformance::GenerationAgrees,
+        CheckKind::NoOverdraft => {
+            let keys = c.keys.clone().unwrap_or_default();
+            if keys.is_empty() {
+                return Err(err(
+                    format!("{path}.keys"),
+                    "a no-overdraft check needs `keys`: the keys whose credits the load exhausts",
+                ));
+            }
+            for (i, key) in keys.iter().enumerate() {
+                if !raw.mix.iter().any(|m| &m.key == key) {
+                    return Err(err(
+                        format!("{path}.keys[{i}]"),
+                        format!("no [[mix]] entry uses key `{key}`"),
+                    ));
+                }
+            }
+            Conformance::NoOverdraft { keys }
+        }
+        CheckKind::KeyLimits => Conformance::KeyLimits,
+        CheckKind::RetryAfterRespected => Conformance::RetryAfterRespected,
+        CheckKind::BackoffJitter => Conformance::BackoffJitter,
+        CheckKind::RetryLimit => Conformance::RetryLimit,
+        CheckKind::RetryStorm => {
+            let max = c.max.ok_or_else(|| {
+                err(
+                    format!("{path}.max"),
+                    "a retry-storm check needs `max`: upstream attempts per client request, at most",
+                )
+            })?;
+            if !(max.is_finite() && max >= 1.0) {
+                return Err(err(format!("{path}.max"), format!("must be at least 1, got {max}")));
+            }
+            Conformance::RetryStorm { max }
+        }
+        CheckKind::Fallback => Conformance::Fallback,
+        CheckKind::NoRetryAfterFirstByte => Conformance::NoRetryAfterFirstByte,
+        CheckKind::StreamChunkDelay => {
+            let (percentile, max) = bound()?;
+            Conformance::StreamChunkDelay { percentile, max }
+        }
+        CheckKind::StreamTtftOverhead => {
+            let (percentile, max) = bound()?;
+            Conformance::StreamTtftOverhead { percentile, max }
+        }
+        CheckKind::StreamUsage => Conformance::StreamUsage,
+        CheckKind::StreamIntegrity => Conformance::StreamIntegrity,
+        CheckKind::StreamErrorChunk => Conformance::StreamErrorChunk,
+        CheckKind::LifecycleGrace => Conformance::LifecycleGrace,
+        CheckKind::LifecycleRemoved => Conformance::LifecycleRemoved,
+        CheckKind::SystemPrefix => Conformance::SystemPrefix,
+        CheckKind::ErrorShape => Conformance::ErrorShape,
+        CheckKind::Latency | CheckKind::ErrorRate | CheckKind::Goodput | CheckKind::RunValid => {
+            return Err(err(format!("{path}.kind"), "not a conformance check"));
+        }
     })
 }
 
@@ -654,6 +856,7 @@ fn default_check_name(rule: &Rule) -> String {
         Rule::ErrorRate { max } => format!("error rate <= {max}"),
         Rule::Goodput { min } => format!("goodput >= {min}"),
         Rule::RunValid => "run is valid".to_string(),
+        Rule::Conformance(c) => c.kind().to_string(),
     }
 }
 
@@ -739,7 +942,7 @@ arrival = { kind = "constant", rate = 5 }
         let scenario = parse(&readme[start..end]).unwrap();
         assert_eq!(scenario.phases.len(), 2);
         assert_eq!(scenario.faults.len(), 2);
-        assert_eq!(scenario.checks.len(), 4);
+        assert_eq!(scenario.checks.len(), 8);
     }
 
     #[test]
@@ -810,11 +1013,54 @@ arrival = { kind = "constant", rate = 5 }
             ("[[checks]]\nkind = \"goodput\"\nmin = 0.9\n", "checks[0].kind"),
             ("[[checks]]\nkind = \"error-rate\"\nmax = 2\n", "checks[0].max"),
             ("[target]\nkind = \"http\"\n", "target.url"),
+            ("[[checks]]\nkind = \"no-overdraft\"\n", "checks[0].keys"),
+            (
+                "[[checks]]\nkind = \"no-overdraft\"\nkeys = [\"sk-other\"]\n",
+                "checks[0].keys[0]",
+            ),
+            (
+                "[[checks]]\nkind = \"billing-exact\"\nkeys = [\"sk\"]\n",
+                "checks[0].keys",
+            ),
+            ("[[checks]]\nkind = \"retry-storm\"\n", "checks[0].max"),
+            ("[[checks]]\nkind = \"retry-storm\"\nmax = 0.5\n", "checks[0].max"),
+            ("[[checks]]\nkind = \"stream-chunk-delay\"\n", "checks[0].max-ms"),
+            ("[[checks]]\nkind = \"stream-usage\"\nmax-ms = 5\n", "checks[0].max-ms"),
+            (
+                "[[checks]]\nkind = \"error-shape\"\nmetric = \"ttft\"\n",
+                "checks[0].metric",
+            ),
         ];
         for (extra, path) in appended {
             let e = parse(&format!("{BASE}{extra}")).unwrap_err();
             assert_eq!(e.0.path, *path, "{extra}: {e}");
         }
+    }
+
+    #[test]
+    fn conformance_checks_that_judge_against_the_router_need_its_table() {
+        let without_router = BASE
+            .split("[router]")
+            .next()
+            .map(|head| {
+                format!(
+                    "{head}[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:9/v1\"\n[[mix]]\nmodel = \"m/one\"\nkey = \"sk\"\n[[phases]]\nduration-s = 1\narrival = {{ kind = \"constant\", rate = 5 }}\n"
+                )
+            })
+            .unwrap();
+        let e = parse(&format!("{without_router}[[checks]]\nkind = \"billing-exact\"\n")).unwrap_err();
+        assert!(e.to_string().contains("the scenario has none"), "{e}");
+        let ok = parse(&format!(
+            "{BASE}[[checks]]\nkind = \"billing-exact\"\n[[checks]]\nkind = \"no-overdraft\"\nkeys = [\"sk\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.checks[0].name, "billing-exact");
+        assert_eq!(
+            ok.checks[1].rule,
+            Rule::Conformance(Conformance::NoOverdraft {
+                keys: vec!["sk".into()]
+            })
+        );
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub enum TargetKind {
 pub enum Profile {
     /// Cost in `usage.cost`, balance from `GET /api/v1/key`.
     Openrouter,
+    /// Cost in the `x-litellm-response-cost` header, spend from `GET /key/info`.
+    Litellm,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -152,6 +154,28 @@ pub enum CheckKind {
     Goodput,
     /// The load generator kept up: achieved rate and dispatch delay.
     RunValid,
+    // Conformance: the router's behaviour, judged from what the client saw,
+    // the mock journals and the router's own account (see `checks::conformance`).
+    BillingExact,
+    BalanceDelta,
+    GenerationAgrees,
+    NoOverdraft,
+    KeyLimits,
+    RetryAfterRespected,
+    BackoffJitter,
+    RetryLimit,
+    RetryStorm,
+    Fallback,
+    NoRetryAfterFirstByte,
+    StreamChunkDelay,
+    StreamTtftOverhead,
+    StreamUsage,
+    StreamIntegrity,
+    StreamErrorChunk,
+    LifecycleGrace,
+    LifecycleRemoved,
+    SystemPrefix,
+    ErrorShape,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -176,6 +200,8 @@ pub struct RawCheck {
     pub max_ms: Option<f64>,
     pub max: Option<f64>,
     pub min: Option<f64>,
+    /// `no-overdraft`: the keys whose credits the load is meant to exhaust.
+    pub keys: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

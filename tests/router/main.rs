@@ -12,6 +12,7 @@ mod upstream;
 
 mod api;
 mod billing;
+mod defects;
 mod ledger;
 mod lifecycle;
 mod limits;

@@ -41,6 +41,12 @@ pub struct Stack {
 impl Stack {
     /// Serves the mocks and the router that `toml` describes.
     pub async fn start(toml: &str) -> Stack {
+        Self::start_with(toml, |_| {}).await
+    }
+
+    /// [`Stack::start`], with `adjust` applied to the validated router config
+    /// before the router starts (to turn on defects, for one).
+    pub async fn start_with(toml: &str, adjust: impl FnOnce(&mut gauntlet::router::config::RouterConfig)) -> Stack {
         let providers: RawProvidersFile = parse_toml(toml).expect("providers parse");
         let mocks = MockSet::spawn(validate_providers(&providers.providers).expect("providers validate"))
             .await
@@ -54,6 +60,7 @@ impl Stack {
         }
         let mut config = raw.validate("router").expect("router validates");
         config.listen = "127.0.0.1:0".parse().unwrap();
+        adjust(&mut config);
         Self::serve(mocks, config, Connector::tcp()).await
     }
 

@@ -1,0 +1,306 @@
+//! Money and key limits: `billing-exact`, `balance-delta`,
+//! `generation-agrees`, `no-overdraft`, `key-limits`.
+
+use std::collections::BTreeMap;
+
+use mock_providers::Record;
+
+use super::{Index, Verdict, show, usd};
+use crate::checks::CheckResult;
+use crate::load::record::{Outcome, RequestRecord};
+use crate::router::catalog::Model;
+use crate::router::config::RouterConfig;
+use crate::router::pricing::Picodollars;
+
+/// `billing-exact`: every answer's `usage.cost` equals, to the picodollar,
+/// the price of the model that served it × the usage the mock reported for
+/// the attempt that served it (cache reads and writes at their own prices,
+/// uncached prompt = all prompt tokens less both), zero for no completion
+/// token or a `finish_reason: "error"` ending, the BYOK fee when the key's
+/// own provider key served it; and no failed request reports a charge.
+pub fn exact(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
+    let mut v = Verdict::new("billing-exact");
+    for r in ix.ev.records {
+        if r.status == 0 {
+            continue;
+        }
+        v.judged();
+        let charged = match r.cost.as_deref().map(|c| (c, usd(c))) {
+            None => None,
+            Some((_, Some(p))) => Some(p),
+            Some((text, None)) => {
+                v.offend(&r.id, || format!("usage.cost `{text}` is not a decimal USD amount"));
+                continue;
+            }
+        };
+        if r.outcome != Outcome::Ok {
+            if let Some(p) = charged.filter(|p| *p != Picodollars::ZERO) {
+                v.offend(&r.id, || {
+                    format!("a failed request (status {}) reports a charge of {}", r.status, show(p))
+                });
+            }
+            continue;
+        }
+        let Some(charged) = charged else {
+            v.offend(&r.id, || "the answer reports no usage.cost".into());
+            continue;
+        };
+        match expected_charge(ix, router, r) {
+            Ok(expected) if expected == charged => {}
+            Ok(expected) => v.offend(&r.id, || {
+                format!(
+                    "charged {}, expected {} for `{}`",
+                    show(charged),
+                    show(expected),
+                    r.model.as_deref().unwrap_or("?")
+                )
+            }),
+            Err(why) => v.offend(&r.id, || why),
+        }
+    }
+    v.finish("requests")
+}
+
+/// What the router should have charged for answer `r`.
+pub fn expected_charge(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord) -> Result<Picodollars, String> {
+    let attempt = ix.served(&r.id).ok_or("no mock attempt served it")?;
+    let named = r.model.as_deref().ok_or("the answer names no model")?;
+    let model = router
+        .catalog
+        .get(named)
+        .ok_or_else(|| format!("the answer names `{named}`, which is not in the catalog"))?;
+    let provider = route_of(ix, router, model, attempt).ok_or_else(|| {
+        format!(
+            "the answer names `{named}`, but `{}` served `{}`, not one of its routes",
+            attempt.provider,
+            attempt.model.as_deref().unwrap_or("?")
+        )
+    })?;
+    let usage = attempt.usage.ok_or("the serving attempt reported no usage")?;
+    if usage.completion_tokens == 0 || r.conformance.finish_reason.as_deref() == Some("error") {
+        return Ok(Picodollars::ZERO);
+    }
+    let p = &model.prices;
+    let uncached = usage
+        .prompt_tokens
+        .saturating_sub(usage.cache_read_tokens)
+        .saturating_sub(usage.cache_write_tokens);
+    let overflow = |_| "the expected cost overflows".to_string();
+    let cost = p
+        .prompt
+        .per_token()
+        .times(u64::from(uncached))
+        .and_then(|c| c.checked_add(p.cache_read.per_token().times(u64::from(usage.cache_read_tokens))?))
+        .and_then(|c| c.checked_add(p.cache_write.per_token().times(u64::from(usage.cache_write_tokens))?))
+        .and_then(|c| c.checked_add(p.completion.per_token().times(u64::from(usage.completion_tokens))?))
+        .map_err(overflow)?;
+    let byok = ix
+        .mix(r)
+        .and_then(|m| router.keys.iter().find(|k| *k.key == *m.key))
+        .and_then(|k| k.byok.as_ref())
+        .is_some_and(|b| b.provider == provider);
+    if byok {
+        cost.basis_points(router.byok_fee_bps).map_err(overflow)
+    } else {
+        Ok(cost)
+    }
+}
+
+/// The router provider index of the route of `model` that `attempt` went
+/// to (same mock, same upstream model name).
+fn route_of(ix: &Index<'_>, router: &RouterConfig, model: &Model, attempt: &Record) -> Option<usize> {
+    model
+        .routes
+        .iter()
+        .find(|route| {
+            ix.mock_name(router, route.provider) == Some(attempt.provider.as_str())
+                && attempt.model.as_deref() == Some(&*route.upstream_model)
+        })
+        .map(|route| route.provider)
+}
+
+/// The charges the client was told of, summed per key of the mix.
+fn reported_per_key<'a>(ix: &Index<'a>) -> BTreeMap<&'a str, Picodollars> {
+    let mut sums: BTreeMap<&str, Picodollars> = BTreeMap::new();
+    for r in ix.ev.records {
+        let Some(mix) = ix.mix(r) else { continue };
+        let sum = sums.entry(mix.key.as_str()).or_default();
+        if let Some(p) = r.cost.as_deref().and_then(usd) {
+            *sum = Picodollars(sum.0.saturating_add(p.0));
+        }
+    }
+    sums
+}
+
+/// `balance-delta`: each key's spend (`GET /key` `usage`, after − before)
+/// moved by exactly the sum of the charges its answers reported — so a
+/// request whose failure reported nothing was charged nothing.
+pub fn balance_delta(ix: &Index<'_>) -> CheckResult {
+    let mut v = Verdict::new("balance-delta");
+    let accounts = ix.ev.accounts;
+    for (key, reported) in reported_per_key(ix) {
+        v.judged();
+        let (Some(before), Some(after)) = (accounts.before.get(key), accounts.after.get(key)) else {
+            v.offend(key, || {
+                format!(
+                    "GET /key gave no account for it ({})",
+                    accounts.problems.first().map_or("no answer", String::as_str)
+                )
+            });
+            continue;
+        };
+        let moved = Picodollars(after.usage.0.saturating_sub(before.usage.0));
+        if moved != reported {
+            v.offend(key, || {
+                format!(
+                    "its spend moved by {} but its answers reported charges of {}",
+                    show(moved),
+                    show(reported)
+                )
+            });
+        }
+    }
+    v.finish("keys")
+}
+
+/// `generation-agrees`: `GET /generation?id=` for each answer's generation
+/// id names the same model and the same total cost as the answer.
+pub fn generation_agrees(ix: &Index<'_>) -> CheckResult {
+    let mut v = Verdict::new("generation-agrees");
+    for r in ix.ev.records.iter().filter(|r| r.outcome == Outcome::Ok) {
+        let Some(id) = r.generation_id.as_deref() else { continue };
+        v.judged();
+        let Some(g) = ix.ev.accounts.generations.get(id) else {
+            v.offend(&r.id, || format!("GET /generation?id={id} gave nothing"));
+            continue;
+        };
+        let cost = r.cost.as_deref().and_then(usd);
+        if cost != Some(g.total_cost) {
+            v.offend(&r.id, || {
+                format!(
+                    "the answer's cost is {} but the generation says {}",
+                    r.cost.as_deref().unwrap_or("none"),
+                    show(g.total_cost)
+                )
+            });
+        } else if r.model.as_deref() != Some(g.model.as_str()) {
+            v.offend(&r.id, || {
+                format!(
+                    "the answer names `{}` but the generation says `{}`",
+                    r.model.as_deref().unwrap_or("?"),
+                    g.model
+                )
+            });
+        }
+    }
+    v.finish("generations")
+}
+
+/// `no-overdraft`: for each key the load exhausts, concurrent requests never
+/// overdrew it: the credits left never went below zero, the charges never
+/// exceeded what it had, and the router answered 402 once they ran out.
+pub fn no_overdraft(ix: &Index<'_>, keys: &[String]) -> CheckResult {
+    let mut v = Verdict::new("no-overdraft");
+    let reported = reported_per_key(ix);
+    for key in keys {
+        v.judged();
+        let (Some(before), Some(after)) = (ix.ev.accounts.before.get(key), ix.ev.accounts.after.get(key)) else {
+            v.offend(key, || "GET /key gave no account for it".into());
+            continue;
+        };
+        let refused = ix
+            .ev
+            .records
+            .iter()
+            .filter(|r| r.outcome == Outcome::PaymentRequired && ix.mix(r).is_some_and(|m| &m.key == key))
+            .count();
+        let spent = reported.get(key.as_str()).copied().unwrap_or_default();
+        let had = before.limit_remaining;
+        if let Some(left) = after.limit_remaining.filter(|l| l.0 < 0) {
+            v.offend(key, || format!("overdrawn: {} left", show(left)));
+        } else if let Some(had) = had.filter(|h| spent > *h) {
+            v.offend(key, || {
+                format!("charged {} with only {} of credit", show(spent), show(had))
+            });
+        } else if refused == 0 {
+            v.offend(key, || {
+                format!(
+                    "no request was refused with 402, though the load was meant to exhaust its credits ({} left)",
+                    after.limit_remaining.map_or_else(|| "?".into(), show)
+                )
+            });
+        }
+    }
+    v.finish("keys")
+}
+
+/// Whether a `Retry-After` value is usable: whole seconds (at least 1, at
+/// most a day) or an HTTP date.
+pub fn usable_retry_after(value: &str) -> bool {
+    let value = value.trim();
+    match value.parse::<u64>() {
+        Ok(seconds) => (1..=86_400).contains(&seconds),
+        Err(_) => value.ends_with(" GMT") && value.len() == 29,
+    }
+}
+
+/// `key-limits`: a refusal the router made itself (a 429 or 402 with no
+/// upstream attempt behind it) carries a usable `Retry-After`, and no
+/// request of a key with a rate limit was refused with 429 while fewer than
+/// `rpm − 1` of its requests had been admitted in the minute before (the
+/// limit allows a minute's worth at once; one is spared for requests that
+/// crossed on the way).
+pub fn key_limits(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
+    let mut v = Verdict::new("key-limits");
+    let mut by_key: BTreeMap<&str, Vec<&RequestRecord>> = BTreeMap::new();
+    for r in ix.ev.records.iter().filter(|r| r.status != 0) {
+        if let Some(m) = ix.mix(r) {
+            by_key.entry(m.key.as_str()).or_default().push(r);
+        }
+    }
+    for (key, mut records) in by_key {
+        records.sort_by_key(|r| r.sent_us);
+        let rpm = router
+            .keys
+            .iter()
+            .find(|k| &*k.key == key)
+            .and_then(|k| k.rpm)
+            .map(|n| u64::from(n.get()));
+        let mut admitted: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
+        for r in records {
+            let refused_here = matches!(r.outcome, Outcome::RateLimited | Outcome::PaymentRequired)
+                && ix.attempts_of(&r.id).is_empty();
+            if !refused_here {
+                // Admitted by the key's limits, whatever the upstream said.
+                admitted.push_back(r.sent_us);
+                continue;
+            }
+            v.judged();
+            match r.conformance.retry_after.as_deref() {
+                None => {
+                    v.offend(&r.id, || format!("a {} without Retry-After", r.status));
+                    continue;
+                }
+                Some(value) if !usable_retry_after(value) => {
+                    v.offend(&r.id, || {
+                        format!("a {} with an unusable Retry-After `{value}`", r.status)
+                    });
+                    continue;
+                }
+                Some(_) => {}
+            }
+            if let (Some(rpm), Outcome::RateLimited) = (rpm, r.outcome) {
+                while admitted.front().is_some_and(|t| t + 60_000_000 <= r.sent_us) {
+                    admitted.pop_front();
+                }
+                let recent = admitted.len() as u64;
+                if recent + 1 < rpm {
+                    v.offend(&r.id, || {
+                        format!("refused with 429 after only {recent} admitted requests in the last minute (limit {rpm}/min)")
+                    });
+                }
+            }
+        }
+    }
+    v.finish("refusals")
+}

@@ -1,0 +1,317 @@
+//! Conformance checks: whether the router behaves as DESIGN.md's contract
+//! says — bills exactly, backs off on 429, streams unbuffered, retires
+//! models on schedule — judged from three independent witnesses:
+//!
+//! - what the client saw ([`RequestRecord`]: statuses, `usage.cost`, headers,
+//!   error bodies, chunk times);
+//! - what the mock upstreams saw (the journal [`Record`]s: every attempt, its
+//!   times, the usage the mock reported, the system prompt it received);
+//! - what the router says of its own accounts ([`Accounts`]: `GET /key`
+//!   before and after the run, `GET /generation` for each answer).
+//!
+//! The expectations (prices, keys, BYOK fee, lifecycle dates, retry policy,
+//! system prefixes) come from the scenario's `[router]` table, validated as
+//! the reference router would read it; for an external router that table
+//! states what the user configured it with.
+//!
+//! Every check yields a [`CheckResult`] with the measured value, the bound
+//! and the first offending request ids, like the SLO checks. The checks are
+//! pure functions of the evidence; [`crate::target`] gathers the accounts.
+
+mod billing;
+mod lifecycle;
+mod retries;
+mod streaming;
+
+use std::collections::{BTreeMap, HashMap};
+
+use mock_providers::Record;
+
+use super::CheckResult;
+use crate::load::record::RequestRecord;
+use crate::router::config::RouterConfig;
+use crate::router::pricing::Picodollars;
+use crate::scenario::{Conformance, MOCK_URL_PREFIX, MixEntry, Scenario};
+
+/// How many offending request ids a result lists (as the SLO checks, and
+/// `reports/schema.json`, allow).
+pub const MAX_OFFENDERS: usize = 5;
+
+/// A key's account as `GET /key` reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyAccount {
+    /// Spent so far (`data.usage`).
+    pub usage: Picodollars,
+    /// Credits left (`data.limit_remaining`), when the router says.
+    pub limit_remaining: Option<Picodollars>,
+}
+
+/// A generation as `GET /generation?id=` reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    pub model: String,
+    pub total_cost: Picodollars,
+}
+
+/// What the router said of its own accounts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Accounts {
+    /// Per key of the mix, before the load started.
+    pub before: BTreeMap<String, KeyAccount>,
+    /// Per key of the mix, after the last request settled.
+    pub after: BTreeMap<String, KeyAccount>,
+    /// By generation id.
+    pub generations: HashMap<String, Generation>,
+    /// Probes that failed, one sentence each (the checks that need them fail).
+    pub problems: Vec<String>,
+}
+
+/// Everything the conformance checks judge.
+#[derive(Debug, Clone, Copy)]
+pub struct Evidence<'a> {
+    pub scenario: &'a Scenario,
+    /// The scenario's `[router]` table, validated: what the router should do.
+    pub router: Option<&'a RouterConfig>,
+    pub records: &'a [RequestRecord],
+    /// Every mock's journal, in any order.
+    pub attempts: &'a [Record],
+    pub accounts: &'a Accounts,
+    /// When the router's calendar clock started (Unix µs on the run's
+    /// clock), give or take [`CLOCK_MARGIN_US`]: for lifecycle dates.
+    pub router_started_us: u64,
+}
+
+/// How far, in real time, a request may be from a lifecycle boundary and
+/// still be judged: closer ones could fall either side.
+pub const CLOCK_MARGIN_US: u64 = 300_000;
+
+/// The evidence, indexed once for every check.
+pub struct Index<'a> {
+    pub ev: Evidence<'a>,
+    /// Attempts by correlation id, in the order the mocks received them.
+    pub attempts: HashMap<&'a str, Vec<&'a Record>>,
+    /// The mock name behind each router provider name (`mock:NAME` base URLs).
+    pub mock_of: HashMap<String, String>,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(ev: Evidence<'a>) -> Self {
+        let mut attempts: HashMap<&str, Vec<&Record>> = HashMap::new();
+        for a in ev.attempts {
+            if let Some(id) = a.correlation_id.as_deref() {
+                attempts.entry(id).or_default().push(a);
+            }
+        }
+        for list in attempts.values_mut() {
+            list.sort_by_key(|a| (a.received_us, a.seq));
+        }
+        let mut mock_of = HashMap::new();
+        if let Some(raw) = &ev.scenario.router {
+            for p in &raw.providers {
+                let mock = p.base_url.strip_prefix(MOCK_URL_PREFIX).unwrap_or(&p.name);
+                mock_of.insert(p.name.clone(), mock.to_string());
+            }
+        }
+        Index { ev, attempts, mock_of }
+    }
+
+    /// The attempts made for request `id`, in order.
+    pub fn attempts_of(&self, id: &str) -> &[&'a Record] {
+        self.attempts.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The attempt that served request `id`: the latest one the mock
+    /// answered with a 2xx.
+    pub fn served(&self, id: &str) -> Option<&'a Record> {
+        self.attempts_of(id)
+            .iter()
+            .rev()
+            .find(|a| (200..300).contains(&a.status))
+            .copied()
+    }
+
+    /// The mix entry a record was made from.
+    pub fn mix(&self, r: &RequestRecord) -> Option<&'a MixEntry> {
+        self.ev.scenario.mix.get(usize::from(r.mix))
+    }
+
+    /// The mock provider name of router provider number `index`.
+    pub fn mock_name<'r>(&'r self, router: &'r RouterConfig, index: usize) -> Option<&'r str> {
+        let name = router.providers.get(index)?.name.as_ref();
+        Some(self.mock_of.get(name).map_or(name, String::as_str))
+    }
+}
+
+/// Judges one conformance check.
+pub fn judge(check: &Conformance, index: &Index<'_>) -> CheckResult {
+    let kind = check.kind();
+    let router = match (check.needs_router(), index.ev.router) {
+        (true, None) => {
+            return Verdict::new(kind).fail_because("the scenario has no [router] table stating what to expect");
+        }
+        (_, router) => router,
+    };
+    match (check, router) {
+        (Conformance::BillingExact, Some(r)) => billing::exact(index, r),
+        (Conformance::BalanceDelta, _) => billing::balance_delta(index),
+        (Conformance::GenerationAgrees, _) => billing::generation_agrees(index),
+        (Conformance::NoOverdraft { keys }, _) => billing::no_overdraft(index, keys),
+        (Conformance::KeyLimits, Some(r)) => billing::key_limits(index, r),
+        (Conformance::RetryAfterRespected, _) => retries::retry_after_respected(index),
+        (Conformance::BackoffJitter, Some(r)) => retries::backoff_jitter(index, r),
+        (Conformance::RetryLimit, Some(r)) => retries::retry_limit(index, r),
+        (Conformance::RetryStorm { max }, _) => retries::retry_storm(index, *max),
+        (Conformance::Fallback, Some(r)) => retries::fallback(index, r),
+        (Conformance::NoRetryAfterFirstByte, _) => retries::no_retry_after_first_byte(index),
+        (Conformance::StreamChunkDelay { percentile, max }, _) => streaming::chunk_delay(index, *percentile, *max),
+        (Conformance::StreamTtftOverhead { percentile, max }, _) => streaming::ttft_overhead(index, *percentile, *max),
+        (Conformance::StreamUsage, _) => streaming::usage(index),
+        (Conformance::StreamIntegrity, Some(r)) => streaming::integrity(index, r),
+        (Conformance::StreamErrorChunk, _) => streaming::error_chunk(index),
+        (Conformance::LifecycleGrace, Some(r)) => lifecycle::grace(index, r),
+        (Conformance::LifecycleRemoved, Some(r)) => lifecycle::removed(index, r),
+        (Conformance::SystemPrefix, Some(r)) => lifecycle::system_prefix(index, r),
+        (Conformance::ErrorShape, _) => lifecycle::error_shape(index),
+        (_, None) => Verdict::new(kind).fail_because("the scenario has no [router] table stating what to expect"),
+    }
+}
+
+/// A count-based verdict being built: requests judged, offenders found.
+pub struct Verdict {
+    kind: &'static str,
+    pub judged: u64,
+    pub bad: u64,
+    offenders: Vec<String>,
+    /// The first problem, described.
+    first: Option<String>,
+}
+
+impl Verdict {
+    pub fn new(kind: &'static str) -> Self {
+        Verdict {
+            kind,
+            judged: 0,
+            bad: 0,
+            offenders: Vec::new(),
+            first: None,
+        }
+    }
+
+    /// Counts one judged item.
+    pub fn judged(&mut self) {
+        self.judged += 1;
+    }
+
+    /// Counts one offence by request `id`, described by `why` (kept for the first).
+    pub fn offend(&mut self, id: &str, why: impl FnOnce() -> String) {
+        self.bad += 1;
+        if self.offenders.len() < MAX_OFFENDERS && !self.offenders.iter().any(|o| o == id) {
+            self.offenders.push(id.to_string());
+        }
+        if self.first.is_none() {
+            self.first = Some(format!("{id}: {}", why()));
+        }
+    }
+
+    /// The result: passes when nothing offended and something was judged.
+    /// `what` names the judged items ("answers", "retries"...).
+    pub fn finish(self, what: &str) -> CheckResult {
+        let passed = self.bad == 0 && self.judged > 0;
+        let detail = if self.judged == 0 {
+            format!("no {what} to judge: the scenario did not exercise this")
+        } else if self.bad == 0 {
+            format!("all {} {what} conform", self.judged)
+        } else {
+            format!(
+                "{} of {} {what} do not conform; first: {}",
+                self.bad,
+                self.judged,
+                self.first.as_deref().unwrap_or("-")
+            )
+        };
+        CheckResult {
+            name: String::new(),
+            kind: self.kind,
+            passed,
+            measured: self.bad as f64,
+            bound: 0.0,
+            unit: "count",
+            detail,
+            offenders: self.offenders,
+        }
+    }
+
+    /// A failed result that judged nothing, for `reason`.
+    pub fn fail_because(self, reason: &str) -> CheckResult {
+        CheckResult {
+            name: String::new(),
+            kind: self.kind,
+            passed: false,
+            measured: 0.0,
+            bound: 0.0,
+            unit: "count",
+            detail: reason.to_string(),
+            offenders: Vec::new(),
+        }
+    }
+}
+
+/// A decimal USD amount as written on the wire, in picodollars: plain
+/// (`0.000015`) or with an exponent (`1.5e-05`, as Python floats print),
+/// read exactly either way; `None` beyond picodollar precision.
+pub fn usd(text: &str) -> Option<Picodollars> {
+    let text = text.trim();
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let amount = match text.split_once(['e', 'E']) {
+        None => Picodollars::from_usd_decimal(text).ok()?,
+        Some((mantissa, exponent)) => {
+            Picodollars::from_usd_decimal(&shift_point(mantissa, exponent.parse().ok()?)?).ok()?
+        }
+    };
+    Some(if negative { Picodollars(-amount.0) } else { amount })
+}
+
+/// The plain decimal `mantissa` × 10^`exponent`, by moving its point.
+fn shift_point(mantissa: &str, exponent: i32) -> Option<String> {
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty() || !(whole.chars().chain(fraction.chars())).all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    // The point sits after `point` digits.
+    let point = i64::try_from(whole.len()).ok()? + i64::from(exponent);
+    if point.unsigned_abs() > 64 {
+        return None;
+    }
+    Some(if point <= 0 {
+        format!("0.{}{digits}", "0".repeat(usize::try_from(-point).ok()?))
+    } else {
+        let point = usize::try_from(point).ok()?;
+        if point >= digits.len() {
+            format!("{digits}{}", "0".repeat(point - digits.len()))
+        } else {
+            format!("{}.{}", &digits[..point], &digits[point..])
+        }
+    })
+}
+
+/// `p` in picodollars as USD for a sentence.
+pub fn show(p: Picodollars) -> String {
+    p.to_usd_string()
+}
+
+/// The `percentile` of `values` (nearest rank), `None` when empty.
+pub fn percentile(values: &mut [u64], percentile: f64) -> Option<u64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let rank = ((percentile / 100.0) * values.len() as f64).ceil() as usize;
+    values.get(rank.clamp(1, values.len()) - 1).copied()
+}
+
+#[cfg(test)]
+mod tests;

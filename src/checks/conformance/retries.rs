@@ -1,0 +1,291 @@
+//! Upstream backoff, judged from the journals' attempt times:
+//! `retry-after-respected`, `backoff-jitter`, `retry-limit`, `retry-storm`,
+//! `fallback`, `no-retry-after-first-byte`.
+//!
+//! A retry's *gap* is the time from the end of the failed attempt (the mock
+//! sent its last byte) to the start of the next attempt of the same request
+//! on the same provider (the mock received it). The router cannot start
+//! waiting before the end, so the gap is at least its wait.
+
+use std::collections::HashMap;
+
+use mock_providers::{Outcome as MockOutcome, Record};
+
+use super::{Index, Verdict};
+use crate::checks::CheckResult;
+use crate::load::record::Outcome;
+use crate::router::config::RouterConfig;
+
+/// Clock rounding allowed when comparing a gap with a wait, µs.
+const ROUNDING_US: u64 = 1_000;
+/// How far past the backoff ceiling a gap may run (the router's own work
+/// and a busy scheduler on a shared machine): a quarter of the ceiling, at
+/// least this, µs.
+const CEILING_SLACK_US: u64 = 10_000;
+/// Jittered gaps needed before their spread is judged.
+const MIN_JITTER_SAMPLES: usize = 12;
+/// The highest mean gap/ceiling ratio of a jittered backoff: full jitter
+/// averages 0.5; a wait at the ceiling every time is 1.
+const MAX_MEAN_RATIO: f64 = 0.8;
+
+/// Whether an attempt failed in a way the router retries or falls back from
+/// (a status, a reset or a hang before the answer).
+fn failed(a: &Record) -> bool {
+    !(200..300).contains(&a.status) || !matches!(a.outcome, MockOutcome::Ok | MockOutcome::Malformed)
+}
+
+/// Whether an attempt failed after sending content: a stream the client
+/// already had bytes of.
+fn failed_mid_stream(a: &Record) -> bool {
+    a.stream
+        && a.tokens_sent > 0
+        && matches!(
+            a.outcome,
+            MockOutcome::FaultStreamError | MockOutcome::Cut | MockOutcome::Reset
+        )
+}
+
+/// The retries of every request: (request id, failed attempt, next attempt
+/// on the same provider, which retry on that provider it is, from 1).
+fn retries<'a>(ix: &'a Index<'_>) -> impl Iterator<Item = (&'a str, &'a Record, &'a Record, u32)> + 'a {
+    // In id order, so that the offenders listed are the same on every run.
+    let mut ids: Vec<_> = ix.attempts.iter().collect();
+    ids.sort_by_key(|(id, _)| *id);
+    ids.into_iter().flat_map(|(id, attempts)| {
+        let mut out = Vec::new();
+        let mut seen: HashMap<(&str, Option<&str>), (u32, &Record)> = HashMap::new();
+        for a in attempts {
+            let slot = (a.provider.as_str(), a.upstream_key.as_deref());
+            if let Some((n, previous)) = seen.get(&slot).copied()
+                && failed(previous)
+            {
+                out.push((*id, previous, *a, n));
+            }
+            let n = seen.get(&slot).map_or(0, |(n, _)| *n);
+            seen.insert(slot, (n + 1, a));
+        }
+        out
+    })
+}
+
+fn gap_us(failed: &Record, next: &Record) -> u64 {
+    next.received_us.saturating_sub(failed.finished_us)
+}
+
+/// `retry-after-respected`: no retry on a provider sooner than the
+/// `Retry-After` it answered with.
+pub fn retry_after_respected(ix: &Index<'_>) -> CheckResult {
+    let mut v = Verdict::new("retry-after-respected");
+    for (id, failed, next, _) in retries(ix) {
+        let Some(wait_ms) = failed.retry_after_ms else { continue };
+        v.judged();
+        let gap = gap_us(failed, next);
+        if gap + ROUNDING_US < wait_ms * 1000 {
+            v.offend(id, || {
+                format!(
+                    "retried `{}` {:.1} ms after a {} with Retry-After {wait_ms} ms",
+                    failed.provider,
+                    gap as f64 / 1000.0,
+                    failed.status
+                )
+            });
+        }
+    }
+    v.finish("retries after a Retry-After")
+}
+
+/// `backoff-jitter`: retries without a `Retry-After` wait within the full
+/// jitter band — the k-th retry's gap at most min(cap, base × 2^(k−1)) —
+/// and spread across it: the mean gap/ceiling ratio is at most 0.8 (full
+/// jitter averages 0.5; waiting the ceiling every time, so that clients
+/// that failed together retry together, is 1).
+pub fn backoff_jitter(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
+    let mut v = Verdict::new("backoff-jitter");
+    let mut ratios = Vec::new();
+    let mut at_ceiling = Vec::new();
+    for (id, failed, next, k) in retries(ix) {
+        if failed.retry_after_ms.is_some() {
+            continue;
+        }
+        v.judged();
+        let ceiling = u64::try_from(router.retry.backoff_ceiling(k).as_micros()).unwrap_or(u64::MAX);
+        let gap = gap_us(failed, next);
+        if gap > ceiling + CEILING_SLACK_US.max(ceiling / 4) {
+            v.offend(id, || {
+                format!(
+                    "retry {k} on `{}` waited {:.1} ms, above the {:.1} ms ceiling",
+                    failed.provider,
+                    gap as f64 / 1000.0,
+                    ceiling as f64 / 1000.0
+                )
+            });
+        }
+        if ceiling > 0 {
+            let ratio = (gap as f64 / ceiling as f64).min(1.0);
+            ratios.push(ratio);
+            if ratio >= 0.95 && at_ceiling.len() < super::MAX_OFFENDERS {
+                at_ceiling.push(id.to_string());
+            }
+        }
+    }
+    let band = v.bad;
+    let mut result = v.finish("retries without Retry-After");
+    if ratios.len() < MIN_JITTER_SAMPLES {
+        if result.passed {
+            result.passed = false;
+            result.detail = format!(
+                "only {} jittered retries: at least {MIN_JITTER_SAMPLES} are needed to judge their spread",
+                ratios.len()
+            );
+        }
+        return result;
+    }
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    let spread = mean <= MAX_MEAN_RATIO;
+    result.detail = format!(
+        "{} retries, {band} above the backoff ceiling; mean wait {:.0}% of the ceiling (full jitter averages 50%){}",
+        ratios.len(),
+        mean * 100.0,
+        if spread { "" } else { ": the waits are not jittered" }
+    );
+    result.passed = band == 0 && spread;
+    result.measured = mean;
+    result.bound = MAX_MEAN_RATIO;
+    result.unit = "share";
+    if !spread && band == 0 {
+        result.offenders = at_ceiling;
+    }
+    result
+}
+
+/// `retry-limit`: no request made more attempts on one provider than the
+/// policy's `attempts-per-provider`.
+pub fn retry_limit(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
+    let mut v = Verdict::new("retry-limit");
+    let limit = router.retry.attempts_per_provider().get();
+    let mut ids: Vec<_> = ix.attempts.iter().collect();
+    ids.sort_by_key(|(id, _)| *id);
+    for (id, attempts) in ids {
+        v.judged();
+        let mut per_provider: HashMap<&str, u32> = HashMap::new();
+        for a in attempts {
+            *per_provider.entry(a.provider.as_str()).or_default() += 1;
+        }
+        if let Some((provider, n)) = per_provider.into_iter().find(|(_, n)| *n > limit) {
+            v.offend(id, || format!("{n} attempts on `{provider}`, the limit is {limit}"));
+        }
+    }
+    v.finish("requests that reached an upstream")
+}
+
+/// `retry-storm`: upstream attempts per client request that reached an
+/// upstream, at most `max` (the retry budget at work in a 429 storm).
+pub fn retry_storm(ix: &Index<'_>, max: f64) -> CheckResult {
+    let requests = ix.attempts.len();
+    let attempts: usize = ix.attempts.values().map(Vec::len).sum();
+    let mut busiest: Vec<_> = ix.attempts.iter().map(|(id, a)| (a.len(), *id)).collect();
+    busiest.sort_unstable_by(|a, b| b.cmp(a));
+    let ratio = if requests == 0 {
+        0.0
+    } else {
+        attempts as f64 / requests as f64
+    };
+    let passed = requests > 0 && ratio <= max;
+    CheckResult {
+        name: String::new(),
+        kind: "retry-storm",
+        passed,
+        measured: ratio,
+        bound: max,
+        unit: "ratio",
+        detail: if requests == 0 {
+            "no request reached an upstream: nothing to judge".into()
+        } else {
+            format!("{attempts} upstream attempts for {requests} requests ({ratio:.2} each)")
+        },
+        offenders: if passed {
+            Vec::new()
+        } else {
+            busiest
+                .into_iter()
+                .take(super::MAX_OFFENDERS)
+                .map(|(_, id)| id.to_string())
+                .collect()
+        },
+    }
+}
+
+/// `fallback`: a request that failed on a provider and did not end well
+/// tried every later provider of its model (in the catalog's order) before
+/// giving up, unless the failure was its own fault (a 4xx other than 401,
+/// 403, 404, 429) or it had already streamed.
+pub fn fallback(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
+    let mut v = Verdict::new("fallback");
+    for r in ix.ev.records {
+        let attempts = ix.attempts_of(&r.id);
+        if attempts.is_empty() || !attempts.iter().any(|a| failed(a)) {
+            continue;
+        }
+        let Some(model) = ix
+            .mix(r)
+            .and_then(|m| router.catalog.get(&m.model))
+            .map(|m| match &m.deprecation {
+                Some(d) => router.catalog.get(&d.replacement).unwrap_or(m),
+                None => m,
+            })
+        else {
+            continue;
+        };
+        if model.routes.len() < 2 {
+            continue;
+        }
+        v.judged();
+        if r.outcome == Outcome::Ok {
+            continue;
+        }
+        let own_fault = attempts.iter().any(|a| {
+            matches!(a.status, 400..=499) && !matches!(a.status, 401 | 403 | 404 | 429) || failed_mid_stream(a)
+        });
+        if own_fault {
+            continue;
+        }
+        let untried = model.routes.iter().find_map(|route| {
+            let mock = ix.mock_name(router, route.provider)?;
+            (!attempts.iter().any(|a| a.provider == mock)).then_some(mock)
+        });
+        if let Some(mock) = untried {
+            v.offend(&r.id, || {
+                format!(
+                    "failed with {} after {} attempts without trying `{mock}`",
+                    r.status,
+                    attempts.len()
+                )
+            });
+        }
+    }
+    v.finish("requests with a failed attempt on a model with several providers")
+}
+
+/// `no-retry-after-first-byte`: once an attempt has streamed content, the
+/// request makes no further attempt (it would duplicate what the client has).
+pub fn no_retry_after_first_byte(ix: &Index<'_>) -> CheckResult {
+    let mut v = Verdict::new("no-retry-after-first-byte");
+    let mut ids: Vec<_> = ix.attempts.iter().collect();
+    ids.sort_by_key(|(id, _)| *id);
+    for (id, attempts) in ids {
+        let Some(position) = attempts.iter().position(|a| failed_mid_stream(a)) else {
+            continue;
+        };
+        v.judged();
+        let later = attempts.len() - position - 1;
+        if later > 0 {
+            v.offend(id, || {
+                format!(
+                    "{later} more attempts after `{}` failed having streamed {} tokens",
+                    attempts[position].provider, attempts[position].tokens_sent
+                )
+            });
+        }
+    }
+    v.finish("streams that failed after their first token")
+}

@@ -1,0 +1,264 @@
+//! What the harness asks the router under test about its own accounts, for
+//! the conformance checks: each key's spend and credits left (before the
+//! load and after the last charge settled) and each generation's cost.
+//!
+//! How to ask depends on the target's [`Profile`]:
+//! - `openrouter` (and the built-in router): `GET {base}/key` →
+//!   `data.usage`, `data.limit_remaining`; `GET {base}/generation?id=` →
+//!   `data.model`, `data.total_cost`, each with the key's bearer token.
+//! - `litellm`: `GET {origin}/key/info` → `info.spend`; LiteLLM has no
+//!   per-generation lookup and no credit balance, so `generation-agrees` and
+//!   `no-overdraft` cannot be judged against it (they fail, saying so).
+//!
+//! Amounts are read from the JSON text exactly (no float in between).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::checks::conformance::{Generation, KeyAccount};
+use crate::router::pricing::Picodollars;
+use crate::scenario::raw::Profile;
+
+/// How long one probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Generations looked up at once.
+const PARALLEL_LOOKUPS: usize = 16;
+/// How long to wait for the last charges to settle after the load.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
+const SETTLE_POLL: Duration = Duration::from_millis(100);
+
+/// Asks one router about its accounts.
+#[derive(Debug, Clone)]
+pub struct AccountProbe {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    /// The API base, e.g. `http://127.0.0.1:8080/api/v1`.
+    base_url: String,
+    profile: Profile,
+}
+
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    info: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct KeyData<'a> {
+    #[serde(borrow)]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow)]
+    limit_remaining: Option<&'a RawValue>,
+    #[serde(borrow)]
+    spend: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct GenerationData<'a> {
+    model: String,
+    #[serde(borrow)]
+    total_cost: &'a RawValue,
+}
+
+/// A JSON number (or a string holding one) as picodollars; `None` for `null`.
+fn money(raw: &RawValue) -> Result<Option<Picodollars>, String> {
+    let text = raw.get().trim().trim_matches('"');
+    if text == "null" {
+        return Ok(None);
+    }
+    // An overdrawn key's credits left are negative: that is what a check
+    // must see, not a parse error.
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    Picodollars::from_usd_decimal(digits)
+        .map(|p| Some(if negative { Picodollars(-p.0) } else { p }))
+        .map_err(|e| format!("`{text}` is not an exact USD amount: {e}"))
+}
+
+impl AccountProbe {
+    pub fn new(base_url: &str, profile: Profile) -> AccountProbe {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(PROBE_TIMEOUT));
+        AccountProbe {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            profile,
+        }
+    }
+
+    /// `GET url` with `key` as bearer token; the body of a 2xx answer.
+    async fn get(&self, url: &str, key: &str) -> Result<Bytes, String> {
+        let request = http::Request::get(url)
+            .header(http::header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(Empty::new())
+            .map_err(|e| format!("{url}: {e}"))?;
+        let answer = tokio::time::timeout(PROBE_TIMEOUT, async {
+            let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>((status, body))
+        })
+        .await
+        .map_err(|_| format!("GET {url}: no answer within {PROBE_TIMEOUT:?}"))?
+        .map_err(|e| format!("GET {url}: {e}"))?;
+        match answer {
+            (status, body) if status.is_success() => Ok(body),
+            (status, body) => Err(format!(
+                "GET {url}: status {status}: {}",
+                String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+            )),
+        }
+    }
+
+    /// The account of `key`.
+    pub async fn key(&self, key: &str) -> Result<KeyAccount, String> {
+        let url = match self.profile {
+            Profile::Openrouter => format!("{}/key", self.base_url),
+            Profile::Litellm => format!("{}/key/info", origin(&self.base_url)),
+        };
+        let body = self.get(&url, key).await?;
+        let outer: Data<'_> = serde_json::from_slice(&body).map_err(|e| format!("GET {url}: {e}"))?;
+        let inner = outer
+            .data
+            .or(outer.info)
+            .ok_or_else(|| format!("GET {url}: no `data` object"))?;
+        let data: KeyData<'_> = serde_json::from_str(inner.get()).map_err(|e| format!("GET {url}: {e}"))?;
+        let usage = data
+            .usage
+            .or(data.spend)
+            .map(money)
+            .transpose()
+            .map_err(|e| format!("GET {url}: usage: {e}"))?
+            .flatten()
+            .ok_or_else(|| format!("GET {url}: no usage"))?;
+        let limit_remaining = data
+            .limit_remaining
+            .map(money)
+            .transpose()
+            .map_err(|e| format!("GET {url}: limit_remaining: {e}"))?
+            .flatten();
+        Ok(KeyAccount { usage, limit_remaining })
+    }
+
+    /// The accounts of `keys`, and the problems met.
+    pub async fn keys(&self, keys: &[String]) -> (BTreeMap<String, KeyAccount>, Vec<String>) {
+        let mut accounts = BTreeMap::new();
+        let mut problems = Vec::new();
+        for key in keys {
+            match self.key(key).await {
+                Ok(account) => {
+                    accounts.insert(key.clone(), account);
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        (accounts, problems)
+    }
+
+    /// The accounts of `keys` once they stop moving (the last charges of a
+    /// run settle after its last byte): read until two reads agree.
+    pub async fn settled_keys(&self, keys: &[String]) -> (BTreeMap<String, KeyAccount>, Vec<String>) {
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        let mut last = self.keys(keys).await;
+        loop {
+            tokio::time::sleep(SETTLE_POLL).await;
+            let now = self.keys(keys).await;
+            if now.0 == last.0 || tokio::time::Instant::now() >= deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
+    /// Generation `id` as seen by `key`.
+    pub async fn generation(&self, id: &str, key: &str) -> Result<Generation, String> {
+        if self.profile == Profile::Litellm {
+            return Err("the litellm profile has no generation lookup".into());
+        }
+        let url = format!("{}/generation?id={id}", self.base_url);
+        let body = self.get(&url, key).await?;
+        let outer: Data<'_> = serde_json::from_slice(&body).map_err(|e| format!("GET {url}: {e}"))?;
+        let inner = outer.data.ok_or_else(|| format!("GET {url}: no `data` object"))?;
+        let data: GenerationData<'_> = serde_json::from_str(inner.get()).map_err(|e| format!("GET {url}: {e}"))?;
+        let total_cost = money(data.total_cost)
+            .map_err(|e| format!("GET {url}: total_cost: {e}"))?
+            .unwrap_or_default();
+        Ok(Generation {
+            model: data.model,
+            total_cost,
+        })
+    }
+
+    /// Every `(generation id, key)` looked up, a few at a time.
+    pub async fn generations(&self, wanted: Vec<(String, String)>) -> (HashMap<String, Generation>, Vec<String>) {
+        let mut found = HashMap::with_capacity(wanted.len());
+        let mut problems = Vec::new();
+        let mut pending = wanted.into_iter();
+        let mut set = tokio::task::JoinSet::new();
+        loop {
+            while set.len() < PARALLEL_LOOKUPS {
+                let Some((id, key)) = pending.next() else { break };
+                let probe = self.clone();
+                set.spawn(async move {
+                    let result = probe.generation(&id, &key).await;
+                    (id, result)
+                });
+            }
+            let Some(joined) = set.join_next().await else { break };
+            match joined {
+                Ok((id, Ok(generation))) => {
+                    found.insert(id, generation);
+                }
+                Ok((_, Err(e))) => problems.push(e),
+                Err(e) => problems.push(format!("a generation lookup failed: {e}")),
+            }
+        }
+        (found, problems)
+    }
+}
+
+/// `scheme://authority` of a URL (LiteLLM's management routes sit at the root).
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(slash) => &url[..after_scheme + slash],
+        None => url,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert_eq!(origin("http://127.0.0.1:4000/v1"), "http://127.0.0.1:4000");
+        assert_eq!(origin("http://127.0.0.1:4000"), "http://127.0.0.1:4000");
+    }
+
+    #[test]
+    fn money_is_read_exactly() {
+        let raw = |s: &str| serde_json::from_str::<Box<RawValue>>(s).unwrap();
+        assert_eq!(money(&raw("0.000012345678")).unwrap(), Some(Picodollars(12_345_678)));
+        assert_eq!(money(&raw("\"1.5\"")).unwrap(), Some(Picodollars(1_500_000_000_000)));
+        assert_eq!(money(&raw("null")).unwrap(), None);
+        assert_eq!(money(&raw("-0.25")).unwrap(), Some(Picodollars(-250_000_000_000)));
+        assert!(money(&raw("1e-5")).is_err());
+    }
+}

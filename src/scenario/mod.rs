@@ -154,6 +154,7 @@ pub enum Conformance {
         keys: Vec<String>,
     },
     KeyLimits,
+    FreeQuota,
     RetryAfterRespected,
     BackoffJitter,
     RetryLimit,
@@ -200,6 +201,7 @@ impl Conformance {
             Conformance::GenerationAgrees => "generation-agrees",
             Conformance::NoOverdraft { .. } => "no-overdraft",
             Conformance::KeyLimits => "key-limits",
+            Conformance::FreeQuota => "free-quota",
             Conformance::RetryAfterRespected => "retry-after-respected",
             Conformance::BackoffJitter => "backoff-jitter",
             Conformance::RetryLimit => "retry-limit",
@@ -725,6 +727,7 @@ fn conformance(kind: CheckKind, c: &raw::RawCheck, path: &str, raw: &RawScenario
             Conformance::NoOverdraft { keys }
         }
         CheckKind::KeyLimits => Conformance::KeyLimits,
+        CheckKind::FreeQuota => Conformance::FreeQuota,
         CheckKind::RetryAfterRespected => Conformance::RetryAfterRespected,
         CheckKind::BackoffJitter => Conformance::BackoffJitter,
         CheckKind::RetryLimit => Conformance::RetryLimit,

@@ -161,6 +161,7 @@ pub enum CheckKind {
     GenerationAgrees,
     NoOverdraft,
     KeyLimits,
+    FreeQuota,
     RetryAfterRespected,
     BackoffJitter,
     RetryLimit,

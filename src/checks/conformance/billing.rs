@@ -304,3 +304,63 @@ pub fn key_limits(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
     }
     v.finish("refusals")
 }
+
+/// Microseconds in a calendar day.
+const DAY_US: f64 = 86_400e6;
+
+/// `free-quota`: each key's requests for `:free` models admitted on one
+/// calendar day of the router's (warped) clock are at most its daily quota
+/// (the larger one once its credits reach the purchase threshold), and none
+/// was refused while fewer than quota − 1 had been admitted that day — so a
+/// new day renews the quota. Requests within the clock margin of midnight
+/// count for their day but are not judged.
+pub fn free_quota(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
+    let mut v = Verdict::new("free-quota");
+    let mut by_key: BTreeMap<&str, Vec<&RequestRecord>> = BTreeMap::new();
+    for r in ix.ev.records.iter().filter(|r| r.status != 0) {
+        let Some(m) = ix.mix(r) else { continue };
+        if router.catalog.get(&m.model).is_some_and(|model| model.free) {
+            by_key.entry(m.key.as_str()).or_default().push(r);
+        }
+    }
+    for (key, mut records) in by_key {
+        records.sort_by_key(|r| r.sent_us);
+        let credits = router.keys.iter().find(|k| &*k.key == key).map(|k| k.credits);
+        let quota = u64::from(if credits.is_some_and(|c| c >= router.free.purchase_threshold) {
+            router.free.per_day_after_purchase
+        } else {
+            router.free.per_day
+        });
+        let mut day = i64::MIN;
+        let mut admitted = 0u64;
+        for r in records {
+            let (now_us, margin) = super::calendar_us(ix, router, r.sent_us);
+            let today = (now_us / DAY_US).floor() as i64;
+            if today != day {
+                day = today;
+                admitted = 0;
+            }
+            let since_midnight = now_us - today as f64 * DAY_US;
+            let near_midnight = since_midnight < margin || DAY_US - since_midnight < margin;
+            let refused = r.outcome == Outcome::RateLimited && ix.attempts_of(&r.id).is_empty();
+            if !near_midnight {
+                v.judged();
+            }
+            if refused {
+                if !near_midnight && admitted + 1 < quota {
+                    v.offend(&r.id, || {
+                        format!("refused with 429 after only {admitted} free-model requests that day (quota {quota})")
+                    });
+                }
+                continue;
+            }
+            admitted += 1;
+            if !near_midnight && admitted > quota {
+                v.offend(&r.id, || {
+                    format!("free-model request number {admitted} of the day was admitted (quota {quota})")
+                });
+            }
+        }
+    }
+    v.finish("free-model requests")
+}

@@ -14,7 +14,7 @@ use crate::load::record::{Outcome, RequestRecord};
 use crate::router::catalog::{Deprecation, Model};
 use crate::router::config::RouterConfig;
 
-use super::{CLOCK_MARGIN_US, Index, Verdict};
+use super::{Index, Verdict};
 
 /// Where a request fell in its model's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,14 +35,7 @@ fn phase_of<'a>(
 ) -> Option<(Phase, &'a Model, &'a Deprecation)> {
     let model = router.catalog.get(&ix.mix(r)?.model)?;
     let d = model.deprecation.as_ref()?;
-    let speed = router.clock.speed;
-    let elapsed_us = r.sent_us.saturating_sub(ix.ev.router_started_us) as f64;
-    let now_us = match router.clock.start {
-        Some(start) => start.as_microsecond() as f64 + elapsed_us * speed,
-        // No start: the clock starts at the real time, and runs at `speed`.
-        None => ix.ev.router_started_us as f64 + elapsed_us * speed,
-    };
-    let margin = CLOCK_MARGIN_US as f64 * speed;
+    let (now_us, margin) = super::calendar_us(ix, router, r.sent_us);
     let announced = d.announced.as_microsecond() as f64;
     let removed = d.removed.as_microsecond() as f64;
     let near = |t: f64| (now_us - t).abs() < margin;

@@ -157,6 +157,7 @@ pub fn judge(check: &Conformance, index: &Index<'_>) -> CheckResult {
         (Conformance::GenerationAgrees, _) => billing::generation_agrees(index),
         (Conformance::NoOverdraft { keys }, _) => billing::no_overdraft(index, keys),
         (Conformance::KeyLimits, Some(r)) => billing::key_limits(index, r),
+        (Conformance::FreeQuota, Some(r)) => billing::free_quota(index, r),
         (Conformance::RetryAfterRespected, _) => retries::retry_after_respected(index),
         (Conformance::BackoffJitter, Some(r)) => retries::backoff_jitter(index, r),
         (Conformance::RetryLimit, Some(r)) => retries::retry_limit(index, r),
@@ -254,6 +255,21 @@ impl Verdict {
             offenders: Vec::new(),
         }
     }
+}
+
+/// The router's calendar time (Unix µs) when a request was sent at
+/// `sent_us`, and the calendar span of [`CLOCK_MARGIN_US`] either side that
+/// a judgement near a date must leave out: the scenario's `[router] clock`
+/// start plus the real time since the router started times the speed (the
+/// real time of the router's start when no start is set).
+pub fn calendar_us(ix: &Index<'_>, router: &RouterConfig, sent_us: u64) -> (f64, f64) {
+    let speed = router.clock.speed;
+    let elapsed_us = sent_us.saturating_sub(ix.ev.router_started_us) as f64;
+    let start_us = router
+        .clock
+        .start
+        .map_or(ix.ev.router_started_us as f64, |start| start.as_microsecond() as f64);
+    (start_us + elapsed_us * speed, CLOCK_MARGIN_US as f64 * speed)
 }
 
 /// A decimal USD amount as written on the wire, in picodollars: plain

@@ -445,6 +445,7 @@ fn every_check() -> Vec<Conformance> {
             keys: vec!["sk-small".into()],
         },
         Conformance::KeyLimits,
+        Conformance::FreeQuota,
         Conformance::RetryAfterRespected,
         Conformance::BackoffJitter,
         Conformance::RetryLimit,
@@ -1866,5 +1867,91 @@ fn error_shape_fails_another_body() {
         &case.judge(Conformance::ErrorShape),
         &["e"],
         "1 of 2 error answers do not conform; first: e: the 500 body is not an OpenAI-shaped error (upstream exploded)",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// free-quota
+// ---------------------------------------------------------------------------
+
+/// A key with a quota of 2 free-model requests a day, on a clock at real
+/// speed that reaches midnight 10 s after the router starts (at `T0`).
+const FREE: &str = r#"
+schema = 1
+[meta]
+name = "free-unit"
+[[providers]]
+name = "oa"
+dialect = "openai"
+[router]
+clock = { start = "2027-03-01T23:59:50Z", speed = 1 }
+free = { per-minute = 1000, per-day = 2, per-day-after-purchase = 100, purchase-threshold = "10" }
+[[router.providers]]
+name = "oa"
+dialect = "openai"
+base-url = "mock:oa"
+api-key = "k"
+[[router.models]]
+id = "meta/llama:free"
+providers = [{ name = "oa", model = "llama" }]
+[[router.keys]]
+key = "sk-free"
+credits = "0"
+[[mix]]
+model = "meta/llama:free"
+key = "sk-free"
+[[phases]]
+duration-s = 20
+arrival = { kind = "constant", rate = 1 }
+"#;
+
+/// A free-model answer (`ok`) or a quota refusal, `s` seconds after `T0`.
+fn free_request(id: &str, s: u64, ok: bool) -> RequestRecord {
+    if ok {
+        sent_at(answer(id, 0, "meta/llama:free", Some("0")), T0 + s * S)
+    } else {
+        rate_limited(id, 0, T0 + s * S, Some("10"))
+    }
+}
+
+#[test]
+fn free_quota_holds_each_day_and_renews_at_midnight() {
+    let records = vec![
+        free_request("a", 1, true),
+        free_request("b", 2, true),
+        free_request("c", 3, false),
+        // Midnight at 10 s: a new day, a new quota.
+        free_request("d", 11, true),
+        free_request("e", 12, true),
+        free_request("f", 13, false),
+    ];
+    assert_passes(&Case::of(FREE, records, Vec::new()).judge(Conformance::FreeQuota));
+}
+
+#[test]
+fn free_quota_fails_a_request_admitted_past_the_quota() {
+    let records = vec![
+        free_request("a", 1, true),
+        free_request("b", 2, true),
+        free_request("c", 3, true),
+    ];
+    assert_fails(
+        &Case::of(FREE, records, Vec::new()).judge(Conformance::FreeQuota),
+        &["c"],
+        "free-model request number 3 of the day was admitted (quota 2)",
+    );
+}
+
+#[test]
+fn free_quota_fails_a_quota_that_does_not_renew() {
+    let records = vec![
+        free_request("a", 1, true),
+        free_request("b", 2, true),
+        free_request("d", 11, false),
+    ];
+    assert_fails(
+        &Case::of(FREE, records, Vec::new()).judge(Conformance::FreeQuota),
+        &["d"],
+        "refused with 429 after only 0 free-model requests that day",
     );
 }

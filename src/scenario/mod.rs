@@ -158,6 +158,7 @@ pub enum Conformance {
     RetryAfterRespected,
     BackoffJitter,
     RetryLimit,
+    Cooldown,
     /// Upstream attempts per client request, at most.
     RetryStorm {
         max: f64,
@@ -205,6 +206,7 @@ impl Conformance {
             Conformance::RetryAfterRespected => "retry-after-respected",
             Conformance::BackoffJitter => "backoff-jitter",
             Conformance::RetryLimit => "retry-limit",
+            Conformance::Cooldown => "cooldown",
             Conformance::RetryStorm { .. } => "retry-storm",
             Conformance::Fallback => "fallback",
             Conformance::NoRetryAfterFirstByte => "no-retry-after-first-byte",
@@ -731,6 +733,7 @@ fn conformance(kind: CheckKind, c: &raw::RawCheck, path: &str, raw: &RawScenario
         CheckKind::RetryAfterRespected => Conformance::RetryAfterRespected,
         CheckKind::BackoffJitter => Conformance::BackoffJitter,
         CheckKind::RetryLimit => Conformance::RetryLimit,
+        CheckKind::Cooldown => Conformance::Cooldown,
         CheckKind::RetryStorm => {
             let max = c.max.ok_or_else(|| {
                 err(

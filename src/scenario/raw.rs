@@ -165,6 +165,7 @@ pub enum CheckKind {
     RetryAfterRespected,
     BackoffJitter,
     RetryLimit,
+    Cooldown,
     RetryStorm,
     Fallback,
     NoRetryAfterFirstByte,

@@ -161,6 +161,7 @@ pub fn judge(check: &Conformance, index: &Index<'_>) -> CheckResult {
         (Conformance::RetryAfterRespected, _) => retries::retry_after_respected(index),
         (Conformance::BackoffJitter, Some(r)) => retries::backoff_jitter(index, r),
         (Conformance::RetryLimit, Some(r)) => retries::retry_limit(index, r),
+        (Conformance::Cooldown, Some(r)) => retries::cooldown(index, r),
         (Conformance::RetryStorm { max }, _) => retries::retry_storm(index, *max),
         (Conformance::Fallback, Some(r)) => retries::fallback(index, r),
         (Conformance::NoRetryAfterFirstByte, _) => retries::no_retry_after_first_byte(index),

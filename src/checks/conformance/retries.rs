@@ -7,7 +7,7 @@
 //! on the same provider (the mock received it). The router cannot start
 //! waiting before the end, so the gap is at least its wait.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use mock_providers::{Outcome as MockOutcome, Record};
 
@@ -288,4 +288,63 @@ pub fn no_retry_after_first_byte(ix: &Index<'_>) -> CheckResult {
         }
     }
     v.finish("streams that failed after their first token")
+}
+
+/// How long after the event that starts a cooldown an attempt may still
+/// arrive (the router had sent it before it learnt of the 429), and how close
+/// to the cooldown's end one may come early, µs.
+const COOLDOWN_MARGIN_US: u64 = 3_000;
+
+/// `cooldown`: a provider that answered `cooldown-after` 429s in a row (not
+/// separated by a success, in the order the answers ended) gets no attempt
+/// until max(`cooldown`, its `Retry-After`) has passed.
+pub fn cooldown(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
+    let mut v = Verdict::new("cooldown");
+    let after = router.retry.cooldown_after().get();
+    let length_us = u64::try_from(router.retry.cooldown().as_micros()).unwrap_or(u64::MAX);
+    let mut by_provider: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for a in ix.ev.attempts {
+        by_provider.entry(a.provider.as_str()).or_default().push(a);
+    }
+    for (provider, mut attempts) in by_provider {
+        // Cooldowns from the answers, in the order they ended: (start, end).
+        attempts.sort_by_key(|a| (a.finished_us, a.seq));
+        let mut cooldowns: Vec<(u64, u64, &Record)> = Vec::new();
+        let mut in_a_row = 0u32;
+        for a in &attempts {
+            if a.status == 429 {
+                in_a_row += 1;
+                if in_a_row >= after {
+                    let wait = length_us.max(a.retry_after_ms.unwrap_or(0).saturating_mul(1000));
+                    cooldowns.push((a.finished_us, a.finished_us + wait, a));
+                }
+            } else if (200..300).contains(&a.status) {
+                in_a_row = 0;
+            }
+        }
+        if cooldowns.is_empty() {
+            continue;
+        }
+        attempts.sort_by_key(|a| (a.received_us, a.seq));
+        for a in attempts {
+            let during = cooldowns.iter().find(|(start, end, _)| {
+                a.received_us > start + COOLDOWN_MARGIN_US && a.received_us + COOLDOWN_MARGIN_US < *end
+            });
+            if a.received_us > cooldowns[0].0 {
+                v.judged();
+            }
+            if let Some((start, end, cause)) = during {
+                let id = a.correlation_id.as_deref().unwrap_or("?");
+                v.offend(id, || {
+                    format!(
+                        "`{provider}` got an attempt {:.1} ms into a {:.0} ms cooldown that began with 429 number {after} in a row ({})",
+                        (a.received_us - start) as f64 / 1000.0,
+                        (end - start) as f64 / 1000.0,
+                        cause.correlation_id.as_deref().unwrap_or("?")
+                    )
+                });
+            }
+        }
+    }
+    v.finish("attempts after a provider's cooldown began")
 }

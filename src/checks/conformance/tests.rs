@@ -449,6 +449,7 @@ fn every_check() -> Vec<Conformance> {
         Conformance::RetryAfterRespected,
         Conformance::BackoffJitter,
         Conformance::RetryLimit,
+        Conformance::Cooldown,
         Conformance::RetryStorm { max: 1.5 },
         Conformance::Fallback,
         Conformance::NoRetryAfterFirstByte,
@@ -1954,4 +1955,65 @@ fn free_quota_fails_a_quota_that_does_not_renew() {
         &["d"],
         "refused with 429 after only 0 free-model requests that day",
     );
+}
+
+// ---------------------------------------------------------------------------
+// cooldown
+// ---------------------------------------------------------------------------
+
+/// A 429 from `oa` received at `at_ms` (relative to `T0`), 1 ms long, asking
+/// for `retry_after_ms`.
+fn rate_limited_attempt(id: &str, at_ms: u64, retry_after_ms: Option<u64>) -> Record {
+    Record {
+        retry_after_ms,
+        ..failure(id, 429, T0 + at_ms * MS, T0 + (at_ms + 1) * MS)
+    }
+}
+
+/// The fixture's policy cools a provider down after 3 429s in a row (the
+/// default) for 10 s (the default), or for its longer Retry-After.
+#[test]
+fn cooldown_passes_a_provider_left_alone_until_its_retry_after() {
+    let attempts = vec![
+        rate_limited_attempt("a", 0, Some(12_000)),
+        rate_limited_attempt("b", 10, Some(12_000)),
+        rate_limited_attempt("c", 20, Some(12_000)),
+        // The probe, after the 12 s Retry-After of the third.
+        rate_limited_attempt("d", 12_030, Some(12_000)),
+    ];
+    assert_passes(&Case::new(Vec::new(), attempts).judge(Conformance::Cooldown));
+}
+
+#[test]
+fn cooldown_fails_an_attempt_inside_the_retry_after() {
+    let attempts = vec![
+        rate_limited_attempt("a", 0, Some(12_000)),
+        rate_limited_attempt("b", 10, Some(12_000)),
+        rate_limited_attempt("c", 20, Some(12_000)),
+        // After the 10 s cooldown, but inside the 12 s Retry-After.
+        rate_limited_attempt("early", 11_000, Some(12_000)),
+    ];
+    assert_fails(
+        &Case::new(Vec::new(), attempts).judge(Conformance::Cooldown),
+        &["early"],
+        "into a 12000 ms cooldown",
+    );
+}
+
+#[test]
+fn cooldown_counts_only_429s_in_a_row() {
+    let mut ok = served("ok", "oa", "gpt-4o-mini", usage(10, 0, 0, 2));
+    ok.received_us = T0 + 12 * MS;
+    ok.finished_us = T0 + 15 * MS;
+    let attempts = vec![
+        rate_limited_attempt("a", 0, None),
+        rate_limited_attempt("b", 10, None),
+        ok,
+        rate_limited_attempt("c", 20, None),
+        // Only two 429s since the success: no cooldown, so this is fine.
+        rate_limited_attempt("d", 30, None),
+    ];
+    let result = Case::new(Vec::new(), attempts).judge(Conformance::Cooldown);
+    assert!(!result.passed, "nothing to judge without a cooldown: {}", result.detail);
+    assert!(result.offenders.is_empty(), "{:?}", result.offenders);
 }

@@ -17,7 +17,7 @@ use gauntlet::router::Defects;
 const SUITE: &str = "scenarios/conformance";
 /// Suite runs at once: each is light (tens of requests a second), and the
 /// timing bounds leave room for a shared machine.
-const PARALLEL_RUNS: usize = 3;
+const PARALLEL_RUNS: usize = 2;
 
 /// The README's defect table: defect → the names of the checks it breaks.
 fn expected_failures() -> BTreeMap<String, BTreeSet<String>> {

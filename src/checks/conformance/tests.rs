@@ -1117,22 +1117,22 @@ fn backoff_jitter_names_only_the_waits_at_the_ceiling() {
 
 #[test]
 fn backoff_jitter_fails_a_wait_above_the_ceiling() {
-    // The first retry may wait 10 ms, plus 10 ms of slack.
+    // The first retry may wait 10 ms, plus 25 ms of slack.
     let mut gaps = jittered_gaps(11);
-    gaps.push(21 * MS);
+    gaps.push(36 * MS);
     let result = Case::new(Vec::new(), first_retries(&gaps)).judge(Conformance::BackoffJitter);
     assert_fails(&result, &["j11"], "12 retries, 1 above the backoff ceiling");
 }
 
 #[test]
 fn backoff_jitter_doubles_the_ceiling_for_the_second_retry() {
-    // 28 ms: within the second retry's 20 ms ceiling and slack, not the first's.
+    // 40 ms: within the second retry's 20 ms ceiling and 25 ms of slack, not the first's.
     let mut attempts = first_retries(&jittered_gaps(11));
-    attempts.extend(retried("deep", T0 + 100 * S, &[5 * MS, 28 * MS]));
+    attempts.extend(retried("deep", T0 + 100 * S, &[5 * MS, 40 * MS]));
     assert_passes(&Case::new(Vec::new(), attempts).judge(Conformance::BackoffJitter));
 
     let mut attempts = first_retries(&jittered_gaps(11));
-    attempts.extend(retried("deep", T0 + 100 * S, &[28 * MS, 5 * MS]));
+    attempts.extend(retried("deep", T0 + 100 * S, &[40 * MS, 5 * MS]));
     let result = Case::new(Vec::new(), attempts).judge(Conformance::BackoffJitter);
     assert_fails(&result, &["deep"], "1 above the backoff ceiling");
 }

@@ -77,12 +77,8 @@ fn money(raw: &RawValue) -> Result<Option<Picodollars>, String> {
     }
     // An overdrawn key's credits left are negative: that is what a check
     // must see, not a parse error.
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    Picodollars::from_usd_decimal(digits)
-        .map(|p| Some(if negative { Picodollars(-p.0) } else { p }))
+    Picodollars::from_signed_usd_decimal(text)
+        .map(Some)
         .map_err(|e| format!("`{text}` is not an exact USD amount: {e}"))
 }
 

@@ -160,7 +160,8 @@ pub fn evaluate(
         .collect()
 }
 
-fn result(kind: &'static str, unit: &'static str, passed: bool, measured: f64, bound: f64) -> CheckResult {
+/// A result without a name (the caller's check gives it), detail or offenders.
+pub(crate) fn result(kind: &'static str, unit: &'static str, passed: bool, measured: f64, bound: f64) -> CheckResult {
     CheckResult {
         name: String::new(),
         kind,

@@ -48,19 +48,14 @@ pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
                 if let Some(url) = &args.target {
                     // An HTTP target's profile and ready timeout still hold
                     // when the command line moves it elsewhere.
-                    let (profile, ready_timeout) = match &s.target {
-                        Target::Http {
-                            profile, ready_timeout, ..
-                        } => (*profile, *ready_timeout),
-                        Target::Builtin => (
-                            crate::scenario::raw::Profile::Openrouter,
-                            crate::scenario::DEFAULT_READY_TIMEOUT,
-                        ),
+                    let ready_timeout = match &s.target {
+                        Target::Http { ready_timeout, .. } => *ready_timeout,
+                        Target::Builtin => crate::scenario::DEFAULT_READY_TIMEOUT,
                     };
                     let url = url.trim_end_matches('/');
                     s.target = Target::Http {
                         url: url.to_string(),
-                        profile,
+                        profile: s.target.profile(),
                         command: None,
                         ready_url: format!("{url}/models"),
                         ready_timeout,
@@ -405,10 +400,6 @@ async fn run_one(scenario: &Scenario, defects: Defects, out: Option<&Path>, mut 
             accounts.problems.extend(problems);
         }
     }
-    let attempts: Vec<mock_providers::Record> = retained
-        .as_ref()
-        .map(|kept| kept.attempts.iter().map(|(_, a)| a.clone()).collect())
-        .unwrap_or_default();
     let router_config = scenario
         .router_config(|name| mocks.get(name).map(|p| p.base_url()))
         .ok()
@@ -418,7 +409,7 @@ async fn run_one(scenario: &Scenario, defects: Defects, out: Option<&Path>, mut 
             scenario,
             router: router_config.as_ref(),
             records: &kept.requests,
-            attempts: &attempts,
+            attempts: &kept.attempts,
             accounts: &accounts,
             router_started_us,
         })
@@ -503,9 +494,9 @@ fn generation_lookups(scenario: &Scenario, records: &[RequestRecord]) -> Vec<(St
 #[derive(Debug, Default)]
 pub struct Retained {
     pub requests: Vec<RequestRecord>,
-    /// (provider name, attempt): drain by drain, provider by provider in
-    /// journal (`seq`) order.
-    pub attempts: Vec<(String, mock_providers::Record)>,
+    /// Drain by drain, provider by provider in journal (`seq`) order (each
+    /// attempt names its provider).
+    pub attempts: Vec<mock_providers::Record>,
 }
 
 /// What the record sink hands back when the run is over.
@@ -540,7 +531,7 @@ impl Drain {
             }
             collector.absorb_attempts(&records);
             if let Some(kept) = retained.as_deref_mut() {
-                kept.attempts.extend(records.into_iter().map(|r| (name.clone(), r)));
+                kept.attempts.extend(records);
             }
         }
         collector.settle_join(watermark_us);

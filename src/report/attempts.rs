@@ -127,28 +127,11 @@ impl AttemptsCsv {
     }
 }
 
-/// Writes `dir/attempts.csv` at once: every record of every provider's
-/// journal, provider by provider in the order given.
-pub fn write_attempts(dir: &Path, journals: &[(&str, &[Record])]) -> io::Result<PathBuf> {
-    let mut csv = AttemptsCsv::create(dir)?;
-    for (provider, records) in journals {
-        csv.write(provider, records)?;
-    }
-    csv.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::fixtures::attempt;
-    use crate::report::tests::TempDir;
-
-    fn read(path: &Path) -> Vec<Vec<String>> {
-        let mut r = csv::ReaderBuilder::new().has_headers(false).from_path(path).unwrap();
-        r.records()
-            .map(|row| row.unwrap().iter().map(String::from).collect())
-            .collect()
-    }
+    use crate::report::tests::{TempDir, read_csv as read};
 
     #[test]
     fn attempts_are_written_batch_by_batch() {
@@ -178,9 +161,16 @@ mod tests {
     #[test]
     fn an_empty_table_keeps_its_header() {
         let dir = TempDir::new("attempts-csv-empty");
-        let path = write_attempts(dir.path(), &[("a", &[]), ("b", &[])]).unwrap();
+        let write = |journals: &[(&str, &[Record])]| {
+            let mut csv = AttemptsCsv::create(dir.path()).unwrap();
+            for (provider, records) in journals {
+                csv.write(provider, records).unwrap();
+            }
+            csv.finish().unwrap()
+        };
+        let path = write(&[("a", &[]), ("b", &[])]);
         assert_eq!(read(&path), [ATTEMPT_HEADER]);
-        let path = write_attempts(dir.path(), &[("a", &[attempt("r1", 200, 1, 2)])]).unwrap();
+        let path = write(&[("a", &[attempt("r1", 200, 1, 2)])]);
         assert_eq!(read(&path).len(), 2);
     }
 }

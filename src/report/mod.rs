@@ -30,7 +30,7 @@ use crate::checks::{self, CheckResult, Validity};
 use crate::load::engine::RunStats;
 use crate::metrics::{Collector, MetricsSummary};
 use crate::scenario::Scenario;
-pub use attempts::{AttemptsCsv, write_attempts};
+pub use attempts::AttemptsCsv;
 pub use tables::RequestsCsv;
 
 /// Everything a report is written from.
@@ -160,6 +160,14 @@ pub(crate) mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// Every row of a CSV file, its header row first.
+    pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
+        let mut r = csv::ReaderBuilder::new().has_headers(false).from_path(path).unwrap();
+        r.records()
+            .map(|row| row.unwrap().iter().map(String::from).collect())
+            .collect()
     }
 
     const T0: u64 = 1_700_000_000_000_000;

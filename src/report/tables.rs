@@ -229,14 +229,7 @@ mod tests {
     use super::*;
     use crate::load::record::ErrorShape;
     use crate::metrics::fixtures::{failed, stream};
-    use crate::report::tests::TempDir;
-
-    fn read(path: &Path) -> Vec<Vec<String>> {
-        let mut r = csv::ReaderBuilder::new().has_headers(false).from_path(path).unwrap();
-        r.records()
-            .map(|row| row.unwrap().iter().map(String::from).collect())
-            .collect()
-    }
+    use crate::report::tests::{TempDir, read_csv as read};
 
     #[test]
     fn requests_are_written_as_they_come() {

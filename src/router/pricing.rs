@@ -24,6 +24,16 @@ impl Picodollars {
         parse_decimal(text, 12).map(Picodollars)
     }
 
+    /// [`Picodollars::from_usd_decimal`], also reading a leading `-` (a
+    /// balance that went below zero, as a router reports it).
+    pub fn from_signed_usd_decimal(text: &str) -> Result<Self, MoneyError> {
+        let text = text.trim();
+        match text.strip_prefix('-') {
+            Some(magnitude) => Self::from_usd_decimal(magnitude).map(|p| Picodollars(-p.0)),
+            None => Self::from_usd_decimal(text),
+        }
+    }
+
     /// `self × n`, or an error on overflow.
     pub fn times(self, n: u64) -> Result<Picodollars, MoneyError> {
         i64::try_from(n)
@@ -275,6 +285,23 @@ mod tests {
             Err(MoneyError::NotDecimal { .. })
         ));
         assert!(matches!(".".parse::<TokenPrice>(), Err(MoneyError::NotDecimal { .. })));
+    }
+
+    #[test]
+    fn a_balance_may_be_read_negative() {
+        assert_eq!(
+            Picodollars::from_signed_usd_decimal("-0.25"),
+            Ok(Picodollars(-250_000_000_000))
+        );
+        assert_eq!(
+            Picodollars::from_signed_usd_decimal(" 1.5 "),
+            Ok(Picodollars(1_500_000_000_000))
+        );
+        assert!(matches!(
+            Picodollars::from_usd_decimal("-0.25"),
+            Err(MoneyError::Negative { .. })
+        ));
+        assert!(Picodollars::from_signed_usd_decimal("--1").is_err());
     }
 
     #[test]

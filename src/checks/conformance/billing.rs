@@ -3,14 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use mock_providers::Record;
-
 use super::{Index, Verdict, show, usd};
 use crate::checks::CheckResult;
 use crate::load::record::{Outcome, RequestRecord};
-use crate::router::catalog::Model;
 use crate::router::config::RouterConfig;
 use crate::router::pricing::Picodollars;
+use crate::scenario::MixEntry;
 
 /// `billing-exact`: every answer's `usage.cost` equals, to the picodollar,
 /// the price of the model that served it × the usage the mock reported for
@@ -69,7 +67,7 @@ pub fn expected_charge(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord)
         .catalog
         .get(named)
         .ok_or_else(|| format!("the answer names `{named}`, which is not in the catalog"))?;
-    let provider = route_of(ix, router, model, attempt).ok_or_else(|| {
+    let provider = ix.route_of(router, model, attempt).ok_or_else(|| {
         format!(
             "the answer names `{named}`, but `{}` served `{}`, not one of its routes",
             attempt.provider,
@@ -104,19 +102,6 @@ pub fn expected_charge(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord)
     } else {
         Ok(cost)
     }
-}
-
-/// The router provider index of the route of `model` that `attempt` went
-/// to (same mock, same upstream model name).
-fn route_of(ix: &Index<'_>, router: &RouterConfig, model: &Model, attempt: &Record) -> Option<usize> {
-    model
-        .routes
-        .iter()
-        .find(|route| {
-            ix.mock_name(router, route.provider) == Some(attempt.provider.as_str())
-                && attempt.model.as_deref() == Some(&*route.upstream_model)
-        })
-        .map(|route| route.provider)
 }
 
 /// The charges the client was told of, summed per key of the mix.
@@ -244,6 +229,30 @@ pub fn usable_retry_after(value: &str) -> bool {
     }
 }
 
+/// The answered requests of the mix entries `wanted` keeps, per key, in the
+/// order they were sent.
+fn answered_by_key<'a>(
+    ix: &Index<'a>,
+    wanted: impl Fn(&MixEntry) -> bool,
+) -> BTreeMap<&'a str, Vec<&'a RequestRecord>> {
+    let mut by_key: BTreeMap<&str, Vec<&RequestRecord>> = BTreeMap::new();
+    for r in ix.ev.records.iter().filter(|r| r.status != 0) {
+        if let Some(m) = ix.mix(r).filter(|m| wanted(m)) {
+            by_key.entry(m.key.as_str()).or_default().push(r);
+        }
+    }
+    for records in by_key.values_mut() {
+        records.sort_by_key(|r| r.sent_us);
+    }
+    by_key
+}
+
+/// Whether the router refused `r` itself, by its key's limits or credits: a
+/// 429 or 402 with no upstream attempt behind it.
+fn refused_by_router(ix: &Index<'_>, r: &RequestRecord) -> bool {
+    matches!(r.outcome, Outcome::RateLimited | Outcome::PaymentRequired) && ix.attempts_of(&r.id).is_empty()
+}
+
 /// `key-limits`: a refusal the router made itself (a 429 or 402 with no
 /// upstream attempt behind it) carries a usable `Retry-After`, and no
 /// request of a key with a rate limit was refused with 429 while fewer than
@@ -252,14 +261,7 @@ pub fn usable_retry_after(value: &str) -> bool {
 /// crossed on the way).
 pub fn key_limits(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
     let mut v = Verdict::new("key-limits");
-    let mut by_key: BTreeMap<&str, Vec<&RequestRecord>> = BTreeMap::new();
-    for r in ix.ev.records.iter().filter(|r| r.status != 0) {
-        if let Some(m) = ix.mix(r) {
-            by_key.entry(m.key.as_str()).or_default().push(r);
-        }
-    }
-    for (key, mut records) in by_key {
-        records.sort_by_key(|r| r.sent_us);
+    for (key, records) in answered_by_key(ix, |_| true) {
         let rpm = router
             .keys
             .iter()
@@ -268,9 +270,7 @@ pub fn key_limits(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
             .map(|n| u64::from(n.get()));
         let mut admitted: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
         for r in records {
-            let refused_here = matches!(r.outcome, Outcome::RateLimited | Outcome::PaymentRequired)
-                && ix.attempts_of(&r.id).is_empty();
-            if !refused_here {
+            if !refused_by_router(ix, r) {
                 // Admitted by the key's limits, whatever the upstream said.
                 admitted.push_back(r.sent_us);
                 continue;
@@ -316,15 +316,8 @@ const DAY_US: f64 = 86_400e6;
 /// count for their day but are not judged.
 pub fn free_quota(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
     let mut v = Verdict::new("free-quota");
-    let mut by_key: BTreeMap<&str, Vec<&RequestRecord>> = BTreeMap::new();
-    for r in ix.ev.records.iter().filter(|r| r.status != 0) {
-        let Some(m) = ix.mix(r) else { continue };
-        if router.catalog.get(&m.model).is_some_and(|model| model.free) {
-            by_key.entry(m.key.as_str()).or_default().push(r);
-        }
-    }
-    for (key, mut records) in by_key {
-        records.sort_by_key(|r| r.sent_us);
+    let free = |m: &MixEntry| router.catalog.get(&m.model).is_some_and(|model| model.free);
+    for (key, records) in answered_by_key(ix, free) {
         let credits = router.keys.iter().find(|k| &*k.key == key).map(|k| k.credits);
         let quota = u64::from(if credits.is_some_and(|c| c >= router.free.purchase_threshold) {
             router.free.per_day_after_purchase
@@ -342,7 +335,7 @@ pub fn free_quota(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
             }
             let since_midnight = now_us - today as f64 * DAY_US;
             let near_midnight = since_midnight < margin || DAY_US - since_midnight < margin;
-            let refused = r.outcome == Outcome::RateLimited && ix.attempts_of(&r.id).is_empty();
+            let refused = r.outcome == Outcome::RateLimited && refused_by_router(ix, r);
             if !near_midnight {
                 v.judged();
             }

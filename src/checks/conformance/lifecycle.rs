@@ -89,12 +89,10 @@ pub fn grace(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
             continue;
         }
         let on_replacement = ix.served(&r.id).is_some_and(|a| {
-            router.catalog.get(&d.replacement).is_some_and(|rep| {
-                rep.routes.iter().any(|route| {
-                    ix.mock_name(router, route.provider) == Some(a.provider.as_str())
-                        && a.model.as_deref() == Some(&*route.upstream_model)
-                })
-            })
+            router
+                .catalog
+                .get(&d.replacement)
+                .is_some_and(|rep| ix.route_of(router, rep, a).is_some())
         });
         if !on_replacement {
             v.offend(&r.id, || {
@@ -143,20 +141,16 @@ pub fn removed(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
 pub fn system_prefix(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
     let mut v = Verdict::new("system-prefix");
     let records: HashMap<&str, &RequestRecord> = ix.ev.records.iter().map(|r| (&*r.id, r)).collect();
-    let mut ids: Vec<_> = ix.attempts.iter().collect();
-    ids.sort_by_key(|(id, _)| *id);
-    for (id, attempts) in ids {
+    for (id, attempts) in &ix.attempts {
         let Some(r) = records.get(id) else { continue };
         let Some(mix) = ix.mix(r) else { continue };
         // The model that served it: the answer names it; else the model asked
         // for (or its replacement during a grace period).
-        let served = r.model.as_deref().and_then(|m| router.catalog.get(m)).or_else(|| {
-            let asked = router.catalog.get(&mix.model)?;
-            match &asked.deprecation {
-                Some(d) => router.catalog.get(&d.replacement),
-                None => Some(asked),
-            }
-        });
+        let served = r
+            .model
+            .as_deref()
+            .and_then(|m| router.catalog.get(m))
+            .or_else(|| ix.serving_model(router, r));
         let Some(prefix) = served.and_then(|m| m.system_prefix.as_deref()) else {
             continue;
         };

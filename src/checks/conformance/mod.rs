@@ -24,11 +24,13 @@ mod retries;
 mod streaming;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use mock_providers::Record;
+use mock_providers::{Outcome as MockOutcome, Record};
 
 use super::CheckResult;
 use crate::load::record::RequestRecord;
+use crate::router::catalog::Model;
 use crate::router::config::RouterConfig;
 use crate::router::pricing::Picodollars;
 use crate::scenario::{Conformance, MOCK_URL_PREFIX, MixEntry, Scenario};
@@ -88,15 +90,16 @@ pub const CLOCK_MARGIN_US: u64 = 300_000;
 /// The evidence, indexed once for every check.
 pub struct Index<'a> {
     pub ev: Evidence<'a>,
-    /// Attempts by correlation id, in the order the mocks received them.
-    pub attempts: HashMap<&'a str, Vec<&'a Record>>,
+    /// Attempts by correlation id (ids in order, so that offenders are the
+    /// same on every run), each in the order the mocks received them.
+    pub attempts: BTreeMap<&'a str, Vec<&'a Record>>,
     /// The mock name behind each router provider name (`mock:NAME` base URLs).
     pub mock_of: HashMap<String, String>,
 }
 
 impl<'a> Index<'a> {
     pub fn new(ev: Evidence<'a>) -> Self {
-        let mut attempts: HashMap<&str, Vec<&Record>> = HashMap::new();
+        let mut attempts: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
         for a in ev.attempts {
             if let Some(id) = a.correlation_id.as_deref() {
                 attempts.entry(id).or_default().push(a);
@@ -140,6 +143,40 @@ impl<'a> Index<'a> {
         let name = router.providers.get(index)?.name.as_ref();
         Some(self.mock_of.get(name).map_or(name, String::as_str))
     }
+
+    /// The router provider index of the route of `model` that `attempt`
+    /// went to (same mock, same upstream model name).
+    pub fn route_of(&self, router: &RouterConfig, model: &Model, attempt: &Record) -> Option<usize> {
+        model
+            .routes
+            .iter()
+            .find(|route| {
+                self.mock_name(router, route.provider) == Some(attempt.provider.as_str())
+                    && attempt.model.as_deref() == Some(&*route.upstream_model)
+            })
+            .map(|route| route.provider)
+    }
+
+    /// The catalog model that serves `r`'s mix entry: the model asked for,
+    /// or its replacement once it is deprecated (a grace period or later).
+    pub fn serving_model<'r>(&self, router: &'r RouterConfig, r: &RequestRecord) -> Option<&'r Arc<Model>> {
+        let asked = router.catalog.get(&self.mix(r)?.model)?;
+        match &asked.deprecation {
+            Some(d) => router.catalog.get(&d.replacement),
+            None => Some(asked),
+        }
+    }
+}
+
+/// Whether an attempt failed after streaming content: a stream the client
+/// already had bytes of.
+pub fn broke_mid_stream(a: &Record) -> bool {
+    a.stream
+        && a.tokens_sent > 0
+        && matches!(
+            a.outcome,
+            MockOutcome::FaultStreamError | MockOutcome::Cut | MockOutcome::Reset
+        )
 }
 
 /// Judges one conformance check.
@@ -232,28 +269,17 @@ impl Verdict {
             )
         };
         CheckResult {
-            name: String::new(),
-            kind: self.kind,
-            passed,
-            measured: self.bad as f64,
-            bound: 0.0,
-            unit: "count",
             detail,
             offenders: self.offenders,
+            ..super::result(self.kind, "count", passed, self.bad as f64, 0.0)
         }
     }
 
     /// A failed result that judged nothing, for `reason`.
     pub fn fail_because(self, reason: &str) -> CheckResult {
         CheckResult {
-            name: String::new(),
-            kind: self.kind,
-            passed: false,
-            measured: 0.0,
-            bound: 0.0,
-            unit: "count",
             detail: reason.to_string(),
-            offenders: Vec::new(),
+            ..super::result(self.kind, "count", false, 0.0, 0.0)
         }
     }
 }
@@ -278,17 +304,17 @@ pub fn calendar_us(ix: &Index<'_>, router: &RouterConfig, sent_us: u64) -> (f64,
 /// read exactly either way; `None` beyond picodollar precision.
 pub fn usd(text: &str) -> Option<Picodollars> {
     let text = text.trim();
-    let (negative, text) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
+    let (sign, magnitude) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text),
     };
-    let amount = match text.split_once(['e', 'E']) {
-        None => Picodollars::from_usd_decimal(text).ok()?,
+    match magnitude.split_once(['e', 'E']) {
+        None => Picodollars::from_signed_usd_decimal(text).ok(),
         Some((mantissa, exponent)) => {
-            Picodollars::from_usd_decimal(&shift_point(mantissa, exponent.parse().ok()?)?).ok()?
+            let plain = shift_point(mantissa, exponent.parse().ok()?)?;
+            Picodollars::from_signed_usd_decimal(&format!("{sign}{plain}")).ok()
         }
-    };
-    Some(if negative { Picodollars(-amount.0) } else { amount })
+    }
 }
 
 /// The plain decimal `mantissa` × 10^`exponent`, by moving its point.

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use mock_providers::{Outcome as MockOutcome, Record};
 
-use super::{Index, Verdict};
+use super::{Index, Verdict, broke_mid_stream};
 use crate::checks::CheckResult;
 use crate::load::record::Outcome;
 use crate::router::config::RouterConfig;
@@ -34,24 +34,10 @@ fn failed(a: &Record) -> bool {
     !(200..300).contains(&a.status) || !matches!(a.outcome, MockOutcome::Ok | MockOutcome::Malformed)
 }
 
-/// Whether an attempt failed after sending content: a stream the client
-/// already had bytes of.
-fn failed_mid_stream(a: &Record) -> bool {
-    a.stream
-        && a.tokens_sent > 0
-        && matches!(
-            a.outcome,
-            MockOutcome::FaultStreamError | MockOutcome::Cut | MockOutcome::Reset
-        )
-}
-
 /// The retries of every request: (request id, failed attempt, next attempt
 /// on the same provider, which retry on that provider it is, from 1).
 fn retries<'a>(ix: &'a Index<'_>) -> impl Iterator<Item = (&'a str, &'a Record, &'a Record, u32)> + 'a {
-    // In id order, so that the offenders listed are the same on every run.
-    let mut ids: Vec<_> = ix.attempts.iter().collect();
-    ids.sort_by_key(|(id, _)| *id);
-    ids.into_iter().flat_map(|(id, attempts)| {
+    ix.attempts.iter().flat_map(|(id, attempts)| {
         let mut out = Vec::new();
         let mut seen: HashMap<(&str, Option<&str>), (u32, &Record)> = HashMap::new();
         for a in attempts {
@@ -163,9 +149,7 @@ pub fn backoff_jitter(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
 pub fn retry_limit(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
     let mut v = Verdict::new("retry-limit");
     let limit = router.retry.attempts_per_provider().get();
-    let mut ids: Vec<_> = ix.attempts.iter().collect();
-    ids.sort_by_key(|(id, _)| *id);
-    for (id, attempts) in ids {
+    for (id, attempts) in &ix.attempts {
         v.judged();
         let mut per_provider: HashMap<&str, u32> = HashMap::new();
         for a in attempts {
@@ -192,12 +176,6 @@ pub fn retry_storm(ix: &Index<'_>, max: f64) -> CheckResult {
     };
     let passed = requests > 0 && ratio <= max;
     CheckResult {
-        name: String::new(),
-        kind: "retry-storm",
-        passed,
-        measured: ratio,
-        bound: max,
-        unit: "ratio",
         detail: if requests == 0 {
             "no request reached an upstream: nothing to judge".into()
         } else {
@@ -212,6 +190,7 @@ pub fn retry_storm(ix: &Index<'_>, max: f64) -> CheckResult {
                 .map(|(_, id)| id.to_string())
                 .collect()
         },
+        ..crate::checks::result("retry-storm", "ratio", passed, ratio, max)
     }
 }
 
@@ -226,14 +205,7 @@ pub fn fallback(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
         if attempts.is_empty() || !attempts.iter().any(|a| failed(a)) {
             continue;
         }
-        let Some(model) = ix
-            .mix(r)
-            .and_then(|m| router.catalog.get(&m.model))
-            .map(|m| match &m.deprecation {
-                Some(d) => router.catalog.get(&d.replacement).unwrap_or(m),
-                None => m,
-            })
-        else {
+        let Some(model) = ix.serving_model(router, r) else {
             continue;
         };
         if model.routes.len() < 2 {
@@ -244,7 +216,7 @@ pub fn fallback(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
             continue;
         }
         let own_fault = attempts.iter().any(|a| {
-            matches!(a.status, 400..=499) && !matches!(a.status, 401 | 403 | 404 | 429) || failed_mid_stream(a)
+            matches!(a.status, 400..=499) && !matches!(a.status, 401 | 403 | 404 | 429) || broke_mid_stream(a)
         });
         if own_fault {
             continue;
@@ -270,10 +242,8 @@ pub fn fallback(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
 /// request makes no further attempt (it would duplicate what the client has).
 pub fn no_retry_after_first_byte(ix: &Index<'_>) -> CheckResult {
     let mut v = Verdict::new("no-retry-after-first-byte");
-    let mut ids: Vec<_> = ix.attempts.iter().collect();
-    ids.sort_by_key(|(id, _)| *id);
-    for (id, attempts) in ids {
-        let Some(position) = attempts.iter().position(|a| failed_mid_stream(a)) else {
+    for (id, attempts) in &ix.attempts {
+        let Some(position) = attempts.iter().position(|a| broke_mid_stream(a)) else {
             continue;
         };
         v.judged();

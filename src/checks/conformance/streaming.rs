@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mock_providers::{Outcome as MockOutcome, Record};
 
-use super::{Index, Verdict, percentile};
+use super::{Index, Verdict, broke_mid_stream, percentile};
 use crate::checks::CheckResult;
 use crate::load::record::{Outcome, RequestRecord};
 use crate::router::config::RouterConfig;
@@ -56,12 +56,6 @@ fn timed(
     offenders.sort_unstable_by(|a, b| b.cmp(a));
     let over = offenders.len();
     CheckResult {
-        name: String::new(),
-        kind,
-        passed: value.is_some_and(|v| v <= bound_us),
-        measured: value.unwrap_or(0) as f64 / 1000.0,
-        bound: bound_us as f64 / 1000.0,
-        unit: "ms",
         detail: match value {
             None => format!("no {what} to judge: the scenario has no successful stream"),
             Some(v) => format!(
@@ -75,6 +69,13 @@ fn timed(
             .take(super::MAX_OFFENDERS)
             .map(|(_, id)| id.to_string())
             .collect(),
+        ..crate::checks::result(
+            kind,
+            "ms",
+            value.is_some_and(|v| v <= bound_us),
+            value.unwrap_or(0) as f64 / 1000.0,
+            bound_us as f64 / 1000.0,
+        )
     }
 }
 
@@ -215,13 +216,7 @@ pub fn error_chunk(ix: &Index<'_>) -> CheckResult {
     for r in ix.ev.records.iter().filter(|r| r.stream) {
         // The first attempt that broke after streaming: the client had its
         // bytes, so nothing after it can make the stream whole again.
-        let Some(last) = ix.attempts_of(&r.id).iter().find(|a| {
-            a.tokens_sent > 0
-                && matches!(
-                    a.outcome,
-                    MockOutcome::FaultStreamError | MockOutcome::Cut | MockOutcome::Reset
-                )
-        }) else {
+        let Some(last) = ix.attempts_of(&r.id).iter().find(|a| broke_mid_stream(a)) else {
             continue;
         };
         v.judged();

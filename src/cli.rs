@@ -1,6 +1,7 @@
 //! The command line: clap derive structs whose doc comments are the help text.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -23,13 +24,35 @@ pub enum Command {
     Run(RunArgs),
     /// Check scenario files (or every *.toml under folders) without running them.
     Validate(ValidateArgs),
-    /// Compare two runs' summary.json for regressions; exit 1 if any metric regressed.
+    /// Compare runs for regressions, against a baseline or another run; exit 1 if anything regressed.
     ///
-    /// Latency percentiles (p50, p90, p99, p99.9 of every metric with samples in
-    /// both) regress when CURRENT is more than PCT percent higher; request rates
-    /// when more than PCT percent lower; the error rate when more than PCT/100
-    /// percentage points higher.
+    /// Against a baseline (BASE made by `gauntlet baseline`, or a folder of them
+    /// such as reports/baselines/, where each CURRENT run is matched to
+    /// <scenario>.json): for each metric and percentile, the median over the
+    /// CURRENT runs of the router/floor ratio regresses when it is more than
+    /// --tolerance percent above the baseline's median and above the baseline's
+    /// largest repetition; it improves when symmetrically below. The runs need a
+    /// "floor" section and `valid: true`.
+    ///
+    /// Against one other run (BASE a summary.json or run folder, one CURRENT):
+    /// latency percentiles (p50, p90, p99, p99.9 of every metric with samples in
+    /// both) regress when CURRENT is more than --max-regression PCT percent
+    /// higher; request rates when more than PCT percent lower; the error rate
+    /// when more than PCT/100 percentage points higher. These are absolute
+    /// times: only meaningful on one machine.
+    ///
+    /// Exit codes: 0 nothing regressed, 1 something did, 2 an input cannot be
+    /// read or used (or nothing could be compared).
     Compare(CompareArgs),
+    /// Make a regression baseline of several runs of one bench scenario.
+    ///
+    /// The runs need a "floor" section (the bench scenarios in scenarios/bench/),
+    /// one scenario name, and `passed: true` and `valid: true`. The baseline keeps,
+    /// for every metric and percentile of the floor ratios, their median, min and
+    /// max over the runs. To refresh one: `gauntlet run scenarios/bench/X.toml
+    /// --repeat 3`, then `gauntlet baseline --out reports/baselines/X.json
+    /// reports/runs/X-*`.
+    Baseline(BaselineArgs),
 }
 
 /// Scenarios to run, and what to override.
@@ -52,6 +75,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
 
+    /// Run each scenario this many times in a row, each in its own report
+    /// folder (repetitions for `gauntlet compare` and `gauntlet baseline`).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+
     /// Make the built-in router misbehave on purpose (repeatable), to prove
     /// that the conformance checks catch it; see scenarios/conformance/README.md
     /// for the names and the checks each one breaks.
@@ -67,20 +95,91 @@ pub struct ValidateArgs {
     pub paths: Vec<PathBuf>,
 }
 
-/// Two runs to compare, and how much worse CURRENT may be.
+/// What to compare with what, and how much change passes. Each mode's flags
+/// are refused in the other.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The baseline: a summary.json, or a run folder holding one.
+    /// A baseline file, a folder of baselines (reports/baselines/), or a
+    /// summary.json or run folder to compare one run with.
     #[arg(value_name = "BASE")]
     pub base: PathBuf,
 
-    /// The run under test: a summary.json, or a run folder holding one.
-    #[arg(value_name = "CURRENT")]
-    pub current: PathBuf,
+    /// The runs under test: summary.json files, run folders, or folders of run
+    /// folders (exactly one run when BASE is a run).
+    #[arg(value_name = "CURRENT", required = true)]
+    pub current: Vec<PathBuf>,
 
-    /// How many percent worse than BASE a metric may get before it counts as a regression.
-    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
-    pub max_regression: f64,
+    /// How many percent worse than BASE a metric may get before it counts as a
+    /// regression [default: 10].
+    #[arg(long, value_name = "PCT", help_heading = "Against one other run")]
+    pub max_regression: Option<f64>,
+
+    /// How many percent above the baseline's median ratio the current median
+    /// may get (and it must also pass the baseline's largest run) before it
+    /// counts as a regression [default: 10].
+    #[arg(long, value_name = "PCT", help_heading = "Against a baseline")]
+    pub tolerance: Option<f64>,
+
+    /// The metrics whose ratios are judged, comma-separated; those a run or the
+    /// baseline lacks are skipped with a note [default: e2e,ttft,overhead].
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_enum,
+        value_delimiter = ',',
+        help_heading = "Against a baseline"
+    )]
+    pub metrics: Vec<RatioMetricArg>,
+
+    /// The percentiles judged, comma-separated [default: p50,p90,p99].
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_enum,
+        value_delimiter = ',',
+        help_heading = "Against a baseline"
+    )]
+    pub percentiles: Vec<PercentileArg>,
+
+    /// Refuse (exit 2) to judge a scenario with fewer CURRENT runs than this;
+    /// whatever N, fewer than 3 runs draw a warning, as one run is noisy [default: 1].
+    #[arg(long, value_name = "N", help_heading = "Against a baseline")]
+    pub min_runs: Option<NonZeroUsize>,
+}
+
+/// A metric with a router/floor ratio (all but `dispatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum RatioMetricArg {
+    E2e,
+    E2eFromSend,
+    Ttft,
+    TtftFromSend,
+    Itl,
+    Tpot,
+    Overhead,
+}
+
+/// A percentile of a ratio, by its key in summary.json.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PercentileArg {
+    P50,
+    P90,
+    P99,
+    P999,
+}
+
+/// Runs of one bench scenario, and where their baseline goes.
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Write the baseline here (conventionally reports/baselines/<scenario>.json);
+    /// an existing file is replaced.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// The runs: summary.json files, run folders, or folders of run folders.
+    #[arg(value_name = "RUN", required = true)]
+    pub runs: Vec<PathBuf>,
 }
 
 /// The reference router, from a scenario or router config file.

@@ -52,6 +52,7 @@ pub async fn run(cli: cli::Cli) -> Exit {
         cli::Command::Router(args) => command::router::run(args, command::until_ctrl_c()).await,
         cli::Command::Validate(args) => command::validate::run(&args),
         cli::Command::Compare(args) => command::compare::run(&args),
+        cli::Command::Baseline(args) => command::baseline::run(&args),
         cli::Command::Run(args) => command::run::run(args, command::until_ctrl_c()).await,
     }
 }

@@ -1,5 +1,6 @@
-//! `gauntlet compare` on the built binary: exit codes and the table, over
-//! hand-written `summary.json` files shaped like `src/report/json.rs` writes.
+//! `gauntlet compare` and `gauntlet baseline` on the built binary: exit codes
+//! and the tables, over hand-written `summary.json` files shaped like
+//! `src/report/json.rs` writes (bench runs with their `floor` section).
 
 // A test reports failure by panicking; unwrap, expect and panic! are how.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -7,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gauntlet");
 
@@ -30,6 +33,16 @@ impl TempDir {
         }
         std::fs::write(&path, text).expect("cannot write a summary");
         path
+    }
+
+    /// Writes a JSON document to `name` inside the folder and returns its path.
+    fn write_json(&self, name: &str, doc: &Value) -> PathBuf {
+        self.write(name, &serde_json::to_string_pretty(doc).unwrap())
+    }
+
+    /// A path inside the folder (not created).
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
     }
 }
 
@@ -171,16 +184,248 @@ fn a_malformed_file_is_a_usage_error() {
     assert!(stderr.contains("bad.json") && stderr.contains("metrics"), "{stderr}");
 }
 
-/// The hand-written fixture is a real `summary.json`: it passes the checked-in schema.
+/// The hand-written fixtures are real `summary.json`s: they pass the checked-in schema.
 #[test]
-fn the_fixture_matches_the_report_schema() {
+fn the_fixtures_match_the_report_schema() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reports/schema.json")).unwrap();
     let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
     let validator = jsonschema::draft202012::new(&schema).unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&summary(10_000, 20_000, 40_000)).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&doc)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
+    let plain: serde_json::Value = serde_json::from_str(&summary(10_000, 20_000, 40_000)).unwrap();
+    for doc in [plain, bench_summary("bench", 1.3, 2.0)] {
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
+}
+
+/// A bench run's `summary.json`: the fixture above, of scenario `scenario`,
+/// with latency and overhead samples and a `floor` section whose `e2e`
+/// ratios are `p50` and `p99` (p90 between them; p99.9 null, a floor of 0).
+fn bench_summary(scenario: &str, p50: f64, p99: f64) -> Value {
+    let mut doc: Value = serde_json::from_str(&summary(13_000, 15_000, 30_000)).unwrap();
+    doc["scenario"]["name"] = json!(scenario);
+    doc["metrics"]["overhead"] = serde_json::from_str(&percentiles(45, 60, 300)).unwrap();
+    let mut floor_metrics = doc["metrics"].clone();
+    floor_metrics["e2e"] = serde_json::from_str(&percentiles(10_000, 11_000, 20_000)).unwrap();
+    floor_metrics["e2e_from_send"] = floor_metrics["e2e"].clone();
+    floor_metrics["overhead"] = serde_json::from_str(&percentiles(30, 40, 150)).unwrap();
+    let e2e = json!({"p50": p50, "p90": (p50 + p99) / 2.0, "p99": p99, "p999": null});
+    doc["floor"] = json!({
+        "provider": "bench-mock",
+        "url": "http://127.0.0.1:18201/v1",
+        "duration_s": 10.2,
+        "valid": true,
+        "validity": {"problems": [], "worst_rate_share": 0.999, "dispatch_p99_us": 310, "dropped": 0},
+        "requests": {"total": 1000, "sent": 1000, "errors": 0, "error_rate": 0.0},
+        "metrics": floor_metrics,
+        "ratios": {
+            "e2e": e2e,
+            "e2e_from_send": e2e,
+            "overhead": {"p50": 1.5, "p90": 1.5, "p99": 2.0, "p999": 2.0},
+        },
+        "added_us": {
+            "e2e": {"p50": 3000, "p90": 4000, "p99": 10000, "p999": 10000},
+            "e2e_from_send": {"p50": 3000, "p90": 4000, "p99": 10000, "p999": 10000},
+            "overhead": {"p50": 15, "p90": 20, "p99": 150, "p999": 150},
+        },
+    });
+    doc
+}
+
+fn run_bin(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("cannot run the gauntlet binary")
+}
+
+fn report(out: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr))
+}
+
+/// Three runs of `bench` under `runs/` with e2e p50 ratios around 1.3 and
+/// p99 around 2.0, and the baseline made of them at `baselines/bench.json`.
+fn baselined(stem: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(stem);
+    for (i, (p50, p99)) in [(1.30, 2.0), (1.35, 2.2), (1.32, 1.9)].into_iter().enumerate() {
+        dir.write_json(
+            &format!("runs/bench-{i}/summary.json"),
+            &bench_summary("bench", p50, p99),
+        );
+    }
+    let file = dir.path("baselines/bench.json");
+    let out = run_bin(&[&"baseline", &"--out", &file, &dir.path("runs")]);
+    assert_eq!(out.status.code(), Some(0), "{}", report(&out));
+    (dir, file)
+}
+
+#[test]
+fn a_baseline_keeps_the_median_and_range_of_each_ratio() {
+    let (_dir, file) = baselined("baseline");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(doc["baseline_version"], 1);
+    assert_eq!(doc["scenario"], "bench");
+    assert_eq!(doc["runs"], 3);
+    assert_eq!(doc["sources"], json!(["bench-0", "bench-1", "bench-2"]));
+    assert_eq!(
+        doc["ratios"]["e2e"]["p50"],
+        json!({"median": 1.32, "min": 1.3, "max": 1.35})
+    );
+    assert_eq!(
+        doc["ratios"]["e2e"]["p99"],
+        json!({"median": 2.0, "min": 1.9, "max": 2.2})
+    );
+    assert!(doc["ratios"]["e2e"].get("p999").is_none(), "a null ratio has no spread");
+    assert!(doc["ratios"].get("dispatch").is_none());
+    assert_eq!(doc["machine_dependent"]["router_overhead_p50_us"], 45.0);
+    assert_eq!(doc["machine_dependent"]["floor_e2e_p50_us"], 10_000.0);
+    let created = doc["created_at"].as_str().unwrap();
+    assert!(created.parse::<jiff::Timestamp>().is_ok(), "{created}");
+}
+
+#[test]
+fn runs_within_the_band_pass() {
+    let (dir, _) = baselined("pass");
+    for (i, (p50, p99)) in [(1.36, 2.1), (1.31, 2.25), (1.34, 2.0)].into_iter().enumerate() {
+        dir.write_json(
+            &format!("new/bench-{i}/summary.json"),
+            &bench_summary("bench", p50, p99),
+        );
+    }
+    // BASE as the folder of baselines, CURRENT as run folders.
+    let out = run_bin(&[
+        &"compare",
+        &dir.path("baselines"),
+        &dir.path("new/bench-0"),
+        &dir.path("new/bench-1"),
+        &dir.path("new/bench-2"),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", report(&out));
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("e2e ") && l.contains(" p99 "))
+        .unwrap_or_else(|| panic!("no e2e p99 row in:\n{stdout}"));
+    // Median 2.1 against 2.0 [1.9–2.2], three runs.
+    assert!(
+        row.contains("2.000 [1.900–2.200]") && row.contains("2.100 [2.000–2.250]"),
+        "{row}"
+    );
+    assert!(row.contains("+5.0 %") && row.ends_with("ok"), "{row}");
+    assert!(stdout.contains("not compared: ttft (not in the baseline)"), "{stdout}");
+    assert!(!stdout.contains("REGRESSED"), "{stdout}");
+    assert!(!text(&out.stderr).contains("warning"), "{}", report(&out));
+}
+
+#[test]
+fn a_slower_median_ratio_regresses() {
+    let (dir, file) = baselined("regress");
+    // p99 ratio 2.6: 30 % above the median, above the baseline's worst 2.2.
+    for i in 0..3 {
+        dir.write_json(
+            &format!("new/bench-{i}/summary.json"),
+            &bench_summary("bench", 1.32, 2.6),
+        );
+    }
+    let out = run_bin(&[&"compare", &file, &dir.path("new"), &"--tolerance", &"10"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", report(&out));
+    let p99 = stdout
+        .lines()
+        .find(|l| l.starts_with("e2e ") && l.contains(" p99 "))
+        .unwrap();
+    assert!(p99.contains("+30.0 %") && p99.ends_with("REGRESSED"), "{p99}");
+    let p50 = stdout
+        .lines()
+        .find(|l| l.starts_with("e2e ") && l.contains(" p50 "))
+        .unwrap();
+    assert!(p50.ends_with("ok"), "{p50}");
+    assert!(
+        stdout.contains("regressed") && stdout.contains("bench e2e p99"),
+        "{stdout}"
+    );
+    // A wider tolerance lets it pass; a single run draws a warning.
+    let out = run_bin(&[&"compare", &file, &dir.path("new/bench-0"), &"--tolerance", &"40"]);
+    assert_eq!(out.status.code(), Some(0), "{}", report(&out));
+    assert!(text(&out.stderr).contains("is noisy"), "{}", report(&out));
+    let out = run_bin(&[&"compare", &file, &dir.path("new/bench-0"), &"--min-runs", &"3"]);
+    assert_eq!(out.status.code(), Some(2), "{}", report(&out));
+}
+
+#[test]
+fn an_invalid_run_is_refused() {
+    let (dir, file) = baselined("invalid");
+    let mut invalid = bench_summary("bench", 1.3, 2.0);
+    invalid["valid"] = json!(false);
+    invalid["validity"]["problems"] = json!(["phase steady reached 80 % of its rate"]);
+    let bad = dir.write_json("new/slow/summary.json", &invalid);
+    let out = run_bin(&[&"compare", &file, &bad]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", report(&out));
+    assert!(
+        stderr.contains("slow/summary.json: the run is not valid (phase steady reached 80 % of its rate)"),
+        "{stderr}"
+    );
+    // Nor does a baseline take it, or a run without a floor.
+    let no_floor = dir.write("new/plain/summary.json", &summary(10_000, 20_000, 40_000));
+    let out = run_bin(&[&"baseline", &"--out", &dir.path("b.json"), &bad, &no_floor]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", report(&out));
+    assert!(stderr.contains("slow/summary.json: the run is not valid"), "{stderr}");
+    assert!(stderr.contains("plain/summary.json: no \"floor\" section"), "{stderr}");
+    assert!(!dir.path("b.json").exists());
+}
+
+#[test]
+fn mismatched_scenarios_are_refused() {
+    let (dir, file) = baselined("mismatch");
+    let other = dir.write_json("new/other/summary.json", &bench_summary("other", 1.3, 2.0));
+    let same = dir.write_json("new/same/summary.json", &bench_summary("bench", 1.3, 2.0));
+    // A baseline is of one scenario.
+    let out = run_bin(&[&"baseline", &"--out", &dir.path("b.json"), &other, &same]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", report(&out));
+    assert!(
+        stderr.contains("different scenarios")
+            && stderr.contains("other/summary.json")
+            && stderr.contains("same/summary.json"),
+        "{stderr}"
+    );
+    // A baseline file judges runs of its own scenario only.
+    let out = run_bin(&[&"compare", &file, &other]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", report(&out));
+    assert!(
+        stderr.contains("other/summary.json") && stderr.contains("a baseline of bench"),
+        "{stderr}"
+    );
+    // A folder of baselines skips scenarios it has none for...
+    let out = run_bin(&[&"compare", &dir.path("baselines"), &other, &same]);
+    assert_eq!(out.status.code(), Some(0), "{}", report(&out));
+    assert!(
+        text(&out.stdout).contains("skipped other (1 run(s)): no baseline"),
+        "{}",
+        report(&out)
+    );
+    // ...and with nothing compared at all, fails.
+    let out = run_bin(&[&"compare", &dir.path("baselines"), &other]);
+    assert_eq!(out.status.code(), Some(2), "{}", report(&out));
+    assert!(text(&out.stderr).contains("nothing compared"), "{}", report(&out));
+}
+
+#[test]
+fn each_mode_refuses_the_others_flags() {
+    let (dir, file) = baselined("flags");
+    let base = dir.write("base.json", &summary(10_000, 20_000, 40_000));
+    let current = dir.write("current.json", &summary(10_000, 20_000, 40_000));
+    let out = run_bin(&[&"compare", &base, &current, &"--tolerance", &"5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", report(&out));
+    assert!(text(&out.stderr).contains("--tolerance"), "{}", report(&out));
+    let out = run_bin(&[&"compare", &base, &current, &current]);
+    assert_eq!(out.status.code(), Some(2), "{}", report(&out));
+    let out = run_bin(&[&"compare", &file, &dir.path("runs"), &"--max-regression", &"5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", report(&out));
+    assert!(text(&out.stderr).contains("--max-regression"), "{}", report(&out));
 }

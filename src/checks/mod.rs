@@ -12,6 +12,7 @@
 //! check asks for it.
 
 pub mod conformance;
+pub mod sweep;
 
 use std::fmt::Write as _;
 

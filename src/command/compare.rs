@@ -1,8 +1,13 @@
-//! `gauntlet compare BASE CURRENT`: compares two runs' `summary.json` for
-//! regressions; exits 1 if a metric got worse than the bound allows, 2 if an
-//! input cannot be read.
+//! `gauntlet compare BASE CURRENT...`: compares runs for regressions; exits 1
+//! if anything got worse than the bound allows, 2 if an input cannot be read
+//! or used. BASE decides the mode.
 //!
-//! The rules, for a bound of PCT percent:
+//! Against a baseline (a document with a `baseline_version`, or a folder of
+//! them): the router/floor ratios of one or more CURRENT runs are judged by the
+//! noise-aware rule in [`super::baseline`].
+//!
+//! Against one other run (BASE a `summary.json`), the rules, for a bound of
+//! PCT percent:
 //! - latency percentiles (p50, p90, p99, p99.9 of every metric with samples in
 //!   both runs) regress when CURRENT is more than PCT percent above BASE; a
 //!   BASE of 0 µs regresses on any CURRENT above 0;
@@ -23,13 +28,16 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::baseline::{self, Baseline, BaselineError, FloorRun, Judgment, MachineDependent, RECOMMENDED_RUNS, Rule};
 use crate::Exit;
-use crate::cli::CompareArgs;
+use crate::cli::{CompareArgs, PercentileArg, RatioMetricArg};
 use crate::metrics::Metric;
 use crate::report::json::{SCHEMA_VERSION, SUMMARY_JSON};
 
 /// Slack for floating-point noise, so a change of exactly PCT is not a regression.
 const EPSILON: f64 = 1e-9;
+/// `--max-regression` when not given.
+pub const DEFAULT_MAX_REGRESSION_PCT: f64 = 10.0;
 
 /// Why a summary could not be read.
 #[derive(Debug, Error)]
@@ -365,9 +373,36 @@ fn change(row: &Row) -> String {
     }
 }
 
+/// Lines of aligned columns: the first column left-aligned, the middle ones
+/// right-aligned, the last unpadded.
+fn columns<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |row: [&str; N]| {
+        let last = N.saturating_sub(1);
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            let _ = match i {
+                0 => write!(out, "{cell:<w$}"),
+                i if i == last => write!(out, "  {cell}"),
+                _ => write!(out, "  {cell:>w$}"),
+            };
+        }
+        out.push('\n');
+    };
+    line(header);
+    for row in rows {
+        line(row.each_ref().map(String::as_str));
+    }
+    out
+}
+
 /// The comparison as a plain-text table (metric, base, current, change, verdict).
 pub fn render_table(comparison: &Comparison) -> String {
-    let header = ["metric", "base", "current", "change", "verdict"];
     let cells: Vec<[String; 5]> = comparison
         .rows
         .iter()
@@ -381,26 +416,67 @@ pub fn render_table(comparison: &Comparison) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
+    columns(["metric", "base", "current", "change", "verdict"], &cells)
+}
+
+/// A judgment against a baseline as a plain-text table (metric, percentile,
+/// baseline and current ratios, change of the medians, verdict).
+pub fn render_ratio_table(judgment: &Judgment) -> String {
+    let cells: Vec<[String; 7]> = judgment
+        .rows
+        .iter()
+        .map(|r| {
+            [
+                r.metric.to_owned(),
+                r.percentile.to_owned(),
+                baseline::spread_text(r.baseline),
+                baseline::spread_text(r.current),
+                r.current_runs.to_string(),
+                ratio_change(r.baseline.median, r.current.median),
+                r.verdict.name().to_owned(),
+            ]
+        })
+        .collect();
+    let header = [
+        "metric",
+        "pct",
+        "baseline median [min–max]",
+        "current median [min–max]",
+        "runs",
+        "change",
+        "verdict",
+    ];
+    columns(header, &cells)
+}
+
+/// The change of a median ratio in percent, with no `-0.0` for a change
+/// smaller than its last digit.
+fn ratio_change(base: f64, current: f64) -> String {
+    match change_pct(base, current) {
+        Some(pct) if pct.abs() < 0.05 => "+0.0 %".to_owned(),
+        Some(pct) => format!("{pct:+.1} %"),
+        None => "n/a".to_owned(),
     }
-    let mut out = String::new();
-    let mut line = |row: [&str; 5]| {
-        let [metric, base, current, change, verdict] = row;
-        let [wm, wb, wc, wx, _] = widths;
-        let _ = writeln!(
-            out,
-            "{metric:<wm$}  {base:>wb$}  {current:>wc$}  {change:>wx$}  {verdict}"
-        );
+}
+
+/// The machine-dependent figures of the current runs beside the baseline's.
+pub fn render_machine_dependent(baseline: &MachineDependent, current: &MachineDependent) -> String {
+    let us = |v: Option<f64>| match v {
+        None => "n/a".to_owned(),
+        Some(us) if us >= 1000.0 => format!("{:.2} ms", us / 1000.0),
+        Some(us) => format!("{us:.0} µs"),
     };
-    line(header);
-    for row in &cells {
-        line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
-    }
-    out
+    let pair = |name: &str, b: Option<f64>, c: Option<f64>| format!("{name} {} (baseline {})", us(c), us(b));
+    format!(
+        "machine-dependent, not judged: {}, {}; {}\n",
+        pair(
+            "router overhead p50",
+            baseline.router_overhead_p50_us,
+            current.router_overhead_p50_us
+        ),
+        pair("p99", baseline.router_overhead_p99_us, current.router_overhead_p99_us),
+        pair("floor e2e p50", baseline.floor_e2e_p50_us, current.floor_e2e_p50_us),
+    )
 }
 
 /// The summary file of a path: the path itself, or `summary.json` inside a folder.
@@ -422,13 +498,89 @@ pub fn load(path: &Path) -> Result<RunSummary, CompareError> {
     RunSummary::parse(&text, &file)
 }
 
+/// What BASE is, which decides the mode.
+enum Base {
+    /// A `summary.json`, or a run folder holding one.
+    Run,
+    Baselines(Baselines),
+}
+
+/// The baselines runs are judged against.
+enum Baselines {
+    /// One baseline file, for runs of its scenario only.
+    One { file: PathBuf, baseline: Box<Baseline> },
+    /// A folder of baselines, each named `<scenario>.json`.
+    Folder(PathBuf),
+}
+
+impl Base {
+    /// Tells a baseline (a document with `baseline_version`) from a summary;
+    /// a folder without a `summary.json` is a folder of baselines.
+    fn of(path: &Path) -> Result<Base, BaselineError> {
+        if path.is_dir() {
+            return Ok(if path.join(SUMMARY_JSON).is_file() {
+                Base::Run
+            } else {
+                Base::Baselines(Baselines::Folder(path.to_owned()))
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
+        if !baseline::is_baseline(&text) {
+            return Ok(Base::Run);
+        }
+        Ok(Base::Baselines(Baselines::One {
+            file: path.to_owned(),
+            baseline: Box::new(Baseline::parse(&text, path)?),
+        }))
+    }
+}
+
 pub fn run(args: &CompareArgs) -> Exit {
-    let max_pct = args.max_regression;
+    match Base::of(&args.base) {
+        Ok(Base::Run) => against_a_run(args),
+        Ok(Base::Baselines(baselines)) => against_baselines(args, &baselines),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Usage
+        }
+    }
+}
+
+/// Two summaries, absolute latencies and rates.
+fn against_a_run(args: &CompareArgs) -> Exit {
+    let baseline_flags = [
+        ("--tolerance", args.tolerance.is_some()),
+        ("--metrics", !args.metrics.is_empty()),
+        ("--percentiles", !args.percentiles.is_empty()),
+        ("--min-runs", args.min_runs.is_some()),
+    ];
+    let given: Vec<&str> = baseline_flags.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect();
+    if !given.is_empty() {
+        eprintln!(
+            "error: {} judge(s) runs against a baseline, and BASE {} is a run (its bound is --max-regression)",
+            given.join(", "),
+            args.base.display()
+        );
+        return Exit::Usage;
+    }
+    let [current] = args.current.as_slice() else {
+        eprintln!(
+            "error: BASE {} is a run, so CURRENT is one run (got {}); to judge several runs, \
+             compare them with a baseline (`gauntlet baseline`)",
+            args.base.display(),
+            args.current.len()
+        );
+        return Exit::Usage;
+    };
+    let max_pct = args.max_regression.unwrap_or(DEFAULT_MAX_REGRESSION_PCT);
     if !(max_pct.is_finite() && max_pct >= 0.0) {
         eprintln!("error: --max-regression {max_pct} is not a percentage of 0 or more");
         return Exit::Usage;
     }
-    let (base, current) = match (load(&args.base), load(&args.current)) {
+    let (base, current_summary) = match (load(&args.base), load(current)) {
         (Ok(base), Ok(current)) => (base, current),
         (base, current) => {
             for e in [base.err(), current.err()].into_iter().flatten() {
@@ -437,12 +589,12 @@ pub fn run(args: &CompareArgs) -> Exit {
             return Exit::Usage;
         }
     };
-    let comparison = compare(&base, &current, max_pct);
+    let comparison = compare(&base, &current_summary, max_pct);
     if comparison.rows.is_empty() {
         eprintln!(
             "error: nothing to compare: {} and {} share no metric with samples",
             args.base.display(),
-            args.current.display()
+            current.display()
         );
         return Exit::Usage;
     }
@@ -470,12 +622,257 @@ pub fn run(args: &CompareArgs) -> Exit {
     }
 }
 
+fn ratio_metric(m: RatioMetricArg) -> Metric {
+    match m {
+        RatioMetricArg::E2e => Metric::E2e,
+        RatioMetricArg::E2eFromSend => Metric::E2eFromSend,
+        RatioMetricArg::Ttft => Metric::Ttft,
+        RatioMetricArg::TtftFromSend => Metric::TtftFromSend,
+        RatioMetricArg::Itl => Metric::Itl,
+        RatioMetricArg::Tpot => Metric::Tpot,
+        RatioMetricArg::Overhead => Metric::Overhead,
+    }
+}
+
+fn percentile_key(p: PercentileArg) -> &'static str {
+    match p {
+        PercentileArg::P50 => "p50",
+        PercentileArg::P90 => "p90",
+        PercentileArg::P99 => "p99",
+        PercentileArg::P999 => "p999",
+    }
+}
+
+/// Each item once, in first-seen order.
+fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut seen = Vec::new();
+    for item in items {
+        if !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen
+}
+
+/// The rule the flags ask for, defaults where they are silent.
+fn rule(args: &CompareArgs) -> Result<Rule, String> {
+    let mut rule = Rule::default();
+    if let Some(pct) = args.tolerance {
+        if !(pct.is_finite() && pct >= 0.0) {
+            return Err(format!("--tolerance {pct} is not a percentage of 0 or more"));
+        }
+        rule.tolerance_pct = pct;
+    }
+    if !args.metrics.is_empty() {
+        rule.metrics = distinct(args.metrics.iter().map(|m| ratio_metric(*m)));
+    }
+    if !args.percentiles.is_empty() {
+        rule.percentiles = distinct(args.percentiles.iter().map(|p| percentile_key(*p)));
+    }
+    Ok(rule)
+}
+
+/// The baseline file of a scenario in a folder of baselines; `None` for a
+/// name that is not a plain file name.
+fn baseline_file(dir: &Path, scenario: &str) -> Option<PathBuf> {
+    let plain = !scenario.is_empty() && !scenario.starts_with('.') && !scenario.contains(['/', '\\']);
+    plain.then(|| dir.join(format!("{scenario}.json")))
+}
+
+/// Runs of one scenario and the baseline they are judged against.
+struct Pairing {
+    file: PathBuf,
+    baseline: Baseline,
+    runs: Vec<FloorRun>,
+}
+
+/// One or more runs judged by their ratios against a baseline or a folder of them.
+fn against_baselines(args: &CompareArgs, baselines: &Baselines) -> Exit {
+    if args.max_regression.is_some() {
+        eprintln!(
+            "error: --max-regression bounds a comparison of two runs, and BASE {} is a baseline \
+             (its bound is --tolerance)",
+            args.base.display()
+        );
+        return Exit::Usage;
+    }
+    let rule = match rule(args) {
+        Ok(rule) => rule,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let runs = match baseline::load_runs(&args.current) {
+        Ok(runs) => runs,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return Exit::Usage;
+        }
+    };
+    let mut by_scenario: BTreeMap<String, Vec<FloorRun>> = BTreeMap::new();
+    for run in runs {
+        by_scenario.entry(run.scenario.clone()).or_default().push(run);
+    }
+    let min_runs = args.min_runs.map_or(1, |n| n.get());
+    let mut pairings = Vec::new();
+    let mut unmatched = Vec::new();
+    let mut errors = Vec::new();
+    for (scenario, runs) in by_scenario {
+        let (file, baseline) = match baselines {
+            Baselines::One { file, baseline } if baseline.scenario == scenario => {
+                (file.clone(), Baseline::clone(baseline))
+            }
+            Baselines::One { file, baseline } => {
+                let files: Vec<String> = runs.iter().map(|r| r.file.display().to_string()).collect();
+                errors.push(format!(
+                    "{}: runs of scenario {scenario}, but {} is a baseline of {}",
+                    files.join(", "),
+                    file.display(),
+                    baseline.scenario
+                ));
+                continue;
+            }
+            Baselines::Folder(dir) => match baseline_file(dir, &scenario) {
+                Some(file) if file.is_file() => match baseline::load_baseline(&file) {
+                    Ok(b) if b.scenario == scenario => (file, b),
+                    Ok(b) => {
+                        errors.push(format!(
+                            "{}: a baseline of scenario {}, not {scenario} as its name says",
+                            file.display(),
+                            b.scenario
+                        ));
+                        continue;
+                    }
+                    Err(e) => {
+                        errors.push(e.to_string());
+                        continue;
+                    }
+                },
+                _ => {
+                    unmatched.push(format!(
+                        "skipped {scenario} ({} run(s)): no baseline {}",
+                        runs.len(),
+                        dir.join(format!("{scenario}.json")).display()
+                    ));
+                    continue;
+                }
+            },
+        };
+        if runs.len() < min_runs {
+            errors.push(format!(
+                "{scenario}: {} CURRENT run(s), fewer than --min-runs {min_runs}",
+                runs.len()
+            ));
+            continue;
+        }
+        pairings.push(Pairing { file, baseline, runs });
+    }
+    if !errors.is_empty() {
+        for e in errors {
+            eprintln!("error: {e}");
+        }
+        return Exit::Usage;
+    }
+    let mut out = std::io::stdout().lock();
+    for line in &unmatched {
+        let _ = writeln!(out, "{line}");
+    }
+    let mut compared = 0;
+    let mut regressed = Vec::new();
+    let mut improved = Vec::new();
+    for Pairing { file, baseline, runs } in &pairings {
+        let scenario = &baseline.scenario;
+        let _ = writeln!(
+            out,
+            "\n{scenario}: {} run(s) against {} ({} run(s), made {}), tolerance {} %",
+            runs.len(),
+            file.display(),
+            baseline.runs,
+            baseline.created_at,
+            rule.tolerance_pct
+        );
+        if runs.len() < RECOMMENDED_RUNS {
+            eprintln!(
+                "warning: {scenario}: {} run(s) judged, and the median of fewer than {RECOMMENDED_RUNS} is noisy; \
+                 judge {RECOMMENDED_RUNS} or more (`gauntlet run --repeat {RECOMMENDED_RUNS}`; \
+                 --min-runs {RECOMMENDED_RUNS} makes this an error)",
+                runs.len()
+            );
+        }
+        if baseline.runs < RECOMMENDED_RUNS {
+            eprintln!(
+                "warning: {}: a baseline of {} run(s) is noisy; refresh it from {RECOMMENDED_RUNS} or more",
+                file.display(),
+                baseline.runs
+            );
+        }
+        for run in runs.iter().filter(|r| !r.passed) {
+            let _ = writeln!(
+                out,
+                "note: {}: a check failed in this run (passed: false); its ratios are judged all the same",
+                run.file.display()
+            );
+        }
+        let judgment = baseline::judge(baseline, runs, &rule);
+        let _ = out.write_all(render_ratio_table(&judgment).as_bytes());
+        if !judgment.skipped.is_empty() {
+            let _ = writeln!(out, "not compared: {}", judgment.skipped.join(", "));
+        }
+        let _ = out.write_all(
+            render_machine_dependent(&baseline.machine_dependent, &MachineDependent::median_of(runs)).as_bytes(),
+        );
+        compared += judgment.rows.len();
+        let named = |r: &baseline::RatioRow| format!("{scenario} {} {}", r.metric, r.percentile);
+        regressed.extend(judgment.with(Verdict::Regressed).map(named));
+        improved.extend(judgment.with(Verdict::Improved).map(named));
+    }
+    if compared == 0 {
+        eprintln!(
+            "error: nothing compared: no CURRENT run has a baseline in {} with a ratio the rule looks at",
+            args.base.display()
+        );
+        return Exit::Usage;
+    }
+    let _ = writeln!(out);
+    if !improved.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} ratio(s) improved beyond the band: {} (refresh the baseline to keep the gain)",
+            improved.len(),
+            improved.join(", ")
+        );
+    }
+    if regressed.is_empty() {
+        let _ = writeln!(
+            out,
+            "no regression: every median ratio within {} % of its baseline or its baseline's range",
+            rule.tolerance_pct
+        );
+        Exit::Success
+    } else {
+        let _ = writeln!(
+            out,
+            "{} ratio(s) regressed beyond {} % and the baseline's range: {}",
+            regressed.len(),
+            rule.tolerance_pct,
+            regressed.join(", ")
+        );
+        Exit::CheckFailed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     // A test reports failure by panicking.
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+    use clap::{CommandFactory, Parser};
+
     use super::*;
+    use crate::command::baseline::Spread;
 
     fn latency(p50: u64, p90: u64, p99: u64, p999: u64) -> LatencyUs {
         LatencyUs { p50, p90, p99, p999 }
@@ -629,5 +1026,91 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("error_rate"), "{e}");
+    }
+
+    fn compare_args(args: &[&str]) -> CompareArgs {
+        let cli = crate::cli::Cli::try_parse_from(["gauntlet", "compare"].iter().chain(args)).unwrap();
+        match cli.command {
+            crate::cli::Command::Compare(args) => args,
+            other => panic!("not compare: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_rule_comes_from_the_flags_and_the_defaults() {
+        assert_eq!(rule(&compare_args(&["b", "c"])).unwrap(), Rule::default());
+        let r = rule(&compare_args(&[
+            "b",
+            "c",
+            "--tolerance",
+            "5",
+            "--metrics",
+            "ttft,e2e_from_send,ttft",
+            "--percentiles",
+            "p999",
+        ]))
+        .unwrap();
+        assert_eq!(r.tolerance_pct, 5.0);
+        assert_eq!(r.metrics, [Metric::Ttft, Metric::E2eFromSend]);
+        assert_eq!(r.percentiles, ["p999"]);
+        assert!(rule(&compare_args(&["b", "c", "--tolerance=-1"])).is_err());
+        assert!(crate::cli::Cli::try_parse_from(["gauntlet", "compare", "b", "c", "--metrics", "dispatch"]).is_err());
+    }
+
+    /// The help states the defaults the code applies.
+    #[test]
+    fn the_help_states_the_defaults() {
+        let mut cli = crate::cli::Cli::command();
+        let help = cli
+            .find_subcommand_mut("compare")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let metrics: Vec<&str> = Rule::DEFAULT_METRICS.iter().map(|m| m.name()).collect();
+        for expected in [
+            format!("regression [default: {DEFAULT_MAX_REGRESSION_PCT}]"),
+            format!("regression [default: {}]", Rule::DEFAULT_TOLERANCE_PCT),
+            format!("[default: {}]", metrics.join(",")),
+            format!("[default: {}]", Rule::DEFAULT_PERCENTILES.join(",")),
+            format!("fewer than {RECOMMENDED_RUNS} runs"),
+        ] {
+            assert!(help.contains(&expected), "no {expected:?} in:\n{help}");
+        }
+    }
+
+    #[test]
+    fn the_ratio_table_shows_both_spreads_and_the_change() {
+        let judgment = Judgment {
+            rows: vec![baseline::RatioRow {
+                metric: "e2e",
+                percentile: "p99",
+                baseline: Spread {
+                    median: 2.0,
+                    min: 1.9,
+                    max: 2.2,
+                },
+                current: Spread {
+                    median: 2.6,
+                    min: 2.5,
+                    max: 2.7,
+                },
+                current_runs: 3,
+                verdict: Verdict::Regressed,
+            }],
+            skipped: Vec::new(),
+        };
+        let table = render_ratio_table(&judgment);
+        let row = table.lines().nth(1).unwrap();
+        assert_eq!(
+            row.split_whitespace().take(2).collect::<Vec<_>>(),
+            ["e2e", "p99"],
+            "{table}"
+        );
+        assert!(
+            row.contains("2.000 [1.900–2.200]") && row.contains("2.600 [2.500–2.700]"),
+            "{table}"
+        );
+        assert!(row.contains("+30.0 %") && row.ends_with("REGRESSED"), "{table}");
     }
 }

@@ -1,5 +1,6 @@
 //! The subcommands: what each does between parsing its flags and exiting.
 
+pub mod baseline;
 pub mod compare;
 pub mod mock;
 pub mod router;

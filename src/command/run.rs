@@ -17,13 +17,15 @@ use tokio::sync::{mpsc, watch};
 
 use crate::Exit;
 use crate::checks::conformance::{Accounts, Evidence, Index};
+use crate::checks::sweep::{Step as SweepStep, Sweep as SweepOutcome};
 use crate::checks::{self, CheckResult};
 use crate::cli::RunArgs;
 use crate::command::scenario_files;
+use crate::load::engine::RunStats;
 use crate::load::engine::{self, EngineConfig, Target as EngineTarget};
 use crate::load::record::RequestRecord;
-use crate::metrics::{Collector, Timings};
-use crate::report::{self, AttemptsCsv, RequestsCsv};
+use crate::metrics::{Collector, Metric, Timings};
+use crate::report::{self, AttemptsCsv, FloorRun, RequestsCsv, RunReport};
 use crate::router::Defects;
 use crate::router::{Connector, Router, serve};
 use crate::scenario::{Conformance, Rule, Scenario, Target};
@@ -93,11 +95,13 @@ pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
     };
     let batch = async {
         let mut worst = Exit::Success;
-        for scenario in &scenarios {
-            let exit = run_one(scenario, defects, args.out.as_deref(), stop_rx.clone()).await;
-            worst = worse(worst, exit);
-            if *stop_rx.borrow() {
-                break;
+        'all: for scenario in &scenarios {
+            for _ in 0..args.repeat {
+                let exit = run_one(scenario, defects, args.out.as_deref(), stop_rx.clone()).await;
+                worst = worse(worst, exit);
+                if *stop_rx.borrow() {
+                    break 'all;
+                }
             }
         }
         worst
@@ -207,14 +211,19 @@ async fn wait_ready(url: &str, timeout: Duration) -> Result<(), String> {
     ))
 }
 
-/// The report folder of a run: `<dir>/<scenario>-<UTC time>`.
+/// The report folder of a run: `<dir>/<scenario>-<UTC time>`, with `-2`,
+/// `-3`... appended when a run of the same second already has that name.
 fn run_dir(scenario: &Scenario, out: Option<&Path>) -> PathBuf {
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
-    out.map_or_else(|| scenario.report_dir.clone(), Path::to_path_buf)
-        .join(format!("{}-{stamp}", scenario.meta.name))
+    let parent = out.map_or_else(|| scenario.report_dir.clone(), Path::to_path_buf);
+    let first = parent.join(format!("{}-{stamp}", scenario.meta.name));
+    (2..)
+        .map(|n| parent.join(format!("{}-{stamp}-{n}", scenario.meta.name)))
+        .take(1000)
+        .fold(first, |found, next| if found.exists() { next } else { found })
 }
 
-async fn run_one(scenario: &Scenario, defects: Defects, out: Option<&Path>, mut stop: watch::Receiver<bool>) -> Exit {
+async fn run_one(scenario: &Scenario, defects: Defects, out: Option<&Path>, stop: watch::Receiver<bool>) -> Exit {
     let mut providers = scenario.providers.clone();
     for p in &mut providers {
         p.seed = p.seed.or(Some(scenario.meta.seed));
@@ -270,6 +279,52 @@ async fn run_one(scenario: &Scenario, defects: Defects, out: Option<&Path>, mut 
         accounts.problems.extend(problems);
     }
 
+    let journals: Vec<(String, Journal)> = mocks
+        .providers()
+        .iter()
+        .map(|p| (p.name().to_string(), p.journal().clone()))
+        .collect();
+    let clock = *mocks.providers().first().map_or(&Clock::new(), |p| p.journal().clock());
+    let pass = Pass {
+        clock,
+        journals: &journals,
+        stop: stop.clone(),
+    };
+
+    // The floor: the same phases straight at a mock, before the router.
+    let mut floor = None;
+    if let Some(f) = &scenario.floor
+        && let Some(mock) = mocks.get(&f.provider)
+    {
+        let url = format!("{}/v1", mock.base_url());
+        println!("  floor: the same phases straight at {} ({url})", f.provider);
+        let mut no_files = Files::default();
+        match pass
+            .drive(scenario, &url, FLOOR_FIRST_PHASE, &mut no_files, false)
+            .await
+        {
+            Ok(out) => {
+                let summary = out.collector.summary();
+                floor = Some(FloorRun {
+                    provider: f.provider.clone(),
+                    url,
+                    validity: checks::validity(scenario, &summary, &out.stats),
+                    summary,
+                    stats: out.stats,
+                });
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                mocks.shutdown().await;
+                return Exit::RunFailed;
+            }
+        }
+        if *stop.borrow() {
+            eprintln!("stopped during the floor; the router was not measured");
+        }
+        println!("  router: {}", running.base_url);
+    }
+
     // The fault timeline.
     let timeline = {
         let steps = scenario.faults.clone();
@@ -288,101 +343,35 @@ async fn run_one(scenario: &Scenario, defects: Defects, out: Option<&Path>, mut 
         })
     };
 
-    // Records are counted and written as they arrive, and the mock journals
-    // drained into attempts.csv and the overhead join every DRAIN_EVERY:
-    // memory does not grow with the run's length (unless `keep_everything`).
-    // Once a second the sink publishes a tally for the progress line.
-    let (tx, mut rx) = mpsc::channel::<RequestRecord>(4096);
-    let (tally_tx, tally_rx) = watch::channel(Tally::default());
-    let sent = Arc::new(AtomicU64::new(0));
-    let collector_dir = dir.clone();
-    let mut collector = Collector::new(scenario);
-    let mut retained = keep_everything(scenario).then(Retained::default);
-    let mut drain = Drain {
-        journals: mocks
-            .providers()
-            .iter()
-            .map(|p| (p.name().to_string(), p.journal().clone()))
-            .collect(),
-        csv: AttemptsCsv::create(&dir).ok(),
+    let mut files = Files {
+        requests: RequestsCsv::create(&dir).ok(),
+        attempts: AttemptsCsv::create(&dir).ok(),
     };
-    let sink = tokio::spawn(async move {
-        let mut csv = RequestsCsv::create(&collector_dir).ok();
-        let mut window = Window::new();
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut drain_tick = tokio::time::interval_at(tokio::time::Instant::now() + DRAIN_EVERY, DRAIN_EVERY);
-        drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                record = rx.recv() => {
-                    let Some(record) = record else { break };
-                    window.fold(&record);
-                    collector.record(&record);
-                    collector.remember_for_join(&record);
-                    if let Some(csv) = csv.as_mut() {
-                        let _ = csv.write(&record);
-                    }
-                    if let Some(kept) = retained.as_mut() {
-                        kept.requests.push(record);
-                    }
-                }
-                _ = drain_tick.tick() => {
-                    drain.run(&mut collector, retained.as_mut());
-                }
-                _ = tick.tick() => {
-                    tally_tx.send_replace(window.roll());
-                }
-            }
-        }
-        if let Some(csv) = csv {
-            let _ = csv.finish();
-        }
-        // The last attempts are journaled as the mocks finish sending, which
-        // may be a moment after the client's last byte.
-        tokio::time::sleep(FINAL_DRAIN_GRACE).await;
-        drain.run(&mut collector, retained.as_mut());
-        collector.finish_join();
-        if let Some(csv) = drain.csv {
-            let _ = csv.finish();
-        }
-        SinkOutput { collector, retained }
-    });
-    // Ends, clearing its line, when the sink drops the tally's sender.
-    let progress = tokio::spawn(show_progress(
-        tally_rx,
-        Arc::clone(&sent),
-        scenario.phases.iter().map(|p| (p.name.clone(), p.duration)).collect(),
-        std::io::stderr().is_terminal(),
-    ));
-
-    let clock = *mocks.providers().first().map_or(&Clock::new(), |p| p.journal().clock());
-    let stopped = async move {
-        let _ = stop.wait_for(|s| *s).await;
+    let driven = match &scenario.sweep {
+        None if *stop.borrow() => Ok((Driven::empty(scenario), None)),
+        None => pass
+            .drive(scenario, &running.base_url, 0, &mut files, keep_everything(scenario))
+            .await
+            .map(|out| (out, None)),
+        Some(plan) => pass
+            .sweep(scenario, plan, &running.base_url, &mut files)
+            .await
+            .map(|(out, sweep)| (out, Some(sweep))),
     };
-    let target = EngineTarget {
-        base_url: running.base_url.clone(),
-    };
-    let stats = engine::run_counting(
-        scenario,
-        &target,
-        clock,
-        EngineConfig {
-            request_timeout: REQUEST_TIMEOUT,
-            ..EngineConfig::new(scenario.meta.seed)
-        },
-        tx,
-        stopped,
-        sent,
-    )
-    .await;
     timeline.abort();
-    let sink = sink.await;
-    let _ = progress.await;
-    let (collector, retained) = match sink {
-        Ok(SinkOutput { collector, retained }) => (collector, retained),
+    files.finish();
+    let (
+        Driven {
+            collector,
+            stats,
+            retained,
+        },
+        sweep,
+    ) = match driven {
+        Ok(driven) => driven,
         Err(e) => {
-            eprintln!("error: the record writer failed: {e}");
+            eprintln!("error: {e}");
+            mocks.shutdown().await;
             return Exit::RunFailed;
         }
     };
@@ -416,15 +405,25 @@ async fn run_one(scenario: &Scenario, defects: Defects, out: Option<&Path>, mut 
     });
 
     let summary = collector.summary();
-    let results: Vec<CheckResult> = checks::evaluate(scenario, &summary, &stats, index.as_ref());
+    let results: Vec<CheckResult> = match &sweep {
+        // A sweep's verdict is its knee; each step's checks are in its row.
+        Some(sweep) => sweep.results(),
+        None => checks::evaluate(scenario, &summary, &stats, index.as_ref()),
+    };
     let exit = if results.iter().all(|c| c.passed) {
         Exit::Success
     } else {
         Exit::CheckFailed
     };
-    match report::write_reports(&dir, scenario, &summary, &results, &stats, &collector) {
+    let mut run = RunReport::new(scenario, &summary, &results, &stats, &collector);
+    run.floor = floor.as_ref();
+    run.sweep = sweep.as_ref();
+    match report::write_reports(&dir, &run) {
         Ok(_) => {}
         Err(e) => eprintln!("error: writing reports to {}: {e}", dir.display()),
+    }
+    if let Some(floor) = &floor {
+        print_floor(floor, &summary);
     }
     print_checks(&results, &dir);
 
@@ -437,6 +436,248 @@ async fn run_one(scenario: &Scenario, defects: Defects, out: Option<&Path>, mut 
     }
     mocks.shutdown().await;
     exit
+}
+
+/// The phase number the floor's requests start from (`r1000-…`), apart from
+/// the router's.
+const FLOOR_FIRST_PHASE: u16 = 1000;
+
+/// What one engine run of a scenario's phases leaves.
+struct Driven {
+    collector: Collector,
+    stats: RunStats,
+    /// `Some` when asked to keep everything.
+    retained: Option<Retained>,
+}
+
+impl Driven {
+    /// Nothing ran (stopped before it started).
+    fn empty(scenario: &Scenario) -> Driven {
+        Driven {
+            collector: Collector::new(scenario),
+            stats: RunStats {
+                phases: Vec::new(),
+                stopped: true,
+            },
+            retained: None,
+        }
+    }
+
+    /// Folds a later engine run in (a sweep's next step).
+    fn absorb(&mut self, later: Driven) {
+        self.collector.merge(later.collector);
+        self.stats.phases.extend(later.stats.phases);
+        self.stats.stopped |= later.stats.stopped;
+    }
+}
+
+/// The files written as a run goes; `None` where they could not be created
+/// (or are not wanted, for the floor).
+#[derive(Default)]
+struct Files {
+    requests: Option<RequestsCsv>,
+    attempts: Option<AttemptsCsv>,
+}
+
+impl Files {
+    fn finish(self) {
+        if let Some(csv) = self.requests {
+            let _ = csv.finish();
+        }
+        if let Some(csv) = self.attempts {
+            let _ = csv.finish();
+        }
+    }
+}
+
+/// What every engine run of one scenario run shares.
+struct Pass<'a> {
+    clock: Clock,
+    /// (provider name, journal); every journal shares one clock.
+    journals: &'a [(String, Journal)],
+    stop: watch::Receiver<bool>,
+}
+
+impl Pass<'_> {
+    /// Runs `scenario`'s phases against `base_url`, numbering them from
+    /// `first_phase`: records are counted and written as they arrive, and the
+    /// mock journals drained into attempts.csv and the overhead join every
+    /// [`DRAIN_EVERY`], so memory does not grow with the run's length (unless
+    /// `keep`). Once a second the sink publishes a tally for the progress line.
+    async fn drive(
+        &self,
+        scenario: &Scenario,
+        base_url: &str,
+        first_phase: u16,
+        files: &mut Files,
+        keep: bool,
+    ) -> Result<Driven, String> {
+        let (tx, mut rx) = mpsc::channel::<RequestRecord>(4096);
+        let (tally_tx, tally_rx) = watch::channel(Tally::default());
+        let sent = Arc::new(AtomicU64::new(0));
+        let mut collector = Collector::numbered_from(scenario, first_phase);
+        let mut retained = keep.then(Retained::default);
+        let mut requests_csv = files.requests.take();
+        let mut drain = Drain {
+            journals: self.journals.to_vec(),
+            csv: files.attempts.take(),
+        };
+        let sink = tokio::spawn(async move {
+            let mut window = Window::new();
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut drain_tick = tokio::time::interval_at(tokio::time::Instant::now() + DRAIN_EVERY, DRAIN_EVERY);
+            drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    record = rx.recv() => {
+                        let Some(record) = record else { break };
+                        window.fold(&record);
+                        collector.record(&record);
+                        collector.remember_for_join(&record);
+                        if let Some(csv) = requests_csv.as_mut() {
+                            let _ = csv.write(&record);
+                        }
+                        if let Some(kept) = retained.as_mut() {
+                            kept.requests.push(record);
+                        }
+                    }
+                    _ = drain_tick.tick() => {
+                        drain.run(&mut collector, retained.as_mut());
+                    }
+                    _ = tick.tick() => {
+                        tally_tx.send_replace(window.roll());
+                    }
+                }
+            }
+            // The last attempts are journaled as the mocks finish sending, which
+            // may be a moment after the client's last byte.
+            tokio::time::sleep(FINAL_DRAIN_GRACE).await;
+            drain.run(&mut collector, retained.as_mut());
+            collector.finish_join();
+            let driven = Driven {
+                collector,
+                stats: RunStats {
+                    phases: Vec::new(),
+                    stopped: false,
+                },
+                retained,
+            };
+            (driven, requests_csv, drain.csv)
+        });
+        // Ends, clearing its line, when the sink drops the tally's sender.
+        let progress = tokio::spawn(show_progress(
+            tally_rx,
+            Arc::clone(&sent),
+            scenario.phases.iter().map(|p| (p.name.clone(), p.duration)).collect(),
+            std::io::stderr().is_terminal(),
+        ));
+        let mut stop = self.stop.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let target = EngineTarget {
+            base_url: base_url.to_string(),
+        };
+        let stats = engine::run_counting(
+            scenario,
+            &target,
+            self.clock,
+            EngineConfig {
+                request_timeout: REQUEST_TIMEOUT,
+                first_phase,
+                ..EngineConfig::new(scenario.meta.seed)
+            },
+            tx,
+            stopped,
+            sent,
+        )
+        .await;
+        let sink = sink.await;
+        let _ = progress.await;
+        let (mut driven, requests, attempts) = sink.map_err(|e| format!("the record writer failed: {e}"))?;
+        files.requests = requests;
+        files.attempts = attempts;
+        driven.stats = stats;
+        Ok(driven)
+    }
+
+    /// Runs a capacity sweep: a step per planned rate until one breaks (all
+    /// of them with `keep-going`), then bisection steps between the knee
+    /// and the first break.
+    async fn sweep(
+        &self,
+        scenario: &Scenario,
+        plan: &crate::scenario::Sweep,
+        base_url: &str,
+        files: &mut Files,
+    ) -> Result<(Driven, SweepOutcome), String> {
+        let mut outcome = SweepOutcome {
+            min_knee: plan.min_knee,
+            ..SweepOutcome::default()
+        };
+        let mut all: Option<Driven> = None;
+        let mut rates: Vec<(f64, bool)> = plan.rates.iter().map(|&r| (r, false)).collect();
+        rates.reverse();
+        while let Some((rate, refined)) = rates.pop() {
+            if *self.stop.borrow() {
+                break;
+            }
+            let number = outcome.steps.len() + 1;
+            let mut step = scenario.clone();
+            step.phases = vec![plan.phase(number - 1, rate, scenario.mix.len())];
+            let first_phase = u16::try_from(number - 1).unwrap_or(u16::MAX);
+            println!(
+                "  step {number}: {rate:.0} req/s for {:.0} s",
+                plan.step_duration.as_secs_f64()
+            );
+            let driven = self.drive(&step, base_url, first_phase, files, false).await?;
+            let summary = driven.collector.summary();
+            let slo: Vec<CheckResult> = checks::evaluate(&step, &summary, &driven.stats, None)
+                .into_iter()
+                .zip(&step.checks)
+                .filter(|(_, c)| c.rule.is_slo())
+                .map(|(r, _)| r)
+                .collect();
+            let judged = SweepStep::judge(number, rate, refined, &step, &summary, &driven.stats, slo);
+            println!(
+                "          {} — e2e p99 {}, errors {}, dispatch p99 {}{}",
+                match judged.broke_because.first() {
+                    None => "held".to_string(),
+                    Some(why) => format!("BROKE ({why})"),
+                },
+                crate::report::markdown::duration(judged.e2e.p99 as f64),
+                judged
+                    .error_rate
+                    .map_or_else(|| "—".into(), crate::report::markdown::percent),
+                crate::report::markdown::duration(judged.dispatch_p99_us as f64),
+                if judged.generator_kept_up {
+                    ""
+                } else {
+                    " (the generator fell behind)"
+                },
+            );
+            let broke = !judged.held;
+            outcome.steps.push(judged);
+            outcome.settle();
+            match all.as_mut() {
+                Some(all) => all.absorb(driven),
+                None => all = Some(driven),
+            }
+            if broke && !refined && !plan.keep_going {
+                rates.clear();
+            }
+            // Bisect once the planned steps are done (or cut short).
+            if rates.is_empty()
+                && outcome.steps.iter().filter(|s| s.refined).count() < plan.refine as usize
+                && let Some(mid) = outcome.next_bisection()
+            {
+                rates.push((mid, true));
+            }
+        }
+        let driven = all.unwrap_or_else(|| Driven::empty(scenario));
+        Ok((driven, outcome))
+    }
 }
 
 /// How often the record sink drains the mock journals.
@@ -499,13 +740,6 @@ pub struct Retained {
     pub attempts: Vec<mock_providers::Record>,
 }
 
-/// What the record sink hands back when the run is over.
-struct SinkOutput {
-    collector: Collector,
-    /// `Some` when [`keep_everything`].
-    retained: Option<Retained>,
-}
-
 /// Drains the mock journals: each attempt is written to `attempts.csv`,
 /// joined with the requests (see [`crate::metrics::join`]), and forgotten
 /// unless retained.
@@ -535,6 +769,41 @@ impl Drain {
             }
         }
         collector.settle_join(watermark_us);
+    }
+}
+
+/// The router against the floor, for the metrics a reader looks at first.
+fn print_floor(floor: &FloorRun, summary: &crate::metrics::MetricsSummary) {
+    use crate::report::markdown::{duration, signed_duration};
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "\n  router against the floor ({}, same run):", floor.provider);
+    if !floor.validity.valid {
+        let _ = writeln!(
+            out,
+            "    the generator fell behind at the floor: {}",
+            floor.validity.problems.join("; ")
+        );
+    }
+    for a in floor.against(summary) {
+        if !matches!(a.metric, Metric::E2e | Metric::Ttft | Metric::Itl | Metric::Overhead) {
+            continue;
+        }
+        let [r50, _, r99, _] = a.ratios();
+        let [d50, _, d99, _] = a.added_us();
+        let ratio = |r: Option<f64>| r.map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
+        let _ = writeln!(
+            out,
+            "    {:<9} p50 {:>9} vs {:>9} = {:>6} ({:>9})   p99 {:>9} vs {:>9} = {:>6} ({:>9})",
+            a.metric.name(),
+            duration(a.router.p50 as f64),
+            duration(a.floor.p50 as f64),
+            ratio(r50),
+            signed_duration(d50),
+            duration(a.router.p99 as f64),
+            duration(a.floor.p99 as f64),
+            ratio(r99),
+            signed_duration(d99),
+        );
     }
 }
 

@@ -71,6 +71,10 @@ pub struct EngineConfig {
     pub request_timeout: Duration,
     /// How long requests in flight may still run after a stop.
     pub stop_grace: Duration,
+    /// The number of the scenario's first phase in request ids and records
+    /// (`r<phase>-<n>`): a run made of several engine runs (a floor, sweep
+    /// steps) numbers them apart, so no request id is sent twice.
+    pub first_phase: u16,
 }
 
 impl EngineConfig {
@@ -80,6 +84,7 @@ impl EngineConfig {
             seed,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             stop_grace: DEFAULT_STOP_GRACE,
+            first_phase: 0,
         }
     }
 }
@@ -157,7 +162,7 @@ pub async fn run_counting(
         halt,
         _done: done_tx,
     });
-    let drive = drive(scenario, config.seed, shared, done);
+    let drive = drive(scenario, config.seed, config.first_phase, shared, done);
     tokio::pin!(drive);
     tokio::pin!(stop);
     tokio::select! {
@@ -210,7 +215,13 @@ struct PhaseRun {
     counters: Arc<Counters>,
 }
 
-async fn drive(scenario: &Scenario, seed: u64, shared: Arc<Shared>, mut done: mpsc::Receiver<()>) -> RunStats {
+async fn drive(
+    scenario: &Scenario,
+    seed: u64,
+    first_phase: u16,
+    shared: Arc<Shared>,
+    mut done: mpsc::Receiver<()>,
+) -> RunStats {
     let halt = shared.halt.clone();
     let mut phases = Vec::with_capacity(scenario.phases.len());
     let mut start = Instant::now();
@@ -219,7 +230,7 @@ async fn drive(scenario: &Scenario, seed: u64, shared: Arc<Shared>, mut done: mp
             break;
         }
         let run = PhaseRun {
-            index: u16::try_from(index).unwrap_or(u16::MAX),
+            index: u16::try_from(index).unwrap_or(u16::MAX).saturating_add(first_phase),
             seed: derive_seed(seed, index as u64, 0),
             start,
             end: start + phase.duration,

@@ -90,6 +90,8 @@ fn scenario(phases: Vec<Phase>, mix: Vec<MixEntry>) -> Scenario {
         slo: Slo::default(),
         checks: Vec::new(),
         report_dir: PathBuf::from("reports"),
+        floor: None,
+        sweep: None,
     }
 }
 
@@ -98,6 +100,7 @@ fn config(seed: u64) -> EngineConfig {
         seed,
         request_timeout: Duration::from_secs(5),
         stop_grace: Duration::from_millis(100),
+        first_phase: 0,
     }
 }
 

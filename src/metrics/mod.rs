@@ -144,6 +144,16 @@ impl Collector {
         collector
     }
 
+    /// A collector for `scenario` run by an engine that numbers its phases
+    /// from `first_phase` (see [`crate::load::engine::EngineConfig::first_phase`]).
+    pub fn numbered_from(scenario: &Scenario, first_phase: u16) -> Collector {
+        let mut collector = Collector::new(scenario);
+        collector
+            .closed_phases
+            .splice(0..0, std::iter::repeat_n(false, usize::from(first_phase)));
+        collector
+    }
+
     /// A collector for an SLO and checks (only latency checks matter here).
     pub fn with(slo: Slo, checks: &[Check]) -> Collector {
         let probes = checks

@@ -276,6 +276,45 @@ fn metrics_table(out: &mut String, run: &RunReport<'_>) {
     out.push_str("</table>");
 }
 
+/// The router's figures against the floor's, measured in the same run.
+fn floor_table(out: &mut String, run: &RunReport<'_>) {
+    let Some(floor) = run.floor else { return };
+    let _ = write!(
+        out,
+        r#"<h2>Router against the floor</h2><p class="muted">The floor: the same phases sent by the same engine straight at <code>{}</code>, no router, in this run just before the router was measured. A ratio of 1.00× means the router adds nothing measurable; <em>added</em> is router − floor.</p>"#,
+        escape(&floor.provider)
+    );
+    if !floor.validity.valid {
+        let _ = write!(
+            out,
+            r#"<div class="banner">The load generator fell behind at the floor: {}.</div>"#,
+            escape(&floor.validity.problems.join("; "))
+        );
+    }
+    out.push_str(r#"<table><tr><th>metric</th><th>quantile</th><th class="n">router</th><th class="n">floor</th><th class="n">ratio</th><th class="n">added</th></tr>"#);
+    for a in floor.against(run.summary) {
+        let router = [a.router.p50, a.router.p90, a.router.p99, a.router.p999];
+        let at_floor = [a.floor.p50, a.floor.p90, a.floor.p99, a.floor.p999];
+        for (i, ((q, ratio), added)) in super::FLOOR_QUANTILES
+            .iter()
+            .zip(a.ratios())
+            .zip(a.added_us())
+            .enumerate()
+        {
+            let _ = write!(
+                out,
+                r#"<tr><td>{}</td><td>{q}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+                if i == 0 { a.metric.name() } else { "" },
+                duration(router[i] as f64),
+                duration(at_floor[i] as f64),
+                ratio.map_or_else(|| "—".into(), |r| format!("{r:.2}×")),
+                super::markdown::signed_duration(added),
+            );
+        }
+    }
+    out.push_str("</table>");
+}
+
 fn phases_table(out: &mut String, run: &RunReport<'_>) {
     if run.stats.phases.is_empty() {
         return;
@@ -392,6 +431,10 @@ pub fn render(run: &RunReport<'_>) -> String {
     out.push_str(&outcomes(run));
     out.push_str("</div>");
 
+    if let Some(sweep) = run.sweep {
+        super::sweep::html(&mut out, sweep);
+    }
+    floor_table(&mut out, run);
     metrics_table(&mut out, run);
     phases_table(&mut out, run);
 

@@ -6,7 +6,10 @@
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use super::RunReport;
+use std::collections::BTreeMap;
+
+use super::{FLOOR_QUANTILES, RunReport};
+use crate::checks::sweep::Sweep;
 use crate::checks::{self, CheckResult};
 use crate::load::record::Outcome;
 use crate::metrics::{Metric, Percentiles};
@@ -43,6 +46,127 @@ pub struct Summary<'a> {
     overhead_join: JoinDoc,
     unrecorded_samples: u64,
     checks: Vec<CheckDoc<'a>>,
+    /// The same phases straight at a mock, no router (`[floor]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    floor: Option<FloorDoc<'a>>,
+    /// A capacity sweep's steps and knee (`[sweep]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sweep: Option<SweepDoc>,
+}
+
+#[derive(Serialize)]
+struct FloorDoc<'a> {
+    provider: &'a str,
+    url: &'a str,
+    duration_s: f64,
+    valid: bool,
+    validity: ValidityDoc<'a>,
+    requests: RequestsDoc,
+    metrics: Metrics,
+    /// router / floor, per metric and quantile.
+    ratios: BTreeMap<&'static str, BTreeMap<&'static str, Option<f64>>>,
+    /// router − floor, µs.
+    added_us: BTreeMap<&'static str, BTreeMap<&'static str, i64>>,
+}
+
+#[derive(Serialize)]
+struct SweepDoc {
+    knee_rate: Option<f64>,
+    broke_at_rate: Option<f64>,
+    min_knee: Option<f64>,
+    generator_kept_up: bool,
+    steps: Vec<StepDoc>,
+}
+
+#[derive(Serialize)]
+struct StepDoc {
+    number: usize,
+    rate: f64,
+    refined: bool,
+    achieved_rate: Option<f64>,
+    sent: u64,
+    errors: u64,
+    error_rate: Option<f64>,
+    dropped: u64,
+    e2e: PercentilesDoc,
+    ttft: PercentilesDoc,
+    overhead: PercentilesDoc,
+    dispatch_p99_us: u64,
+    generator_kept_up: bool,
+    generator_problems: Vec<String>,
+    held: bool,
+    broke_because: Vec<String>,
+}
+
+fn floor_doc<'a>(run: &'a RunReport<'a>) -> Option<FloorDoc<'a>> {
+    let floor = run.floor?;
+    let mut ratios = BTreeMap::new();
+    let mut added_us = BTreeMap::new();
+    for a in floor.against(run.summary) {
+        let name = a.metric.name();
+        ratios.insert(
+            name,
+            FLOOR_QUANTILES
+                .into_iter()
+                .zip(a.ratios())
+                .map(|(q, r)| (q, r.map(|r| (r * 1e4).round() / 1e4)))
+                .collect(),
+        );
+        added_us.insert(name, FLOOR_QUANTILES.into_iter().zip(a.added_us()).collect());
+    }
+    let m = &floor.summary;
+    Some(FloorDoc {
+        provider: &floor.provider,
+        url: &floor.url,
+        duration_s: floor.duration_s(),
+        valid: floor.validity.valid,
+        validity: ValidityDoc {
+            problems: &floor.validity.problems,
+            worst_rate_share: floor.validity.worst_rate_share,
+            dispatch_p99_us: floor.validity.dispatch_p99_us,
+            dropped: floor.validity.dropped,
+        },
+        requests: RequestsDoc {
+            total: m.requests,
+            sent: m.sent,
+            errors: m.errors,
+            error_rate: m.error_rate(),
+        },
+        metrics: Metrics(m.metrics),
+        ratios,
+        added_us,
+    })
+}
+
+fn sweep_doc(sweep: &Sweep) -> SweepDoc {
+    SweepDoc {
+        knee_rate: sweep.knee,
+        broke_at_rate: sweep.broke_at,
+        min_knee: sweep.min_knee,
+        generator_kept_up: sweep.generator_kept_up(),
+        steps: sweep
+            .by_rate()
+            .into_iter()
+            .map(|s| StepDoc {
+                number: s.number,
+                rate: s.rate,
+                refined: s.refined,
+                achieved_rate: s.achieved_rate,
+                sent: s.sent,
+                errors: s.errors,
+                error_rate: s.error_rate,
+                dropped: s.dropped,
+                e2e: PercentilesDoc::from(&s.e2e),
+                ttft: PercentilesDoc::from(&s.ttft),
+                overhead: PercentilesDoc::from(&s.overhead),
+                dispatch_p99_us: s.dispatch_p99_us,
+                generator_kept_up: s.generator_kept_up,
+                generator_problems: s.generator_problems.clone(),
+                held: s.held,
+                broke_because: s.broke_because.clone(),
+            })
+            .collect(),
+    }
 }
 
 #[derive(Serialize)]
@@ -313,6 +437,8 @@ pub fn document<'a>(run: &'a RunReport<'a>) -> Summary<'a> {
         },
         unrecorded_samples: m.unrecorded,
         checks: run.checks.iter().map(CheckDoc::from).collect(),
+        floor: floor_doc(run),
+        sweep: run.sweep.map(sweep_doc),
     }
 }
 

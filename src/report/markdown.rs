@@ -46,6 +46,7 @@ pub fn value(v: f64, unit: &str) -> String {
     match unit {
         "ms" => duration(v * 1_000.0),
         "share" => percent(v),
+        "rate" => format!("{v:.0} req/s"),
         _ => format!("{v:.3} {unit}"),
     }
 }
@@ -145,7 +146,52 @@ pub fn render(run: &RunReport<'_>) -> String {
     if !outcomes.is_empty() {
         let _ = writeln!(out, "Outcomes: {}\n", outcomes.join(" · "));
     }
+    if let Some(floor) = run.floor {
+        let _ = writeln!(
+            out,
+            "### Against the floor (the same phases straight at `{}`, same run)\n",
+            md_cell(&floor.provider)
+        );
+        if !floor.validity.valid {
+            let _ = writeln!(
+                out,
+                "> ⚠️ The generator fell behind at the floor: {}\n",
+                md_cell(&floor.validity.problems.join("; "))
+            );
+        }
+        out.push_str(
+            "| metric | p50 router / floor | p99 router / floor | p50 added | p99 added |\n|---|---:|---:|---:|---:|\n",
+        );
+        for a in floor.against(m) {
+            let [r50, _, r99, _] = a.ratios();
+            let [d50, _, d99, _] = a.added_us();
+            let ratio = |r: Option<f64>| r.map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
+            let _ = writeln!(
+                out,
+                "| {} | {} ({} / {}) | {} ({} / {}) | {} | {} |",
+                a.metric.name(),
+                ratio(r50),
+                duration(a.router.p50 as f64),
+                duration(a.floor.p50 as f64),
+                ratio(r99),
+                duration(a.router.p99 as f64),
+                duration(a.floor.p99 as f64),
+                signed_duration(d50),
+                signed_duration(d99),
+            );
+        }
+        out.push('\n');
+    }
+    if let Some(sweep) = run.sweep {
+        super::sweep::markdown(&mut out, sweep);
+    }
     out
+}
+
+/// A signed difference of µs: `+45 µs`, `−1.2 ms`.
+pub fn signed_duration(us: i64) -> String {
+    let sign = if us < 0 { "−" } else { "+" };
+    format!("{sign}{}", duration(us.unsigned_abs() as f64))
 }
 
 #[cfg(test)]

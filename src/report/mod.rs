@@ -21,14 +21,16 @@ pub mod junit;
 pub mod markdown;
 pub mod markup;
 pub mod svg;
+pub mod sweep;
 pub mod tables;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::checks::sweep::Sweep;
 use crate::checks::{self, CheckResult, Validity};
 use crate::load::engine::RunStats;
-use crate::metrics::{Collector, MetricsSummary};
+use crate::metrics::{Collector, Metric, MetricsSummary, Percentiles};
 use crate::scenario::Scenario;
 pub use attempts::AttemptsCsv;
 pub use tables::RequestsCsv;
@@ -47,6 +49,75 @@ pub struct RunReport<'a> {
     /// send) to its last phase's end or last completion, whichever is later.
     pub started_us: u64,
     pub ended_us: u64,
+    /// The same phases straight at a mock, measured first (`[floor]`).
+    pub floor: Option<&'a FloorRun>,
+    /// The steps of a capacity sweep (`[sweep]`).
+    pub sweep: Option<&'a Sweep>,
+}
+
+/// The floor of a run: its phases sent by the same engine straight at a
+/// mock, no router, in the same process just before the router is measured.
+#[derive(Debug, Clone)]
+pub struct FloorRun {
+    pub provider: String,
+    pub url: String,
+    pub summary: MetricsSummary,
+    pub stats: RunStats,
+    pub validity: Validity,
+}
+
+/// A metric through the router against the same metric at the floor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AgainstFloor {
+    pub metric: Metric,
+    pub router: Percentiles,
+    pub floor: Percentiles,
+}
+
+/// The quantiles compared with the floor, by name.
+pub const FLOOR_QUANTILES: [&str; 4] = ["p50", "p90", "p99", "p999"];
+
+fn quantiles(p: &Percentiles) -> [u64; 4] {
+    [p.p50, p.p90, p.p99, p.p999]
+}
+
+impl AgainstFloor {
+    /// router / floor per quantile of [`FLOOR_QUANTILES`]; `None` where the
+    /// floor is 0.
+    pub fn ratios(&self) -> [Option<f64>; 4] {
+        let (r, f) = (quantiles(&self.router), quantiles(&self.floor));
+        std::array::from_fn(|i| (f[i] > 0).then(|| r[i] as f64 / f[i] as f64))
+    }
+
+    /// router − floor per quantile, µs.
+    pub fn added_us(&self) -> [i64; 4] {
+        let (r, f) = (quantiles(&self.router), quantiles(&self.floor));
+        std::array::from_fn(|i| i64::try_from(r[i]).unwrap_or(i64::MAX) - i64::try_from(f[i]).unwrap_or(i64::MAX))
+    }
+}
+
+impl FloorRun {
+    /// Every metric with samples both through the router and at the floor,
+    /// but dispatch delay (the generator's, not the router's), in
+    /// [`Metric::ALL`] order.
+    pub fn against(&self, router: &MetricsSummary) -> Vec<AgainstFloor> {
+        Metric::ALL
+            .into_iter()
+            .filter(|&m| m != Metric::Dispatch)
+            .map(|metric| AgainstFloor {
+                metric,
+                router: *router.metric(metric),
+                floor: *self.summary.metric(metric),
+            })
+            .filter(|a| a.router.count > 0 && a.floor.count > 0)
+            .collect()
+    }
+
+    pub fn duration_s(&self) -> f64 {
+        let started = self.stats.phases.first().map_or(0, |p| p.started_us);
+        let ended = self.stats.phases.last().map_or(0, |p| p.ended_us);
+        ended.saturating_sub(started) as f64 / 1e6
+    }
 }
 
 impl<'a> RunReport<'a> {
@@ -79,6 +150,8 @@ impl<'a> RunReport<'a> {
             validity: checks::validity(scenario, summary, stats),
             started_us,
             ended_us,
+            floor: None,
+            sweep: None,
         }
     }
 
@@ -92,27 +165,20 @@ impl<'a> RunReport<'a> {
     }
 }
 
-/// Writes the end-of-run reports into `dir` (which must exist):
+/// Writes the end-of-run reports of `run` into `dir` (which must exist):
 /// `summary.json`, `timeseries.csv`, `latency.hlog`, `junit.xml`,
-/// `summary.md` and `report.html`. Returns the files written.
-/// (`requests.csv` is written during the run by [`RequestsCsv`], and
-/// `attempts.csv` by [`AttemptsCsv`].)
-pub fn write_reports(
-    dir: &Path,
-    scenario: &Scenario,
-    summary: &MetricsSummary,
-    checks: &[CheckResult],
-    stats: &RunStats,
-    collector: &Collector,
-) -> io::Result<Vec<PathBuf>> {
-    let run = RunReport::new(scenario, summary, checks, stats, collector);
+/// `summary.md`, `report.html`, and `sweep.csv` for a sweep. Returns the
+/// files written. (`requests.csv` is written during the run by
+/// [`RequestsCsv`], and `attempts.csv` by [`AttemptsCsv`].)
+pub fn write_reports(dir: &Path, run: &RunReport<'_>) -> io::Result<Vec<PathBuf>> {
+    let (scenario, collector) = (run.scenario, run.collector);
     let write = |name: &str, text: &str| -> io::Result<PathBuf> {
         let path = dir.join(name);
         std::fs::write(&path, text)?;
         Ok(path)
     };
     let mut written = Vec::with_capacity(6);
-    let json = json::render(&run).map_err(io::Error::other)?;
+    let json = json::render(run).map_err(io::Error::other)?;
     written.push(write(json::SUMMARY_JSON, &json)?);
     written.push(tables::write_timeseries(
         dir,
@@ -125,9 +191,12 @@ pub fn write_reports(
         run.started_us,
         run.ended_us,
     )?);
-    written.push(write(junit::JUNIT_XML, &junit::render(&run))?);
-    written.push(write(markdown::SUMMARY_MD, &markdown::render(&run))?);
-    written.push(write(html::REPORT_HTML, &html::render(&run))?);
+    written.push(write(junit::JUNIT_XML, &junit::render(run))?);
+    written.push(write(markdown::SUMMARY_MD, &markdown::render(run))?);
+    written.push(write(html::REPORT_HTML, &html::render(run))?);
+    if let Some(sweep) = run.sweep {
+        written.push(sweep::write_csv(dir, sweep)?);
+    }
     Ok(written)
 }
 
@@ -252,7 +321,8 @@ pub(crate) mod tests {
     fn write_reports_writes_every_file() {
         let s = Sample::new();
         let dir = TempDir::new("write-reports");
-        let written = write_reports(dir.path(), &s.scenario, &s.summary, &s.checks, &s.stats, &s.collector).unwrap();
+        let run = RunReport::new(&s.scenario, &s.summary, &s.checks, &s.stats, &s.collector);
+        let written = write_reports(dir.path(), &run).unwrap();
         let names: Vec<_> = written
             .iter()
             .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())

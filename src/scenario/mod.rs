@@ -48,6 +48,59 @@ pub struct Scenario {
     pub slo: Slo,
     pub checks: Vec<Check>,
     pub report_dir: PathBuf,
+    /// `[floor]`: run the phases straight at a mock first, no router.
+    pub floor: Option<Floor>,
+    /// `[sweep]`: capacity planning; [`Scenario::phases`] are then its
+    /// planned steps, one open-loop phase per rate.
+    pub sweep: Option<Sweep>,
+}
+
+/// The floor of a bench scenario: the same phases, sent by the same engine
+/// straight at an OpenAI-dialect mock in the same run, before the router is
+/// measured; the router's figures are reported as ratios to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Floor {
+    /// The `[[providers]]` mock the floor is measured against.
+    pub provider: String,
+}
+
+/// A capacity sweep: open-loop steps at rising rates, each judged on the
+/// scenario's latency, error-rate and goodput checks (the SLO), until one
+/// breaks; then optionally bisected between the last rate that held and the
+/// first that broke.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sweep {
+    /// The planned rates, ascending, requests per second.
+    pub rates: Vec<f64>,
+    pub step_duration: Duration,
+    /// Poisson arrivals instead of evenly spaced ones.
+    pub poisson: bool,
+    pub max_in_flight: NonZeroU32,
+    /// Bisection steps after the first break.
+    pub refine: u32,
+    /// The run fails when the knee is below this rate.
+    pub min_knee: Option<f64>,
+    /// Go on stepping after the first break (the curve past the knee).
+    pub keep_going: bool,
+}
+
+impl Sweep {
+    /// The open-loop phase of one step.
+    pub fn phase(&self, index: usize, rate: f64, mix: usize) -> Phase {
+        let arrival = if self.poisson {
+            Arrival::Poisson { rate }
+        } else {
+            Arrival::Constant { rate }
+        };
+        Phase {
+            name: format!("step-{}-{}rps", index + 1, rate.round()),
+            duration: self.step_duration,
+            max_requests: None,
+            load: Load::Open(arrival),
+            max_in_flight: self.max_in_flight,
+            mix: (0..mix).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +243,17 @@ impl Target {
             Target::Builtin => Profile::Openrouter,
             Target::Http { profile, .. } => *profile,
         }
+    }
+}
+
+impl Rule {
+    /// A service level of the load as a whole (latency, error rate, goodput):
+    /// what a sweep step is judged on.
+    pub fn is_slo(&self) -> bool {
+        matches!(
+            self,
+            Rule::Latency { .. } | Rule::ErrorRate { .. } | Rule::Goodput { .. }
+        )
     }
 }
 
@@ -458,10 +522,25 @@ fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> {
         });
     }
 
-    if raw.phases.is_empty() {
+    let sweep = raw.sweep.as_ref().map(sweep).transpose()?;
+    if sweep.is_some() && !raw.phases.is_empty() {
+        return Err(err(
+            "phases",
+            "a [sweep] plans its own phases (one per rate); remove the [[phases]] tables",
+        ));
+    }
+    if raw.phases.is_empty() && sweep.is_none() {
         return Err(err("phases", "a scenario needs at least one [[phases]] table"));
     }
-    let mut phases = Vec::with_capacity(raw.phases.len());
+    let mut phases = match &sweep {
+        Some(sweep) => sweep
+            .rates
+            .iter()
+            .enumerate()
+            .map(|(i, &rate)| sweep.phase(i, rate, mix.len()))
+            .collect(),
+        None => Vec::with_capacity(raw.phases.len()),
+    };
     for (i, p) in raw.phases.iter().enumerate() {
         let path = format!("phases[{i}]");
         let duration = match (p.duration_ms, p.duration_s) {
@@ -655,6 +734,57 @@ fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> {
         checks.push(Check { name, rule });
     }
 
+    if sweep.is_some() {
+        if let Some((i, _)) = checks
+            .iter()
+            .enumerate()
+            .find(|(_, c)| matches!(c.rule, Rule::Conformance(_)))
+        {
+            return Err(err(
+                format!("checks[{i}].kind"),
+                "a [sweep] judges each step on latency, error-rate and goodput checks; run conformance checks in their own scenario",
+            ));
+        }
+        if !checks.iter().any(|c| c.rule.is_slo()) {
+            return Err(err(
+                "checks",
+                "a [sweep] steps the rate up until its SLO breaks: it needs at least one latency, error-rate or goodput check",
+            ));
+        }
+    }
+    let floor = match &raw.floor {
+        None => None,
+        Some(f) => {
+            if sweep.is_some() {
+                return Err(err(
+                    "floor",
+                    "a [sweep] does not measure a floor; remove one of the two",
+                ));
+            }
+            let provider = raw.providers.iter().find(|p| p.name == f.provider).ok_or_else(|| {
+                let hint = mock_providers::config::closest(&f.provider, raw.providers.iter().map(|p| p.name.as_str()))
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                err(
+                    "floor.provider",
+                    format!("no [[providers]] is named `{}`{hint}", f.provider),
+                )
+            })?;
+            if provider.dialect != mock_providers::Dialect::OpenAi {
+                return Err(err(
+                    "floor.provider",
+                    format!(
+                        "`{}` speaks the anthropic dialect; the floor is the load engine's own OpenAI requests straight at a mock, so it needs an openai one (declare an openai twin with the same timing)",
+                        f.provider
+                    ),
+                ));
+            }
+            Some(Floor {
+                provider: f.provider.clone(),
+            })
+        }
+    };
+
     let report_dir = raw
         .report
         .and_then(|r| r.dir)
@@ -671,6 +801,113 @@ fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> {
         slo,
         checks,
         report_dir,
+        floor,
+        sweep,
+    })
+}
+
+/// The most steps a sweep may plan.
+pub const MAX_SWEEP_STEPS: usize = 50;
+
+/// Validates `[sweep]`: explicit `rates`, or `from`/`to` with a `factor` or
+/// a `step`.
+fn sweep(raw: &raw::RawSweep) -> Result<Sweep, ConfigError> {
+    let rate = |v: f64, path: &str| -> Result<f64, ConfigError> {
+        if v.is_finite() && v > 0.0 && v <= crate::load::arrival::MAX_RATE {
+            Ok(v)
+        } else {
+            Err(err(
+                path,
+                format!("must be a rate above 0 (requests per second), got {v}"),
+            ))
+        }
+    };
+    let rates = match (&raw.rates, raw.from, raw.to) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(err("sweep.rates", "give `rates`, or `from` and `to`, not both"));
+        }
+        (Some(list), None, None) => {
+            if raw.factor.is_some() || raw.step.is_some() {
+                return Err(err(
+                    "sweep.rates",
+                    "`factor` and `step` go with `from` and `to`, not `rates`",
+                ));
+            }
+            let mut rates = Vec::with_capacity(list.len());
+            for (i, &v) in list.iter().enumerate() {
+                let v = rate(v, &format!("sweep.rates[{i}]"))?;
+                if rates.last().is_some_and(|&last| v <= last) {
+                    return Err(err(format!("sweep.rates[{i}]"), "rates must rise from step to step"));
+                }
+                rates.push(v);
+            }
+            rates
+        }
+        (None, Some(from), Some(to)) => {
+            let from = rate(from, "sweep.from")?;
+            let to = rate(to, "sweep.to")?;
+            if to < from {
+                return Err(err("sweep.to", format!("{to} is below `from` ({from})")));
+            }
+            let next: Box<dyn Fn(f64) -> f64> = match (raw.factor, raw.step) {
+                (Some(_), Some(_)) => return Err(err("sweep.step", "give `factor` or `step`, not both")),
+                (Some(f), None) if f.is_finite() && f > 1.0 => Box::new(move |r| r * f),
+                (Some(f), None) => return Err(err("sweep.factor", format!("must be above 1, got {f}"))),
+                (None, Some(s)) if s.is_finite() && s > 0.0 => Box::new(move |r| r + s),
+                (None, Some(s)) => return Err(err("sweep.step", format!("must be above 0, got {s}"))),
+                (None, None) => return Err(err("sweep.factor", "give `factor` (e.g. 2) or `step` (req/s)")),
+            };
+            let mut rates = vec![from];
+            let mut r = next(from);
+            // The last step is `to` itself (within rounding).
+            while r < to * (1.0 + 1e-9) {
+                rates.push(r);
+                if rates.len() > MAX_SWEEP_STEPS {
+                    break;
+                }
+                r = next(r);
+            }
+            if rates.last().is_some_and(|&last| last < to * (1.0 - 1e-9)) {
+                rates.push(to);
+            }
+            rates
+        }
+        (None, _, _) => {
+            return Err(err(
+                "sweep.rates",
+                "a sweep needs `rates = [...]`, or `from`, `to` and `factor` or `step`",
+            ));
+        }
+    };
+    if rates.is_empty() {
+        return Err(err("sweep.rates", "needs at least one rate"));
+    }
+    if rates.len() > MAX_SWEEP_STEPS {
+        return Err(err(
+            "sweep.rates",
+            format!("plans {} steps, more than {MAX_SWEEP_STEPS}", rates.len()),
+        ));
+    }
+    let step_duration = match raw.step_duration_s {
+        None => Duration::from_secs(10),
+        Some(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
+        Some(s) => return Err(err("sweep.step-duration-s", format!("must be above 0, got {s}"))),
+    };
+    let max_in_flight = NonZeroU32::new(raw.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT))
+        .ok_or_else(|| err("sweep.max-in-flight", "must be at least 1"))?;
+    let refine = raw.refine.unwrap_or(0);
+    if refine > 10 {
+        return Err(err("sweep.refine", format!("at most 10 bisection steps, got {refine}")));
+    }
+    let min_knee = raw.min_knee.map(|v| rate(v, "sweep.min-knee")).transpose()?;
+    Ok(Sweep {
+        rates,
+        step_duration,
+        poisson: raw.arrival == Some(raw::SweepArrival::Poisson),
+        max_in_flight,
+        refine,
+        min_knee,
+        keep_going: raw.keep_going.unwrap_or(false),
     })
 }
 
@@ -1089,5 +1326,95 @@ arrival = { kind = "constant", rate = 5 }
         };
         assert_eq!(ready_url, "http://127.0.0.1:8080/api/v1/models");
         assert_eq!(*profile, Profile::Openrouter);
+    }
+
+    /// BASE with its phases replaced by `tail`.
+    fn without_phases(tail: &str) -> String {
+        let phases = BASE.find("[[phases]]").unwrap();
+        format!("{}{tail}", &BASE[..phases])
+    }
+
+    const SLO: &str = "[[checks]]\nkind = \"error-rate\"\nmax = 0.01\n";
+
+    #[test]
+    fn a_sweep_plans_its_steps_as_phases() {
+        let s = parse(&without_phases(&format!(
+            "[sweep]\nfrom = 500\nto = 5000\nfactor = 2\nstep-duration-s = 3\n{SLO}"
+        )))
+        .unwrap();
+        let sweep = s.sweep.as_ref().unwrap();
+        assert_eq!(sweep.rates, [500.0, 1000.0, 2000.0, 4000.0, 5000.0]);
+        assert_eq!(s.phases.len(), 5);
+        assert_eq!(s.phases[1].name, "step-2-1000rps");
+        assert_eq!(s.phases[1].load, Load::Open(Arrival::Constant { rate: 1000.0 }));
+        assert_eq!(s.duration(), Duration::from_secs(15));
+        let s = parse(&without_phases(&format!(
+            "[sweep]\nfrom = 100\nto = 300\nstep = 100\narrival = \"poisson\"\n{SLO}"
+        )))
+        .unwrap();
+        assert_eq!(s.sweep.as_ref().unwrap().rates, [100.0, 200.0, 300.0]);
+        assert_eq!(s.phases[0].load, Load::Open(Arrival::Poisson { rate: 100.0 }));
+    }
+
+    #[test]
+    fn sweep_and_floor_mistakes_name_their_field() {
+        let cases: &[(String, &str, &str)] = &[
+            (format!("[sweep]\nrates = [10, 5]\n{SLO}"), "sweep.rates[1]", "rise"),
+            (
+                format!("[sweep]\nrates = [10]\nfrom = 5\n{SLO}"),
+                "sweep.rates",
+                "not both",
+            ),
+            (format!("[sweep]\nfrom = 10\nto = 100\n{SLO}"), "sweep.factor", "factor"),
+            (
+                format!("[sweep]\nfrom = 10\nto = 100\nfactor = 1\n{SLO}"),
+                "sweep.factor",
+                "above 1",
+            ),
+            (
+                format!("[sweep]\nfrom = 100\nto = 10\nstep = 5\n{SLO}"),
+                "sweep.to",
+                "below",
+            ),
+            (
+                format!("[sweep]\nfrom = 1\nto = 1000\nstep = 1\n{SLO}"),
+                "sweep.rates",
+                "more than 50",
+            ),
+            (format!("[sweep]\nrates = [0]\n{SLO}"), "sweep.rates[0]", "above 0"),
+            (
+                format!("[sweep]\nrates = [10]\nrefine = 11\n{SLO}"),
+                "sweep.refine",
+                "at most 10",
+            ),
+            (
+                "[sweep]\nrates = [10]\n[[checks]]\nkind = \"run-valid\"\n".into(),
+                "checks",
+                "SLO breaks",
+            ),
+            (
+                format!("[sweep]\nrates = [10]\n{SLO}[[checks]]\nkind = \"stream-usage\"\n"),
+                "checks[1].kind",
+                "conformance",
+            ),
+            (
+                format!("[sweep]\nrates = [10]\n{SLO}[[phases]]\nduration-s = 1\nusers = {{ count = 1 }}\n"),
+                "phases",
+                "plans its own",
+            ),
+        ];
+        for (tail, path, words) in cases {
+            let e = parse(&without_phases(tail)).unwrap_err().0;
+            assert_eq!(e.path, *path, "{tail}: {e}");
+            assert!(e.message.contains(words), "{tail}: {e}");
+        }
+        let floor = |provider: &str| format!("{BASE}[floor]\nprovider = \"{provider}\"\n");
+        assert_eq!(parse(&floor("p")).unwrap().floor, Some(Floor { provider: "p".into() }));
+        let e = parse(&floor("q")).unwrap_err().0;
+        assert_eq!(e.path, "floor.provider");
+        assert!(e.message.contains("did you mean `p`"), "{e}");
+        let anthropic = floor("p").replacen("dialect = \"openai\"", "dialect = \"anthropic\"", 1);
+        let e = parse(&anthropic).unwrap_err().0;
+        assert!(e.path == "floor.provider" && e.message.contains("openai twin"), "{e}");
     }
 }

@@ -28,6 +28,39 @@ pub struct RawScenario {
     #[serde(default)]
     pub checks: Vec<RawCheck>,
     pub report: Option<RawReport>,
+    pub floor: Option<RawFloor>,
+    pub sweep: Option<RawSweep>,
+}
+
+/// `[floor]`: the phases are first run straight at this mock, no router.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawFloor {
+    pub provider: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SweepArrival {
+    Constant,
+    Poisson,
+}
+
+/// `[sweep]`: open-loop steps at rising rates until the checks break.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawSweep {
+    pub rates: Option<Vec<f64>>,
+    pub from: Option<f64>,
+    pub to: Option<f64>,
+    pub factor: Option<f64>,
+    pub step: Option<f64>,
+    pub step_duration_s: Option<f64>,
+    pub arrival: Option<SweepArrival>,
+    pub max_in_flight: Option<u32>,
+    pub refine: Option<u32>,
+    pub min_knee: Option<f64>,
+    pub keep_going: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

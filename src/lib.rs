@@ -4,7 +4,8 @@
 //! - [`checks`]: the scenario's checks judged against the metrics (and the run's validity).
 //! - [`cli`]: the command line (clap structs only).
 //! - [`command`]: the subcommands (`mock` serves the mock providers,
-//!   `router` the reference router).
+//!   `router` the reference router, `run` drives scenarios with their floor
+//!   or sweep, `compare` and `baseline` judge regressions).
 //! - [`load`]: the load generator (open-loop arrival schedules).
 //! - [`metrics`]: HDR histograms, outcome counts, time series and goodput of a run.
 //! - [`report`]: the report files of a run (JSON, CSV, JUnit, Markdown, HTML, HdrHistogram logs).

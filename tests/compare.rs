@@ -206,6 +206,8 @@ fn the_fixtures_match_the_report_schema() {
 fn bench_summary(scenario: &str, p50: f64, p99: f64) -> Value {
     let mut doc: Value = serde_json::from_str(&summary(13_000, 15_000, 30_000)).unwrap();
     doc["scenario"]["name"] = json!(scenario);
+    // A baseline is made of runs where every request succeeded.
+    doc["requests"] = json!({"total": 1000, "sent": 1000, "errors": 0, "error_rate": 0.0});
     doc["metrics"]["overhead"] = serde_json::from_str(&percentiles(45, 60, 300)).unwrap();
     let mut floor_metrics = doc["metrics"].clone();
     floor_metrics["e2e"] = serde_json::from_str(&percentiles(10_000, 11_000, 20_000)).unwrap();
@@ -428,4 +430,27 @@ fn each_mode_refuses_the_others_flags() {
     let out = run_bin(&[&"compare", &file, &dir.path("runs"), &"--max-regression", &"5"]);
     assert_eq!(out.status.code(), Some(2), "{}", report(&out));
     assert!(text(&out.stderr).contains("--max-regression"), "{}", report(&out));
+}
+
+/// The committed baselines are readable, one per bench scenario that has a
+/// floor, each named after its scenario.
+#[test]
+fn every_committed_baseline_reads_and_matches_a_bench_scenario() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = 0;
+    for entry in std::fs::read_dir(root.join("reports/baselines")).unwrap() {
+        let file = entry.unwrap().path();
+        if file.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let baseline = gauntlet::command::baseline::load_baseline(&file).unwrap();
+        let stem = file.file_stem().unwrap().to_str().unwrap();
+        assert_eq!(baseline.scenario, stem, "{}", file.display());
+        let scenario = root.join("scenarios/bench").join(format!("{stem}.toml"));
+        let text = std::fs::read_to_string(&scenario).unwrap();
+        assert!(text.contains("[floor]"), "{} has no [floor]", scenario.display());
+        assert!(!baseline.ratios.is_empty(), "{}", file.display());
+        found += 1;
+    }
+    assert!(found >= 6, "{found} baselines");
 }

@@ -47,9 +47,10 @@ pub enum Command {
     /// Make a regression baseline of several runs of one bench scenario.
     ///
     /// The runs need a "floor" section (the bench scenarios in scenarios/bench/),
-    /// one scenario name, and `passed: true` and `valid: true`. The baseline keeps,
-    /// for every metric and percentile of the floor ratios, their median, min and
-    /// max over the runs. To refresh one: `gauntlet run scenarios/bench/X.toml
+    /// one scenario name, `valid: true` (the generator kept up) and no failed
+    /// request; a run that missed an absolute speed goal is taken with a warning.
+    /// The baseline keeps, for every metric and percentile of the floor ratios,
+    /// their median, min and max over the runs. To refresh one: `gauntlet run scenarios/bench/X.toml
     /// --repeat 3`, then `gauntlet baseline --out reports/baselines/X.json
     /// reports/runs/X-*`.
     Baseline(BaselineArgs),

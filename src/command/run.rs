@@ -788,21 +788,19 @@ fn print_floor(floor: &FloorRun, summary: &crate::metrics::MetricsSummary) {
         if !matches!(a.metric, Metric::E2e | Metric::Ttft | Metric::Itl | Metric::Overhead) {
             continue;
         }
-        let [r50, _, r99, _] = a.ratios();
-        let [d50, _, d99, _] = a.added_us();
-        let ratio = |r: Option<f64>| r.map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
+        let [p50, _, p99, _] = a.quantiles();
         let _ = writeln!(
             out,
             "    {:<9} p50 {:>9} vs {:>9} = {:>6} ({:>9})   p99 {:>9} vs {:>9} = {:>6} ({:>9})",
             a.metric.name(),
-            duration(a.router.p50 as f64),
-            duration(a.floor.p50 as f64),
-            ratio(r50),
-            signed_duration(d50),
-            duration(a.router.p99 as f64),
-            duration(a.floor.p99 as f64),
-            ratio(r99),
-            signed_duration(d99),
+            duration(p50.router_us as f64),
+            duration(p50.floor_us as f64),
+            p50.ratio_text(),
+            signed_duration(p50.added_us()),
+            duration(p99.router_us as f64),
+            duration(p99.floor_us as f64),
+            p99.ratio_text(),
+            signed_duration(p99.added_us()),
         );
     }
 }

@@ -51,11 +51,11 @@ fn seconds(v: f64) -> String {
     format!("{v:.0} s")
 }
 
-fn ms_axis(v: f64) -> String {
+pub(super) fn ms_axis(v: f64) -> String {
     compact_duration(v * 1_000.0)
 }
 
-fn per_second(v: f64) -> String {
+pub(super) fn per_second(v: f64) -> String {
     format!("{v:.0}/s")
 }
 
@@ -293,22 +293,16 @@ fn floor_table(out: &mut String, run: &RunReport<'_>) {
     }
     out.push_str(r#"<table><tr><th>metric</th><th>quantile</th><th class="n">router</th><th class="n">floor</th><th class="n">ratio</th><th class="n">added</th></tr>"#);
     for a in floor.against(run.summary) {
-        let router = [a.router.p50, a.router.p90, a.router.p99, a.router.p999];
-        let at_floor = [a.floor.p50, a.floor.p90, a.floor.p99, a.floor.p999];
-        for (i, ((q, ratio), added)) in super::FLOOR_QUANTILES
-            .iter()
-            .zip(a.ratios())
-            .zip(a.added_us())
-            .enumerate()
-        {
+        for (i, q) in a.quantiles().iter().enumerate() {
             let _ = write!(
                 out,
-                r#"<tr><td>{}</td><td>{q}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+                r#"<tr><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
                 if i == 0 { a.metric.name() } else { "" },
-                duration(router[i] as f64),
-                duration(at_floor[i] as f64),
-                ratio.map_or_else(|| "—".into(), |r| format!("{r:.2}×")),
-                super::markdown::signed_duration(added),
+                q.name,
+                duration(q.router_us as f64),
+                duration(q.floor_us as f64),
+                q.ratio_text(),
+                super::markdown::signed_duration(q.added_us()),
             );
         }
     }

@@ -8,7 +8,7 @@ use serde::ser::{SerializeMap, Serializer};
 
 use std::collections::BTreeMap;
 
-use super::{FLOOR_QUANTILES, RunReport};
+use super::RunReport;
 use crate::checks::sweep::Sweep;
 use crate::checks::{self, CheckResult};
 use crate::load::record::Outcome;
@@ -103,16 +103,16 @@ fn floor_doc<'a>(run: &'a RunReport<'a>) -> Option<FloorDoc<'a>> {
     let mut ratios = BTreeMap::new();
     let mut added_us = BTreeMap::new();
     for a in floor.against(run.summary) {
+        let quantiles = a.quantiles();
         let name = a.metric.name();
         ratios.insert(
             name,
-            FLOOR_QUANTILES
-                .into_iter()
-                .zip(a.ratios())
-                .map(|(q, r)| (q, r.map(|r| (r * 1e4).round() / 1e4)))
+            quantiles
+                .iter()
+                .map(|q| (q.name, q.ratio().map(|r| (r * 1e4).round() / 1e4)))
                 .collect(),
         );
-        added_us.insert(name, FLOOR_QUANTILES.into_iter().zip(a.added_us()).collect());
+        added_us.insert(name, quantiles.iter().map(|q| (q.name, q.added_us())).collect());
     }
     let m = &floor.summary;
     Some(FloorDoc {

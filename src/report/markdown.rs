@@ -163,21 +163,19 @@ pub fn render(run: &RunReport<'_>) -> String {
             "| metric | p50 router / floor | p99 router / floor | p50 added | p99 added |\n|---|---:|---:|---:|---:|\n",
         );
         for a in floor.against(m) {
-            let [r50, _, r99, _] = a.ratios();
-            let [d50, _, d99, _] = a.added_us();
-            let ratio = |r: Option<f64>| r.map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
+            let [p50, _, p99, _] = a.quantiles();
             let _ = writeln!(
                 out,
                 "| {} | {} ({} / {}) | {} ({} / {}) | {} | {} |",
                 a.metric.name(),
-                ratio(r50),
-                duration(a.router.p50 as f64),
-                duration(a.floor.p50 as f64),
-                ratio(r99),
-                duration(a.router.p99 as f64),
-                duration(a.floor.p99 as f64),
-                signed_duration(d50),
-                signed_duration(d99),
+                p50.ratio_text(),
+                duration(p50.router_us as f64),
+                duration(p50.floor_us as f64),
+                p99.ratio_text(),
+                duration(p99.router_us as f64),
+                duration(p99.floor_us as f64),
+                signed_duration(p50.added_us()),
+                signed_duration(p99.added_us()),
             );
         }
         out.push('\n');

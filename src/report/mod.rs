@@ -77,22 +77,42 @@ pub struct AgainstFloor {
 /// The quantiles compared with the floor, by name.
 pub const FLOOR_QUANTILES: [&str; 4] = ["p50", "p90", "p99", "p999"];
 
-fn quantiles(p: &Percentiles) -> [u64; 4] {
-    [p.p50, p.p90, p.p99, p.p999]
+/// One quantile of a metric, through the router and at the floor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuantileAgainstFloor {
+    /// From [`FLOOR_QUANTILES`].
+    pub name: &'static str,
+    pub router_us: u64,
+    pub floor_us: u64,
+}
+
+impl QuantileAgainstFloor {
+    /// router / floor; `None` where the floor is 0.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.floor_us > 0).then(|| self.router_us as f64 / self.floor_us as f64)
+    }
+
+    /// router − floor, µs.
+    pub fn added_us(&self) -> i64 {
+        i64::try_from(self.router_us).unwrap_or(i64::MAX) - i64::try_from(self.floor_us).unwrap_or(i64::MAX)
+    }
+
+    /// The ratio as `1.31×`, or `—` without one.
+    pub fn ratio_text(&self) -> String {
+        self.ratio().map_or_else(|| "—".into(), |r| format!("{r:.2}×"))
+    }
 }
 
 impl AgainstFloor {
-    /// router / floor per quantile of [`FLOOR_QUANTILES`]; `None` where the
-    /// floor is 0.
-    pub fn ratios(&self) -> [Option<f64>; 4] {
-        let (r, f) = (quantiles(&self.router), quantiles(&self.floor));
-        std::array::from_fn(|i| (f[i] > 0).then(|| r[i] as f64 / f[i] as f64))
-    }
-
-    /// router − floor per quantile, µs.
-    pub fn added_us(&self) -> [i64; 4] {
-        let (r, f) = (quantiles(&self.router), quantiles(&self.floor));
-        std::array::from_fn(|i| i64::try_from(r[i]).unwrap_or(i64::MAX) - i64::try_from(f[i]).unwrap_or(i64::MAX))
+    /// The metric at each of [`FLOOR_QUANTILES`], in order.
+    pub fn quantiles(&self) -> [QuantileAgainstFloor; 4] {
+        let at = |p: &Percentiles| [p.p50, p.p90, p.p99, p.p999];
+        let (router, floor) = (at(&self.router), at(&self.floor));
+        std::array::from_fn(|i| QuantileAgainstFloor {
+            name: FLOOR_QUANTILES[i],
+            router_us: router[i],
+            floor_us: floor[i],
+        })
     }
 }
 

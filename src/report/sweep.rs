@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::html::{ms_axis, per_second};
 use super::markdown::{duration, percent};
 use super::markup::escape;
 use super::svg::{Axis, Line, LineChart, Scale};
@@ -73,14 +74,6 @@ pub fn write_csv(dir: &Path, sweep: &Sweep) -> io::Result<PathBuf> {
     Ok(path)
 }
 
-fn rate_axis(v: f64) -> String {
-    format!("{v:.0}/s")
-}
-
-fn ms_axis(v: f64) -> String {
-    super::markdown::compact_duration(v * 1_000.0)
-}
-
 fn percent_axis(v: f64) -> String {
     format!("{v:.0}%")
 }
@@ -101,7 +94,7 @@ pub fn charts(sweep: &Sweep) -> String {
     let x = Axis {
         label: "offered rate (requests per second)",
         scale,
-        format: rate_axis,
+        format: per_second,
     };
     let latency = |label, color, dashed, f: fn(&Step) -> Option<f64>| Line {
         label,

@@ -75,6 +75,13 @@ fn open_loop(scenario: &Scenario, index: usize, phase: &PhaseStats) -> bool {
         .map_or(phase.expected_rate > 0.0, |p| matches!(p.load, Load::Open(_)))
 }
 
+/// The problem [`validity`] reports for arrivals dropped at an in-flight
+/// cap: the one that may be the target's doing rather than the generator's
+/// (see [`sweep`]).
+pub fn dropped_problem(dropped: u64) -> String {
+    format!("{dropped} arrivals were dropped at the in-flight cap")
+}
+
 /// Judges the load generator: see the module documentation.
 pub fn validity(scenario: &Scenario, summary: &MetricsSummary, stats: &RunStats) -> Validity {
     let mut problems = Vec::new();
@@ -111,7 +118,7 @@ pub fn validity(scenario: &Scenario, summary: &MetricsSummary, stats: &RunStats)
         .sum::<u64>()
         .max(summary.outcome(Outcome::Dropped));
     if dropped > 0 {
-        problems.push(format!("{dropped} arrivals were dropped at the in-flight cap"));
+        problems.push(dropped_problem(dropped));
     }
     Validity {
         valid: problems.is_empty(),

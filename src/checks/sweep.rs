@@ -89,11 +89,8 @@ impl Step {
             broke_because.push("the run was stopped during this step".into());
         }
         // Dropped arrivals are the router's doing; the rest is the generator's.
-        let generator_problems: Vec<String> = valid
-            .problems
-            .into_iter()
-            .filter(|p| !p.contains("dropped at the in-flight cap"))
-            .collect();
+        let dropped = super::dropped_problem(valid.dropped);
+        let generator_problems: Vec<String> = valid.problems.into_iter().filter(|p| *p != dropped).collect();
         Step {
             number,
             rate,

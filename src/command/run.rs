@@ -217,10 +217,10 @@ fn run_dir(scenario: &Scenario, out: Option<&Path>) -> PathBuf {
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let parent = out.map_or_else(|| scenario.report_dir.clone(), Path::to_path_buf);
     let first = parent.join(format!("{}-{stamp}", scenario.meta.name));
-    (2..)
-        .map(|n| parent.join(format!("{}-{stamp}-{n}", scenario.meta.name)))
-        .take(1000)
-        .fold(first, |found, next| if found.exists() { next } else { found })
+    std::iter::once(first.clone())
+        .chain((2..1000).map(|n| parent.join(format!("{}-{stamp}-{n}", scenario.meta.name))))
+        .find(|dir| !dir.exists())
+        .unwrap_or(first)
 }
 
 async fn run_one(scenario: &Scenario, defects: Defects, out: Option<&Path>, stop: watch::Receiver<bool>) -> Exit {
@@ -976,6 +976,22 @@ fn progress_line(
 #[cfg(test)]
 mod progress_tests {
     use super::*;
+
+    #[test]
+    fn a_second_run_in_the_same_second_gets_its_own_folder() {
+        let out = std::env::temp_dir().join(format!("gauntlet-run-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let scenario = crate::metrics::fixtures::scenario("");
+        let first = run_dir(&scenario, Some(&out));
+        std::fs::create_dir_all(&first).unwrap();
+        let second = run_dir(&scenario, Some(&out));
+        // Unless the clock turned a second in between.
+        if second.file_name().unwrap().to_str().unwrap().len() > first.file_name().unwrap().to_str().unwrap().len() {
+            assert_eq!(second.to_str().unwrap(), format!("{}-2", first.display()));
+        }
+        assert!(!second.exists());
+        let _ = std::fs::remove_dir_all(&out);
+    }
 
     #[test]
     fn the_progress_line_names_the_phase_and_counts() {

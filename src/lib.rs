@@ -22,6 +22,7 @@ pub mod load;
 pub mod metrics;
 pub mod report;
 pub mod router;
+pub mod run;
 pub mod scenario;
 pub mod target;
 
@@ -38,6 +39,14 @@ pub enum Exit {
     Usage = 2,
     /// The run itself failed (a port taken, a target unreachable).
     RunFailed = 3,
+}
+
+impl Exit {
+    /// The worse of two exits: a failed run over a usage error over a
+    /// failed check over success.
+    pub fn worse(self, other: Exit) -> Exit {
+        if (other as u8) > (self as u8) { other } else { self }
+    }
 }
 
 impl From<Exit> for ExitCode {

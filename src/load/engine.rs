@@ -57,7 +57,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The router under load.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct Endpoint {
     /// The API base, e.g. `http://127.0.0.1:8080/api/v1`; requests go to
     /// `{base_url}/chat/completions`. Plain HTTP only.
     pub base_url: String,
@@ -125,7 +125,7 @@ pub struct PhaseStats {
 /// while this runs: a full channel holds finished requests back.
 pub async fn run(
     scenario: &Scenario,
-    target: &Target,
+    target: &Endpoint,
     clock: Clock,
     config: EngineConfig,
     records: mpsc::Sender<RequestRecord>,
@@ -138,7 +138,7 @@ pub async fn run(
 /// progress display: requests in flight are `sent` less the records seen).
 pub async fn run_counting(
     scenario: &Scenario,
-    target: &Target,
+    target: &Endpoint,
     clock: Clock,
     config: EngineConfig,
     records: mpsc::Sender<RequestRecord>,

@@ -17,20 +17,21 @@ use tokio::sync::mpsc;
 
 use super::arrival::Arrival;
 use super::client::{HttpClient, Template};
-use super::engine::{self, EngineConfig, RunStats, Target};
+use super::engine::{self, Endpoint, EngineConfig, RunStats};
 use super::record::{ErrorShape, Outcome, RequestRecord, ToolCall as ClientToolCall};
-use crate::scenario::{Load, Meta, MixEntry, Phase, Scenario, Slo, Target as ScenarioTarget};
+use crate::scenario::{Load, Meta, MixEntry, Phase, Scenario, Slo};
+use crate::target::Target as ScenarioTarget;
 
 const MS: Duration = Duration::from_millis(1);
 
 /// One OpenAI-dialect mock, shaped by `configure`.
-async fn mock(configure: impl FnOnce(&mut ProviderConfig)) -> (MockSet, Target, Clock) {
+async fn mock(configure: impl FnOnce(&mut ProviderConfig)) -> (MockSet, Endpoint, Clock) {
     let mut config = ProviderConfig::any_model("p", Dialect::OpenAi, "127.0.0.1:0".parse().unwrap());
     config.defaults = fast();
     configure(&mut config);
     let mocks = MockSet::spawn(vec![config]).await.unwrap();
     let provider = &mocks.providers()[0];
-    let target = Target {
+    let target = Endpoint {
         base_url: format!("{}/v1", provider.base_url()),
     };
     let clock = *provider.journal().clock();
@@ -83,7 +84,7 @@ fn scenario(phases: Vec<Phase>, mix: Vec<MixEntry>) -> Scenario {
         },
         target: ScenarioTarget::Builtin,
         providers: Vec::new(),
-        router: None,
+        expect: None,
         phases,
         mix,
         faults: Vec::new(),
@@ -107,7 +108,7 @@ fn config(seed: u64) -> EngineConfig {
 /// Runs the engine, collecting every record.
 async fn run_with(
     scenario: &Scenario,
-    target: &Target,
+    target: &Endpoint,
     clock: Clock,
     config: EngineConfig,
     stop: impl Future<Output = ()>,
@@ -123,7 +124,7 @@ async fn run_with(
     tokio::join!(engine::run(scenario, target, clock, config, tx, stop), collect)
 }
 
-async fn run(scenario: &Scenario, target: &Target, clock: Clock) -> (RunStats, Vec<RequestRecord>) {
+async fn run(scenario: &Scenario, target: &Endpoint, clock: Clock) -> (RunStats, Vec<RequestRecord>) {
     run_with(scenario, target, clock, config(0), std::future::pending()).await
 }
 
@@ -370,7 +371,7 @@ async fn a_closed_port_is_a_connect_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let target = Target {
+    let target = Endpoint {
         base_url: format!("http://{addr}/v1"),
     };
     let scenario = scenario(

@@ -11,7 +11,7 @@ use super::markup::escape;
 use super::svg::{Axis, Bar, BarChart, Line, LineChart, Scale};
 use crate::load::record::Outcome;
 use crate::metrics::{Metric, SecondRow};
-use crate::scenario::Target;
+use crate::target::Target;
 
 pub const REPORT_HTML: &str = "report.html";
 

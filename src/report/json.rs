@@ -13,7 +13,8 @@ use crate::checks::sweep::Sweep;
 use crate::checks::{self, CheckResult};
 use crate::load::record::Outcome;
 use crate::metrics::{Metric, Percentiles};
-use crate::scenario::{Load, Target};
+use crate::scenario::Load;
+use crate::target::Target;
 
 pub const SUMMARY_JSON: &str = "summary.json";
 /// The version of the document's shape (`schema_version`).

@@ -190,34 +190,46 @@ impl<'a> RunReport<'a> {
 /// `summary.md`, `report.html`, and `sweep.csv` for a sweep. Returns the
 /// files written. (`requests.csv` is written during the run by
 /// [`RequestsCsv`], and `attempts.csv` by [`AttemptsCsv`].)
-pub fn write_reports(dir: &Path, run: &RunReport<'_>) -> io::Result<Vec<PathBuf>> {
+pub fn write_reports(dir: &Path, run: &RunReport<'_>) -> Result<Vec<PathBuf>, ReportError> {
     let (scenario, collector) = (run.scenario, run.collector);
-    let write = |name: &str, text: &str| -> io::Result<PathBuf> {
+    let at = |name: &'static str| move |source| ReportError::new(dir.join(name), source);
+    let write = |name: &'static str, text: &str| -> Result<PathBuf, ReportError> {
         let path = dir.join(name);
-        std::fs::write(&path, text)?;
+        std::fs::write(&path, text).map_err(at(name))?;
         Ok(path)
     };
-    let mut written = Vec::with_capacity(6);
-    let json = json::render(run).map_err(io::Error::other)?;
+    let mut written = Vec::with_capacity(7);
+    let json = json::render(run).map_err(|e| ReportError::new(dir.join(json::SUMMARY_JSON), io::Error::other(e)))?;
     written.push(write(json::SUMMARY_JSON, &json)?);
-    written.push(tables::write_timeseries(
-        dir,
-        &collector.series().rows(Some(run.started_us)),
-    )?);
-    written.push(hlog::write_hlog(
-        dir,
-        collector,
-        &scenario.meta.name,
-        run.started_us,
-        run.ended_us,
-    )?);
+    written.push(
+        tables::write_timeseries(dir, &collector.series().rows(Some(run.started_us)))
+            .map_err(at(tables::TIMESERIES_CSV))?,
+    );
+    written.push(
+        hlog::write_hlog(dir, collector, &scenario.meta.name, run.started_us, run.ended_us).map_err(at(hlog::HLOG))?,
+    );
     written.push(write(junit::JUNIT_XML, &junit::render(run))?);
     written.push(write(markdown::SUMMARY_MD, &markdown::render(run))?);
     written.push(write(html::REPORT_HTML, &html::render(run))?);
     if let Some(sweep) = run.sweep {
-        written.push(sweep::write_csv(dir, sweep)?);
+        written.push(sweep::write_csv(dir, sweep).map_err(at(sweep::SWEEP_CSV))?);
     }
     Ok(written)
+}
+
+/// A report file that could not be written: which, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct ReportError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+impl ReportError {
+    pub fn new(path: PathBuf, source: io::Error) -> ReportError {
+        ReportError { path, source }
+    }
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use mock_providers::config::{ConfigError, RawProvider, parse_toml, validate_faul
 use mock_providers::faults::RawFault;
 
 use crate::load::arrival::Arrival;
-use crate::router::config::{RawRouter, RouterConfig};
-use raw::{ArrivalKind, CheckKind, MetricName, Profile, RawArrival, RawScenario, TargetKind};
+use crate::target::{DEFAULT_READY_TIMEOUT, Expectations, Profile, Target};
+use raw::{ArrivalKind, CheckKind, MetricName, RawArrival, RawScenario, TargetKind};
 
 /// The schema this version of gauntlet reads.
 pub const SCHEMA: u32 = 1;
@@ -25,10 +25,6 @@ pub const SCHEMA: u32 = 1;
 pub const DEFAULT_REPORT_DIR: &str = "reports/runs";
 /// The in-flight cap of a phase that sets none.
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1024;
-/// How long an external router may take to become ready.
-pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// The prefix of a router provider's `base-url` that names a scenario mock.
-pub const MOCK_URL_PREFIX: &str = "mock:";
 
 /// A validated scenario.
 #[derive(Debug, Clone)]
@@ -41,7 +37,7 @@ pub struct Scenario {
     /// The `[router]` table: the built-in router's configuration, or, for an
     /// external router, the prices, keys and lifecycle the checks expect.
     /// Provider `base-url`s may say `mock:NAME`, resolved at run time.
-    pub router: Option<RawRouter>,
+    pub expect: Option<Expectations>,
     pub phases: Vec<Phase>,
     pub mix: Vec<MixEntry>,
     pub faults: Vec<FaultStep>,
@@ -109,20 +105,6 @@ pub struct Meta {
     pub description: String,
     pub seed: u64,
     pub tags: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// The reference router, started in-process on loopback.
-    Builtin,
-    /// A router at `url` (the API base, e.g. `http://127.0.0.1:8080/api/v1`).
-    Http {
-        url: String,
-        profile: Profile,
-        command: Option<Vec<String>>,
-        ready_url: String,
-        ready_timeout: Duration,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -235,17 +217,6 @@ pub enum Conformance {
     ErrorShape,
 }
 
-impl Target {
-    /// How to read the target's charges and balances (the built-in router
-    /// speaks OpenRouter's dialect).
-    pub fn profile(&self) -> Profile {
-        match self {
-            Target::Builtin => Profile::Openrouter,
-            Target::Http { profile, .. } => *profile,
-        }
-    }
-}
-
 impl Rule {
     /// A service level of the load as a whole (latency, error rate, goodput):
     /// what a sweep step is judged on.
@@ -337,23 +308,6 @@ impl Scenario {
     pub fn duration(&self) -> Duration {
         self.phases.iter().map(|p| p.duration).sum()
     }
-
-    /// The router configuration with `mock:NAME` base URLs resolved by `resolve`.
-    pub fn router_config(&self, resolve: impl Fn(&str) -> Option<String>) -> Result<Option<RouterConfig>, ConfigError> {
-        let Some(raw) = &self.router else { return Ok(None) };
-        let mut raw = raw.clone();
-        for (i, p) in raw.providers.iter_mut().enumerate() {
-            if let Some(name) = p.base_url.strip_prefix(MOCK_URL_PREFIX) {
-                p.base_url = resolve(name).ok_or_else(|| {
-                    err(
-                        format!("router.providers[{i}].base-url"),
-                        format!("no [[providers]] is named `{name}`"),
-                    )
-                })?;
-            }
-        }
-        raw.validate("router").map(Some).map_err(|e| err(e.path, e.message))
-    }
 }
 
 fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> {
@@ -427,38 +381,24 @@ fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> {
         },
     };
 
-    // The router table is validated with `mock:NAME` resolved to a placeholder.
-    let router_models: Option<HashSet<String>>;
-    let router_keys: Option<HashSet<String>>;
-    match &raw.router {
+    let expect = match &raw.router {
         None if target == Target::Builtin => {
             return Err(err(
                 "router",
                 "the built-in target needs a [router] table (models, prices, keys)",
             ));
         }
-        None => {
-            router_models = None;
-            router_keys = None;
-        }
+        None => None,
         Some(router) => {
-            let mut probe = router.clone();
-            for (i, p) in probe.providers.iter_mut().enumerate() {
-                if let Some(name) = p.base_url.strip_prefix(MOCK_URL_PREFIX) {
-                    if !mock_names.contains(name) {
-                        return Err(err(
-                            format!("router.providers[{i}].base-url"),
-                            format!("no [[providers]] is named `{name}`"),
-                        ));
-                    }
-                    p.base_url = "http://127.0.0.1:1".into();
-                }
-            }
-            let config = probe.validate("router").map_err(|e| err(e.path, e.message))?;
-            router_models = Some(config.catalog.models().iter().map(|m| m.id.to_string()).collect());
-            router_keys = Some(config.keys.iter().map(|k| k.key.to_string()).collect());
+            Some(Expectations::validate(router, "router", &mock_names).map_err(|e| err(e.path, e.message))?)
         }
-    }
+    };
+    let router_models: Option<HashSet<String>> = expect
+        .as_ref()
+        .map(|e| e.config.catalog.models().iter().map(|m| m.id.to_string()).collect());
+    let router_keys: Option<HashSet<String>> = expect
+        .as_ref()
+        .map(|e| e.config.keys.iter().map(|k| k.key.to_string()).collect());
     if target == Target::Builtin && raw.providers.is_empty() {
         return Err(err(
             "providers",
@@ -794,7 +734,7 @@ fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> {
         meta,
         target,
         providers: raw.providers,
-        router: raw.router,
+        expect,
         phases,
         mix,
         faults,
@@ -1195,7 +1135,11 @@ arrival = { kind = "constant", rate = 5 }
         assert_eq!(s.phases[0].max_in_flight.get(), DEFAULT_MAX_IN_FLIGHT);
         assert_eq!(s.phases[0].mix, vec![0]);
         assert_eq!(s.report_dir, PathBuf::from(DEFAULT_REPORT_DIR));
-        let config = s.router_config(|_| Some("http://127.0.0.1:9".into())).unwrap().unwrap();
+        let config = s
+            .expect
+            .as_ref()
+            .unwrap()
+            .resolved(|_| Some("http://127.0.0.1:9".into()));
         assert_eq!(&*config.providers[0].base_url, "http://127.0.0.1:9");
     }
 

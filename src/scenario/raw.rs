@@ -7,7 +7,7 @@ use mock_providers::config::RawProvider;
 use mock_providers::faults::RawFault;
 use serde::Deserialize;
 
-use crate::router::config::RawRouter;
+use crate::target::{Profile, RawRouter};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -78,15 +78,6 @@ pub struct RawMeta {
 pub enum TargetKind {
     Builtin,
     Http,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Profile {
-    /// Cost in `usage.cost`, balance from `GET /api/v1/key`.
-    Openrouter,
-    /// Cost in the `x-litellm-response-cost` header, spend from `GET /key/info`.
-    Litellm,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use super::{Index, Verdict, show, usd};
 use crate::checks::CheckResult;
 use crate::load::record::{Outcome, RequestRecord};
-use crate::router::config::RouterConfig;
-use crate::router::pricing::Picodollars;
 use crate::scenario::MixEntry;
+use crate::target::{Picodollars, RouterConfig};
 
 /// `billing-exact`: every answer's `usage.cost` equals, to the picodollar,
 /// the price of the model that served it × the usage the mock reported for

@@ -11,8 +11,7 @@ use std::collections::HashMap;
 
 use crate::checks::CheckResult;
 use crate::load::record::{Outcome, RequestRecord};
-use crate::router::catalog::{Deprecation, Model};
-use crate::router::config::RouterConfig;
+use crate::target::{Deprecation, Model, RouterConfig};
 
 use super::{Index, Verdict};
 

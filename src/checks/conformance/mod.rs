@@ -23,50 +23,20 @@ mod lifecycle;
 mod retries;
 mod streaming;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mock_providers::{Outcome as MockOutcome, Record};
 
 use super::CheckResult;
 use crate::load::record::RequestRecord;
-use crate::router::catalog::Model;
-use crate::router::config::RouterConfig;
-use crate::router::pricing::Picodollars;
-use crate::scenario::{Conformance, MOCK_URL_PREFIX, MixEntry, Scenario};
+use crate::scenario::{Conformance, MixEntry, Scenario};
+use crate::target::{Accounts, Model, Picodollars, RouterConfig};
+pub use crate::target::{Generation, KeyAccount};
 
 /// How many offending request ids a result lists (as the SLO checks, and
 /// `reports/schema.json`, allow).
 pub const MAX_OFFENDERS: usize = 5;
-
-/// A key's account as `GET /key` reported it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyAccount {
-    /// Spent so far (`data.usage`).
-    pub usage: Picodollars,
-    /// Credits left (`data.limit_remaining`), when the router says.
-    pub limit_remaining: Option<Picodollars>,
-}
-
-/// A generation as `GET /generation?id=` reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Generation {
-    pub model: String,
-    pub total_cost: Picodollars,
-}
-
-/// What the router said of its own accounts.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Accounts {
-    /// Per key of the mix, before the load started.
-    pub before: BTreeMap<String, KeyAccount>,
-    /// Per key of the mix, after the last request settled.
-    pub after: BTreeMap<String, KeyAccount>,
-    /// By generation id.
-    pub generations: HashMap<String, Generation>,
-    /// Probes that failed, one sentence each (the checks that need them fail).
-    pub problems: Vec<String>,
-}
 
 /// Everything the conformance checks judge.
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +63,6 @@ pub struct Index<'a> {
     /// Attempts by correlation id (ids in order, so that offenders are the
     /// same on every run), each in the order the mocks received them.
     pub attempts: BTreeMap<&'a str, Vec<&'a Record>>,
-    /// The mock name behind each router provider name (`mock:NAME` base URLs).
-    pub mock_of: HashMap<String, String>,
 }
 
 impl<'a> Index<'a> {
@@ -108,14 +76,7 @@ impl<'a> Index<'a> {
         for list in attempts.values_mut() {
             list.sort_by_key(|a| (a.received_us, a.seq));
         }
-        let mut mock_of = HashMap::new();
-        if let Some(raw) = &ev.scenario.router {
-            for p in &raw.providers {
-                let mock = p.base_url.strip_prefix(MOCK_URL_PREFIX).unwrap_or(&p.name);
-                mock_of.insert(p.name.clone(), mock.to_string());
-            }
-        }
-        Index { ev, attempts, mock_of }
+        Index { ev, attempts }
     }
 
     /// The attempts made for request `id`, in order.
@@ -140,8 +101,10 @@ impl<'a> Index<'a> {
 
     /// The mock provider name of router provider number `index`.
     pub fn mock_name<'r>(&'r self, router: &'r RouterConfig, index: usize) -> Option<&'r str> {
-        let name = router.providers.get(index)?.name.as_ref();
-        Some(self.mock_of.get(name).map_or(name, String::as_str))
+        match &self.ev.scenario.expect {
+            Some(expect) => expect.mock_name(index),
+            None => router.providers.get(index).map(|p| p.name.as_ref()),
+        }
     }
 
     /// The router provider index of the route of `model` that `attempt`

@@ -14,7 +14,7 @@ use mock_providers::{Outcome as MockOutcome, Record};
 use super::{Index, Verdict, broke_mid_stream};
 use crate::checks::CheckResult;
 use crate::load::record::Outcome;
-use crate::router::config::RouterConfig;
+use crate::target::RouterConfig;
 
 /// Clock rounding allowed when comparing a gap with a wait, µs.
 const ROUNDING_US: u64 = 1_000;

@@ -14,7 +14,7 @@ use mock_providers::{Outcome as MockOutcome, Record};
 use super::{Index, Verdict, broke_mid_stream, percentile};
 use crate::checks::CheckResult;
 use crate::load::record::{Outcome, RequestRecord};
-use crate::router::config::RouterConfig;
+use crate::target::RouterConfig;
 
 /// Content chunks that may carry no token of the mock's: a tool call's
 /// opening delta (its id and name, arguments empty), as OpenAI itself sends

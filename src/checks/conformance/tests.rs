@@ -237,9 +237,7 @@ impl Case {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };
-        let router = scenario
-            .router_config(|name| Some(format!("http://127.0.0.1:1/{name}")))
-            .unwrap();
+        let router = scenario.expect.as_ref().map(|e| e.config.clone());
         Case {
             scenario,
             router,

@@ -23,9 +23,8 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::checks::conformance::{Generation, KeyAccount};
+use super::Profile;
 use crate::router::pricing::Picodollars;
-use crate::scenario::raw::Profile;
 
 /// How long one probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,6 +33,53 @@ const PARALLEL_LOOKUPS: usize = 16;
 /// How long to wait for the last charges to settle after the load.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
 const SETTLE_POLL: Duration = Duration::from_millis(100);
+
+/// A key's account as `GET /key` reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyAccount {
+    /// Spent so far (`data.usage`).
+    pub usage: Picodollars,
+    /// Credits left (`data.limit_remaining`), when the router says.
+    pub limit_remaining: Option<Picodollars>,
+}
+
+/// A generation as `GET /generation?id=` reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    pub model: String,
+    pub total_cost: Picodollars,
+}
+
+/// What the router said of its own accounts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Accounts {
+    /// Per key of the mix, before the load started.
+    pub before: BTreeMap<String, KeyAccount>,
+    /// Per key of the mix, after the last request settled.
+    pub after: BTreeMap<String, KeyAccount>,
+    /// By generation id.
+    pub generations: HashMap<String, Generation>,
+    /// Probes that failed, one sentence each (the checks that need them fail).
+    pub problems: Vec<String>,
+}
+
+/// A probe that got no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    #[error("GET {url}: {message}")]
+    Answer { url: String, message: String },
+    #[error("`{text}` is not an exact USD amount: {message}")]
+    Money { text: String, message: String },
+    #[error("the litellm profile has no generation lookup")]
+    NoGenerationLookup,
+}
+
+fn answer(url: &str, message: impl std::fmt::Display) -> ProbeError {
+    ProbeError::Answer {
+        url: url.to_string(),
+        message: message.to_string(),
+    }
+}
 
 /// Asks one router about its accounts.
 #[derive(Debug, Clone)]
@@ -70,7 +116,7 @@ struct GenerationData<'a> {
 }
 
 /// A JSON number (or a string holding one) as picodollars; `None` for `null`.
-fn money(raw: &RawValue) -> Result<Option<Picodollars>, String> {
+fn money(raw: &RawValue) -> Result<Option<Picodollars>, ProbeError> {
     let text = raw.get().trim().trim_matches('"');
     if text == "null" {
         return Ok(None);
@@ -79,7 +125,10 @@ fn money(raw: &RawValue) -> Result<Option<Picodollars>, String> {
     // must see, not a parse error.
     Picodollars::from_signed_usd_decimal(text)
         .map(Some)
-        .map_err(|e| format!("`{text}` is not an exact USD amount: {e}"))
+        .map_err(|e| ProbeError::Money {
+            text: text.to_string(),
+            message: e.to_string(),
+        })
 }
 
 impl AccountProbe {
@@ -94,60 +143,53 @@ impl AccountProbe {
     }
 
     /// `GET url` with `key` as bearer token; the body of a 2xx answer.
-    async fn get(&self, url: &str, key: &str) -> Result<Bytes, String> {
+    async fn get(&self, url: &str, key: &str) -> Result<Bytes, ProbeError> {
         let request = http::Request::get(url)
             .header(http::header::AUTHORIZATION, format!("Bearer {key}"))
             .body(Empty::new())
-            .map_err(|e| format!("{url}: {e}"))?;
-        let answer = tokio::time::timeout(PROBE_TIMEOUT, async {
-            let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+            .map_err(|e| answer(url, e))?;
+        let (status, body) = tokio::time::timeout(PROBE_TIMEOUT, async {
+            let response = self.client.request(request).await.map_err(|e| answer(url, e))?;
             let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            Ok::<_, String>((status, body))
+            let body = response.into_body().collect().await.map_err(|e| answer(url, e))?;
+            Ok::<_, ProbeError>((status, body.to_bytes()))
         })
         .await
-        .map_err(|_| format!("GET {url}: no answer within {PROBE_TIMEOUT:?}"))?
-        .map_err(|e| format!("GET {url}: {e}"))?;
-        match answer {
-            (status, body) if status.is_success() => Ok(body),
-            (status, body) => Err(format!(
-                "GET {url}: status {status}: {}",
-                String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
-            )),
+        .map_err(|_| answer(url, format!("no answer within {PROBE_TIMEOUT:?}")))??;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            let head: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+            Err(answer(url, format!("status {status}: {head}")))
         }
     }
 
     /// The account of `key`.
-    pub async fn key(&self, key: &str) -> Result<KeyAccount, String> {
+    pub async fn key(&self, key: &str) -> Result<KeyAccount, ProbeError> {
         let url = match self.profile {
             Profile::Openrouter => format!("{}/key", self.base_url),
             Profile::Litellm => format!("{}/key/info", origin(&self.base_url)),
         };
         let body = self.get(&url, key).await?;
-        let outer: Data<'_> = serde_json::from_slice(&body).map_err(|e| format!("GET {url}: {e}"))?;
+        let outer: Data<'_> = serde_json::from_slice(&body).map_err(|e| answer(&url, e))?;
         let inner = outer
             .data
             .or(outer.info)
-            .ok_or_else(|| format!("GET {url}: no `data` object"))?;
-        let data: KeyData<'_> = serde_json::from_str(inner.get()).map_err(|e| format!("GET {url}: {e}"))?;
+            .ok_or_else(|| answer(&url, "no `data` object"))?;
+        let data: KeyData<'_> = serde_json::from_str(inner.get()).map_err(|e| answer(&url, e))?;
         let usage = data
             .usage
             .or(data.spend)
             .map(money)
             .transpose()
-            .map_err(|e| format!("GET {url}: usage: {e}"))?
+            .map_err(|e| answer(&url, format!("usage: {e}")))?
             .flatten()
-            .ok_or_else(|| format!("GET {url}: no usage"))?;
+            .ok_or_else(|| answer(&url, "no usage"))?;
         let limit_remaining = data
             .limit_remaining
             .map(money)
             .transpose()
-            .map_err(|e| format!("GET {url}: limit_remaining: {e}"))?
+            .map_err(|e| answer(&url, format!("limit_remaining: {e}")))?
             .flatten();
         Ok(KeyAccount { usage, limit_remaining })
     }
@@ -161,7 +203,7 @@ impl AccountProbe {
                 Ok(account) => {
                     accounts.insert(key.clone(), account);
                 }
-                Err(e) => problems.push(e),
+                Err(e) => problems.push(e.to_string()),
             }
         }
         (accounts, problems)
@@ -183,17 +225,17 @@ impl AccountProbe {
     }
 
     /// Generation `id` as seen by `key`.
-    pub async fn generation(&self, id: &str, key: &str) -> Result<Generation, String> {
+    pub async fn generation(&self, id: &str, key: &str) -> Result<Generation, ProbeError> {
         if self.profile == Profile::Litellm {
-            return Err("the litellm profile has no generation lookup".into());
+            return Err(ProbeError::NoGenerationLookup);
         }
         let url = format!("{}/generation?id={id}", self.base_url);
         let body = self.get(&url, key).await?;
-        let outer: Data<'_> = serde_json::from_slice(&body).map_err(|e| format!("GET {url}: {e}"))?;
-        let inner = outer.data.ok_or_else(|| format!("GET {url}: no `data` object"))?;
-        let data: GenerationData<'_> = serde_json::from_str(inner.get()).map_err(|e| format!("GET {url}: {e}"))?;
+        let outer: Data<'_> = serde_json::from_slice(&body).map_err(|e| answer(&url, e))?;
+        let inner = outer.data.ok_or_else(|| answer(&url, "no `data` object"))?;
+        let data: GenerationData<'_> = serde_json::from_str(inner.get()).map_err(|e| answer(&url, e))?;
         let total_cost = money(data.total_cost)
-            .map_err(|e| format!("GET {url}: total_cost: {e}"))?
+            .map_err(|e| answer(&url, format!("total_cost: {e}")))?
             .unwrap_or_default();
         Ok(Generation {
             model: data.model,
@@ -221,7 +263,7 @@ impl AccountProbe {
                 Ok((id, Ok(generation))) => {
                     found.insert(id, generation);
                 }
-                Ok((_, Err(e))) => problems.push(e),
+                Ok((_, Err(e))) => problems.push(e.to_string()),
                 Err(e) => problems.push(format!("a generation lookup failed: {e}")),
             }
         }

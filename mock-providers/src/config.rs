@@ -207,7 +207,7 @@ pub struct KeyConfig {
 }
 
 /// A validated provider.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub name: String,
     pub dialect: Dialect,

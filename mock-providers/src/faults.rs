@@ -102,6 +102,24 @@ pub struct Fault {
     raw: RawFault,
 }
 
+impl Clone for Fault {
+    /// The same fault with no hits yet.
+    fn clone(&self) -> Self {
+        Fault {
+            name: self.name.clone(),
+            action: self.action,
+            from: self.from,
+            until: self.until,
+            probability: self.probability,
+            max_hits: self.max_hits,
+            model: self.model.clone(),
+            key: self.key.clone(),
+            hits: AtomicU64::new(0),
+            raw: self.raw.clone(),
+        }
+    }
+}
+
 const DEFAULT_HANG: Duration = Duration::from_secs(30);
 
 impl RawFault {

@@ -55,7 +55,7 @@ fn prepare(args: &RunArgs) -> Result<(Vec<Scenario>, RunOptions), Exit> {
             Exit::Usage
         })?;
         if let Some(seed) = args.seed {
-            s.meta.seed = seed;
+            s.reseed(seed);
         }
         if let Some(url) = &args.target {
             s.target = s.target.moved_to(url);

@@ -83,7 +83,7 @@ fn scenario(phases: Vec<Phase>, mix: Vec<MixEntry>) -> Scenario {
             tags: Vec::new(),
         },
         target: ScenarioTarget::Builtin,
-        providers: Vec::new(),
+        mocks: Vec::new(),
         expect: None,
         phases,
         mix,

@@ -67,9 +67,7 @@ pub struct Outcome {
 /// Why a run could not be carried out.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{file}: {message}")]
-    Mocks { file: PathBuf, message: String },
-    #[error("{0}")]
+    #[error("cannot start the mocks: {0}")]
     StartMocks(String),
     #[error(transparent)]
     Target(#[from] TargetError),
@@ -86,12 +84,10 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The exit class of a run that failed this way.
+    /// The exit class of a run that failed this way: the scenario was
+    /// validated, so it is the run's, never a usage error.
     pub fn exit(&self) -> Exit {
-        match self {
-            RunError::Mocks { .. } => Exit::Usage,
-            _ => Exit::RunFailed,
-        }
+        Exit::RunFailed
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use mock_providers::config::validate_providers;
 use mock_providers::{Clock, Journal, MockSet};
 use tokio::task::JoinHandle;
 
@@ -25,17 +24,10 @@ pub struct Started {
 }
 
 impl Started {
-    /// Starts the scenario's mocks (seeded from the scenario unless a mock
-    /// has its own seed), then its target; on failure stops what started.
+    /// Starts the scenario's mocks, then its target; on failure stops what
+    /// started.
     pub async fn start(scenario: &Scenario, defects: Defects) -> Result<Started, RunError> {
-        let mut providers = scenario.providers.clone();
-        for p in &mut providers {
-            p.seed = p.seed.or(Some(scenario.meta.seed));
-        }
-        let configs = validate_providers(&providers).map_err(|e| RunError::Mocks {
-            file: scenario.file.clone(),
-            message: e.to_string(),
-        })?;
+        let configs = scenario.mocks.iter().map(|m| m.config.clone()).collect();
         let mocks = MockSet::spawn(configs)
             .await
             .map_err(|e| RunError::StartMocks(e.to_string()))?;
@@ -81,9 +73,7 @@ impl Started {
             for (step, provider) in steps.iter().zip(providers) {
                 tokio::time::sleep_until(start + step.at).await;
                 if let Some(provider) = provider {
-                    // Validated with the scenario: a step that cannot be set
-                    // names a fault the mock knows no more of; skip it.
-                    let _ = provider.set_faults(&step.set);
+                    provider.faults().replace(step.set.clone());
                 }
             }
         })

@@ -201,7 +201,13 @@ pub fn integrity(ix: &Index<'_>, _router: &RouterConfig) -> CheckResult {
 
 /// The tool call the mock is configured to make for an attempt's model.
 fn mock_tool_call<'a>(ix: &'a Index<'_>, a: &Record) -> Option<(&'a str, &'a str)> {
-    let provider = ix.ev.scenario.providers.iter().find(|p| p.name == a.provider)?;
+    let provider = ix
+        .ev
+        .scenario
+        .mocks
+        .iter()
+        .map(|m| &m.config)
+        .find(|p| p.name == a.provider)?;
     let model = provider.models.iter().find(|m| Some(&m.id) == a.model.as_ref())?;
     let call = model.tool_call.as_ref()?;
     Some((call.name.as_str(), call.arguments.as_str()))

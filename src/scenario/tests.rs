@@ -1,0 +1,299 @@
+//! Validation of scenario files: defaults, and each kind of mistake by the
+//! field it names.
+
+use super::*;
+use crate::target::Profile;
+
+const BASE: &str = r#"
+schema = 1
+[meta]
+name = "t"
+[[providers]]
+name = "p"
+dialect = "openai"
+[router]
+[[router.providers]]
+name = "p"
+dialect = "openai"
+base-url = "mock:p"
+api-key = "k"
+[[router.models]]
+id = "m/one"
+providers = ["p"]
+prompt = "1"
+completion = "2"
+[[router.keys]]
+key = "sk"
+credits = "1"
+[[mix]]
+name = "a"
+model = "m/one"
+key = "sk"
+[[phases]]
+duration-s = 1
+arrival = { kind = "constant", rate = 5 }
+"#;
+
+fn parse(text: &str) -> Result<Scenario, FieldError> {
+    Scenario::parse(text, Path::new("t.toml")).map_err(|e| match e {
+        ScenarioError::Field(f) => f,
+        read => panic!("{read}"),
+    })
+}
+
+#[test]
+fn every_shipped_scenario_validates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = scenario_files(&[root.join("scenarios")]).unwrap();
+    assert!(!files.is_empty());
+    for file in files {
+        if let Err(e) = Scenario::load(&file) {
+            panic!("{e}");
+        }
+    }
+}
+
+#[test]
+fn the_documented_example_validates() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/README.md")).unwrap();
+    let start = readme.find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let scenario = parse(&readme[start..end]).unwrap();
+    assert_eq!(scenario.phases.len(), 2);
+    assert_eq!(scenario.faults.len(), 2);
+    assert_eq!(scenario.checks.len(), 8);
+}
+
+#[test]
+fn defaults_fill_in() {
+    let s = parse(BASE).unwrap();
+    assert_eq!(s.target, Target::Builtin);
+    assert_eq!(s.phases[0].max_in_flight.get(), DEFAULT_MAX_IN_FLIGHT);
+    assert_eq!(s.phases[0].mix, vec![0]);
+    assert_eq!(s.report_dir, PathBuf::from(DEFAULT_REPORT_DIR));
+    let config = s
+        .expect
+        .as_ref()
+        .unwrap()
+        .resolved(|_| Some("http://127.0.0.1:9".into()));
+    assert_eq!(&*config.providers[0].base_url, "http://127.0.0.1:9");
+}
+
+/// Each kind of mistake, by the field path its error names.
+#[test]
+fn mistakes_name_their_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("schema = 1", "schema = 2", "schema"),
+        ("name = \"t\"", "name = \"a b\"", "meta.name"),
+        ("duration-s = 1", "duraton-s = 1", "phases[0].duraton-s"),
+        (
+            "base-url = \"mock:p\"",
+            "base-url = \"mock:q\"",
+            "router.providers[0].base-url",
+        ),
+        ("model = \"m/one\"", "model = \"m/onr\"", "mix[0].model"),
+        ("key = \"sk\"\n[[phases]]", "key = \"nope\"\n[[phases]]", "mix[0].key"),
+        ("duration-s = 1\n", "", "phases[0].duration-s"),
+        (
+            "arrival = { kind = \"constant\", rate = 5 }",
+            "arrival = { kind = \"constant\", rate = 5 }\nusers = { count = 2 }",
+            "phases[0].users",
+        ),
+        (
+            "arrival = { kind = \"constant\", rate = 5 }",
+            "arrival = { kind = \"constant\", rate = 5, count = 3 }",
+            "phases[0].arrival.count",
+        ),
+        (
+            "arrival = { kind = \"constant\", rate = 5 }",
+            "arrival = { kind = \"gamma\", rate = 5 }",
+            "phases[0].arrival.burstiness",
+        ),
+        (
+            "arrival = { kind = \"constant\", rate = 5 }",
+            "arrival = { kind = \"constant\", rate = -5 }",
+            "phases[0].arrival",
+        ),
+    ];
+    for (from, to, path) in cases {
+        assert!(BASE.contains(from), "{from}");
+        let text = BASE.replacen(from, to, 1);
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.path, *path, "{to}: {e}");
+        assert_eq!(Some(e.file.as_path()), Some(Path::new("t.toml")));
+    }
+    let appended: &[(&str, &str)] = &[
+        ("[[faults]]\nat-ms = 100\nprovider = \"q\"\n", "faults[0].provider"),
+        ("[[faults]]\nat-ms = 5000\nprovider = \"p\"\n", "faults[0].at-ms"),
+        (
+            "[[faults]]\nat-ms = 100\nprovider = \"p\"\nset = [{ kind = \"cut\" }]\n",
+            "faults[0].set[0].after-tokens",
+        ),
+        (
+            "[[checks]]\nkind = \"latency\"\nmetric = \"ttft\"\n",
+            "checks[0].max-ms",
+        ),
+        ("[[checks]]\nkind = \"goodput\"\nmin = 0.9\n", "checks[0].kind"),
+        ("[[checks]]\nkind = \"error-rate\"\nmax = 2\n", "checks[0].max"),
+        ("[target]\nkind = \"http\"\n", "target.url"),
+        ("[[checks]]\nkind = \"no-overdraft\"\n", "checks[0].keys"),
+        (
+            "[[checks]]\nkind = \"no-overdraft\"\nkeys = [\"sk-other\"]\n",
+            "checks[0].keys[0]",
+        ),
+        (
+            "[[checks]]\nkind = \"billing-exact\"\nkeys = [\"sk\"]\n",
+            "checks[0].keys",
+        ),
+        ("[[checks]]\nkind = \"retry-storm\"\n", "checks[0].max"),
+        ("[[checks]]\nkind = \"retry-storm\"\nmax = 0.5\n", "checks[0].max"),
+        ("[[checks]]\nkind = \"stream-chunk-delay\"\n", "checks[0].max-ms"),
+        ("[[checks]]\nkind = \"stream-usage\"\nmax-ms = 5\n", "checks[0].max-ms"),
+        (
+            "[[checks]]\nkind = \"error-shape\"\nmetric = \"ttft\"\n",
+            "checks[0].metric",
+        ),
+    ];
+    for (extra, path) in appended {
+        let e = parse(&format!("{BASE}{extra}")).unwrap_err();
+        assert_eq!(e.path, *path, "{extra}: {e}");
+    }
+}
+
+#[test]
+fn conformance_checks_that_judge_against_the_router_need_its_table() {
+    let without_router = BASE
+            .split("[router]")
+            .next()
+            .map(|head| {
+                format!(
+                    "{head}[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:9/v1\"\n[[mix]]\nmodel = \"m/one\"\nkey = \"sk\"\n[[phases]]\nduration-s = 1\narrival = {{ kind = \"constant\", rate = 5 }}\n"
+                )
+            })
+            .unwrap();
+    let e = parse(&format!("{without_router}[[checks]]\nkind = \"billing-exact\"\n")).unwrap_err();
+    assert!(e.to_string().contains("the scenario has none"), "{e}");
+    let ok = parse(&format!(
+        "{BASE}[[checks]]\nkind = \"billing-exact\"\n[[checks]]\nkind = \"no-overdraft\"\nkeys = [\"sk\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.checks[0].name, "billing-exact");
+    assert_eq!(
+        ok.checks[1].rule,
+        Rule::Conformance(Conformance::NoOverdraft {
+            keys: vec!["sk".into()]
+        })
+    );
+}
+
+#[test]
+fn typos_get_suggestions() {
+    let e = parse(&BASE.replacen("arrival =", "arival =", 1)).unwrap_err();
+    assert!(e.to_string().contains("did you mean `arrival`?"), "{e}");
+    let e = parse(&BASE.replacen("model = \"m/one\"", "model = \"m/onr\"", 1)).unwrap_err();
+    assert!(e.to_string().contains("did you mean `m/one`?"), "{e}");
+    let e = parse(&BASE.replacen("kind = \"constant\"", "kind = \"constnt\"", 1)).unwrap_err();
+    assert!(e.to_string().contains("did you mean `constant`?"), "{e}");
+    assert!(e.to_string().starts_with("t.toml:"), "{e}");
+}
+
+#[test]
+fn an_external_router_needs_no_router_table() {
+    let text = "schema = 1\n[meta]\nname = \"x\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:8080/api/v1\"\n[[mix]]\nmodel = \"any\"\nkey = \"k\"\n[[phases]]\nduration-ms = 100\nusers = { count = 1 }\n";
+    let s = parse(text).unwrap();
+    let Target::Http { ready_url, profile, .. } = &s.target else {
+        panic!("{:?}", s.target)
+    };
+    assert_eq!(ready_url, "http://127.0.0.1:8080/api/v1/models");
+    assert_eq!(*profile, Profile::Openrouter);
+}
+
+/// BASE with its phases replaced by `tail`.
+fn without_phases(tail: &str) -> String {
+    let phases = BASE.find("[[phases]]").unwrap();
+    format!("{}{tail}", &BASE[..phases])
+}
+
+const SLO: &str = "[[checks]]\nkind = \"error-rate\"\nmax = 0.01\n";
+
+#[test]
+fn a_sweep_plans_its_steps_as_phases() {
+    let s = parse(&without_phases(&format!(
+        "[sweep]\nfrom = 500\nto = 5000\nfactor = 2\nstep-duration-s = 3\n{SLO}"
+    )))
+    .unwrap();
+    let sweep = s.sweep.as_ref().unwrap();
+    assert_eq!(sweep.rates, [500.0, 1000.0, 2000.0, 4000.0, 5000.0]);
+    assert_eq!(s.phases.len(), 5);
+    assert_eq!(s.phases[1].name, "step-2-1000rps");
+    assert_eq!(s.phases[1].load, Load::Open(Arrival::Constant { rate: 1000.0 }));
+    assert_eq!(s.duration(), Duration::from_secs(15));
+    let s = parse(&without_phases(&format!(
+        "[sweep]\nfrom = 100\nto = 300\nstep = 100\narrival = \"poisson\"\n{SLO}"
+    )))
+    .unwrap();
+    assert_eq!(s.sweep.as_ref().unwrap().rates, [100.0, 200.0, 300.0]);
+    assert_eq!(s.phases[0].load, Load::Open(Arrival::Poisson { rate: 100.0 }));
+}
+
+#[test]
+fn sweep_and_floor_mistakes_name_their_field() {
+    let cases: &[(String, &str, &str)] = &[
+        (format!("[sweep]\nrates = [10, 5]\n{SLO}"), "sweep.rates[1]", "rise"),
+        (
+            format!("[sweep]\nrates = [10]\nfrom = 5\n{SLO}"),
+            "sweep.rates",
+            "not both",
+        ),
+        (format!("[sweep]\nfrom = 10\nto = 100\n{SLO}"), "sweep.factor", "factor"),
+        (
+            format!("[sweep]\nfrom = 10\nto = 100\nfactor = 1\n{SLO}"),
+            "sweep.factor",
+            "above 1",
+        ),
+        (
+            format!("[sweep]\nfrom = 100\nto = 10\nstep = 5\n{SLO}"),
+            "sweep.to",
+            "below",
+        ),
+        (
+            format!("[sweep]\nfrom = 1\nto = 1000\nstep = 1\n{SLO}"),
+            "sweep.rates",
+            "more than 50",
+        ),
+        (format!("[sweep]\nrates = [0]\n{SLO}"), "sweep.rates[0]", "above 0"),
+        (
+            format!("[sweep]\nrates = [10]\nrefine = 11\n{SLO}"),
+            "sweep.refine",
+            "at most 10",
+        ),
+        (
+            "[sweep]\nrates = [10]\n[[checks]]\nkind = \"run-valid\"\n".into(),
+            "checks",
+            "SLO breaks",
+        ),
+        (
+            format!("[sweep]\nrates = [10]\n{SLO}[[checks]]\nkind = \"stream-usage\"\n"),
+            "checks[1].kind",
+            "conformance",
+        ),
+        (
+            format!("[sweep]\nrates = [10]\n{SLO}[[phases]]\nduration-s = 1\nusers = {{ count = 1 }}\n"),
+            "phases",
+            "plans its own",
+        ),
+    ];
+    for (tail, path, words) in cases {
+        let e = parse(&without_phases(tail)).unwrap_err();
+        assert_eq!(e.path, *path, "{tail}: {e}");
+        assert!(e.message.contains(words), "{tail}: {e}");
+    }
+    let floor = |provider: &str| format!("{BASE}[floor]\nprovider = \"{provider}\"\n");
+    assert_eq!(parse(&floor("p")).unwrap().floor, Some(Floor { provider: "p".into() }));
+    let e = parse(&floor("q")).unwrap_err();
+    assert_eq!(e.path, "floor.provider");
+    assert!(e.message.contains("did you mean `p`"), "{e}");
+    let anthropic = floor("p").replacen("dialect = \"openai\"", "dialect = \"anthropic\"", 1);
+    let e = parse(&anthropic).unwrap_err();
+    assert!(e.path == "floor.provider" && e.message.contains("openai twin"), "{e}");
+}

@@ -1,0 +1,76 @@
+//! `[[mix]]`: what each request asks for (model, key, stream, prompt size,
+//! tokens, tools) and how often.
+
+use std::collections::HashSet;
+
+use mock_providers::config::ConfigError;
+
+use super::err;
+use crate::scenario::MixEntry;
+use crate::scenario::raw::RawMix;
+use crate::target::Expectations;
+
+/// Validates `[[mix]]`; with a `[router]` table, each model and key must be
+/// one of it.
+pub fn mix(raw: &[RawMix], expect: Option<&Expectations>) -> Result<Vec<MixEntry>, ConfigError> {
+    let router_models: Option<HashSet<String>> =
+        expect.map(|e| e.config.catalog.models().iter().map(|m| m.id.to_string()).collect());
+    let router_keys: Option<HashSet<String>> =
+        expect.map(|e| e.config.keys.iter().map(|k| k.key.to_string()).collect());
+    if raw.is_empty() {
+        return Err(err(
+            "mix",
+            "a scenario needs at least one [[mix]] entry (model, key, ...)",
+        ));
+    }
+    let mut mix = Vec::with_capacity(raw.len());
+    let mut mix_names = HashSet::new();
+    for (i, m) in raw.iter().enumerate() {
+        let path = format!("mix[{i}]");
+        let name = m.name.clone().unwrap_or_else(|| format!("mix-{i}"));
+        if !mix_names.insert(name.clone()) {
+            return Err(err(format!("{path}.name"), format!("`{name}` is used twice")));
+        }
+        if m.weight == Some(0) {
+            return Err(err(
+                format!("{path}.weight"),
+                "must be at least 1 (remove the entry to leave it out)",
+            ));
+        }
+        if let Some(models) = &router_models
+            && !models.contains(&m.model)
+        {
+            let known: Vec<&str> = models.iter().map(String::as_str).collect();
+            let hint = mock_providers::config::closest(&m.model, known)
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            return Err(err(
+                format!("{path}.model"),
+                format!("`{}` is not a [[router.models]] id{hint}", m.model),
+            ));
+        }
+        if let Some(keys) = &router_keys
+            && !keys.contains(&m.key)
+        {
+            return Err(err(
+                format!("{path}.key"),
+                format!("`{}` is not a [[router.keys]] key", m.key),
+            ));
+        }
+        if m.max_tokens == Some(0) {
+            return Err(err(format!("{path}.max-tokens"), "must be at least 1"));
+        }
+        mix.push(MixEntry {
+            name,
+            weight: m.weight.unwrap_or(1),
+            model: m.model.clone(),
+            key: m.key.clone(),
+            stream: m.stream.unwrap_or(false),
+            prompt_chars: m.prompt_chars.unwrap_or(64),
+            system: m.system.clone(),
+            max_tokens: m.max_tokens,
+            tools: m.tools.unwrap_or(false),
+        });
+    }
+    Ok(mix)
+}

@@ -1,0 +1,172 @@
+//! `[[phases]]`: the load, phase by phase (open-loop arrivals or closed-loop
+//! users, a duration, an in-flight cap, a part of the mix), or the steps a
+//! `[sweep]` plans.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use mock_providers::config::ConfigError;
+
+use super::err;
+use crate::load::arrival::Arrival;
+use crate::scenario::raw::{ArrivalKind, RawArrival, RawPhase};
+use crate::scenario::{DEFAULT_MAX_IN_FLIGHT, Load, MixEntry, Phase, Sweep};
+
+/// Validates `[[phases]]`; a sweep's steps stand in for them.
+pub fn phases(raw: &[RawPhase], sweep: Option<&Sweep>, mix: &[MixEntry]) -> Result<Vec<Phase>, ConfigError> {
+    if sweep.is_some() && !raw.is_empty() {
+        return Err(err(
+            "phases",
+            "a [sweep] plans its own phases (one per rate); remove the [[phases]] tables",
+        ));
+    }
+    if raw.is_empty() && sweep.is_none() {
+        return Err(err("phases", "a scenario needs at least one [[phases]] table"));
+    }
+    let mut phases = match sweep {
+        Some(sweep) => sweep
+            .rates
+            .iter()
+            .enumerate()
+            .map(|(i, &rate)| sweep.phase(i, rate, mix.len()))
+            .collect(),
+        None => Vec::with_capacity(raw.len()),
+    };
+    for (i, p) in raw.iter().enumerate() {
+        let path = format!("phases[{i}]");
+        let duration = match (p.duration_ms, p.duration_s) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    format!("{path}.duration-s"),
+                    "give duration-ms or duration-s, not both",
+                ));
+            }
+            (Some(ms), None) if ms > 0 => Duration::from_millis(ms),
+            (None, Some(s)) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
+            (None, None) => {
+                return Err(err(
+                    format!("{path}.duration-s"),
+                    "a phase needs a duration (duration-s or duration-ms)",
+                ));
+            }
+            _ => return Err(err(format!("{path}.duration-s"), "must be > 0")),
+        };
+        let load = match (&p.arrival, &p.users) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    format!("{path}.users"),
+                    "give `arrival` (open loop) or `users` (closed loop), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(err(
+                    format!("{path}.arrival"),
+                    "a phase needs `arrival` (open loop) or `users` (closed loop)",
+                ));
+            }
+            (Some(a), None) => Load::Open(arrival(a, &format!("{path}.arrival"))?),
+            (None, Some(u)) => Load::Closed {
+                users: NonZeroU32::new(u.count)
+                    .ok_or_else(|| err(format!("{path}.users.count"), "must be at least 1"))?,
+                think: Duration::from_millis(u.think_ms.unwrap_or(0)),
+            },
+        };
+        let max_in_flight = NonZeroU32::new(p.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT))
+            .ok_or_else(|| err(format!("{path}.max-in-flight"), "must be at least 1"))?;
+        let mix_indices = match &p.mix {
+            None => (0..mix.len()).collect(),
+            Some(names) => names
+                .iter()
+                .enumerate()
+                .map(|(j, n)| {
+                    mix.iter().position(|m| &m.name == n).ok_or_else(|| {
+                        let hint = mock_providers::config::closest(n, mix.iter().map(|m| m.name.as_str()))
+                            .map(|c| format!("; did you mean `{c}`?"))
+                            .unwrap_or_default();
+                        err(format!("{path}.mix[{j}]"), format!("no [[mix]] is named `{n}`{hint}"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if p.requests == Some(0) {
+            return Err(err(
+                format!("{path}.requests"),
+                "must be at least 1 (leave it out for no cap)",
+            ));
+        }
+        phases.push(Phase {
+            name: p.name.clone().unwrap_or_else(|| format!("phase-{i}")),
+            duration,
+            max_requests: p.requests,
+            load,
+            max_in_flight,
+            mix: mix_indices,
+        });
+    }
+    Ok(phases)
+}
+
+fn arrival(raw: &RawArrival, path: &str) -> Result<Arrival, ConfigError> {
+    let need = |field: &str, v: Option<f64>| {
+        v.ok_or_else(|| {
+            err(
+                format!("{path}.{field}"),
+                format!("kind = \"{}\" needs `{field}`", kind_name(raw.kind)),
+            )
+        })
+    };
+    let allowed: &[&str] = match raw.kind {
+        ArrivalKind::Constant | ArrivalKind::Poisson => &["rate"],
+        ArrivalKind::Gamma => &["rate", "burstiness"],
+        ArrivalKind::Ramp => &["from", "to", "poisson"],
+        ArrivalKind::Burst => &["count"],
+    };
+    let given = [
+        ("rate", raw.rate.is_some()),
+        ("burstiness", raw.burstiness.is_some()),
+        ("from", raw.from.is_some()),
+        ("to", raw.to.is_some()),
+        ("poisson", raw.poisson.is_some()),
+        ("count", raw.count.is_some()),
+    ];
+    if let Some((field, _)) = given.iter().find(|(f, g)| *g && !allowed.contains(f)) {
+        return Err(err(
+            format!("{path}.{field}"),
+            format!("does not apply to kind = \"{}\"", kind_name(raw.kind)),
+        ));
+    }
+    let arrival = match raw.kind {
+        ArrivalKind::Constant => Arrival::Constant {
+            rate: need("rate", raw.rate)?,
+        },
+        ArrivalKind::Poisson => Arrival::Poisson {
+            rate: need("rate", raw.rate)?,
+        },
+        ArrivalKind::Gamma => Arrival::Gamma {
+            rate: need("rate", raw.rate)?,
+            burstiness: need("burstiness", raw.burstiness)?,
+        },
+        ArrivalKind::Ramp => Arrival::Ramp {
+            from: need("from", raw.from)?,
+            to: need("to", raw.to)?,
+            poisson: raw.poisson.unwrap_or(false),
+        },
+        ArrivalKind::Burst => Arrival::Burst {
+            count: raw
+                .count
+                .ok_or_else(|| err(format!("{path}.count"), "kind = \"burst\" needs `count`"))?,
+        },
+    };
+    arrival.validate().map_err(|m| err(path, m))?;
+    Ok(arrival)
+}
+
+fn kind_name(kind: ArrivalKind) -> &'static str {
+    match kind {
+        ArrivalKind::Constant => "constant",
+        ArrivalKind::Poisson => "poisson",
+        ArrivalKind::Gamma => "gamma",
+        ArrivalKind::Ramp => "ramp",
+        ArrivalKind::Burst => "burst",
+    }
+}

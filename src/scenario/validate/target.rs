@@ -1,0 +1,57 @@
+//! `[target]`: the router the scenario runs against, the built-in one or
+//! one at an HTTP URL (with how to start it and ask whether it is ready).
+
+use std::time::Duration;
+
+use mock_providers::config::ConfigError;
+
+use super::{check_http_url, err};
+use crate::scenario::raw::{RawTarget, TargetKind};
+use crate::target::{DEFAULT_READY_TIMEOUT, Profile, Target};
+
+/// Validates `[target]` (none is the built-in router).
+pub fn target(raw: Option<&RawTarget>) -> Result<Target, ConfigError> {
+    let target = match raw {
+        None => Target::Builtin,
+        Some(t) => match t.kind {
+            TargetKind::Builtin => {
+                for (field, given) in [
+                    ("url", t.url.is_some()),
+                    ("command", t.command.is_some()),
+                    ("ready-url", t.ready_url.is_some()),
+                ] {
+                    if given {
+                        return Err(err(format!("target.{field}"), "applies only to kind = \"http\""));
+                    }
+                }
+                Target::Builtin
+            }
+            TargetKind::Http => {
+                let url = t
+                    .url
+                    .clone()
+                    .ok_or_else(|| err("target.url", "kind = \"http\" needs the router's API base URL"))?;
+                let url = url.trim_end_matches('/').to_string();
+                check_http_url("target.url", &url)?;
+                if let Some(command) = &t.command
+                    && command.first().is_none_or(|c| c.trim().is_empty())
+                {
+                    return Err(err(
+                        "target.command",
+                        "must name a program: [\"./my-router\", \"--flag\"]",
+                    ));
+                }
+                let ready_url = t.ready_url.clone().unwrap_or_else(|| format!("{url}/models"));
+                check_http_url("target.ready-url", &ready_url)?;
+                Target::Http {
+                    url,
+                    profile: t.profile.unwrap_or(Profile::Openrouter),
+                    command: t.command.clone(),
+                    ready_url,
+                    ready_timeout: t.ready_timeout_ms.map_or(DEFAULT_READY_TIMEOUT, Duration::from_millis),
+                }
+            }
+        },
+    };
+    Ok(target)
+}

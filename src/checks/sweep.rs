@@ -116,7 +116,7 @@ impl Step {
 
 /// A sweep's outcome.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Sweep {
+pub struct SweepOutcome {
     /// In the order they ran (planned steps, then bisection steps).
     pub steps: Vec<Step>,
     /// The highest rate that held below the first rate that broke (or the
@@ -128,7 +128,7 @@ pub struct Sweep {
     pub min_knee: Option<f64>,
 }
 
-impl Sweep {
+impl SweepOutcome {
     /// Steps sorted by rate, for the curve.
     pub fn by_rate(&self) -> Vec<&Step> {
         let mut steps: Vec<&Step> = self.steps.iter().collect();
@@ -136,7 +136,7 @@ impl Sweep {
         steps
     }
 
-    /// Recomputes [`Sweep::knee`] and [`Sweep::broke_at`] from the steps.
+    /// Recomputes [`SweepOutcome::knee`] and [`SweepOutcome::broke_at`] from the steps.
     pub fn settle(&mut self) {
         self.broke_at = self
             .steps
@@ -255,10 +255,10 @@ mod tests {
         }
     }
 
-    fn sweep(steps: Vec<Step>) -> Sweep {
-        let mut s = Sweep {
+    fn sweep(steps: Vec<Step>) -> SweepOutcome {
+        let mut s = SweepOutcome {
             steps,
-            ..Sweep::default()
+            ..SweepOutcome::default()
         };
         s.settle();
         s

@@ -9,7 +9,7 @@ use serde::ser::{SerializeMap, Serializer};
 use std::collections::BTreeMap;
 
 use super::RunReport;
-use crate::checks::sweep::Sweep;
+use crate::checks::sweep::SweepOutcome;
 use crate::checks::{self, CheckResult};
 use crate::load::record::Outcome;
 use crate::metrics::{Metric, Percentiles};
@@ -139,7 +139,7 @@ fn floor_doc<'a>(run: &'a RunReport<'a>) -> Option<FloorDoc<'a>> {
     })
 }
 
-fn sweep_doc(sweep: &Sweep) -> SweepDoc {
+fn sweep_doc(sweep: &SweepOutcome) -> SweepDoc {
     SweepDoc {
         knee_rate: sweep.knee,
         broke_at_rate: sweep.broke_at,

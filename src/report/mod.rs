@@ -27,7 +27,7 @@ pub mod tables;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::checks::sweep::Sweep;
+use crate::checks::sweep::SweepOutcome;
 use crate::checks::{self, CheckResult, Validity};
 use crate::load::engine::RunStats;
 use crate::metrics::{Collector, Metric, MetricsSummary, Percentiles};
@@ -52,7 +52,7 @@ pub struct RunReport<'a> {
     /// The same phases straight at a mock, measured first (`[floor]`).
     pub floor: Option<&'a FloorRun>,
     /// The steps of a capacity sweep (`[sweep]`).
-    pub sweep: Option<&'a Sweep>,
+    pub sweep: Option<&'a SweepOutcome>,
 }
 
 /// The floor of a run: its phases sent by the same engine straight at a

@@ -12,7 +12,7 @@ use super::html::{ms_axis, per_second};
 use super::markdown::{duration, percent};
 use super::markup::escape;
 use super::svg::{Axis, Line, LineChart, Scale};
-use crate::checks::sweep::{Step, Sweep};
+use crate::checks::sweep::{Step, SweepOutcome};
 
 pub const SWEEP_CSV: &str = "sweep.csv";
 
@@ -44,7 +44,7 @@ fn ms(count: u64, us: u64) -> Option<f64> {
 }
 
 /// Writes `dir/sweep.csv`: one row per step, by rising rate.
-pub fn write_csv(dir: &Path, sweep: &Sweep) -> io::Result<PathBuf> {
+pub fn write_csv(dir: &Path, sweep: &SweepOutcome) -> io::Result<PathBuf> {
     let path = dir.join(SWEEP_CSV);
     let mut writer = csv::Writer::from_path(&path)?;
     for s in sweep.by_rate() {
@@ -88,7 +88,7 @@ fn geometric(steps: &[&Step]) -> bool {
 
 /// The charts: latency percentiles against the offered rate, and error
 /// rate and achieved rate against it.
-pub fn charts(sweep: &Sweep) -> String {
+pub fn charts(sweep: &SweepOutcome) -> String {
     let steps = sweep.by_rate();
     let scale = if geometric(&steps) { Scale::Log } else { Scale::Linear };
     let x = Axis {
@@ -157,7 +157,7 @@ fn opt_duration(count: u64, us: u64) -> String {
 }
 
 /// The sweep's section of `report.html`: the knee, the charts, the steps.
-pub fn html(out: &mut String, sweep: &Sweep) {
+pub fn html(out: &mut String, sweep: &SweepOutcome) {
     out.push_str("<h2>Capacity sweep</h2>");
     let knee = sweep
         .knee
@@ -213,7 +213,7 @@ pub fn html(out: &mut String, sweep: &Sweep) {
 }
 
 /// The sweep's section of `summary.md`.
-pub fn markdown(out: &mut String, sweep: &Sweep) {
+pub fn markdown(out: &mut String, sweep: &SweepOutcome) {
     let _ = writeln!(out, "\n### Capacity sweep\n");
     let _ = writeln!(
         out,

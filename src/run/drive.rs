@@ -19,7 +19,7 @@ use super::progress::{PROGRESS_EVERY, Tally, Window, show_progress};
 use super::start::Started;
 use super::{REQUEST_TIMEOUT, RunError};
 use crate::checks;
-use crate::checks::sweep::Sweep as SweepOutcome;
+use crate::checks::sweep::SweepOutcome;
 use crate::load::engine::{self, Endpoint, EngineConfig, RunStats};
 use crate::load::record::RequestRecord;
 use crate::metrics::Collector;

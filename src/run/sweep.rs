@@ -5,7 +5,7 @@
 use super::RunError;
 use super::console;
 use super::drive::{Driven, Files, Pass};
-use crate::checks::sweep::{Step, Sweep as SweepOutcome};
+use crate::checks::sweep::{Step, SweepOutcome};
 use crate::checks::{self, CheckResult};
 use crate::scenario::{Scenario, Sweep};
 

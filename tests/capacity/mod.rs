@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{CAPACITY, TempDir, TempFile, edit, report_schema};
 use clap::Parser;
 use gauntlet::Exit;
 use gauntlet::cli::Cli;
 use serde_json::Value;
+
+use crate::support::{CAPACITY, TempDir, TempFile, edit, report_schema};
 
 /// The [`CAPACITY`] scenario named `name`, its mock answering after
 /// `ttft_ms`, key `sk` with `key_extra` (limits), then `tail` (phases or a

@@ -8,12 +8,13 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::{CLI_OUT_OF_RANGE, CLI_TYPO, Mock, TempFile};
 use clap::Parser;
 use clap::error::ErrorKind;
 use gauntlet::Exit;
 use gauntlet::cli::{Cli, Command as CliCommand, MockArgs};
 use tokio::sync::oneshot;
+
+use crate::support::{CLI_OUT_OF_RANGE, CLI_TYPO, Mock, TempFile};
 
 /// How long a command that should fail at once may take before the test
 /// calls it hung (a bound, not a wait: it normally exits in milliseconds).

@@ -4,10 +4,11 @@
 
 use std::path::PathBuf;
 
-use crate::support::{RUN, RUN_HTTP, RouterProcess, TempDir, TempFile, edit, free_ports};
 use clap::Parser;
 use gauntlet::Exit;
 use gauntlet::cli::Cli;
+
+use crate::support::{RUN, RUN_HTTP, RouterProcess, TempDir, TempFile, edit, free_ports};
 
 /// The [`RUN`] scenario with its ttft check bound to `ttft_bound_ms`.
 fn scenario(ttft_bound_ms: &str) -> String {

@@ -8,66 +8,7 @@ use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::support::{Stack, assert_error_shape, picos, picos_at};
-
-const TOML: &str = r#"
-[[providers]]
-name = "oai"
-dialect = "openai"
-[providers.defaults]
-ttft-ms = 2
-itl-ms = 1
-output-tokens = 6
-[[providers.models]]
-id = "gpt-4o-mini"
-
-[[providers]]
-name = "ant"
-dialect = "anthropic"
-[providers.defaults]
-ttft-ms = 2
-itl-ms = 1
-output-tokens = 6
-[[providers.models]]
-id = "claude-sonnet-4"
-
-[router]
-operator-key = "sk-admin"
-max-body-bytes = 2048
-
-[[router.providers]]
-name = "oai"
-dialect = "openai"
-base-url = "mock:oai"
-api-key = "sk-up-oai"
-
-[[router.providers]]
-name = "ant"
-dialect = "anthropic"
-base-url = "mock:ant"
-api-key = "sk-up-ant"
-
-[[router.models]]
-id = "openai/gpt-4o-mini"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-
-[[router.models]]
-id = "anthropic/claude-sonnet-4"
-providers = ["ant"]
-prompt = "3"
-completion = "15"
-
-[[router.keys]]
-key = "sk-a"
-label = "key a"
-credits = "10"
-
-[[router.keys]]
-key = "sk-zero"
-credits = "0"
-"#;
+use crate::support::{API, Stack, assert_error_shape, picos, picos_at};
 
 fn hello(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello"}]})
@@ -75,7 +16,7 @@ fn hello(model: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_prefixes_serve_the_same_api() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(API).await;
     for prefix in ["/api/v1", "/v1"] {
         let answer = stack
             .send(
@@ -118,7 +59,7 @@ async fn both_prefixes_serve_the_same_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_malformed_and_unknown_keys_get_401() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(API).await;
     let cases: [(&str, &[(&str, &str)]); 5] = [
         ("missing", &[]),
         ("not bearer", &[("authorization", "Basic c2stYTpzZWNyZXQ=")]),
@@ -148,7 +89,7 @@ async fn missing_malformed_and_unknown_keys_get_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_get_400_naming_what_is_wrong() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(API).await;
     let cases: [(&str, Bytes, &str); 8] = [
         ("bad JSON", Bytes::from_static(b"{\"model\": \"openai/gpt-4o-mini\", "), "JSON"),
         ("not an object", Bytes::from_static(b"[1, 2]"), "object"),
@@ -197,7 +138,7 @@ async fn malformed_bodies_get_400_naming_what_is_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_model_is_404() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(API).await;
     let answer = stack.chat("sk-a", &hello("openai/gpt-9-imaginary")).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.text);
     let error = assert_error_shape(answer.status, &answer.json, &answer.text);
@@ -217,7 +158,7 @@ async fn an_unknown_model_is_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_gets_413() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(API).await;
     let big = json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x".repeat(4000)}]});
     let answer = stack.chat("sk-a", &big).await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", answer.text);
@@ -240,7 +181,7 @@ async fn a_body_over_the_limit_gets_413() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_creates_keys_and_adds_credits() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(API).await;
     let created = stack
         .send(
             "POST",
@@ -324,7 +265,7 @@ async fn the_operator_creates_keys_and_adds_credits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_routes_need_the_operator_key() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(API).await;
     for (path, body) in [
         ("/api/v1/admin/keys", json!({"credits": "100"})),
         ("/api/v1/admin/keys/sk-a/credits", json!({"amount": "100"})),
@@ -344,7 +285,7 @@ async fn admin_routes_need_the_operator_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_answers_ok() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(API).await;
     let answer = stack.send("GET", "/health", None, None, &[]).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(answer.json, json!({"ok": true}));
@@ -454,7 +395,7 @@ fn no_body_makes_the_router_panic_or_answer_5xx() {
         .enable_all()
         .build()
         .unwrap();
-    let stack = runtime.block_on(Stack::start(TOML));
+    let stack = runtime.block_on(Stack::start(API));
     proptest!(ProptestConfig::with_cases(128), |(body in any_body())| {
         let request = http::Request::post("/api/v1/chat/completions")
             .header("authorization", "Bearer sk-zero")

@@ -13,133 +13,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::support::{Price, Stack, assert_error_shape, picos_at, records_for, served_record};
-
-const TOML: &str = r#"
-[[providers]]
-name = "oai"
-dialect = "openai"
-seed = 11
-[providers.defaults]
-ttft-ms = 2
-itl-ms = 1
-output-tokens = { dist = "uniform", min = 5, max = 40 }
-[[providers.models]]
-id = "gpt-4o-mini"
-cache-read-share = 0.5
-[[providers.models]]
-id = "o3-mini"
-reasoning-tokens = 32
-[[providers.models]]
-id = "silent"
-output-tokens = 0
-[[providers.models]]
-id = "broken"
-[[providers.models]]
-id = "midfail"
-[[providers.faults]]
-kind = "status"
-status = 500
-model = "broken"
-[[providers.faults]]
-kind = "status"
-status = 500
-after-tokens = 3
-model = "midfail"
-
-[[providers]]
-name = "ant"
-dialect = "anthropic"
-seed = 12
-[providers.defaults]
-ttft-ms = 2
-itl-ms = 1
-output-tokens = { dist = "uniform", min = 5, max = 40 }
-[[providers.models]]
-id = "claude-sonnet-4"
-cache-read-share = 0.5
-cache-write-share = 0.25
-
-[router]
-operator-key = "sk-admin"
-[router.retry]
-base-ms = 1
-cap-ms = 2
-attempts-per-provider = 2
-cooldown-after = 10
-
-[[router.providers]]
-name = "oai"
-dialect = "openai"
-base-url = "mock:oai"
-api-key = "sk-up-oai"
-
-[[router.providers]]
-name = "ant"
-dialect = "anthropic"
-base-url = "mock:ant"
-api-key = "sk-up-ant"
-
-[[router.models]]
-id = "openai/gpt-4o-mini"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-cache-read = "0.075"
-
-[[router.models]]
-id = "openai/o3-mini"
-providers = ["oai"]
-prompt = "1.1"
-completion = "4.4"
-
-[[router.models]]
-id = "openai/silent"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-
-[[router.models]]
-id = "openai/broken"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-
-[[router.models]]
-id = "openai/midfail"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-
-[[router.models]]
-id = "anthropic/claude-sonnet-4"
-providers = ["ant"]
-prompt = "3"
-completion = "15"
-cache-read = "0.30"
-cache-write = "3.75"
-
-[[router.keys]]
-key = "sk-a"
-credits = "10"
-
-[[router.keys]]
-key = "sk-b"
-credits = "10"
-
-[[router.keys]]
-key = "sk-byok"
-credits = "1"
-byok = { provider = "oai", api-key = "sk-byok" }
-
-[[router.keys]]
-key = "sk-poor"
-credits = "0.000001"
-
-[[router.keys]]
-key = "sk-small"
-credits = "0.0001"
-"#;
+use crate::support::{BILLING, Price, Stack, assert_error_shape, picos_at, records_for, served_record};
 
 /// `openai/gpt-4o-mini`: 0.15 / 0.60, cache reads 0.075 (writes default to the prompt price).
 const MINI: Price = Price {
@@ -188,7 +62,7 @@ async fn whole(stack: &Stack, key: &str, model: &str, id: &str) -> (i64, crate::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_charge_is_the_price_of_the_reported_usage_with_cached_tokens() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(BILLING).await;
     let (_, spent_before, _) = stack.money("sk-a").await;
     let (cost, answer) = whole(&stack, "sk-a", "openai/gpt-4o-mini", "oai-cached").await;
     let record = served_record(stack.journal("oai"), "oai-cached").await;
@@ -209,7 +83,7 @@ async fn openai_charge_is_the_price_of_the_reported_usage_with_cached_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anthropic_cache_reads_and_writes_are_not_billed_twice() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(BILLING).await;
     let (cost, answer) = whole(&stack, "sk-a", "anthropic/claude-sonnet-4", "ant-cached").await;
     let record = served_record(stack.journal("ant"), "ant-cached").await;
     let usage = record.usage.expect("the mock reported usage");
@@ -234,7 +108,7 @@ async fn anthropic_cache_reads_and_writes_are_not_billed_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reasoning_tokens_bill_as_completion() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(BILLING).await;
     let (cost, answer) = whole(&stack, "sk-a", "openai/o3-mini", "reasoning").await;
     let usage = served_record(stack.journal("oai"), "reasoning").await.usage.unwrap();
     assert_eq!(usage.reasoning_tokens, 32, "{usage:?}");
@@ -249,7 +123,7 @@ async fn reasoning_tokens_bill_as_completion() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_completion_tokens_are_not_charged() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(BILLING).await;
     let before = stack.money("sk-a").await;
     let (cost, answer) = whole(&stack, "sk-a", "openai/silent", "silent-whole").await;
     let usage = served_record(stack.journal("oai"), "silent-whole").await.usage.unwrap();
@@ -265,7 +139,7 @@ async fn zero_completion_tokens_are_not_charged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_and_whole_answers_with_the_same_usage_cost_the_same() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(BILLING).await;
     for (model, provider, price) in [
         ("openai/gpt-4o-mini", "oai", MINI),
         ("anthropic/claude-sonnet-4", "ant", SONNET),
@@ -297,7 +171,7 @@ async fn streamed_and_whole_answers_with_the_same_usage_cost_the_same() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generation_route_agrees_with_the_answer_and_hides_other_keys_generations() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(BILLING).await;
     let (cost, answer) = whole(&stack, "sk-a", "anthropic/claude-sonnet-4", "gen-whole").await;
     let streamed = stack.stream_raw("sk-a", &body("openai/gpt-4o-mini", true), &[]).await;
     let told = [
@@ -344,7 +218,7 @@ async fn the_generation_route_agrees_with_the_answer_and_hides_other_keys_genera
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_usage_is_the_sum_of_the_charges() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(BILLING).await;
     let mut charged = 0;
     for (i, model) in ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4", "openai/o3-mini"]
         .into_iter()
@@ -366,7 +240,7 @@ async fn key_usage_is_the_sum_of_the_charges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn byok_calls_the_upstream_with_the_users_key_and_charges_the_fee() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(BILLING).await;
     let (charge, answer) = whole(&stack, "sk-byok", "openai/gpt-4o-mini", "byok-1").await;
     let record = served_record(stack.journal("oai"), "byok-1").await;
     assert_eq!(
@@ -432,7 +306,7 @@ async fn byok_calls_the_upstream_with_the_users_key_and_charges_the_fee() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_that_fails_upstream_is_not_charged() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(BILLING).await;
     let before = stack.money("sk-a").await;
     let answer = stack
         .send(
@@ -470,7 +344,7 @@ async fn a_request_that_fails_upstream_is_not_charged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_fails_midway_is_not_charged() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(BILLING).await;
     let before = stack.money("sk-a").await;
     let streamed = stack
         .stream_raw(
@@ -495,7 +369,7 @@ async fn a_stream_that_fails_midway_is_not_charged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credits_that_cannot_cover_the_worst_case_get_402_before_any_upstream_attempt() {
-    let stack = Stack::start(TOML).await;
+    let stack = Stack::start(BILLING).await;
     let before = stack.money("sk-poor").await;
     for stream in [false, true] {
         let answer = stack.chat("sk-poor", &body("openai/gpt-4o-mini", stream)).await;
@@ -509,7 +383,7 @@ async fn credits_that_cannot_cover_the_worst_case_get_402_before_any_upstream_at
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_never_overdraw_a_small_balance() {
-    let stack = Arc::new(Stack::start(TOML).await);
+    let stack = Arc::new(Stack::start(BILLING).await);
     let (credits, _, _) = stack.money("sk-small").await;
     let mut requests = JoinSet::new();
     for i in 0..50 {
@@ -647,7 +521,7 @@ async fn the_worst_case_covers_the_system_prefix_the_router_adds() {
 async fn a_byok_key_is_held_only_what_it_can_be_charged() {
     // max_tokens 1000 at 0.60 $/M: about 0.0006 $ at the full price, 0.00003 $
     // as the BYOK fee; the key has 0.0001 $.
-    let toml = TOML.replace(
+    let toml = BILLING.replace(
         "key = \"sk-byok\"\ncredits = \"1\"",
         "key = \"sk-byok\"\ncredits = \"0.0001\"",
     );

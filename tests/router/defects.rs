@@ -11,158 +11,11 @@ use serde_json::{Value, json};
 use gauntlet::router::Defects;
 
 use crate::support::{
-    Answer, Price, Stack, assert_error_shape, patiently, picos, picos_at, raw_json_at, records_for, served_record,
+    Answer, DEFECTS, Price, Stack, assert_error_shape, patiently, picos, picos_at, raw_json_at, records_for,
+    served_record,
 };
 
 const REQUEST_ID: &str = "x-gauntlet-request-id";
-
-/// Mocks `oai` and `ant` and a router whose clock reads 2026-01-20 at start:
-/// `openai/gpt-4-legacy` is in its grace period (served by
-/// `openai/gpt-4o-mini`), `openai/gpt-3.5-old` was removed on 2026-01-15.
-const TOML: &str = r#"
-[[providers]]
-name = "oai"
-dialect = "openai"
-seed = 21
-[providers.defaults]
-ttft-ms = 2
-itl-ms = 1
-output-tokens = { dist = "uniform", min = 5, max = 20 }
-[[providers.models]]
-id = "gpt-4o-mini"
-cache-read-share = 0.5
-[[providers.models]]
-id = "paced"
-itl-ms = 30
-output-tokens = 6
-[[providers.models]]
-id = "silent"
-output-tokens = 0
-[[providers.models]]
-id = "broken"
-[[providers.models]]
-id = "midfail"
-[[providers.models]]
-id = "limited"
-[[providers.faults]]
-kind = "status"
-status = 429
-retry-after-ms = 100
-model = "limited"
-[[providers.faults]]
-kind = "status"
-status = 500
-model = "broken"
-[[providers.faults]]
-kind = "status"
-status = 500
-after-tokens = 3
-model = "midfail"
-
-[[providers]]
-name = "ant"
-dialect = "anthropic"
-seed = 22
-[providers.defaults]
-ttft-ms = 2
-itl-ms = 1
-output-tokens = { dist = "uniform", min = 5, max = 20 }
-[[providers.models]]
-id = "claude-sonnet-4"
-cache-read-share = 0.5
-cache-write-share = 0.25
-
-[router]
-clock = { start = "2026-01-20" }
-keep-alive-ms = 10
-[router.retry]
-base-ms = 1
-cap-ms = 2
-attempts-per-provider = 2
-deadline-ms = 1000
-cooldown-after = 1000
-
-[[router.providers]]
-name = "oai"
-dialect = "openai"
-base-url = "mock:oai"
-api-key = "sk-up-oai"
-
-[[router.providers]]
-name = "ant"
-dialect = "anthropic"
-base-url = "mock:ant"
-api-key = "sk-up-ant"
-
-[[router.models]]
-id = "openai/gpt-4o-mini"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-cache-read = "0.075"
-system-prefix = "PREFIX."
-
-[[router.models]]
-id = "openai/paced"
-providers = ["oai"]
-prompt = "1"
-completion = "2"
-
-[[router.models]]
-id = "openai/silent"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-
-[[router.models]]
-id = "openai/broken"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-
-[[router.models]]
-id = "openai/midfail"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-
-[[router.models]]
-id = "openai/limited"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-
-[[router.models]]
-id = "openai/gpt-4-legacy"
-providers = [{ name = "oai", model = "gpt-4o-mini" }]
-prompt = "30"
-completion = "60"
-deprecation = { announced = "2026-01-10", removed = "2026-02-01", replacement = "openai/gpt-4o-mini" }
-
-[[router.models]]
-id = "openai/gpt-3.5-old"
-providers = [{ name = "oai", model = "gpt-4o-mini" }]
-prompt = "1.5"
-completion = "2"
-deprecation = { announced = "2025-12-01", removed = "2026-01-15", replacement = "openai/gpt-4o-mini" }
-
-[[router.models]]
-id = "anthropic/claude-sonnet-4"
-providers = ["ant"]
-prompt = "3"
-completion = "15"
-cache-read = "0.30"
-cache-write = "3.75"
-system-prefix = "PREFIX."
-
-[[router.keys]]
-key = "sk-a"
-credits = "10"
-
-[[router.keys]]
-key = "sk-poor"
-credits = "0.000001"
-"#;
 
 /// `openai/gpt-4o-mini`: 0.15 / 0.60, cache reads 0.075.
 const MINI: Price = Price {
@@ -200,7 +53,7 @@ async fn start(toml: &str, defects: &[&str]) -> Stack {
 
 /// A clean stack and one with `defect`.
 async fn pair(defect: &str) -> (Stack, Stack) {
-    (start(TOML, &[]).await, start(TOML, &[defect]).await)
+    (start(DEFECTS, &[]).await, start(DEFECTS, &[defect]).await)
 }
 
 const PROMPT: &str = "Tell me, in a few words, why integer picodollars beat floating point dollars for money.";
@@ -494,7 +347,7 @@ async fn skip_system_prefix_forwards_the_system_prompt_untouched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_defects_reach_the_retrier() {
     // A short deadline bounds `retry-forever` (the deadline still holds).
-    let toml = TOML.replace("deadline-ms = 1000", "deadline-ms = 300");
+    let toml = DEFECTS.replace("deadline-ms = 1000", "deadline-ms = 300");
     let clean = start(&toml, &[]).await;
     let defective = start(&toml, &["retry-forever", "ignore-retry-after"]).await;
     for stack in [&clean, &defective] {

@@ -13,67 +13,21 @@ use tokio::time::Instant;
 use gauntlet::router::config::RawRouterFile;
 use gauntlet::router::{Connector, Router, RouterBody};
 
-use crate::support::read_sse;
+use crate::support::{IN_PROCESS_MOCKS, IN_PROCESS_ROUTER, edit, read_sse};
 
-const MOCKS: &str = r#"
-[[providers]]
-name = "oai"
-dialect = "openai"
-[providers.defaults]
-ttft-ms = 50
-itl-ms = 10
-output-tokens = 12
-
-[[providers]]
-name = "ant"
-dialect = "anthropic"
-[providers.defaults]
-ttft-ms = 50
-itl-ms = 10
-output-tokens = 12
-"#;
-
-/// The router over the mocks of [`MOCKS`], reaching them only through the
+/// The router over the mocks of [`IN_PROCESS_MOCKS`], reaching them only through the
 /// in-process connector: the mocks' listeners are shut before the router is
 /// built. The base-urls are the mocks' real addresses, which the connector
 /// routes by.
 async fn in_process() -> (Router, RunningProvider, RunningProvider) {
-    let raw: RawProvidersFile = parse_toml(MOCKS).unwrap();
+    let raw: RawProvidersFile = parse_toml(IN_PROCESS_MOCKS).unwrap();
     let mocks = MockSet::spawn(validate_providers(&raw.providers).unwrap())
         .await
         .unwrap();
     let connector = Connector::from_service(mocks.connector());
     let (oai, ant) = (mocks.get("oai").unwrap().clone(), mocks.get("ant").unwrap().clone());
-    let toml = format!(
-        r#"
-[router]
-[[router.providers]]
-name = "oai"
-dialect = "openai"
-base-url = "{}"
-api-key = "sk-up-oai"
-[[router.providers]]
-name = "ant"
-dialect = "anthropic"
-base-url = "{}"
-api-key = "sk-up-ant"
-[[router.models]]
-id = "openai/gpt-4o-mini"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-[[router.models]]
-id = "anthropic/claude-sonnet-4"
-providers = ["ant"]
-prompt = "3"
-completion = "15"
-[[router.keys]]
-key = "sk-a"
-credits = "10"
-"#,
-        oai.base_url(),
-        ant.base_url()
-    );
+    let toml = edit(IN_PROCESS_ROUTER, "mock:oai", &oai.base_url());
+    let toml = edit(&toml, "mock:ant", &ant.base_url());
     mocks.shutdown().await;
     let file: RawRouterFile = parse_toml(&toml).unwrap();
     let config = file.router.unwrap().validate("router").unwrap();

@@ -2,10 +2,7 @@
 //! are in flight loses no settled charge and charges nothing twice, and a
 //! restart keeps the stored balances instead of the configured ones.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,157 +15,32 @@ use mock_providers::config::{RawProvidersFile, parse_toml, validate_providers};
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::support::{HttpClient, Stack, client, picos, picos_at, read_raw_stream};
-
-const PROVIDERS: &str = r#"
-[[providers]]
-name = "oai"
-dialect = "openai"
-[providers.defaults]
-ttft-ms = 5
-itl-ms = 4
-output-tokens = { dist = "uniform", min = 20, max = 40 }
-cache-read-share = 0.5
-
-[[providers]]
-name = "ant"
-dialect = "anthropic"
-[providers.defaults]
-ttft-ms = 5
-itl-ms = 4
-output-tokens = { dist = "uniform", min = 20, max = 40 }
-cache-read-share = 0.25
-cache-write-share = 0.25
-"#;
-
-/// A unique, empty directory under cargo's temporary directory for tests.
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use crate::support::{
+    HttpClient, LEDGER_MOCKS, LEDGER_ROUTER, RouterProcess, Stack, TempDir, client, edit, picos, picos_at,
+    read_raw_stream,
+};
 
 /// The `[router]` table: two providers at `oai` and `ant`, a durable ledger
-/// in `dir`, one key with 10 USD.
+/// at `ledger`, one key with 10 USD.
 fn router_toml(oai: &str, ant: &str, ledger: &Path) -> String {
-    format!(
-        r#"
-[router]
-listen = "127.0.0.1:0"
-ledger-path = "{ledger}"
-
-[[router.providers]]
-name = "oai"
-dialect = "openai"
-base-url = "{oai}"
-api-key = "sk-up-oai"
-
-[[router.providers]]
-name = "ant"
-dialect = "anthropic"
-base-url = "{ant}"
-api-key = "sk-up-ant"
-
-[[router.models]]
-id = "openai/gpt-4o-mini"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-cache-read = "0.075"
-
-[[router.models]]
-id = "anthropic/claude-sonnet-4"
-providers = ["ant"]
-prompt = "3"
-completion = "15"
-cache-read = "0.30"
-cache-write = "3.75"
-
-[[router.keys]]
-key = "sk-crash"
-credits = "10"
-"#,
-        ledger = ledger.display()
-    )
+    let toml = edit(LEDGER_ROUTER, "{ledger}", &ledger.display().to_string());
+    let toml = edit(&toml, "\"mock:oai\"", &format!("\"{oai}\""));
+    edit(&toml, "\"mock:ant\"", &format!("\"{ant}\""))
 }
 
-/// `gauntlet router --config FILE`, killed with SIGKILL on drop.
-struct RouterProcess {
-    child: Child,
-    addr: SocketAddr,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl RouterProcess {
-    /// Starts the built binary and reads the address from its
-    /// "router listening on http://ADDR" line.
-    async fn start(config: &Path) -> RouterProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-            .args(["router", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the gauntlet binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let read = tokio::task::spawn_blocking(move || {
-            let mut stdout = BufReader::new(stdout);
-            let mut line = String::new();
-            stdout.read_line(&mut line).map(|_| (line, stdout))
-        });
-        let (line, stdout) = match tokio::time::timeout(Duration::from_secs(10), read).await {
-            Ok(Ok(Ok(read))) => read,
-            other => {
-                let _ = child.kill();
-                panic!("the router did not say where it listens: {other:?}");
-            }
-        };
-        let addr = line
-            .strip_prefix("router listening on http://")
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("unexpected first line: {line:?}")
-            });
-        RouterProcess {
-            child,
-            addr,
-            _stdout: stdout,
-        }
-    }
-
-    /// SIGKILL (what `Child::kill` sends on Unix), then reap the process.
-    fn kill_9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    async fn get(&self, client: &HttpClient, path: &str, key: &str) -> (StatusCode, String) {
-        let req = Request::get(format!("http://{}{path}", self.addr))
-            .header("authorization", format!("Bearer {key}"))
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let response = client.request(req).await.expect("the router answers");
-        let status = response.status();
-        let body = http_body_util::BodyExt::collect(response.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
-    }
-}
-
-impl Drop for RouterProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `GET path` as `key` on the router process: the status and the body.
+async fn get(client: &HttpClient, router: &RouterProcess, path: &str, key: &str) -> (StatusCode, String) {
+    let req = Request::get(format!("{}{path}", router.url()))
+        .header("authorization", format!("Bearer {key}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client.request(req).await.expect("the router answers");
+    let status = response.status();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// What one client saw: the generation id (from the head of the stream) and
@@ -181,11 +53,11 @@ async fn a_kill_9_loses_no_settled_charge_and_charges_nothing_twice() {
     const IN_FLIGHT: usize = 40;
     const KILL_AFTER_TOLD: usize = 60;
 
-    let raw: RawProvidersFile = parse_toml(PROVIDERS).unwrap();
+    let raw: RawProvidersFile = parse_toml(LEDGER_MOCKS).unwrap();
     let mocks = MockSet::spawn(validate_providers(&raw.providers).unwrap())
         .await
         .unwrap();
-    let dir = temp_dir("ledger-kill");
+    let dir = TempDir::new("ledger-kill");
     let config = dir.join("router.toml");
     let toml = router_toml(
         &mocks.get("oai").unwrap().base_url(),
@@ -194,8 +66,8 @@ async fn a_kill_9_loses_no_settled_charge_and_charges_nothing_twice() {
     );
     std::fs::write(&config, toml).unwrap();
 
-    let mut router = RouterProcess::start(&config).await;
-    let addr = router.addr;
+    let mut router = RouterProcess::start(&["--config", config.to_str().unwrap()]);
+    let url = router.url().to_string();
     let http = client();
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let told = Arc::new(AtomicUsize::new(0));
@@ -204,8 +76,9 @@ async fn a_kill_9_loses_no_settled_charge_and_charges_nothing_twice() {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut clients = tokio::task::JoinSet::new();
     for i in 0..REQUESTS {
-        let (http, seen, told, progress, killed, slots) = (
+        let (http, url, seen, told, progress, killed, slots) = (
             http.clone(),
+            url.clone(),
             Arc::clone(&seen),
             Arc::clone(&told),
             Arc::clone(&progress),
@@ -219,7 +92,7 @@ async fn a_kill_9_loses_no_settled_charge_and_charges_nothing_twice() {
             }
             let model = if i % 2 == 0 { "openai/gpt-4o-mini" } else { "anthropic/claude-sonnet-4" };
             let body = json!({"model": model, "stream": true, "messages": [{"role": "user", "content": format!("request {i}")}]});
-            let req = Request::post(format!("http://{addr}/api/v1/chat/completions"))
+            let req = Request::post(format!("{url}/api/v1/chat/completions"))
                 .header("authorization", "Bearer sk-crash")
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from(body.to_string())))
@@ -272,13 +145,11 @@ async fn a_kill_9_loses_no_settled_charge_and_charges_nothing_twice() {
     assert_eq!(ids.len(), seen.len(), "generation ids are unique");
 
     // Restart on the same ledger and compare with what the clients saw.
-    let router = RouterProcess::start(&config).await;
+    let router = RouterProcess::start(&["--config", config.to_str().unwrap()]);
     let mut settled_total = 0;
     let mut settled_cut = 0;
     for (id, cost) in &seen {
-        let (status, text) = router
-            .get(&http, &format!("/api/v1/generation?id={id}"), "sk-crash")
-            .await;
+        let (status, text) = get(&http, &router, &format!("/api/v1/generation?id={id}"), "sk-crash").await;
         let settled = match status {
             StatusCode::OK => picos_at(&text, &["data", "total_cost"]),
             StatusCode::NOT_FOUND => 0,
@@ -291,7 +162,7 @@ async fn a_kill_9_loses_no_settled_charge_and_charges_nothing_twice() {
         }
         settled_total += settled;
     }
-    let (status, text) = router.get(&http, "/api/v1/key", "sk-crash").await;
+    let (status, text) = get(&http, &router, "/api/v1/key", "sk-crash").await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let (credits, spent, available) = (
         picos_at(&text, &["data", "limit"]),
@@ -306,16 +177,15 @@ async fn a_kill_9_loses_no_settled_charge_and_charges_nothing_twice() {
     assert_eq!(credits, picos("10"), "the restart kept the credits");
     assert_eq!(available, credits - spent);
     drop(router);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_stored_balances_over_the_configured_ones() {
-    let dir = temp_dir("ledger-restart");
+    let dir = TempDir::new("ledger-restart");
     let ledger = dir.join("ledger.redb");
     let toml = |credits: &str| {
         format!(
-            "{PROVIDERS}\n{}\n[[router.keys]]\nkey = \"sk-later\"\ncredits = \"{credits}\"\n",
+            "{LEDGER_MOCKS}\n{}\n[[router.keys]]\nkey = \"sk-later\"\ncredits = \"{credits}\"\n",
             router_toml("mock:oai", "mock:ant", &ledger)
                 .replace("credits = \"10\"", &format!("credits = \"{credits}\""))
         )
@@ -351,5 +221,4 @@ async fn a_restart_keeps_stored_balances_over_the_configured_ones() {
     );
     stack.router.ledger().clone().close().await.unwrap();
     drop(stack);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,70 +11,9 @@ use serde_json::{Value, json};
 
 use gauntlet::router::config::RawRouterFile;
 
-use crate::support::{Answer, Price, Stack, assert_error_shape, picos_at, served_record};
-
-const PROVIDERS: &str = r#"
-[[providers]]
-name = "oai"
-dialect = "openai"
-seed = 5
-[providers.defaults]
-ttft-ms = 2
-itl-ms = 1
-output-tokens = { dist = "uniform", min = 5, max = 30 }
-[[providers.models]]
-id = "gpt-4o-mini"
-cache-read-share = 0.5
-[[providers.models]]
-id = "gpt-4"
-[[providers.models]]
-id = "gpt-3.5-turbo"
-[[providers.models]]
-id = "gpt-4-future"
-"#;
-
-/// `[[router.models]]` for a router whose clock reads 2026-01-20 at start:
-/// `gpt-4-legacy` is in its grace period, `gpt-3.5-old` was removed on
-/// 2026-01-15 and `gpt-4-future` is announced for March.
-const MODELS: &str = r#"
-[[router.providers]]
-name = "oai"
-dialect = "openai"
-base-url = "mock:oai"
-api-key = "sk-up-oai"
-
-[[router.models]]
-id = "openai/gpt-4o-mini"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-cache-read = "0.075"
-
-[[router.models]]
-id = "openai/gpt-4-legacy"
-providers = [{ name = "oai", model = "gpt-4" }]
-prompt = "30"
-completion = "60"
-deprecation = { announced = "2026-01-10", removed = "2026-02-01", replacement = "openai/gpt-4o-mini" }
-
-[[router.models]]
-id = "openai/gpt-3.5-old"
-providers = [{ name = "oai", model = "gpt-3.5-turbo" }]
-prompt = "1.5"
-completion = "2"
-deprecation = { announced = "2025-12-01", removed = "2026-01-15", replacement = "openai/gpt-4o-mini" }
-
-[[router.models]]
-id = "openai/gpt-4-future"
-providers = ["oai"]
-prompt = "10"
-completion = "20"
-deprecation = { announced = "2026-03-01", removed = "2026-04-01", replacement = "openai/gpt-4o-mini" }
-
-[[router.keys]]
-key = "sk-a"
-credits = "10"
-"#;
+use crate::support::{
+    Answer, LIFECYCLE_MOCKS, LIFECYCLE_ROUTES, Price, Stack, assert_error_shape, picos_at, served_record,
+};
 
 const MINI: Price = Price {
     prompt: 150_000,
@@ -96,7 +35,10 @@ const FUTURE: Price = Price {
 };
 
 async fn stack(clock: &str) -> Stack {
-    Stack::start(&format!("{PROVIDERS}\n[router]\nclock = {clock}\n{MODELS}")).await
+    Stack::start(&format!(
+        "{LIFECYCLE_MOCKS}\n[router]\nclock = {clock}\n{LIFECYCLE_ROUTES}"
+    ))
+    .await
 }
 
 fn body(model: &str, stream: bool) -> Value {

@@ -9,55 +9,13 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::support::{Stack, assert_error_shape, picos_at, read_raw_stream};
-
-const PROVIDERS: &str = r#"
-[[providers]]
-name = "oai"
-dialect = "openai"
-[providers.defaults]
-ttft-ms = 2
-itl-ms = 1
-output-tokens = 4
-[[providers.models]]
-id = "gpt-4o-mini"
-[[providers.models]]
-id = "slow"
-itl-ms = 20
-output-tokens = 20
-[[providers.models]]
-id = "llama"
-"#;
-
-const MODELS: &str = r#"
-[[router.providers]]
-name = "oai"
-dialect = "openai"
-base-url = "mock:oai"
-api-key = "sk-up-oai"
-
-[[router.models]]
-id = "openai/gpt-4o-mini"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-
-[[router.models]]
-id = "openai/slow"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-
-[[router.models]]
-id = "meta/llama:free"
-providers = ["oai"]
-"#;
+use crate::support::{LIMITS_MOCKS, LIMITS_ROUTES, Stack, assert_error_shape, picos_at, read_raw_stream};
 
 /// A stack whose `[router]` table holds `router` (plain keys, then its own
 /// sub-tables) and whose keys are `keys`.
 async fn stack(router: &str, keys: &str) -> Stack {
     Stack::start(&format!(
-        "{PROVIDERS}\n[router]\noperator-key = \"sk-admin\"\n{router}\n{MODELS}\n{keys}"
+        "{LIMITS_MOCKS}\n[router]\noperator-key = \"sk-admin\"\n{router}\n{LIMITS_ROUTES}\n{keys}"
     ))
     .await
 }

@@ -15,73 +15,9 @@ use tokio::time::Instant;
 
 use gauntlet::router::transcode::SYSTEM_PREFIX_SEPARATOR;
 
-use crate::support::{Stack, Streamed, patiently};
+use crate::support::{STREAMING_MODELS, Stack, Streamed, patiently};
 
 const REQUEST_ID: &str = "x-gauntlet-request-id";
-
-/// The models every mock provider of [`config`] serves.
-const MOCK_MODELS: &str = r#"
-[[providers.models]]
-id = "plain"
-[[providers.models]]
-id = "paced"
-itl-ms = 40
-output-tokens = 10
-[[providers.models]]
-id = "slow-start"
-ttft-ms = 200
-[[providers.models]]
-id = "long"
-itl-ms = 10
-output-tokens = 40
-[[providers.models]]
-id = "tools"
-tool-call = { name = "get_weather", arguments = '{"city": "Paris", "unit": "celsius"}' }
-[[providers.models]]
-id = "failing"
-[[providers.models]]
-id = "cut"
-[[providers.models]]
-id = "reset"
-[[providers.models]]
-id = "late"
-[[providers.models]]
-id = "flaky-status"
-[[providers.models]]
-id = "flaky-reset"
-
-[[providers.faults]]
-kind = "status"
-status = 500
-after-tokens = 3
-model = "failing"
-
-[[providers.faults]]
-kind = "cut"
-after-tokens = 3
-model = "cut"
-
-[[providers.faults]]
-kind = "reset"
-after-tokens = 3
-model = "reset"
-
-[[providers.faults]]
-kind = "slow-first-byte"
-delay-ms = 200
-model = "late"
-
-[[providers.faults]]
-kind = "status"
-status = 503
-max-hits = 1
-model = "flaky-status"
-
-[[providers.faults]]
-kind = "reset"
-max-hits = 1
-model = "flaky-reset"
-"#;
 
 const MODELS: [&str; 11] = [
     "plain",
@@ -98,14 +34,14 @@ const MODELS: [&str; 11] = [
 ];
 
 /// One OpenAI-dialect mock (`oai`) and one Anthropic-dialect mock (`ant`)
-/// serving [`MOCK_MODELS`], and a router with a model `P/M` for each
+/// serving [`STREAMING_MODELS`], and a router with a model `P/M` for each
 /// provider P and mock model M, plus `P/prefixed` (the mock's `plain` with a
 /// system prefix). Keep-alive comments every 20 ms.
 fn config() -> String {
     let mut toml = String::new();
     for (name, dialect) in [("oai", "openai"), ("ant", "anthropic")] {
         toml += &format!(
-            "[[providers]]\nname = \"{name}\"\ndialect = \"{dialect}\"\n[providers.defaults]\nttft-ms = 5\nitl-ms = 2\noutput-tokens = 12\n{MOCK_MODELS}\n"
+            "[[providers]]\nname = \"{name}\"\ndialect = \"{dialect}\"\n[providers.defaults]\nttft-ms = 5\nitl-ms = 2\noutput-tokens = 12\n{STREAMING_MODELS}\n"
         );
     }
     toml += "[router]\nkeep-alive-ms = 20\n";

@@ -2,55 +2,14 @@
 //! and the tables, over hand-written `summary.json` files shaped like
 //! `src/report/json.rs` writes (bench runs with their `floor` section).
 
-// A test reports failure by panicking; unwrap, expect and panic! are how.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{Value, json};
 
+use crate::support::{TempDir, report_schema};
+
 const BIN: &str = env!("CARGO_BIN_EXE_gauntlet");
-
-/// A folder in the temp dir no other test or run uses; removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(stem: &str) -> TempDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("gauntlet-compare-{stem}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("cannot create the temp dir");
-        TempDir(path)
-    }
-
-    /// Writes `text` to `name` inside the folder and returns its path.
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("cannot create a run folder");
-        }
-        std::fs::write(&path, text).expect("cannot write a summary");
-        path
-    }
-
-    /// Writes a JSON document to `name` inside the folder and returns its path.
-    fn write_json(&self, name: &str, doc: &Value) -> PathBuf {
-        self.write(name, &serde_json::to_string_pretty(doc).unwrap())
-    }
-
-    /// A path inside the folder (not created).
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn percentiles(p50: u64, p90: u64, p99: u64) -> String {
     format!(
@@ -163,7 +122,7 @@ fn a_slower_p99_fails_and_is_named() {
 fn a_missing_file_is_a_usage_error() {
     let dir = TempDir::new("missing");
     let base = dir.write("base.json", &summary(10_000, 20_000, 40_000));
-    let missing = dir.0.join("nowhere.json");
+    let missing = dir.join("nowhere.json");
     let out = gauntlet(&[&base, &missing]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
@@ -187,9 +146,7 @@ fn a_malformed_file_is_a_usage_error() {
 /// The hand-written fixtures are real `summary.json`s: they pass the checked-in schema.
 #[test]
 fn the_fixtures_match_the_report_schema() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reports/schema.json")).unwrap();
-    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let validator = report_schema();
     let plain: serde_json::Value = serde_json::from_str(&summary(10_000, 20_000, 40_000)).unwrap();
     for doc in [plain, bench_summary("bench", 1.3, 2.0)] {
         let errors: Vec<String> = validator
@@ -257,8 +214,8 @@ fn baselined(stem: &str) -> (TempDir, PathBuf) {
             &bench_summary("bench", p50, p99),
         );
     }
-    let file = dir.path("baselines/bench.json");
-    let out = run_bin(&[&"baseline", &"--out", &file, &dir.path("runs")]);
+    let file = dir.join("baselines/bench.json");
+    let out = run_bin(&[&"baseline", &"--out", &file, &dir.join("runs")]);
     assert_eq!(out.status.code(), Some(0), "{}", report(&out));
     (dir, file)
 }
@@ -299,10 +256,10 @@ fn runs_within_the_band_pass() {
     // BASE as the folder of baselines, CURRENT as run folders.
     let out = run_bin(&[
         &"compare",
-        &dir.path("baselines"),
-        &dir.path("new/bench-0"),
-        &dir.path("new/bench-1"),
-        &dir.path("new/bench-2"),
+        &dir.join("baselines"),
+        &dir.join("new/bench-0"),
+        &dir.join("new/bench-1"),
+        &dir.join("new/bench-2"),
     ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", report(&out));
@@ -331,7 +288,7 @@ fn a_slower_median_ratio_regresses() {
             &bench_summary("bench", 1.32, 2.6),
         );
     }
-    let out = run_bin(&[&"compare", &file, &dir.path("new"), &"--tolerance", &"10"]);
+    let out = run_bin(&[&"compare", &file, &dir.join("new"), &"--tolerance", &"10"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{}", report(&out));
     let p99 = stdout
@@ -349,10 +306,10 @@ fn a_slower_median_ratio_regresses() {
         "{stdout}"
     );
     // A wider tolerance lets it pass; a single run draws a warning.
-    let out = run_bin(&[&"compare", &file, &dir.path("new/bench-0"), &"--tolerance", &"40"]);
+    let out = run_bin(&[&"compare", &file, &dir.join("new/bench-0"), &"--tolerance", &"40"]);
     assert_eq!(out.status.code(), Some(0), "{}", report(&out));
     assert!(text(&out.stderr).contains("is noisy"), "{}", report(&out));
-    let out = run_bin(&[&"compare", &file, &dir.path("new/bench-0"), &"--min-runs", &"3"]);
+    let out = run_bin(&[&"compare", &file, &dir.join("new/bench-0"), &"--min-runs", &"3"]);
     assert_eq!(out.status.code(), Some(2), "{}", report(&out));
 }
 
@@ -372,12 +329,12 @@ fn an_invalid_run_is_refused() {
     );
     // Nor does a baseline take it, or a run without a floor.
     let no_floor = dir.write("new/plain/summary.json", &summary(10_000, 20_000, 40_000));
-    let out = run_bin(&[&"baseline", &"--out", &dir.path("b.json"), &bad, &no_floor]);
+    let out = run_bin(&[&"baseline", &"--out", &dir.join("b.json"), &bad, &no_floor]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{}", report(&out));
     assert!(stderr.contains("slow/summary.json: the run is not valid"), "{stderr}");
     assert!(stderr.contains("plain/summary.json: no \"floor\" section"), "{stderr}");
-    assert!(!dir.path("b.json").exists());
+    assert!(!dir.join("b.json").exists());
 }
 
 #[test]
@@ -386,7 +343,7 @@ fn mismatched_scenarios_are_refused() {
     let other = dir.write_json("new/other/summary.json", &bench_summary("other", 1.3, 2.0));
     let same = dir.write_json("new/same/summary.json", &bench_summary("bench", 1.3, 2.0));
     // A baseline is of one scenario.
-    let out = run_bin(&[&"baseline", &"--out", &dir.path("b.json"), &other, &same]);
+    let out = run_bin(&[&"baseline", &"--out", &dir.join("b.json"), &other, &same]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{}", report(&out));
     assert!(
@@ -404,7 +361,7 @@ fn mismatched_scenarios_are_refused() {
         "{stderr}"
     );
     // A folder of baselines skips scenarios it has none for...
-    let out = run_bin(&[&"compare", &dir.path("baselines"), &other, &same]);
+    let out = run_bin(&[&"compare", &dir.join("baselines"), &other, &same]);
     assert_eq!(out.status.code(), Some(0), "{}", report(&out));
     assert!(
         text(&out.stdout).contains("skipped other (1 run(s)): no baseline"),
@@ -412,7 +369,7 @@ fn mismatched_scenarios_are_refused() {
         report(&out)
     );
     // ...and with nothing compared at all, fails.
-    let out = run_bin(&[&"compare", &dir.path("baselines"), &other]);
+    let out = run_bin(&[&"compare", &dir.join("baselines"), &other]);
     assert_eq!(out.status.code(), Some(2), "{}", report(&out));
     assert!(text(&out.stderr).contains("nothing compared"), "{}", report(&out));
 }
@@ -427,7 +384,7 @@ fn each_mode_refuses_the_others_flags() {
     assert!(text(&out.stderr).contains("--tolerance"), "{}", report(&out));
     let out = run_bin(&[&"compare", &base, &current, &current]);
     assert_eq!(out.status.code(), Some(2), "{}", report(&out));
-    let out = run_bin(&[&"compare", &file, &dir.path("runs"), &"--max-regression", &"5"]);
+    let out = run_bin(&[&"compare", &file, &dir.join("runs"), &"--max-regression", &"5"]);
     assert_eq!(out.status.code(), Some(2), "{}", report(&out));
     assert!(text(&out.stderr).contains("--max-regression"), "{}", report(&out));
 }

@@ -5,8 +5,6 @@
 //! `base-url = "mock:NAME"`; [`Stack::start`] serves the mocks, points the
 //! router at them, and serves the router.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -251,77 +249,6 @@ impl Streamed {
             .collect()
     }
 }
-
-/// A TOML stack with one OpenAI-dialect and one Anthropic-dialect mock and a
-/// router in front, for tests that need nothing special. Delays are small.
-pub const BASIC: &str = r#"
-[[providers]]
-name = "oai"
-dialect = "openai"
-[providers.defaults]
-ttft-ms = 5
-itl-ms = 2
-output-tokens = 12
-[[providers.models]]
-id = "gpt-4o-mini"
-cache-read-share = 0.5
-[[providers.models]]
-id = "gpt-4o-mini-tools"
-tool-call = { name = "get_weather", arguments = '{"city": "Paris"}' }
-
-[[providers]]
-name = "ant"
-dialect = "anthropic"
-[providers.defaults]
-ttft-ms = 5
-itl-ms = 2
-output-tokens = 12
-[[providers.models]]
-id = "claude-sonnet-4"
-cache-read-share = 0.5
-cache-write-share = 0.25
-
-[router]
-operator-key = "sk-admin"
-
-[[router.providers]]
-name = "oai"
-dialect = "openai"
-base-url = "mock:oai"
-api-key = "sk-up-oai"
-
-[[router.providers]]
-name = "ant"
-dialect = "anthropic"
-base-url = "mock:ant"
-api-key = "sk-up-ant"
-
-[[router.models]]
-id = "openai/gpt-4o-mini"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-cache-read = "0.075"
-
-[[router.models]]
-id = "openai/gpt-4o-mini-tools"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-
-[[router.models]]
-id = "anthropic/claude-sonnet-4"
-providers = ["ant"]
-prompt = "3"
-completion = "15"
-cache-read = "0.30"
-cache-write = "3.75"
-system-prefix = "PREFIX."
-
-[[router.keys]]
-key = "sk-a"
-credits = "10"
-"#;
 
 // ---------------------------------------------------------------------------
 // Exact money, raw streams and journal look-ups (billing, ledger, limits,

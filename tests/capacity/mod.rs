@@ -2,63 +2,26 @@
 //! a `[floor]` measured in the same run and reported as ratios, and a
 //! `[sweep]` that steps the rate up until a known limit breaks its SLO.
 
-// A test reports failure by panicking; unwrap, expect and panic! are how.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use gauntlet::Exit;
 use gauntlet::cli::Cli;
 use serde_json::Value;
-use support::TempFile;
 
-/// One openai mock `up` (answers after `ttft_ms`), the built-in router in
-/// front of it, key `sk` with `key_extra` (limits), one non-streaming mix
-/// entry, then `tail` (phases or a sweep, and checks).
+use crate::support::{CAPACITY, TempDir, TempFile, edit, report_schema};
+
+/// The [`CAPACITY`] scenario named `name`, its mock answering after
+/// `ttft_ms`, key `sk` with `key_extra` (limits), then `tail` (phases or a
+/// sweep, and checks).
 fn scenario(name: &str, ttft_ms: u32, key_extra: &str, tail: &str) -> String {
-    format!(
-        r#"
-schema = 1
-[meta]
-name = "{name}"
-seed = 5
-[[providers]]
-name = "up"
-dialect = "openai"
-[providers.defaults]
-ttft-ms = {ttft_ms}
-itl-ms = 0
-output-tokens = 8
-[router]
-[[router.providers]]
-name = "up"
-dialect = "openai"
-base-url = "mock:up"
-api-key = "k"
-[[router.models]]
-id = "o/m"
-providers = ["up"]
-prompt = "0.15"
-completion = "0.60"
-[[router.keys]]
-key = "sk"
-credits = "100"
-{key_extra}
-[[mix]]
-model = "o/m"
-key = "sk"
-{tail}
-"#
-    )
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gauntlet-capacity-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    let toml = edit(CAPACITY, "name = \"capacity\"", &format!("name = \"{name}\""));
+    let toml = edit(&toml, "ttft-ms = 20", &format!("ttft-ms = {ttft_ms}"));
+    edit(
+        &toml,
+        "credits = \"100\"\n",
+        &format!("credits = \"100\"\n{key_extra}\n"),
+    ) + tail
 }
 
 async fn run(file: &TempFile, out: &Path) -> Exit {
@@ -72,9 +35,7 @@ fn only_run(out: &Path) -> (PathBuf, Value) {
     assert_eq!(runs.len(), 1, "{runs:?}");
     let run = runs[0].clone();
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
-    let schema = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reports/schema.json")).unwrap();
-    let validator = jsonschema::draft202012::new(&serde_json::from_str(&schema).unwrap()).unwrap();
-    let problems: Vec<String> = validator.iter_errors(&summary).map(|e| e.to_string()).collect();
+    let problems: Vec<String> = report_schema().iter_errors(&summary).map(|e| e.to_string()).collect();
     assert!(problems.is_empty(), "summary.json breaks the schema: {problems:#?}");
     (run, summary)
 }
@@ -92,9 +53,9 @@ kind = "error-rate"
 max = 0.0
 "#;
     let file = TempFile::new("floor", &scenario("floor-run", 20, "", tail));
-    let out = out_dir("floor");
-    assert_eq!(run(&file, &out).await, Exit::Success);
-    let (dir, summary) = only_run(&out);
+    let out = TempDir::new("capacity-floor");
+    assert_eq!(run(&file, out.path()).await, Exit::Success);
+    let (dir, summary) = only_run(out.path());
 
     let floor = &summary["floor"];
     assert_eq!(floor["provider"], "up");
@@ -133,7 +94,6 @@ max = 0.0
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         assert!(text.contains(needle), "{file} lacks `{needle}`");
     }
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,12 +112,12 @@ kind = "error-rate"
 max = 0.01
 "#;
     let file = TempFile::new("sweep", &scenario("sweep-run", 100, "concurrency = 8", tail));
-    let out = out_dir("sweep");
+    let out = TempDir::new("capacity-sweep");
     // On a busy machine the generator may fall behind at a step (its own
     // check then fails, exit 1); the knee is judged below either way.
-    let exit = run(&file, &out).await;
+    let exit = run(&file, out.path()).await;
     assert!(matches!(exit, Exit::Success | Exit::CheckFailed), "{exit:?}");
-    let (dir, summary) = only_run(&out);
+    let (dir, summary) = only_run(out.path());
 
     let sweep = &summary["sweep"];
     assert_eq!(sweep["knee_rate"], 40.0, "{sweep:#}");
@@ -196,7 +156,6 @@ max = 0.01
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("Capacity: latency against offered rate"));
     assert!(html.contains("Knee: 40 req/s"), "the knee is not in report.html");
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,10 +170,9 @@ kind = "error-rate"
 max = 0.01
 "#;
     let file = TempFile::new("sweep-min", &scenario("sweep-min", 100, "concurrency = 8", tail));
-    let out = out_dir("sweep-min");
-    assert_eq!(run(&file, &out).await, Exit::CheckFailed);
-    let (_, summary) = only_run(&out);
+    let out = TempDir::new("capacity-sweep-min");
+    assert_eq!(run(&file, out.path()).await, Exit::CheckFailed);
+    let (_, summary) = only_run(out.path());
     assert_eq!(summary["sweep"]["knee_rate"], 20.0);
     assert_eq!(summary["passed"], false);
-    let _ = std::fs::remove_dir_all(&out);
 }

@@ -2,11 +2,6 @@
 //! one real request to a served mock, and `gauntlet mock` driven in-process
 //! (`Cli::try_parse_from` + `mock::run` with a stop future).
 
-// A test reports failure by panicking; unwrap, expect and panic! are how.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -17,8 +12,9 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use gauntlet::Exit;
 use gauntlet::cli::{Cli, Command as CliCommand, MockArgs};
-use support::{Mock, TempFile};
 use tokio::sync::oneshot;
+
+use crate::support::{CLI_OUT_OF_RANGE, CLI_TYPO, Mock, TempFile};
 
 /// How long a command that should fail at once may take before the test
 /// calls it hung (a bound, not a wait: it normally exits in milliseconds).
@@ -77,26 +73,9 @@ fn gauntlet(args: &[&str]) -> Finished {
     }
 }
 
-const TYPO: &str = r#"[[providers]]
-name = "typo"
-dialect = "openai"
-
-[[providers.models]]
-id = "m"
-ttft-mss = 3
-"#;
-
-const OUT_OF_RANGE: &str = r#"[[providers]]
-name = "shares"
-dialect = "anthropic"
-
-[providers.defaults]
-cache-read-share = 2.0
-"#;
-
 #[test]
 fn a_misspelt_key_exits_2_naming_file_line_path_and_the_fix() {
-    let file = TempFile::new("cli-typo", TYPO);
+    let file = TempFile::new("cli-typo", CLI_TYPO);
     let run = gauntlet(&["mock", "--config", file.path()]);
     assert_eq!(run.code, Some(2), "{run:?}");
     let expected = format!(
@@ -114,7 +93,7 @@ fn a_misspelt_key_exits_2_naming_file_line_path_and_the_fix() {
 
 #[test]
 fn an_invalid_value_exits_2_naming_file_path_and_problem() {
-    let file = TempFile::new("cli-range", OUT_OF_RANGE);
+    let file = TempFile::new("cli-range", CLI_OUT_OF_RANGE);
     let run = gauntlet(&["mock", "--config", file.path()]);
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(run.stderr.contains(file.path()), "{:?}", run.stderr);
@@ -229,7 +208,7 @@ async fn mock_runs_until_its_stop_future_fires() {
 
 #[tokio::test]
 async fn a_bad_config_is_a_usage_error_in_process() {
-    let file = TempFile::new("cli-inprocess", TYPO);
+    let file = TempFile::new("cli-inprocess", CLI_TYPO);
     let args = mock_args(&["gauntlet", "mock", "--config", file.path()]);
     let message = gauntlet::command::mock::configs(&args).unwrap_err();
     assert!(message.contains(file.path()), "{message}");

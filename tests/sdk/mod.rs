@@ -7,107 +7,18 @@
 //! workspace (`.ci/run` creates it from `tests/sdk/requirements.txt`). With
 //! neither, the tests say they were skipped, and fail under `CI`.
 
-// A test reports failure by panicking; unwrap, expect and panic! are how.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::{Mock, RouterProcess, TempFile};
+use crate::support::{
+    Mock, RouterProcess, SDK_ANTHROPIC_TOOLS, SDK_OPENAI_TOOLS, SDK_ROUTER, SDK_ROUTER_MOCKS, TempFile, edit,
+};
 
-/// The tool-calling providers the `tools` mode of the scripts expects: the
-/// model id, tool name and arguments are the constants at the top of
-/// `openai_sdk.py` and `anthropic_sdk.py`.
-const OPENAI_TOOLS: &str = r#"
-[[providers]]
-name = "openai-tools"
-dialect = "openai"
-listen = "127.0.0.1:0"
-
-[[providers.models]]
-id = "gauntlet-tools"
-tool-call = { name = "get_weather", arguments = '{"city": "Paris", "unit": "celsius"}' }
-"#;
-
-const ANTHROPIC_TOOLS: &str = r#"
-[[providers]]
-name = "anthropic-tools"
-dialect = "anthropic"
-listen = "127.0.0.1:0"
-
-[[providers.models]]
-id = "gauntlet-tools"
-tool-call = { name = "get_weather", arguments = '{"city": "Tokyo", "unit": "celsius"}' }
-"#;
-
-/// The mocks behind the router of `router_sdk.py`.
-const ROUTER_MOCKS: &str = r#"
-[[providers]]
-name = "oai"
-dialect = "openai"
-listen = "127.0.0.1:0"
-[providers.defaults]
-ttft-ms = 5
-itl-ms = 2
-output-tokens = 12
-
-[[providers]]
-name = "ant"
-dialect = "anthropic"
-listen = "127.0.0.1:0"
-[providers.defaults]
-ttft-ms = 5
-itl-ms = 2
-output-tokens = 12
-"#;
-
-/// The router of `router_sdk.py` (its constants name these models and the
-/// key), in front of the mocks at `oai` and `ant`.
+/// The router of `router_sdk.py` in front of the mocks at `oai` and `ant`.
 fn router_config(oai: &str, ant: &str) -> String {
-    format!(
-        r#"
-[router]
-listen = "127.0.0.1:0"
-
-[[router.providers]]
-name = "oai"
-dialect = "openai"
-base-url = "{oai}"
-api-key = "sk-up-oai"
-
-[[router.providers]]
-name = "ant"
-dialect = "anthropic"
-base-url = "{ant}"
-api-key = "sk-up-ant"
-
-[[router.models]]
-id = "openai/gpt-4o-mini"
-providers = ["oai"]
-prompt = "0.15"
-completion = "0.60"
-
-[[router.models]]
-id = "anthropic/claude-sonnet-4"
-providers = ["ant"]
-prompt = "3"
-completion = "15"
-
-[[router.models]]
-id = "openai/gpt-3.5-turbo-0301"
-providers = ["oai"]
-prompt = "1.5"
-completion = "2"
-deprecation = {{ announced = "2020-01-01", removed = "2020-02-01", replacement = "openai/gpt-4o-mini" }}
-
-[[router.keys]]
-key = "sk-gauntlet-sdk"
-credits = "10"
-"#
-    )
+    let toml = edit(SDK_ROUTER, "\"mock:oai\"", &format!("\"{oai}\""));
+    edit(&toml, "\"mock:ant\"", &format!("\"{ant}\""))
 }
 
 fn workspace() -> &'static Path {
@@ -187,18 +98,18 @@ fn anthropic_sdk_creates_streams_lists_and_errors() {
 
 #[test]
 fn openai_sdk_reassembles_a_streamed_tool_call() {
-    sdk_against_tools(OPENAI_TOOLS, "openai_sdk.py");
+    sdk_against_tools(SDK_OPENAI_TOOLS, "openai_sdk.py");
 }
 
 #[test]
 fn anthropic_sdk_reassembles_a_streamed_tool_use() {
-    sdk_against_tools(ANTHROPIC_TOOLS, "anthropic_sdk.py");
+    sdk_against_tools(SDK_ANTHROPIC_TOOLS, "anthropic_sdk.py");
 }
 
 #[test]
 fn openai_sdk_against_the_router_completes_streams_and_errors() {
     let Some(python) = python() else { return };
-    let mocks = TempFile::new("sdk-router-mocks", ROUTER_MOCKS);
+    let mocks = TempFile::new("sdk-router-mocks", SDK_ROUTER_MOCKS);
     let mock = Mock::start(&["--config", mocks.path()]);
     let config = TempFile::new("sdk-router", &router_config(mock.url_of("oai"), mock.url_of("ant")));
     let router = RouterProcess::start(&["--config", config.path()]);

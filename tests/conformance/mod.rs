@@ -3,9 +3,6 @@
 //! (`--builtin-defect NAME`), it exits 1 and the checks that fail are exactly
 //! the ones scenarios/conformance/README.md lists for that defect.
 
-// A test reports failure by panicking; unwrap, expect and panic! are how.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -13,6 +10,8 @@ use clap::Parser;
 use gauntlet::Exit;
 use gauntlet::cli::Cli;
 use gauntlet::router::Defects;
+
+use crate::support::{TempDir, report_schema};
 
 const SUITE: &str = "scenarios/conformance";
 /// Suite runs at once: each is light (tens of requests a second), and the
@@ -41,11 +40,6 @@ fn expected_failures() -> BTreeMap<String, BTreeSet<String>> {
     table
 }
 
-fn schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reports/schema.json")).unwrap();
-    jsonschema::draft202012::new(&serde_json::from_str(&text).unwrap()).unwrap()
-}
-
 /// Runs the suite (with `defect`, if any) into `out`; its exit code and the
 /// names of the checks that failed, over every scenario's summary.json.
 async fn run_suite(defect: Option<String>, out: PathBuf) -> (Exit, BTreeSet<String>) {
@@ -65,7 +59,7 @@ async fn run_suite(defect: Option<String>, out: PathBuf) -> (Exit, BTreeSet<Stri
     for run in std::fs::read_dir(&out).unwrap() {
         let path = run.unwrap().path().join("summary.json");
         let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let errors: Vec<String> = schema()
+        let errors: Vec<String> = report_schema()
             .iter_errors(&summary)
             .map(|e| format!("{e} at {}", e.instance_path()))
             .collect();
@@ -96,8 +90,7 @@ async fn the_suite_passes_clean_and_each_defect_breaks_exactly_its_checks() {
     let known: BTreeSet<&str> = Defects::NAMES.into_iter().collect();
     assert_eq!(listed, known, "the README lists every defect, and only those");
 
-    let dir = std::env::temp_dir().join(format!("gauntlet-conformance-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempDir::new("conformance");
     let runs: Vec<Option<String>> = std::iter::once(None)
         .chain(expected.keys().cloned().map(Some))
         .collect();
@@ -136,10 +129,9 @@ async fn the_suite_passes_clean_and_each_defect_breaks_exactly_its_checks() {
     assert!(
         problems.is_empty(),
         "reports under {}:\n{}",
-        dir.display(),
+        dir.path().display(),
         problems.join("\n")
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -1,10 +1,5 @@
 //! The reference router on loopback: real mock providers, the router served
-//! on `127.0.0.1:0`, real HTTP requests. One binary, a module per area.
-
-// A test reports failure by panicking; unwrap, expect and panic! are how.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
+//! on `127.0.0.1:0`, real HTTP requests, a module per area.
 
 mod in_process;
 mod streaming;

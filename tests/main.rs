@@ -1,0 +1,18 @@
+//! The integration tests, one binary with a module per area (as ripgrep's
+//! `tests/tests.rs`): the command line, runs and capacity sweeps, compare
+//! and baselines, the conformance suite proving itself, the Python SDKs, and
+//! the reference router on loopback. `support` holds what they share, and
+//! `tests/fixtures/` the TOML they start from.
+
+// A test reports failure by panicking; unwrap, expect and panic! are how.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod capacity;
+mod cli;
+mod compare;
+mod conformance;
+mod router;
+mod run;
+mod sdk;

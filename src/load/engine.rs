@@ -1,4 +1,4 @@
-//! The load engine: drives a scenario's phases against a target and hands
+//! The load engine: drives a plan's phases against a target and hands
 //! one [`RequestRecord`] per request — sent or dropped — to a channel as each
 //! completes.
 //!
@@ -45,8 +45,8 @@ use tokio::time::{Instant, sleep_until, timeout_at};
 
 use super::arrival::Arrival;
 use super::client::{HttpClient, Template, blank_record};
+use super::plan::{Load, MixEntry, Phase, Plan};
 use super::record::{Outcome, RequestRecord};
-use crate::scenario::{Load, MixEntry, Phase, Scenario};
 
 /// How long a request may take, head and body, unless configured.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -117,27 +117,27 @@ pub struct PhaseStats {
     pub completed: u64,
 }
 
-/// Runs every phase of `scenario` against `target`, sending one record per
+/// Runs every phase of `plan` against `target`, sending one record per
 /// request (sent or dropped) into `records` as it completes, and returns
 /// once every request has finished. `clock` times everything (use the mock
 /// journal's). When `stop` resolves, no new request starts and those in
 /// flight get [`EngineConfig::stop_grace`]. The caller must drain `records`
 /// while this runs: a full channel holds finished requests back.
 pub async fn run(
-    scenario: &Scenario,
+    plan: Plan<'_>,
     target: &Endpoint,
     clock: Clock,
     config: EngineConfig,
     records: mpsc::Sender<RequestRecord>,
     stop: impl Future<Output = ()>,
 ) -> RunStats {
-    run_counting(scenario, target, clock, config, records, stop, Arc::default()).await
+    run_counting(plan, target, clock, config, records, stop, Arc::default()).await
 }
 
 /// [`run`], also adding one to `sent` as each request is sent (for a live
 /// progress display: requests in flight are `sent` less the records seen).
 pub async fn run_counting(
-    scenario: &Scenario,
+    plan: Plan<'_>,
     target: &Endpoint,
     clock: Clock,
     config: EngineConfig,
@@ -150,7 +150,7 @@ pub async fn run_counting(
     let shared = Arc::new(Shared {
         client: HttpClient::new(&target.base_url, clock, CONNECT_TIMEOUT.min(config.request_timeout)),
         clock,
-        templates: scenario
+        templates: plan
             .mix
             .iter()
             .enumerate()
@@ -162,7 +162,7 @@ pub async fn run_counting(
         halt,
         _done: done_tx,
     });
-    let drive = drive(scenario, config.seed, config.first_phase, shared, done);
+    let drive = drive(plan, config.seed, config.first_phase, shared, done);
     tokio::pin!(drive);
     tokio::pin!(stop);
     tokio::select! {
@@ -182,7 +182,7 @@ pub async fn run_counting(
 struct Shared {
     client: HttpClient,
     clock: Clock,
-    /// One per [`Scenario::mix`] entry.
+    /// One per [`Plan::mix`] entry.
     templates: Vec<Template>,
     request_timeout: Duration,
     records: mpsc::Sender<RequestRecord>,
@@ -216,16 +216,16 @@ struct PhaseRun {
 }
 
 async fn drive(
-    scenario: &Scenario,
+    plan: Plan<'_>,
     seed: u64,
     first_phase: u16,
     shared: Arc<Shared>,
     mut done: mpsc::Receiver<()>,
 ) -> RunStats {
     let halt = shared.halt.clone();
-    let mut phases = Vec::with_capacity(scenario.phases.len());
+    let mut phases = Vec::with_capacity(plan.phases.len());
     let mut start = Instant::now();
-    for (index, phase) in scenario.phases.iter().enumerate() {
+    for (index, phase) in plan.phases.iter().enumerate() {
         if halt.borrow().is_some() {
             break;
         }
@@ -235,7 +235,7 @@ async fn drive(
             start,
             end: start + phase.duration,
             max_requests: phase.max_requests,
-            picker: Arc::new(Picker::new(&phase.mix, &scenario.mix)),
+            picker: Arc::new(Picker::new(&phase.mix, plan.mix)),
             counters: Arc::new(Counters::default()),
         };
         let expected_rate = match &phase.load {
@@ -535,7 +535,7 @@ fn derive_seed(seed: u64, index: u64, stream: u64) -> u64 {
 /// A weighted choice among a phase's mix entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Picker {
-    /// Indices into [`Scenario::mix`].
+    /// Indices into [`Plan::mix`].
     entries: Vec<usize>,
     /// Running totals of the entries' weights.
     cumulative: Vec<u64>,

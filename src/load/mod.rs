@@ -12,6 +12,7 @@
 pub mod arrival;
 pub mod client;
 pub mod engine;
+pub mod plan;
 pub mod record;
 
 #[cfg(test)]

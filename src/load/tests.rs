@@ -121,7 +121,7 @@ async fn run_with(
         }
         records
     };
-    tokio::join!(engine::run(scenario, target, clock, config, tx, stop), collect)
+    tokio::join!(engine::run(scenario.plan(), target, clock, config, tx, stop), collect)
 }
 
 async fn run(scenario: &Scenario, target: &Endpoint, clock: Clock) -> (RunStats, Vec<RequestRecord>) {

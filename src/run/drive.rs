@@ -255,7 +255,7 @@ impl Pass {
             first_phase,
             ..EngineConfig::new(scenario.meta.seed)
         };
-        let stats = engine::run_counting(scenario, &endpoint, self.clock, config, tx, stopped, sent).await;
+        let stats = engine::run_counting(scenario.plan(), &endpoint, self.clock, config, tx, stopped, sent).await;
         let sink = sink.await;
         let _ = progress.await;
         let sink = sink.map_err(|e| RunError::Sink(e.to_string()))?;

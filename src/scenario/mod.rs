@@ -18,6 +18,8 @@ use mock_providers::config::parse_toml;
 use mock_providers::faults::Fault;
 
 use crate::load::arrival::Arrival;
+use crate::load::plan::Plan;
+pub use crate::load::plan::{Load, MixEntry, Phase};
 use crate::target::{Expectations, Target};
 pub use error::{FieldError, ScenarioError};
 use raw::{MetricName, RawScenario};
@@ -118,38 +120,6 @@ pub struct Meta {
     pub description: String,
     pub seed: u64,
     pub tags: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Phase {
-    pub name: String,
-    pub duration: Duration,
-    pub max_requests: Option<u64>,
-    pub load: Load,
-    pub max_in_flight: NonZeroU32,
-    /// Indices into [`Scenario::mix`] this phase draws from.
-    pub mix: Vec<usize>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Load {
-    /// Open loop: requests at the schedule's intended times.
-    Open(Arrival),
-    /// Closed loop: `users` each send, wait for the answer, think, repeat.
-    Closed { users: NonZeroU32, think: Duration },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MixEntry {
-    pub name: String,
-    pub weight: u32,
-    pub model: String,
-    pub key: String,
-    pub stream: bool,
-    pub prompt_chars: u32,
-    pub system: Option<String>,
-    pub max_tokens: Option<u32>,
-    pub tools: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +278,14 @@ impl Scenario {
         self.meta.seed = seed;
         for mock in self.mocks.iter_mut().filter(|m| !m.own_seed) {
             mock.config.seed = seed;
+        }
+    }
+
+    /// The load plan the engine runs.
+    pub fn plan(&self) -> Plan<'_> {
+        Plan {
+            phases: &self.phases,
+            mix: &self.mix,
         }
     }
 

@@ -1,0 +1,50 @@
+//! The load plan the engine runs: phases of open-loop arrivals or
+//! closed-loop users, each drawing requests from a weighted mix. The
+//! scenario validates it; the engine needs nothing else of the scenario.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use super::arrival::Arrival;
+
+/// The phases and the mix of one engine run.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    pub phases: &'a [Phase],
+    pub mix: &'a [MixEntry],
+}
+
+/// One phase of load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub name: String,
+    pub duration: Duration,
+    pub max_requests: Option<u64>,
+    pub load: Load,
+    pub max_in_flight: NonZeroU32,
+    /// Indices into [`Plan::mix`] this phase draws from.
+    pub mix: Vec<usize>,
+}
+
+/// How a phase sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load {
+    /// Open loop: requests at the schedule's intended times.
+    Open(Arrival),
+    /// Closed loop: `users` each send, wait for the answer, think, repeat.
+    Closed { users: NonZeroU32, think: Duration },
+}
+
+/// One kind of request of the mix, and how often it is drawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MixEntry {
+    pub name: String,
+    pub weight: u32,
+    pub model: String,
+    pub key: String,
+    pub stream: bool,
+    pub prompt_chars: u32,
+    pub system: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub tools: bool,
+}

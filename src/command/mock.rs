@@ -11,9 +11,9 @@ use crate::Exit;
 use crate::cli::{DialectArg, MockArgs};
 
 /// Resolves the flags into provider configs, or says what is wrong.
-pub fn configs(args: &MockArgs) -> Result<Vec<ProviderConfig>, String> {
+pub fn configs(args: &MockArgs) -> anyhow::Result<Vec<ProviderConfig>> {
     match (&args.config, args.dialect) {
-        (Some(file), _) => mock_providers::load_providers(file).map_err(|e| e.to_string()),
+        (Some(file), _) => Ok(mock_providers::load_providers(file)?),
         (None, Some(dialect)) => {
             let (name, dialect) = match dialect {
                 DialectArg::Openai => ("openai", Dialect::OpenAi),
@@ -23,7 +23,7 @@ pub fn configs(args: &MockArgs) -> Result<Vec<ProviderConfig>, String> {
             config.seed = args.seed;
             Ok(vec![config])
         }
-        (None, None) => Err("give --config FILE or --dialect openai|anthropic".to_string()),
+        (None, None) => anyhow::bail!("give --config FILE or --dialect openai|anthropic"),
     }
 }
 

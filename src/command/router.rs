@@ -11,14 +11,13 @@ use crate::router::config::{RawRouterFile, RouterConfig};
 use crate::router::{Connector, Router, serve};
 
 /// Reads and validates the `[router]` table of the file the flags name.
-pub fn config(args: &RouterArgs) -> Result<RouterConfig, String> {
-    let file: RawRouterFile = read_toml(&args.config).map_err(|e| e.to_string())?;
-    let raw = file
-        .router
-        .ok_or_else(|| format!("{}: router: the file has no [router] table", args.config.display()))?;
+pub fn config(args: &RouterArgs) -> anyhow::Result<RouterConfig> {
+    let file: RawRouterFile = read_toml(&args.config)?;
+    let raw = (file.router)
+        .ok_or_else(|| anyhow::anyhow!("{}: router: the file has no [router] table", args.config.display()))?;
     let mut config = raw
         .validate("router")
-        .map_err(|e| format!("{}: {e}", args.config.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }

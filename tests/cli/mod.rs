@@ -210,7 +210,7 @@ async fn mock_runs_until_its_stop_future_fires() {
 async fn a_bad_config_is_a_usage_error_in_process() {
     let file = TempFile::new("cli-inprocess", CLI_TYPO);
     let args = mock_args(&["gauntlet", "mock", "--config", file.path()]);
-    let message = gauntlet::command::mock::configs(&args).unwrap_err();
+    let message = gauntlet::command::mock::configs(&args).unwrap_err().to_string();
     assert!(message.contains(file.path()), "{message}");
     assert!(message.contains("providers[0].models[0].ttft-mss"), "{message}");
     assert!(message.contains("did you mean `ttft-ms`?"), "{message}");

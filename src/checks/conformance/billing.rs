@@ -52,28 +52,46 @@ pub fn exact(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
                     r.model.as_deref().unwrap_or("?")
                 )
             }),
-            Err(why) => v.offend(&r.id, || why),
+            Err(why) => v.offend(&r.id, || why.to_string()),
         }
     }
     v.finish("requests")
 }
 
+/// Why the charge an answer should have had cannot be reckoned: each is an
+/// offence of the answer (it names a model it was not served by, or the
+/// mocks saw nothing of it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unpriced {
+    #[error("no mock attempt served it")]
+    NotServed,
+    #[error("the answer names no model")]
+    NoModel,
+    #[error("the answer names `{0}`, which is not in the catalog")]
+    UnknownModel(String),
+    #[error("the answer names `{named}`, but `{provider}` served `{served}`, not one of its routes")]
+    NotARoute {
+        named: String,
+        provider: String,
+        served: String,
+    },
+    #[error("the serving attempt reported no usage")]
+    NoUsage,
+    #[error("the expected cost overflows")]
+    Overflow,
+}
+
 /// What the router should have charged for answer `r`.
-pub fn expected_charge(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord) -> Result<Picodollars, String> {
-    let attempt = ix.served(&r.id).ok_or("no mock attempt served it")?;
-    let named = r.model.as_deref().ok_or("the answer names no model")?;
-    let model = router
-        .catalog
-        .get(named)
-        .ok_or_else(|| format!("the answer names `{named}`, which is not in the catalog"))?;
-    let provider = ix.route_of(router, model, attempt).ok_or_else(|| {
-        format!(
-            "the answer names `{named}`, but `{}` served `{}`, not one of its routes",
-            attempt.provider,
-            attempt.model.as_deref().unwrap_or("?")
-        )
+pub fn expected_charge(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord) -> Result<Picodollars, Unpriced> {
+    let attempt = ix.served(&r.id).ok_or(Unpriced::NotServed)?;
+    let named = r.model.as_deref().ok_or(Unpriced::NoModel)?;
+    let model = (router.catalog.get(named)).ok_or_else(|| Unpriced::UnknownModel(named.to_string()))?;
+    let provider = ix.route_of(router, model, attempt).ok_or_else(|| Unpriced::NotARoute {
+        named: named.to_string(),
+        provider: attempt.provider.clone(),
+        served: attempt.model.as_deref().unwrap_or("?").to_string(),
     })?;
-    let usage = attempt.usage.ok_or("the serving attempt reported no usage")?;
+    let usage = attempt.usage.ok_or(Unpriced::NoUsage)?;
     if usage.completion_tokens == 0 || r.conformance.finish_reason.as_deref() == Some("error") {
         return Ok(Picodollars::ZERO);
     }
@@ -82,7 +100,7 @@ pub fn expected_charge(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord)
         .prompt_tokens
         .saturating_sub(usage.cache_read_tokens)
         .saturating_sub(usage.cache_write_tokens);
-    let overflow = |_| "the expected cost overflows".to_string();
+    let overflow = |_| Unpriced::Overflow;
     let cost = p
         .prompt
         .per_token()

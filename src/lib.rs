@@ -8,6 +8,7 @@
 //!   or sweep, `compare` and `baseline` judge regressions).
 //! - [`load`]: the load generator (open-loop arrival schedules).
 //! - [`metrics`]: HDR histograms, outcome counts, time series and goodput of a run.
+//! - [`regression`]: runs judged against a baseline of earlier runs, or one run against another.
 //! - [`report`]: the report files of a run (JSON, CSV, JUnit, Markdown, HTML, HdrHistogram logs).
 //! - [`router`]: the reference router.
 //! - [`scenario`]: scenario scripts, raw and validated.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod command;
 pub mod load;
 pub mod metrics;
+pub mod regression;
 pub mod report;
 pub mod router;
 pub mod run;

@@ -400,7 +400,7 @@ fn every_committed_baseline_reads_and_matches_a_bench_scenario() {
         if file.extension().and_then(|e| e.to_str()) != Some("json") {
             continue;
         }
-        let baseline = gauntlet::command::baseline::load_baseline(&file).unwrap();
+        let baseline = gauntlet::regression::load_baseline(&file).unwrap();
         let stem = file.file_stem().unwrap().to_str().unwrap();
         assert_eq!(baseline.scenario, stem, "{}", file.display());
         let scenario = root.join("scenarios/bench").join(format!("{stem}.toml"));

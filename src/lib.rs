@@ -1,17 +1,20 @@
 //! gauntlet: a load-testing and conformance harness for LLM API routers.
 //!
-//! The map:
-//! - [`checks`]: the scenario's checks judged against the metrics (and the run's validity).
-//! - [`cli`]: the command line (clap structs only).
-//! - [`command`]: the subcommands (`mock` serves the mock providers,
-//!   `router` the reference router, `run` drives scenarios with their floor
-//!   or sweep, `compare` and `baseline` judge regressions).
-//! - [`load`]: the load generator (open-loop arrival schedules).
-//! - [`metrics`]: HDR histograms, outcome counts, time series and goodput of a run.
-//! - [`regression`]: runs judged against a baseline of earlier runs, or one run against another.
-//! - [`report`]: the report files of a run (JSON, CSV, JUnit, Markdown, HTML, HdrHistogram logs).
-//! - [`router`]: the reference router.
+//! The map (docs/architecture.md tells the whole story):
+//! - [`run`]: one run of one scenario, as a pipeline a program can call
+//!   (plan, start, drive, collect, judge, report).
+//! - [`target`]: the one boundary to the router under test (starting it,
+//!   what the scenario expects of it, reading its accounts).
 //! - [`scenario`]: scenario scripts, raw and validated.
+//! - [`load`]: the load generator (plans, arrival schedules, the HTTP client).
+//! - [`metrics`]: HDR histograms, outcome counts, time series and goodput of a run.
+//! - [`checks`]: the scenario's checks judged against the metrics and the evidence.
+//! - [`report`]: the report files of a run (JSON, CSV, JUnit, Markdown, HTML, HdrHistogram logs).
+//! - [`regression`]: baselines and comparisons of runs' `summary.json`.
+//! - [`router`]: the reference router.
+//! - [`cli`]: the command line (clap structs only).
+//! - [`command`]: the subcommands, each a thin translation from arguments
+//!   to a library call and an exit code.
 //!
 //! Exit codes, for every command: 0 all checks pass, 1 a check failed,
 //! 2 bad scenario or usage, 3 the run itself failed.

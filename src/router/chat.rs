@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::body::RouterBody;
 use super::catalog::{Model, Resolution};
 use super::config::{Dialect, KeyConfig, Upstream};
 use super::error::ApiError;
@@ -35,8 +36,8 @@ use super::limits::{self, Admission};
 use super::pricing::{Picodollars, Prices};
 use super::request::{self, ChatRequest};
 use super::retry::{AttemptCtx, Exhausted, Failure, FailureKind, ProviderRef};
-use super::service::{RouterBody, State, ledger_error};
 use super::sse::{SseItem, SseParser};
+use super::state::State;
 use super::transcode::{self, Completion, FinishReason, StreamTranslator, UpstreamUsage, UsageReport};
 use super::upstream::{self, Head, REQUEST_ID};
 
@@ -144,7 +145,7 @@ pub(crate) async fn complete(
     } else {
         state.ledger.reserve(&key.key, worst_case)
     }
-    .map_err(ledger_error)?;
+    .map_err(ApiError::from)?;
 
     let n = state.next_generation.fetch_add(1, Ordering::Relaxed);
     let prepared = Prepared {
@@ -525,7 +526,7 @@ async fn finish_whole(
     let (charge, cost) = price(state, &p, &usage, failed, byok, reservation.amount());
     let finish = Some(completion.finish_reason.as_str().to_string());
     let record = record(&p, state, provider, &usage, (charge, cost), finish, None);
-    let settlement = state.ledger.settle(reservation, record).await.map_err(ledger_error)?;
+    let settlement = state.ledger.settle(reservation, record).await.map_err(ApiError::from)?;
     drop(admission);
     let bytes = transcode::with_usage(&completion.body, &report(&usage, settlement.charged, cost, byok));
     let mut response = Response::new(RouterBody::from(Bytes::from(bytes)));

@@ -13,6 +13,9 @@
 //!
 //! Failed requests release their reservation and are charged nothing. A
 //! stream the client abandons is charged for what was generated up to then.
+//!
+//! The streamed answer's relay, from the first upstream bytes to the usage
+//! chunk, lives in `chat/stream.rs`.
 
 mod stream;
 

@@ -13,20 +13,25 @@
 //!
 //! Failed requests release their reservation and are charged nothing. A
 //! stream the client abandons is charged for what was generated up to then.
+//!
+//! The streamed answer's relay, from the first upstream bytes to the usage
+//! chunk, lives in `chat/stream.rs`.
+
+mod stream;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::body::RouterBody;
 use super::catalog::{Model, Resolution};
 use super::config::{Dialect, KeyConfig, Upstream};
 use super::error::ApiError;
@@ -35,10 +40,10 @@ use super::limits::{self, Admission};
 use super::pricing::{Picodollars, Prices};
 use super::request::{self, ChatRequest};
 use super::retry::{AttemptCtx, Exhausted, Failure, FailureKind, ProviderRef};
-use super::service::{RouterBody, State, ledger_error};
-use super::sse::{SseItem, SseParser};
-use super::transcode::{self, Completion, FinishReason, StreamTranslator, UpstreamUsage, UsageReport};
+use super::state::State;
+use super::transcode::{self, Completion, FinishReason, UpstreamUsage, UsageReport};
 use super::upstream::{self, Head, REQUEST_ID};
+use stream::{Relay, start_relay};
 
 /// The response header naming the model the client asked for, when another
 /// one served it (a deprecation grace period).
@@ -62,6 +67,14 @@ struct Prepared {
     received: Instant,
 }
 
+/// What a request holds while it runs: its reservation of the worst-case
+/// cost and its place under the key's limits. The reservation is given up
+/// first, as the fields are dropped in order.
+struct Held {
+    reservation: Reservation,
+    admission: Admission,
+}
+
 /// What a successful attempt hands on.
 enum Served {
     Whole(Completion),
@@ -69,6 +82,15 @@ enum Served {
         response: hyper::Response<Incoming>,
         first: Bytes,
     },
+}
+
+/// Why a request could not be put in a provider's dialect (a 400).
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error(transparent)]
+    Translate(#[from] transcode::TranscodeError),
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
 }
 
 pub(crate) async fn complete(
@@ -80,29 +102,71 @@ pub(crate) async fn complete(
     let received = Instant::now();
     let req = request::parse(&bytes)?;
     let calendar = state.clock.at(received);
-    let defects = state.config.defects;
-    let (model, requested) = match state.config.catalog.resolve_with(&req.model, calendar, &defects) {
-        Resolution::Serve { model, requested } => (model, requested),
-        // The deliberate `removed-model-502` defect: the wrong status for a removed model.
-        Resolution::Removed { model, .. } if defects.removed_model_502 => {
-            return Err(ApiError::Upstream {
-                status: 502,
-                message: format!("no provider could serve the model `{}`", model.id),
-                retry_after: None,
-                metadata: json!({"reason": "model unavailable"}),
-            });
-        }
-        Resolution::Removed { model, replacement } => {
-            return Err(ApiError::ModelRemoved {
-                model: model.id.to_string(),
-                replacement: replacement.to_string(),
-            });
-        }
-        Resolution::Unknown => return Err(ApiError::ModelNotFound(req.model.clone())),
+    let (model, requested) = resolve(&state, &req, calendar)?;
+    let worst_case = worst_case(&state, &key, &model, &req)?;
+    let held = hold(&state, &key, &model, worst_case, received)?;
+
+    let n = state.next_generation.fetch_add(1, Ordering::Relaxed);
+    let prepared = Prepared {
+        generation_id: format!("gen-{}-{n:x}", state.generation_prefix),
+        created: u64::try_from(calendar.as_second()).unwrap_or(0),
+        created_at_us: calendar.as_microsecond(),
+        key,
+        req,
+        model,
+        requested,
+        received,
     };
 
-    // The worst case covers the system prefix the router adds, and for a BYOK
-    // key whose every route is its own provider, only the fee can be charged.
+    let (served, provider) = match serve(&state, &prepared, headers).await {
+        Ok(success) => success,
+        Err(exhausted) => {
+            if state.config.defects.charge_failed_requests {
+                let Held { reservation, admission } = held;
+                charge_exhausted(&state, &prepared, reservation, &exhausted).await;
+                drop(admission);
+            }
+            return Err(upstream_error(&exhausted));
+        }
+    };
+    match served {
+        Served::Whole(completion) => finish_whole(&state, prepared, provider, held, completion).await,
+        Served::Stream { response, first } => Ok(start_relay(Relay {
+            state,
+            p: prepared,
+            provider,
+            held,
+            body: response.into_body(),
+            first,
+        })),
+    }
+}
+
+/// The model to serve and the one asked for, at the clock's calendar time:
+/// 404 for an unknown or a removed model.
+fn resolve(state: &State, req: &ChatRequest, calendar: jiff::Timestamp) -> Result<(Arc<Model>, Arc<Model>), ApiError> {
+    let defects = state.config.defects;
+    match state.config.catalog.resolve_with(&req.model, calendar, &defects) {
+        Resolution::Serve { model, requested } => Ok((model, requested)),
+        // The deliberate `removed-model-502` defect: the wrong status for a removed model.
+        Resolution::Removed { model, .. } if defects.removed_model_502 => Err(ApiError::Upstream {
+            status: 502,
+            message: format!("no provider could serve the model `{}`", model.id),
+            retry_after: None,
+            metadata: json!({"reason": "model unavailable"}),
+        }),
+        Resolution::Removed { model, replacement } => Err(ApiError::ModelRemoved {
+            model: model.id.to_string(),
+            replacement: replacement.to_string(),
+        }),
+        Resolution::Unknown => Err(ApiError::ModelNotFound(req.model.clone())),
+    }
+}
+
+/// The most the request can cost. The worst case covers the system prefix
+/// the router adds, and for a BYOK key whose every route is its own
+/// provider, only the fee can be charged.
+fn worst_case(state: &State, key: &KeyConfig, model: &Model, req: &ChatRequest) -> Result<Picodollars, ApiError> {
     let max_completion = u64::from(req.max_tokens.unwrap_or(model.default_max_tokens));
     let prefix_bound = model.system_prefix.as_deref().map_or(0, |p| p.len() as u64 + 8);
     let full_worst = model
@@ -113,11 +177,22 @@ pub(crate) async fn complete(
         .byok
         .as_ref()
         .is_some_and(|b| model.routes.iter().all(|r| r.provider == b.provider));
-    let worst_case = if byok_only {
+    Ok(if byok_only {
         full_worst.basis_points(state.config.byok_fee_bps).unwrap_or(full_worst)
     } else {
         full_worst
-    };
+    })
+}
+
+/// Admits the request under the key's limits (429 when over them), then
+/// reserves its worst-case cost (402 when the balance cannot cover it).
+fn hold(
+    state: &State,
+    key: &KeyConfig,
+    model: &Model,
+    worst_case: Picodollars,
+    received: Instant,
+) -> Result<Held, ApiError> {
     let balance = state
         .ledger
         .balance(&key.key)
@@ -139,36 +214,29 @@ pub(crate) async fn complete(
             },
         )
         .map_err(ApiError::Limited)?;
-    let reservation = if defects.no_overdraft_guard {
+    let reservation = if state.config.defects.no_overdraft_guard {
         state.ledger.reserve_unguarded(&key.key, worst_case)
     } else {
         state.ledger.reserve(&key.key, worst_case)
     }
-    .map_err(ledger_error)?;
+    .map_err(ApiError::from)?;
+    Ok(Held { reservation, admission })
+}
 
-    let n = state.next_generation.fetch_add(1, Ordering::Relaxed);
-    let prepared = Prepared {
-        generation_id: format!("gen-{}-{n:x}", state.generation_prefix),
-        created: u64::try_from(calendar.as_second()).unwrap_or(0),
-        created_at_us: calendar.as_microsecond(),
-        key,
-        req,
-        model,
-        requested,
-        received,
-    };
-
+/// Tries the model's providers through the retry module; the first attempt
+/// that serves hands on its answer and the provider that gave it.
+async fn serve(state: &State, prepared: &Prepared, headers: &HeaderMap) -> Result<(Served, usize), Exhausted> {
     let routes: Vec<ProviderRef> = prepared
         .model
         .routes
         .iter()
         .map(|r| ProviderRef::new(r.provider, Arc::clone(&state.config.providers[r.provider].name)))
         .collect();
-    let bodies: Vec<Result<Bytes, String>> = prepared
+    let bodies: Vec<Result<Bytes, BodyError>> = prepared
         .model
         .routes
         .iter()
-        .map(|r| upstream_body(&state, &prepared, r.provider, &r.upstream_model))
+        .map(|r| upstream_body(state, prepared, r.provider, &r.upstream_model))
         .collect();
     let request_id = headers.get(REQUEST_ID).cloned();
 
@@ -178,40 +246,19 @@ pub(crate) async fn complete(
             let route = &prepared.model.routes[ctx.provider_index];
             let upstream = &state.config.providers[route.provider];
             let api_key = api_key_for(&prepared.key, route.provider, upstream);
-            let body = bodies[ctx.provider_index].clone();
-            let state = &state;
-            let prepared = &prepared;
+            let body = bodies[ctx.provider_index]
+                .as_ref()
+                .map(Bytes::clone)
+                .map_err(|e| Failure::new(FailureKind::ClientError(400), e.to_string()));
             let request_id = request_id.as_ref();
             async move {
-                let body = body.map_err(|m| Failure::new(FailureKind::ClientError(400), m))?;
-                attempt(state, prepared, upstream, &api_key, body, request_id, ctx)
+                attempt(state, prepared, upstream, &api_key, body?, request_id, ctx)
                     .await
                     .map(|s| (s, route.provider))
             }
         })
         .await;
-
-    let (served, provider) = match outcome {
-        Ok(success) => success.value,
-        Err(exhausted) => {
-            if defects.charge_failed_requests {
-                charge_exhausted(&state, &prepared, reservation, &exhausted).await;
-            }
-            return Err(upstream_error(&exhausted));
-        }
-    };
-    match served {
-        Served::Whole(completion) => finish_whole(&state, prepared, provider, reservation, admission, completion).await,
-        Served::Stream { response, first } => Ok(start_relay(
-            state,
-            prepared,
-            provider,
-            reservation,
-            admission,
-            response,
-            first,
-        )),
-    }
+    outcome.map(|success| success.value)
 }
 
 /// The key to call `provider` with: the user's own for their BYOK provider.
@@ -229,7 +276,7 @@ fn is_byok(key: &KeyConfig, provider: usize) -> bool {
 /// The request body in the provider's dialect, with the system prefix
 /// applied and `max_tokens` set to what was reserved for, so the upstream can
 /// never produce more than the reservation covers.
-fn upstream_body(state: &State, p: &Prepared, provider: usize, upstream_model: &str) -> Result<Bytes, String> {
+fn upstream_body(state: &State, p: &Prepared, provider: usize, upstream_model: &str) -> Result<Bytes, BodyError> {
     let mut body = p.req.body.clone();
     if p.req.max_tokens.is_none() {
         body.insert("max_tokens".into(), Value::from(p.model.default_max_tokens));
@@ -242,12 +289,9 @@ fn upstream_body(state: &State, p: &Prepared, provider: usize, upstream_model: &
     };
     let translated = match state.config.providers[provider].dialect {
         Dialect::OpenAi => transcode::openai_request_for_upstream(&body, upstream_model, prefix, p.req.stream),
-        Dialect::Anthropic => transcode::anthropic_request_from_openai(&body, upstream_model, prefix, p.req.stream)
-            .map_err(|e| e.to_string())?,
+        Dialect::Anthropic => transcode::anthropic_request_from_openai(&body, upstream_model, prefix, p.req.stream)?,
     };
-    serde_json::to_vec(&translated)
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+    Ok(Bytes::from(serde_json::to_vec(&translated)?))
 }
 
 fn failure_of(status: StatusCode) -> FailureKind {
@@ -515,17 +559,17 @@ async fn finish_whole(
     state: &State,
     p: Prepared,
     provider: usize,
-    reservation: Reservation,
-    admission: Admission,
+    held: Held,
     completion: Completion,
 ) -> Result<Response<RouterBody>, ApiError> {
+    let Held { reservation, admission } = held;
     let usage = completion.usage.unwrap_or_default();
     let failed = completion.finish_reason == FinishReason::Error;
     let byok = is_byok(&p.key, provider);
     let (charge, cost) = price(state, &p, &usage, failed, byok, reservation.amount());
     let finish = Some(completion.finish_reason.as_str().to_string());
     let record = record(&p, state, provider, &usage, (charge, cost), finish, None);
-    let settlement = state.ledger.settle(reservation, record).await.map_err(ledger_error)?;
+    let settlement = state.ledger.settle(reservation, record).await.map_err(ApiError::from)?;
     drop(admission);
     let bytes = transcode::with_usage(&completion.body, &report(&usage, settlement.charged, cost, byok));
     let mut response = Response::new(RouterBody::from(Bytes::from(bytes)));
@@ -534,210 +578,4 @@ async fn finish_whole(
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     add_headers(response.headers_mut(), &p);
     Ok(response)
-}
-
-/// Answers with a stream and relays the upstream into it from a task.
-fn start_relay(
-    state: Arc<State>,
-    p: Prepared,
-    provider: usize,
-    reservation: Reservation,
-    admission: Admission,
-    response: hyper::Response<Incoming>,
-    first: Bytes,
-) -> Response<RouterBody> {
-    let (tx, rx) = mpsc::channel(32);
-    let mut out = Response::new(RouterBody::Stream(rx));
-    let headers = out.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    add_headers(headers, &p);
-    tokio::spawn(relay(
-        state,
-        p,
-        provider,
-        reservation,
-        admission,
-        response.into_body(),
-        first,
-        tx,
-    ));
-    out
-}
-
-/// The deliberate `retry-after-first-byte` defect: the same request sent to
-/// the same provider again, for its body; `None` if it fails before a body.
-async fn resend(state: &State, p: &Prepared, provider: usize) -> Option<Incoming> {
-    let route = p.model.routes.iter().find(|r| r.provider == provider)?;
-    let upstream = state.config.providers.get(provider)?;
-    let body = upstream_body(state, p, provider, &route.upstream_model).ok()?;
-    let api_key = api_key_for(&p.key, provider, upstream);
-    let request = upstream::request(upstream, &api_key, body, None).ok()?;
-    let response = state.client.request(request).await.ok()?;
-    match upstream::head(response) {
-        Head::Ok(response) => Some(response.into_body()),
-        Head::Failed { .. } => None,
-    }
-}
-
-/// How a relayed stream ended.
-enum Ending {
-    Finished,
-    Failed(String),
-    ClientGone,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn relay(
-    state: Arc<State>,
-    p: Prepared,
-    provider: usize,
-    reservation: Reservation,
-    admission: Admission,
-    mut body: Incoming,
-    first: Bytes,
-    tx: mpsc::Sender<Bytes>,
-) {
-    let dialect = state.config.providers[provider].dialect;
-    let mut parser = SseParser::new();
-    let mut translator = StreamTranslator::new(dialect, &p.generation_id, &p.model.id, p.created);
-    let mut out = BytesMut::with_capacity(1024);
-    let mut first_token: Option<Instant> = None;
-    let stall = state.retrier.policy().first_byte_timeout();
-    let mut keep_alive = tokio::time::interval_at(Instant::now() + state.config.keep_alive, state.config.keep_alive);
-    let mut pending = Some(first);
-    // The deliberate `buffer-stream` defect holds every chunk until the end.
-    let buffer = state.config.defects.buffer_stream;
-    // The deliberate `retry-after-first-byte` defect sends the request again
-    // when the stream breaks after the client has had bytes, and goes on
-    // relaying the new answer after the old one's content.
-    let mut resends = if state.config.defects.retry_after_first_byte {
-        state.retrier.policy().attempts_per_provider().get() - 1
-    } else {
-        0
-    };
-
-    let ending = 'resend: loop {
-        let ending = 'relay: loop {
-            let data = match pending.take() {
-                Some(data) => data,
-                None => tokio::select! {
-                    biased;
-                    () = tx.closed() => break 'relay Ending::ClientGone,
-                    frame = tokio::time::timeout(stall, body.frame()) => match frame {
-                        Err(_) => break 'relay Ending::Failed(format!("the upstream stream stalled for {stall:?}")),
-                        Ok(None) => match translator.on_end_of_body() {
-                            Ok(_) => break 'relay Ending::Finished,
-                            Err(e) => break 'relay Ending::Failed(e.to_string()),
-                        },
-                        Ok(Some(Err(e))) => break 'relay Ending::Failed(format!("the upstream stream broke off: {e}")),
-                        Ok(Some(Ok(frame))) => match frame.into_data() {
-                            Ok(data) => data,
-                            Err(_) => continue,
-                        },
-                    },
-                    _ = keep_alive.tick(), if first_token.is_none() => {
-                        if tx.send(Bytes::from_static(KEEP_ALIVE)).await.is_err() {
-                            break 'relay Ending::ClientGone;
-                        }
-                        continue;
-                    }
-                },
-            };
-            if let Err(e) = parser.push(&data) {
-                break Ending::Failed(format!("the upstream stream is not valid SSE: {e}"));
-            }
-            let mut done = false;
-            while let Some(item) = parser.next_item() {
-                let SseItem::Event(event) = item else { continue };
-                match translator.on_event(&event, &mut out) {
-                    Ok(step) if step.is_finished() => done = true,
-                    Ok(_) => {}
-                    Err(e) => break 'relay Ending::Failed(e.to_string()),
-                }
-            }
-            if first_token.is_none() && translator.content_chunks() > 0 {
-                first_token = Some(Instant::now());
-            }
-            if !buffer && !out.is_empty() && tx.send(out.split().freeze()).await.is_err() {
-                break Ending::ClientGone;
-            }
-            if done {
-                break Ending::Finished;
-            }
-        };
-        if let Ending::Failed(_) = &ending
-            && resends > 0
-            && let Some(again) = resend(&state, &p, provider).await
-        {
-            resends -= 1;
-            body = again;
-            parser = SseParser::new();
-            continue 'resend;
-        }
-        break 'resend ending;
-    };
-    drop(body);
-
-    let byok = is_byok(&p.key, provider);
-    let finish = || translator.finish_reason().map(|f| f.as_str().to_string());
-    let (usage, finish, failed) = match &ending {
-        Ending::Finished => (translator.usage().unwrap_or_default(), finish(), false),
-        Ending::Failed(_) => (
-            translator.usage_or_partial().unwrap_or_default(),
-            Some("error".to_string()),
-            true,
-        ),
-        // Charged for what was generated up to the cut: the usage the
-        // upstream reported so far, or (an OpenAI stream reports it only at
-        // its end) the prompt estimate and one completion token a piece.
-        Ending::ClientGone => {
-            let partial = translator
-                .usage_or_partial()
-                .unwrap_or_else(|| UpstreamUsage::from_openai(p.req.prompt_estimate, 0, translator.pieces(), 0));
-            (partial, finish(), false)
-        }
-    };
-    // The deliberate `charge-failed-requests` defect settles failures too.
-    let charge_failure = state.config.defects.charge_failed_requests && !matches!(ending, Ending::ClientGone);
-    let (charge, cost) = price(&state, &p, &usage, failed, byok, reservation.amount());
-    let settled = if failed && !charge_failure {
-        drop(reservation);
-        Ok(Picodollars::ZERO)
-    } else {
-        let record = record(&p, &state, provider, &usage, (charge, cost), finish, first_token);
-        state.ledger.settle(reservation, record).await.map(|s| s.charged)
-    };
-    drop(admission);
-    if let Ending::ClientGone = ending {
-        return;
-    }
-    if let Ending::Failed(message) = &ending {
-        transcode::write_error_chunk(&mut out, &p.generation_id, &p.model.id, p.created, message);
-    }
-    match settled {
-        // The deliberate `drop-final-usage` defect leaves the usage chunk out.
-        Ok(_) if state.config.defects.drop_final_usage => {}
-        Ok(charged) => {
-            let cost = if failed { Picodollars::ZERO } else { cost };
-            transcode::write_usage_chunk(
-                &mut out,
-                &p.generation_id,
-                &p.model.id,
-                p.created,
-                &report(&usage, charged, cost, byok),
-            );
-        }
-        Err(e) => {
-            transcode::write_error_chunk(
-                &mut out,
-                &p.generation_id,
-                &p.model.id,
-                p.created,
-                &format!("billing failed: {e}"),
-            );
-        }
-    }
-    out.extend_from_slice(b"data: [DONE]\n\n");
-    let _ = tx.send(out.split().freeze()).await;
 }

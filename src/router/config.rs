@@ -402,43 +402,43 @@ impl RawRouter {
                 format!("must be at least 1024, got {max_body_bytes}"),
             ));
         }
-
         let clock = match &self.clock {
             None => ClockConfig {
                 start: None,
                 speed: 1.0,
             },
-            Some(c) => {
-                let speed = c.speed.unwrap_or(1.0);
-                if !speed.is_finite() || speed <= 0.0 {
-                    return Err(err(
-                        format!("{at}.clock.speed"),
-                        format!("must be a number > 0, got {speed}"),
-                    ));
-                }
-                let start = c
-                    .start
-                    .as_deref()
-                    .map(|s| time(format!("{at}.clock.start"), s))
-                    .transpose()?;
-                ClockConfig { start, speed }
-            }
+            Some(c) => c.validate(at)?,
         };
-
         let free = match &self.free {
             None => FreeLimits::default(),
-            Some(f) => {
-                let d = FreeLimits::default();
-                FreeLimits {
-                    per_minute: nonzero(format!("{at}.free.per-minute"), f.per_minute)?.unwrap_or(d.per_minute),
-                    per_day: f.per_day.unwrap_or(d.per_day),
-                    per_day_after_purchase: f.per_day_after_purchase.unwrap_or(d.per_day_after_purchase),
-                    purchase_threshold: usd(format!("{at}.free.purchase-threshold"), &f.purchase_threshold)?
-                        .unwrap_or(d.purchase_threshold),
-                }
-            }
+            Some(f) => f.validate(at)?,
         };
+        let (providers, names) = self.validate_providers(at)?;
+        let models = self.validate_models(at, &names)?;
+        let keys = self.validate_keys(at, &names)?;
 
+        Ok(RouterConfig {
+            listen,
+            operator_key: self.operator_key.as_deref().map(Into::into),
+            ledger_path: self.ledger_path.clone(),
+            byok_fee_bps,
+            keep_alive: self.keep_alive_ms.map_or(DEFAULT_KEEP_ALIVE, Duration::from_millis),
+            max_body_bytes,
+            clock,
+            free,
+            retry: self
+                .retry
+                .as_ref()
+                .map_or_else(|| Ok(RetryPolicy::default()), |r| r.validate(&format!("{at}.retry")))?,
+            providers,
+            catalog: Catalog::new(models),
+            keys,
+            defects: Defects::default(),
+        })
+    }
+
+    /// The `[[router.providers]]`, and each provider's index by name.
+    fn validate_providers(&self, at: &str) -> Result<(Vec<Upstream>, HashMap<String, usize>), ConfigError> {
         let mut names = HashMap::new();
         let mut providers = Vec::with_capacity(self.providers.len());
         for (i, p) in self.providers.iter().enumerate() {
@@ -469,8 +469,11 @@ impl RawRouter {
                 api_key: p.api_key.as_str().into(),
             });
         }
+        Ok((providers, names))
+    }
 
-        let ids: HashSet<&str> = self.models.iter().map(|m| m.id.as_str()).collect();
+    /// The `[[router.models]]`; `names` are the providers' indices by name.
+    fn validate_models(&self, at: &str, names: &HashMap<String, usize>) -> Result<Vec<Model>, ConfigError> {
         let mut seen = HashSet::new();
         let mut models = Vec::with_capacity(self.models.len());
         for (i, m) in self.models.iter().enumerate() {
@@ -481,97 +484,12 @@ impl RawRouter {
             if !seen.insert(m.id.as_str()) {
                 return Err(err(format!("{path}.id"), format!("model `{}` is listed twice", m.id)));
             }
-            let default_upstream = m.upstream_model.clone().unwrap_or_else(|| {
-                let base = m.id.rsplit('/').next().unwrap_or(&m.id);
-                base.strip_suffix(FREE_SUFFIX).unwrap_or(base).to_string()
-            });
-            if m.providers.is_empty() {
-                return Err(err(format!("{path}.providers"), "a model needs at least one provider"));
-            }
-            let mut routes = Vec::with_capacity(m.providers.len());
-            for (j, r) in m.providers.iter().enumerate() {
-                let (name, upstream) = match r {
-                    RawRoute::Name(n) => (n, default_upstream.as_str()),
-                    RawRoute::Table(t) => (&t.name, t.model.as_deref().unwrap_or(&default_upstream)),
-                };
-                let provider = *names.get(name).ok_or_else(|| {
-                    err(
-                        format!("{path}.providers[{j}]"),
-                        format!("no [[router.providers]] is named `{name}`"),
-                    )
-                })?;
-                routes.push(Route {
-                    provider,
-                    upstream_model: upstream.into(),
-                });
-            }
+            let routes = m.validate_routes(&path, names)?;
             let free = Model::is_free(&m.id);
-            let prompt = price(format!("{path}.prompt"), &m.prompt)?;
-            let completion = price(format!("{path}.completion"), &m.completion)?;
-            let prices = if free {
-                let paid = [(&prompt, "prompt"), (&completion, "completion")]
-                    .into_iter()
-                    .find(|(p, _)| p.is_some_and(|p| p != TokenPrice::default()));
-                if let Some((_, field)) = paid {
-                    return Err(err(format!("{path}.{field}"), "a `:free` model must not have a price"));
-                }
-                Prices::default()
-            } else {
-                let prompt = prompt.ok_or_else(|| err(format!("{path}.prompt"), "a priced model needs `prompt`"))?;
-                let completion =
-                    completion.ok_or_else(|| err(format!("{path}.completion"), "a priced model needs `completion`"))?;
-                Prices {
-                    prompt,
-                    completion,
-                    cache_read: price(format!("{path}.cache-read"), &m.cache_read)?.unwrap_or(prompt),
-                    cache_write: price(format!("{path}.cache-write"), &m.cache_write)?.unwrap_or(prompt),
-                }
-            };
+            let prices = m.validate_prices(&path, free)?;
             let deprecation = match &m.deprecation {
                 None => None,
-                Some(d) => {
-                    let announced = time(format!("{path}.deprecation.announced"), &d.announced)?;
-                    let removed = time(format!("{path}.deprecation.removed"), &d.removed)?;
-                    let grace = removed.as_second() - announced.as_second();
-                    if grace < MIN_GRACE.as_secs() as i64 {
-                        return Err(err(
-                            format!("{path}.deprecation.removed"),
-                            format!(
-                                "the grace period from {} to {} is {:.1} days; it must be at least 14 days",
-                                d.announced,
-                                d.removed,
-                                grace as f64 / 86_400.0
-                            ),
-                        ));
-                    }
-                    if d.replacement == m.id {
-                        return Err(err(
-                            format!("{path}.deprecation.replacement"),
-                            "a model cannot replace itself",
-                        ));
-                    }
-                    if !ids.contains(d.replacement.as_str()) {
-                        return Err(err(
-                            format!("{path}.deprecation.replacement"),
-                            format!("no [[router.models]] has id `{}`", d.replacement),
-                        ));
-                    }
-                    if self
-                        .models
-                        .iter()
-                        .any(|o| o.id == d.replacement && o.deprecation.is_some())
-                    {
-                        return Err(err(
-                            format!("{path}.deprecation.replacement"),
-                            format!("`{}` is itself deprecated; name its replacement instead", d.replacement),
-                        ));
-                    }
-                    Some(Deprecation {
-                        announced,
-                        removed,
-                        replacement: d.replacement.as_str().into(),
-                    })
-                }
+                Some(d) => Some(self.validate_deprecation(&path, m, d)?),
             };
             models.push(Model {
                 id: m.id.as_str().into(),
@@ -584,7 +502,58 @@ impl RawRouter {
                 context_length: m.context_length.unwrap_or(DEFAULT_CONTEXT_LENGTH),
             });
         }
+        Ok(models)
+    }
 
+    /// The deprecation of the model `m` at `path`: a grace period of at
+    /// least [`MIN_GRACE`] and a replacement that is another model, itself
+    /// not deprecated.
+    fn validate_deprecation(&self, path: &str, m: &RawModel, d: &RawDeprecation) -> Result<Deprecation, ConfigError> {
+        let announced = time(format!("{path}.deprecation.announced"), &d.announced)?;
+        let removed = time(format!("{path}.deprecation.removed"), &d.removed)?;
+        let grace = removed.as_second() - announced.as_second();
+        if grace < MIN_GRACE.as_secs() as i64 {
+            return Err(err(
+                format!("{path}.deprecation.removed"),
+                format!(
+                    "the grace period from {} to {} is {:.1} days; it must be at least 14 days",
+                    d.announced,
+                    d.removed,
+                    grace as f64 / 86_400.0
+                ),
+            ));
+        }
+        if d.replacement == m.id {
+            return Err(err(
+                format!("{path}.deprecation.replacement"),
+                "a model cannot replace itself",
+            ));
+        }
+        if !self.models.iter().any(|o| o.id == d.replacement) {
+            return Err(err(
+                format!("{path}.deprecation.replacement"),
+                format!("no [[router.models]] has id `{}`", d.replacement),
+            ));
+        }
+        if self
+            .models
+            .iter()
+            .any(|o| o.id == d.replacement && o.deprecation.is_some())
+        {
+            return Err(err(
+                format!("{path}.deprecation.replacement"),
+                format!("`{}` is itself deprecated; name its replacement instead", d.replacement),
+            ));
+        }
+        Ok(Deprecation {
+            announced,
+            removed,
+            replacement: d.replacement.as_str().into(),
+        })
+    }
+
+    /// The `[[router.keys]]`; `names` are the providers' indices by name.
+    fn validate_keys(&self, at: &str, names: &HashMap<String, usize>) -> Result<Vec<KeyConfig>, ConfigError> {
         let mut seen = HashSet::new();
         let mut keys = Vec::with_capacity(self.keys.len());
         for (i, k) in self.keys.iter().enumerate() {
@@ -620,24 +589,94 @@ impl RawRouter {
                 byok,
             });
         }
+        Ok(keys)
+    }
+}
 
-        Ok(RouterConfig {
-            listen,
-            operator_key: self.operator_key.as_deref().map(Into::into),
-            ledger_path: self.ledger_path.clone(),
-            byok_fee_bps,
-            keep_alive: self.keep_alive_ms.map_or(DEFAULT_KEEP_ALIVE, Duration::from_millis),
-            max_body_bytes,
-            clock,
-            free,
-            retry: self
-                .retry
-                .as_ref()
-                .map_or_else(|| Ok(RetryPolicy::default()), |r| r.validate(&format!("{at}.retry")))?,
-            providers,
-            catalog: Catalog::new(models),
-            keys,
-            defects: Defects::default(),
+impl RawClock {
+    fn validate(&self, at: &str) -> Result<ClockConfig, ConfigError> {
+        let speed = self.speed.unwrap_or(1.0);
+        if !speed.is_finite() || speed <= 0.0 {
+            return Err(err(
+                format!("{at}.clock.speed"),
+                format!("must be a number > 0, got {speed}"),
+            ));
+        }
+        let start = self
+            .start
+            .as_deref()
+            .map(|s| time(format!("{at}.clock.start"), s))
+            .transpose()?;
+        Ok(ClockConfig { start, speed })
+    }
+}
+
+impl RawFree {
+    fn validate(&self, at: &str) -> Result<FreeLimits, ConfigError> {
+        let d = FreeLimits::default();
+        Ok(FreeLimits {
+            per_minute: nonzero(format!("{at}.free.per-minute"), self.per_minute)?.unwrap_or(d.per_minute),
+            per_day: self.per_day.unwrap_or(d.per_day),
+            per_day_after_purchase: self.per_day_after_purchase.unwrap_or(d.per_day_after_purchase),
+            purchase_threshold: usd(format!("{at}.free.purchase-threshold"), &self.purchase_threshold)?
+                .unwrap_or(d.purchase_threshold),
+        })
+    }
+}
+
+impl RawModel {
+    /// The model's routes; a route without its own upstream model name
+    /// uses the model id's last segment without `:free`.
+    fn validate_routes(&self, path: &str, names: &HashMap<String, usize>) -> Result<Vec<Route>, ConfigError> {
+        let default_upstream = self.upstream_model.clone().unwrap_or_else(|| {
+            let base = self.id.rsplit('/').next().unwrap_or(&self.id);
+            base.strip_suffix(FREE_SUFFIX).unwrap_or(base).to_string()
+        });
+        if self.providers.is_empty() {
+            return Err(err(format!("{path}.providers"), "a model needs at least one provider"));
+        }
+        let mut routes = Vec::with_capacity(self.providers.len());
+        for (j, r) in self.providers.iter().enumerate() {
+            let (name, upstream) = match r {
+                RawRoute::Name(n) => (n, default_upstream.as_str()),
+                RawRoute::Table(t) => (&t.name, t.model.as_deref().unwrap_or(&default_upstream)),
+            };
+            let provider = *names.get(name).ok_or_else(|| {
+                err(
+                    format!("{path}.providers[{j}]"),
+                    format!("no [[router.providers]] is named `{name}`"),
+                )
+            })?;
+            routes.push(Route {
+                provider,
+                upstream_model: upstream.into(),
+            });
+        }
+        Ok(routes)
+    }
+
+    /// The model's prices: none for a `:free` model, and for a priced one
+    /// `prompt` and `completion`, the cache prices defaulting to `prompt`.
+    fn validate_prices(&self, path: &str, free: bool) -> Result<Prices, ConfigError> {
+        let prompt = price(format!("{path}.prompt"), &self.prompt)?;
+        let completion = price(format!("{path}.completion"), &self.completion)?;
+        if free {
+            let paid = [(&prompt, "prompt"), (&completion, "completion")]
+                .into_iter()
+                .find(|(p, _)| p.is_some_and(|p| p != TokenPrice::default()));
+            if let Some((_, field)) = paid {
+                return Err(err(format!("{path}.{field}"), "a `:free` model must not have a price"));
+            }
+            return Ok(Prices::default());
+        }
+        let prompt = prompt.ok_or_else(|| err(format!("{path}.prompt"), "a priced model needs `prompt`"))?;
+        let completion =
+            completion.ok_or_else(|| err(format!("{path}.completion"), "a priced model needs `completion`"))?;
+        Ok(Prices {
+            prompt,
+            completion,
+            cache_read: price(format!("{path}.cache-read"), &self.cache_read)?.unwrap_or(prompt),
+            cache_write: price(format!("{path}.cache-write"), &self.cache_write)?.unwrap_or(prompt),
         })
     }
 }

@@ -10,6 +10,7 @@ use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::ledger::LedgerError;
 use super::limits::{RateState, Refusal};
 use super::pricing::Picodollars;
 
@@ -133,6 +134,20 @@ impl ApiError {
             rate_headers(headers, rate);
         }
         response
+    }
+}
+
+/// A ledger refusal as the client sees it: 402 for credits that do not
+/// cover the request, 400 for an unknown account, 409 for a duplicate one,
+/// and 500 for a store that failed.
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> ApiError {
+        match e {
+            LedgerError::Insufficient { needed, available, .. } => ApiError::InsufficientCredits { needed, available },
+            LedgerError::UnknownAccount { .. } => ApiError::BadRequest(e.to_string()),
+            LedgerError::AccountExists { .. } => ApiError::Conflict(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

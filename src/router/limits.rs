@@ -209,114 +209,17 @@ impl Limiter {
             .cloned()
         else {
             // A key without limits (created before its limits were set): nothing to enforce.
-            let state = Arc::new(KeyState {
-                limits: KeyLimits::default(),
-                rate: None,
-                free_minute: Mutex::new(Gcra::new(self.free.per_minute)),
-                free_day: Mutex::new((i64::MIN, 0)),
-                in_flight: Mutex::new(InFlight::default()),
-            });
-            return Ok(Admission {
-                state,
-                model: Arc::clone(ask.model),
-                spend: Picodollars::ZERO,
-                rate: None,
-            });
+            return Ok(self.unlimited(&ask));
         };
         let mut in_flight = state.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(max) = state.limits.concurrency {
-            let current = in_flight.per_model.get(ask.model).copied().unwrap_or(0);
-            if current >= max.get() {
-                return Err(Refusal {
-                    kind: LimitKind::Concurrency,
-                    status: 429,
-                    retry_after: Duration::from_secs(1),
-                    rate: None,
-                    message: format!(
-                        "too many concurrent requests for this key and model `{}`: the limit is {max}",
-                        ask.model
-                    ),
-                });
-            }
-        }
-        if let Some(budget) = state.limits.in_flight_budget
-            && in_flight.spend + ask.worst_case > budget
-        {
-            return Err(Refusal {
-                kind: LimitKind::InFlightBudget,
-                status: 402,
-                retry_after: Duration::from_secs(1),
-                rate: None,
-                message: format!(
-                    "this key's in-flight spend would exceed its budget of {budget}: {} is reserved by requests in flight and this one may cost up to {}",
-                    in_flight.spend, ask.worst_case
-                ),
-            });
-        }
+        check_in_flight(&state.limits, &in_flight, &ask)?;
         // The free-model counts taken, to give back if the key rate refuses.
-        let mut free_taken: Option<Gcra> = None;
-        if ask.free {
-            let mut minute = state.free_minute.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut day = state.free_day.lock().unwrap_or_else(PoisonError::into_inner);
-            let quota = if ask.purchased >= self.free.purchase_threshold {
-                self.free.per_day_after_purchase
-            } else {
-                self.free.per_day
-            };
-            let used_today = if day.0 == ask.day { day.1 } else { 0 };
-            if used_today >= quota {
-                return Err(Refusal {
-                    kind: LimitKind::FreePerDay,
-                    status: 429,
-                    retry_after: ask.until_next_day.max(Duration::from_secs(1)),
-                    rate: Some(RateState {
-                        limit: quota,
-                        remaining: 0,
-                        reset: ask.until_next_day,
-                    }),
-                    message: format!(
-                        "free-model requests are limited to {quota} a day for this key; the quota renews at midnight UTC"
-                    ),
-                });
-            }
-            let before = *minute;
-            if let Err(wait) = minute.admit(ask.now) {
-                return Err(Refusal {
-                    kind: LimitKind::FreePerMinute,
-                    status: 429,
-                    retry_after: wait,
-                    rate: Some(minute.peek(ask.now)),
-                    message: format!("free-model requests are limited to {} a minute", self.free.per_minute),
-                });
-            }
-            *day = (ask.day, used_today + 1);
-            free_taken = Some(before);
-        }
-        let rate = match &state.rate {
-            None => None,
-            Some(rate) => match rate.lock().unwrap_or_else(PoisonError::into_inner).admit(ask.now) {
-                Ok(r) => Some(r),
-                Err(wait) => {
-                    if let Some(before) = free_taken {
-                        *state.free_minute.lock().unwrap_or_else(PoisonError::into_inner) = before;
-                        let mut day = state.free_day.lock().unwrap_or_else(PoisonError::into_inner);
-                        day.1 = day.1.saturating_sub(1);
-                    }
-                    let limit = state.limits.rpm.map_or(0, NonZeroU32::get);
-                    return Err(Refusal {
-                        kind: LimitKind::KeyRate,
-                        status: 429,
-                        retry_after: wait,
-                        rate: Some(RateState {
-                            limit,
-                            remaining: 0,
-                            reset: wait,
-                        }),
-                        message: format!("rate limit exceeded: this key may make {limit} requests a minute"),
-                    });
-                }
-            },
+        let free_taken = if ask.free {
+            Some(self.take_free(&state, &ask)?)
+        } else {
+            None
         };
+        let rate = take_rate(&state, &ask, free_taken)?;
         *in_flight.per_model.entry(Arc::clone(ask.model)).or_insert(0) += 1;
         in_flight.spend += ask.worst_case;
         drop(in_flight);
@@ -327,6 +230,129 @@ impl Limiter {
             rate,
         })
     }
+
+    /// The admission of a key that has no limits: it counts against nothing.
+    fn unlimited(&self, ask: &Ask<'_>) -> Admission {
+        let state = Arc::new(KeyState {
+            limits: KeyLimits::default(),
+            rate: None,
+            free_minute: Mutex::new(Gcra::new(self.free.per_minute)),
+            free_day: Mutex::new((i64::MIN, 0)),
+            in_flight: Mutex::new(InFlight::default()),
+        });
+        Admission {
+            state,
+            model: Arc::clone(ask.model),
+            spend: Picodollars::ZERO,
+            rate: None,
+        }
+    }
+
+    /// Counts a request to a `:free` model against the key's daily quota
+    /// (larger once the key has bought credits) and its per-minute rate.
+    /// Returns the per-minute state before the request, to give back.
+    fn take_free(&self, state: &KeyState, ask: &Ask<'_>) -> Result<Gcra, Refusal> {
+        let mut minute = state.free_minute.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut day = state.free_day.lock().unwrap_or_else(PoisonError::into_inner);
+        let quota = if ask.purchased >= self.free.purchase_threshold {
+            self.free.per_day_after_purchase
+        } else {
+            self.free.per_day
+        };
+        let used_today = if day.0 == ask.day { day.1 } else { 0 };
+        if used_today >= quota {
+            return Err(Refusal {
+                kind: LimitKind::FreePerDay,
+                status: 429,
+                retry_after: ask.until_next_day.max(Duration::from_secs(1)),
+                rate: Some(RateState {
+                    limit: quota,
+                    remaining: 0,
+                    reset: ask.until_next_day,
+                }),
+                message: format!(
+                    "free-model requests are limited to {quota} a day for this key; the quota renews at midnight UTC"
+                ),
+            });
+        }
+        let before = *minute;
+        if let Err(wait) = minute.admit(ask.now) {
+            return Err(Refusal {
+                kind: LimitKind::FreePerMinute,
+                status: 429,
+                retry_after: wait,
+                rate: Some(minute.peek(ask.now)),
+                message: format!("free-model requests are limited to {} a minute", self.free.per_minute),
+            });
+        }
+        *day = (ask.day, used_today + 1);
+        Ok(before)
+    }
+}
+
+/// Refuses a request over the key's concurrency per model (429) or over its
+/// in-flight budget (402), given what is in flight now.
+fn check_in_flight(limits: &KeyLimits, in_flight: &InFlight, ask: &Ask<'_>) -> Result<(), Refusal> {
+    if let Some(max) = limits.concurrency {
+        let current = in_flight.per_model.get(ask.model).copied().unwrap_or(0);
+        if current >= max.get() {
+            return Err(Refusal {
+                kind: LimitKind::Concurrency,
+                status: 429,
+                retry_after: Duration::from_secs(1),
+                rate: None,
+                message: format!(
+                    "too many concurrent requests for this key and model `{}`: the limit is {max}",
+                    ask.model
+                ),
+            });
+        }
+    }
+    if let Some(budget) = limits.in_flight_budget
+        && in_flight.spend + ask.worst_case > budget
+    {
+        return Err(Refusal {
+            kind: LimitKind::InFlightBudget,
+            status: 402,
+            retry_after: Duration::from_secs(1),
+            rate: None,
+            message: format!(
+                "this key's in-flight spend would exceed its budget of {budget}: {} is reserved by requests in flight and this one may cost up to {}",
+                in_flight.spend, ask.worst_case
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Counts the request against the key's own rate, if it has one. A refusal
+/// gives back the free-model counts taken (`free_taken`, the per-minute
+/// state before them).
+fn take_rate(state: &KeyState, ask: &Ask<'_>, free_taken: Option<Gcra>) -> Result<Option<RateState>, Refusal> {
+    let Some(rate) = &state.rate else {
+        return Ok(None);
+    };
+    let wait = match rate.lock().unwrap_or_else(PoisonError::into_inner).admit(ask.now) {
+        Ok(r) => return Ok(Some(r)),
+        Err(wait) => wait,
+    };
+    if let Some(before) = free_taken {
+        *state.free_minute.lock().unwrap_or_else(PoisonError::into_inner) = before;
+        let mut day = state.free_day.lock().unwrap_or_else(PoisonError::into_inner);
+        day.1 = day.1.saturating_sub(1);
+    }
+    let limit = state.limits.rpm.map_or(0, NonZeroU32::get);
+    Err(Refusal {
+        kind: LimitKind::KeyRate,
+        status: 429,
+        retry_after: wait,
+        rate: Some(RateState {
+            limit,
+            remaining: 0,
+            reset: wait,
+        }),
+        message: format!("rate limit exceeded: this key may make {limit} requests a minute"),
+    })
 }
 
 #[cfg(test)]

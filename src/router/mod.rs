@@ -2,6 +2,8 @@
 //! field expects, the default target of every scenario.
 //!
 //! - [`service`]: the router value, routing, auth, account and admin routes.
+//! - [`state`]: the shared state of one router, read by every handler.
+//! - [`body`]: the body of every response, whole or streamed.
 //! - [`chat`]: a chat completion from request to settled charge.
 //! - [`config`]: the `[router]` table, raw and validated.
 //! - [`defects`]: deliberate misbehaviour, test-only, for proving checks.
@@ -18,6 +20,7 @@
 //! - [`sse`]: incremental server-sent-events parsing.
 //! - [`transcode`]: upstream streams (OpenAI or Anthropic) to OpenAI chunks.
 
+pub mod body;
 pub mod catalog;
 pub mod chat;
 pub mod clock;
@@ -31,10 +34,12 @@ pub mod request;
 pub mod retry;
 pub mod service;
 pub mod sse;
+pub mod state;
 pub mod transcode;
 pub mod upstream;
 pub mod wire;
 
+pub use body::RouterBody;
 pub use defects::Defects;
-pub use service::{Router, RouterBody, RouterError, serve};
+pub use service::{Router, RouterError, serve};
 pub use upstream::Connector;

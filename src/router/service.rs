@@ -1,24 +1,22 @@
-//! The router as a service: its shared state, routing under `/api/v1` and
-//! `/v1`, authentication, the account and catalog routes, the operator's
-//! admin routes, and the response body type. Usable without sockets
+//! The router as a service: building its shared state, routing under
+//! `/api/v1` and `/v1`, authentication, the account and catalog routes and
+//! the operator's admin routes. Usable without sockets
 //! ([`Router::handle`]) and served over HTTP/1.1 by [`serve`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
+pub use super::body::RouterBody;
 use super::catalog::Resolution;
 use super::clock::CalendarClock;
 use super::config::{KeyConfig, RawDecimal, RouterConfig};
@@ -27,45 +25,9 @@ use super::ledger::{Ledger, LedgerError};
 use super::limits::{KeyLimits, Limiter};
 use super::pricing::Picodollars;
 use super::retry::Retrier;
-use super::upstream::{BoxError, Connector, HttpClient, client};
+use super::state::State;
+use super::upstream::{BoxError, Connector, client};
 use super::wire::{GenerationInfo, KeyInfo, ModelInfo, data};
-
-/// The body of every router response: whole, or a relayed stream.
-#[derive(Debug)]
-pub enum RouterBody {
-    Full(Option<Bytes>),
-    Stream(mpsc::Receiver<Bytes>),
-}
-
-impl From<Bytes> for RouterBody {
-    fn from(bytes: Bytes) -> Self {
-        RouterBody::Full(Some(bytes))
-    }
-}
-
-impl Body for RouterBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.get_mut() {
-            RouterBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            RouterBody::Stream(rx) => rx.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self, RouterBody::Full(None))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            RouterBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            RouterBody::Full(None) => SizeHint::with_exact(0),
-            RouterBody::Stream(_) => SizeHint::default(),
-        }
-    }
-}
 
 /// The router could not start.
 #[derive(Debug, thiserror::Error)]
@@ -74,20 +36,6 @@ pub enum RouterError {
     Ledger(#[from] LedgerError),
     #[error("clock: {0}")]
     Clock(#[from] super::clock::ClockError),
-}
-
-/// Shared state of one router.
-pub(crate) struct State {
-    pub config: RouterConfig,
-    pub client: HttpClient,
-    pub ledger: Ledger,
-    pub limiter: Limiter,
-    pub clock: CalendarClock,
-    pub keys: RwLock<HashMap<Arc<str>, Arc<KeyConfig>>>,
-    pub retrier: Retrier,
-    pub next_generation: AtomicU64,
-    /// Makes generation ids unique across restarts (settling is idempotent by id).
-    pub generation_prefix: String,
 }
 
 /// The reference router. Cheap to clone.
@@ -341,7 +289,7 @@ impl Router {
                     .ledger
                     .add_credits(&key.key, amount)
                     .await
-                    .map_err(ledger_error)?;
+                    .map_err(ApiError::from)?;
                 self.key_info(&key)
             }
             (&Method::GET, ["keys", key]) => {
@@ -400,7 +348,7 @@ impl Router {
             .ledger
             .create_account(&key, &config.label, config.credits)
             .await
-            .map_err(ledger_error)?;
+            .map_err(ApiError::from)?;
         self.state.limiter.set_key(Arc::clone(&key), limits_of(&config));
         let config = Arc::new(config);
         self.state
@@ -431,15 +379,6 @@ struct AdminCredits {
 
 fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the request body is not valid: {e}")))
-}
-
-pub(crate) fn ledger_error(e: LedgerError) -> ApiError {
-    match e {
-        LedgerError::Insufficient { needed, available, .. } => ApiError::InsufficientCredits { needed, available },
-        LedgerError::UnknownAccount { .. } => ApiError::BadRequest(e.to_string()),
-        LedgerError::AccountExists { .. } => ApiError::Conflict(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    }
 }
 
 /// A random number from the standard library's per-process hash keys.

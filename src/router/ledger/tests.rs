@@ -1,0 +1,577 @@
+//! Tests of the ledger through its API: money flow, idempotence, durability.
+
+use std::sync::atomic::AtomicUsize;
+
+use proptest::prelude::*;
+
+use super::account::Money;
+use super::*;
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("gauntlet-ledger-{}-{n}-{name}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn file(&self) -> PathBuf {
+        self.0.join("ledger.redb")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn p(picos: i64) -> Picodollars {
+    Picodollars(picos)
+}
+
+fn record(id: &str, cost: i64) -> GenerationRecord {
+    GenerationRecord {
+        id: id.to_string(),
+        model: "openai/gpt-4o-mini".to_string(),
+        requested_model: "openai/gpt-4o-mini".to_string(),
+        provider_name: "openai-like".to_string(),
+        total_cost: p(cost),
+        upstream_cost: p(cost),
+        tokens_prompt: 12,
+        tokens_completion: 7,
+        latency_ms: 40,
+        generation_time_ms: 30,
+        streamed: true,
+        finish_reason: Some("stop".to_string()),
+        created_at_us: 1_767_225_600_000_000,
+        ..GenerationRecord::default()
+    }
+}
+
+fn assert_conserved(balance: &Balance) {
+    assert_eq!(
+        balance.credits,
+        balance.spent + balance.reserved + balance.available,
+        "{balance:?}"
+    );
+    assert!(balance.available >= Picodollars::ZERO, "{balance:?}");
+}
+
+#[test]
+fn handles_are_shareable_and_settle_is_send() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    fn send<T: Send>(_: &T) {}
+    shareable::<Ledger>();
+    let ledger = Ledger::in_memory();
+    let reservation = Reservation {
+        account: Account::new("k".into(), "l".into(), Money::default()),
+        amount: p(0),
+        live: false,
+        unguarded: false,
+    };
+    send(&ledger.settle(reservation, record("g", 0)));
+}
+
+#[tokio::test]
+async fn an_unguarded_reservation_overdraws() {
+    let ledger = Ledger::in_memory();
+    ledger.create_account("sk-a", "alice", p(100)).await.unwrap();
+    assert!(ledger.reserve("sk-a", p(300)).is_err());
+    let held = ledger.reserve_unguarded("sk-a", p(300)).unwrap();
+    assert_eq!(ledger.balance("sk-a").unwrap().available, p(-200));
+    let settled = ledger.settle(held, record("g", 250)).await.unwrap();
+    assert_eq!((settled.charged, settled.uncollected), (p(250), p(0)));
+    let balance = ledger.balance("sk-a").unwrap();
+    assert_eq!(
+        (balance.spent, balance.reserved, balance.available),
+        (p(250), p(0), p(-150))
+    );
+}
+
+#[tokio::test]
+async fn reserve_settle_and_release_move_money() {
+    let ledger = Ledger::in_memory();
+    ledger.create_account("sk-a", "alice", p(1_000)).await.unwrap();
+
+    let held = ledger.reserve("sk-a", p(300)).unwrap();
+    let balance = ledger.balance("sk-a").unwrap();
+    assert_eq!((balance.reserved, balance.available), (p(300), p(700)));
+    assert_conserved(&balance);
+
+    let refused = ledger.reserve("sk-a", p(800)).unwrap_err();
+    assert!(
+        matches!(&refused, LedgerError::Insufficient { key, needed, available }
+            if key == "sk-a" && *needed == p(800) && *available == p(700)),
+        "{refused}"
+    );
+
+    let settlement = ledger.settle(held, record("gen-1", 120)).await.unwrap();
+    assert_eq!(
+        settlement,
+        Settlement {
+            charged: p(120),
+            uncollected: p(0),
+            replayed: false
+        }
+    );
+    let balance = ledger.balance("sk-a").unwrap();
+    assert_eq!(
+        (balance.spent, balance.reserved, balance.available),
+        (p(120), p(0), p(880))
+    );
+    assert_eq!(balance.label, "alice");
+    let stored = ledger.generation("gen-1").unwrap();
+    assert_eq!(stored.key, "sk-a");
+    assert_eq!(stored.total_cost, p(120));
+
+    // A failed request: the hold goes away with the reservation.
+    let failed = ledger.reserve("sk-a", p(500)).unwrap();
+    assert_eq!(ledger.balance("sk-a").unwrap().available, p(380));
+    drop(failed);
+    let balance = ledger.balance("sk-a").unwrap();
+    assert_eq!(
+        (balance.spent, balance.reserved, balance.available),
+        (p(120), p(0), p(880))
+    );
+
+    ledger.add_credits("sk-a", p(20)).await.unwrap();
+    assert_eq!(ledger.balance("sk-a").unwrap().available, p(900));
+    assert_eq!(ledger.stats().settled, 1);
+}
+
+#[tokio::test]
+async fn unknown_keys_duplicates_and_negative_amounts_are_errors() {
+    let ledger = Ledger::in_memory();
+    assert!(matches!(
+        ledger.reserve("nobody", p(1)),
+        Err(LedgerError::UnknownAccount { .. })
+    ));
+    assert!(matches!(
+        ledger.add_credits("nobody", p(1)).await,
+        Err(LedgerError::UnknownAccount { .. })
+    ));
+    assert!(ledger.balance("nobody").is_none());
+    assert!(ledger.generation("nothing").is_none());
+
+    ledger.create_account("sk-a", "alice", p(100)).await.unwrap();
+    let again = ledger.create_account("sk-a", "alice", p(100)).await.unwrap_err();
+    assert_eq!(again.to_string(), "an account for key `sk-a` already exists");
+
+    // ensure_account keeps what the account has.
+    let _held = ledger.reserve("sk-a", p(40)).unwrap();
+    let kept = ledger.ensure_account("sk-a", "renamed", p(5_000)).await.unwrap();
+    assert_eq!(
+        (kept.label.as_str(), kept.credits, kept.available),
+        ("alice", p(100), p(60))
+    );
+    let fresh = ledger.ensure_account("sk-b", "bob", p(5_000)).await.unwrap();
+    assert_eq!(fresh.available, p(5_000));
+
+    assert!(matches!(
+        ledger.reserve("sk-a", p(-1)),
+        Err(LedgerError::NegativeAmount { .. })
+    ));
+    assert!(matches!(
+        ledger.add_credits("sk-a", p(-1)).await,
+        Err(LedgerError::NegativeAmount { .. })
+    ));
+    assert!(matches!(
+        ledger.create_account("sk-c", "c", p(-1)).await,
+        Err(LedgerError::NegativeAmount { .. })
+    ));
+    let held = ledger.reserve("sk-a", p(10)).unwrap();
+    assert!(matches!(
+        ledger.settle(held, record("neg", -5)).await,
+        Err(LedgerError::NegativeAmount { .. })
+    ));
+    assert_eq!(
+        ledger.balance("sk-a").unwrap().reserved,
+        p(40),
+        "a refused settle releases its hold"
+    );
+    assert!(matches!(
+        ledger.add_credits("sk-a", p(i64::MAX)).await,
+        Err(LedgerError::Overflow { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_charge_beyond_the_hold_takes_only_what_is_left() {
+    let ledger = Ledger::in_memory();
+    ledger.create_account("sk-a", "alice", p(1_000)).await.unwrap();
+    let first = ledger.reserve("sk-a", p(600)).unwrap();
+    let second = ledger.reserve("sk-a", p(300)).unwrap();
+
+    // 600 held + 100 free; the other request's 300 stays untouched.
+    let settlement = ledger.settle(first, record("big", 900)).await.unwrap();
+    assert_eq!(
+        settlement,
+        Settlement {
+            charged: p(700),
+            uncollected: p(200),
+            replayed: false
+        }
+    );
+    let balance = ledger.balance("sk-a").unwrap();
+    assert_eq!(
+        (balance.spent, balance.reserved, balance.available),
+        (p(700), p(300), p(0))
+    );
+
+    let settlement = ledger.settle(second, record("all", 301)).await.unwrap();
+    assert_eq!((settlement.charged, settlement.uncollected), (p(300), p(1)));
+    let balance = ledger.balance("sk-a").unwrap();
+    assert_eq!(
+        (balance.spent, balance.reserved, balance.available),
+        (p(1_000), p(0), p(0))
+    );
+    assert_eq!(ledger.settlement("big").unwrap().uncollected, p(200));
+}
+
+#[test]
+fn in_memory_settle_is_ready_at_its_first_poll() {
+    use std::task::{Context, Poll, Waker};
+
+    let ledger = Ledger::in_memory();
+    let mut cx = Context::from_waker(Waker::noop());
+    let created = std::pin::pin!(ledger.create_account("sk-a", "alice", p(1_000)));
+    assert!(matches!(created.poll(&mut cx), Poll::Ready(Ok(_))));
+    let held = ledger.reserve("sk-a", p(300)).unwrap();
+    let settle = std::pin::pin!(ledger.settle(held, record("gen-1", 120)));
+    let Poll::Ready(Ok(settlement)) = settle.poll(&mut cx) else {
+        panic!("an in-memory settle waited or failed");
+    };
+    assert_eq!(settlement.charged, p(120));
+    assert_eq!(ledger.balance("sk-a").unwrap().available, p(880));
+}
+
+#[tokio::test]
+async fn settle_is_idempotent_by_generation_id() {
+    let ledger = Ledger::in_memory();
+    ledger.create_account("sk-a", "alice", p(1_000)).await.unwrap();
+    let first = ledger
+        .settle(ledger.reserve("sk-a", p(200)).unwrap(), record("gen-1", 100))
+        .await
+        .unwrap();
+
+    let again = ledger.reserve("sk-a", p(200)).unwrap();
+    let replay = ledger.settle(again, record("gen-1", 150)).await.unwrap();
+    assert_eq!(
+        replay,
+        Settlement {
+            replayed: true,
+            ..first
+        }
+    );
+    let balance = ledger.balance("sk-a").unwrap();
+    assert_eq!(
+        (balance.spent, balance.reserved, balance.available),
+        (p(100), p(0), p(900))
+    );
+    assert_eq!(
+        ledger.generation("gen-1").unwrap().total_cost,
+        p(100),
+        "the first record stays"
+    );
+    assert_eq!(
+        ledger.stats(),
+        LedgerStats {
+            settled: 1,
+            replayed: 1,
+            ..LedgerStats::default()
+        }
+    );
+}
+
+#[test]
+fn concurrent_reservations_never_overdraw() {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let ledger = Ledger::in_memory();
+    runtime
+        .block_on(ledger.create_account("sk-a", "alice", p(1_000)))
+        .unwrap();
+
+    let granted: Vec<Reservation> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    for _ in 0..500 {
+                        match ledger.reserve("sk-a", p(7)) {
+                            Ok(reservation) => mine.push(reservation),
+                            Err(LedgerError::Insufficient { .. }) => {}
+                            Err(other) => panic!("{other}"),
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|worker| worker.join().unwrap()).collect()
+    });
+
+    let total = granted.iter().fold(Picodollars::ZERO, |sum, r| sum + r.amount());
+    assert!(total <= p(1_000), "granted {total}");
+    assert_eq!(total, p(1_000 / 7 * 7), "every reservation that fit was granted");
+    let balance = ledger.balance("sk-a").unwrap();
+    assert_eq!(balance.reserved, total);
+    assert_conserved(&balance);
+    drop(granted);
+    assert_eq!(ledger.balance("sk-a").unwrap().available, p(1_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_settles_never_overdraw() {
+    let ledger = Ledger::in_memory();
+    ledger.create_account("sk-a", "alice", p(10_000)).await.unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let Ok(held) = ledger.reserve("sk-a", p(100)) else {
+                    return Picodollars::ZERO;
+                };
+                // Half the requests cost more than they reserved.
+                let cost = if i % 2 == 0 { 60 } else { 250 };
+                ledger
+                    .settle(held, record(&format!("gen-{i}"), cost))
+                    .await
+                    .unwrap()
+                    .charged
+            })
+        })
+        .collect();
+    let mut charged = Picodollars::ZERO;
+    for task in tasks {
+        charged += task.await.unwrap();
+    }
+    let balance = ledger.balance("sk-a").unwrap();
+    assert_eq!(balance.spent, charged);
+    assert!(balance.spent <= balance.credits);
+    assert_conserved(&balance);
+}
+
+#[tokio::test]
+async fn durable_state_survives_reopen() {
+    let dir = TempDir::new("reopen");
+    let ledger = Ledger::open(&dir.file()).unwrap();
+    assert!(ledger.is_durable());
+    ledger.create_account("sk-a", "alice", p(1_000)).await.unwrap();
+    ledger.ensure_account("sk-b", "bob", p(50)).await.unwrap();
+    ledger.add_credits("sk-a", p(500)).await.unwrap();
+    ledger
+        .settle(ledger.reserve("sk-a", p(400)).unwrap(), record("gen-1", 123))
+        .await
+        .unwrap();
+    ledger
+        .settle(ledger.reserve("sk-a", p(10)).unwrap(), record("gen-2", 0))
+        .await
+        .unwrap();
+    ledger
+        .settle(ledger.reserve("sk-b", p(50)).unwrap(), record("gen-3", 70))
+        .await
+        .unwrap();
+    let in_flight = ledger.reserve("sk-a", p(99)).unwrap();
+    let before: Vec<_> = ["sk-a", "sk-b"].map(|key| ledger.balance(key).unwrap()).into();
+    let records: Vec<_> = ["gen-1", "gen-2", "gen-3"]
+        .map(|id| ledger.generation(id).unwrap())
+        .into();
+    assert!(ledger.stats().commits >= 1);
+    ledger.clone().close().await.unwrap();
+    assert!(matches!(ledger.reserve("sk-a", p(1)), Err(LedgerError::Closed)));
+    drop((in_flight, ledger));
+
+    let reopened = Ledger::open(&dir.file()).unwrap();
+    let after: Vec<_> = ["sk-a", "sk-b"].map(|key| reopened.balance(key).unwrap()).into();
+    // A reservation in flight at a restart is forgotten, never charged.
+    assert_eq!(
+        after[0],
+        Balance {
+            reserved: p(0),
+            available: before[0].available + p(99),
+            ..before[0].clone()
+        }
+    );
+    assert_eq!(after[1], before[1]);
+    assert_eq!(after[1].spent, p(50), "bob paid what he had, the rest is uncollected");
+    assert_eq!(reopened.settlement("gen-3").unwrap().uncollected, p(20));
+    let records_after: Vec<_> = ["gen-1", "gen-2", "gen-3"]
+        .map(|id| reopened.generation(id).unwrap())
+        .into();
+    assert_eq!(records_after, records);
+
+    // A replay after the restart charges nothing; the account keeps its state.
+    let replay = reopened
+        .settle(reopened.reserve("sk-a", p(400)).unwrap(), record("gen-1", 123))
+        .await
+        .unwrap();
+    assert_eq!(
+        replay,
+        Settlement {
+            charged: p(123),
+            uncollected: p(0),
+            replayed: true
+        }
+    );
+    let kept = reopened.ensure_account("sk-a", "alice", p(1_000)).await.unwrap();
+    assert_eq!(kept.spent, p(123));
+    assert_eq!(kept.credits, p(1_500));
+    reopened.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_batches_concurrent_settles() {
+    let dir = TempDir::new("group");
+    let ledger = Ledger::open(&dir.file()).unwrap();
+    ledger.create_account("sk-a", "alice", p(1_000_000)).await.unwrap();
+    let before = ledger.stats();
+    let tasks: Vec<_> = (0..500)
+        .map(|i| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let held = ledger.reserve("sk-a", p(1_000)).unwrap();
+                ledger.settle(held, record(&format!("gen-{i}"), i)).await.unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(!task.await.unwrap().replayed);
+    }
+    let after = ledger.stats();
+    assert_eq!(after.settled - before.settled, 500);
+    assert_eq!(after.persisted - before.persisted, 500);
+    let commits = after.commits - before.commits;
+    assert!(commits < 500, "{commits} commits for 500 settles");
+    ledger.close().await.unwrap();
+
+    let reopened = Ledger::open(&dir.file()).unwrap();
+    assert_eq!(reopened.balance("sk-a").unwrap().spent, p((0..500).sum()));
+    assert!((0..500).all(|i| reopened.generation(&format!("gen-{i}")).is_some()));
+    reopened.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_commit_fails_the_ledger() {
+    let dir = TempDir::new("failed");
+    let ledger = Ledger::open(&dir.file()).unwrap();
+    ledger.create_account("sk-a", "alice", p(1_000)).await.unwrap();
+    // Credits for an account the store does not have: the commit fails.
+    let seq = ledger
+        .enqueue(|| Op::AddCredits {
+            key: "ghost".into(),
+            amount: p(1),
+        })
+        .unwrap();
+    let failed = ledger.wait_durable(seq).await.unwrap_err();
+    assert!(
+        matches!(&failed, LedgerError::Failed { cause: StoreFailure::MissingAccount { key } } if &**key == "ghost"),
+        "{failed}"
+    );
+    assert!(matches!(ledger.reserve("sk-a", p(1)), Err(LedgerError::Failed { .. })));
+    assert!(matches!(
+        ledger.add_credits("sk-a", p(1)).await,
+        Err(LedgerError::Failed { .. })
+    ));
+    assert!(matches!(ledger.clone().close().await, Err(LedgerError::Failed { .. })));
+
+    // Nothing of the failed batch was written; what was committed before stays.
+    let reopened = Ledger::open(&dir.file()).unwrap();
+    assert_eq!(reopened.balance("sk-a").unwrap().available, p(1_000));
+    assert!(reopened.balance("ghost").is_none());
+    reopened.close().await.unwrap();
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    AddCredits(i64),
+    Reserve(i64),
+    Settle { slot: usize, cost: i64 },
+    Replay { slot: usize, hold: i64, cost: i64 },
+    Drop { slot: usize },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        1 => (0i64..500).prop_map(Step::AddCredits),
+        3 => (0i64..400).prop_map(Step::Reserve),
+        3 => (any::<usize>(), 0i64..600).prop_map(|(slot, cost)| Step::Settle { slot, cost }),
+        1 => (any::<usize>(), 0i64..100, 0i64..600).prop_map(|(slot, hold, cost)| Step::Replay { slot, hold, cost }),
+        1 => any::<usize>().prop_map(|slot| Step::Drop { slot }),
+    ]
+}
+
+async fn run_steps(steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let ledger = Ledger::in_memory();
+    let mut credits = p(300);
+    let mut spent = Picodollars::ZERO;
+    let mut live: Vec<Reservation> = Vec::new();
+    let mut settled: Vec<(String, Settlement)> = Vec::new();
+    ledger.create_account("sk-a", "alice", credits).await.unwrap();
+    for (n, step) in steps.into_iter().enumerate() {
+        let before = ledger.balance("sk-a").unwrap();
+        match step {
+            Step::AddCredits(amount) => {
+                ledger.add_credits("sk-a", p(amount)).await.unwrap();
+                credits += p(amount);
+            }
+            Step::Reserve(amount) => match ledger.reserve("sk-a", p(amount)) {
+                Ok(reservation) => live.push(reservation),
+                Err(LedgerError::Insufficient { available, .. }) => {
+                    prop_assert!(p(amount) > before.available);
+                    prop_assert_eq!(available, before.available);
+                }
+                Err(other) => return Err(TestCaseError::fail(other.to_string())),
+            },
+            Step::Settle { slot, cost } if !live.is_empty() => {
+                let reservation = live.swap_remove(slot % live.len());
+                let collectable = before.available + reservation.amount();
+                let id = format!("gen-{n}");
+                let settlement = ledger.settle(reservation, record(&id, cost)).await.unwrap();
+                prop_assert_eq!(settlement.charged, p(cost).min(collectable));
+                prop_assert_eq!(settlement.charged + settlement.uncollected, p(cost));
+                prop_assert!(!settlement.replayed);
+                spent += settlement.charged;
+                settled.push((id, settlement));
+            }
+            Step::Replay { slot, hold, cost } if !settled.is_empty() => {
+                let (id, first) = &settled[slot % settled.len()];
+                if let Ok(reservation) = ledger.reserve("sk-a", p(hold)) {
+                    let replay = ledger.settle(reservation, record(id, cost)).await.unwrap();
+                    prop_assert_eq!(
+                        replay,
+                        Settlement {
+                            replayed: true,
+                            ..*first
+                        }
+                    );
+                    prop_assert_eq!(ledger.balance("sk-a").unwrap(), before.clone());
+                }
+            }
+            Step::Drop { slot } if !live.is_empty() => {
+                drop(live.swap_remove(slot % live.len()));
+            }
+            _ => {}
+        }
+        let balance = ledger.balance("sk-a").unwrap();
+        let held = live.iter().fold(Picodollars::ZERO, |sum, r| sum + r.amount());
+        prop_assert_eq!(balance.credits, credits);
+        prop_assert_eq!(balance.spent, spent);
+        prop_assert_eq!(balance.reserved, held);
+        prop_assert_eq!(balance.credits, balance.spent + balance.reserved + balance.available);
+        prop_assert!(balance.available >= Picodollars::ZERO);
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn money_is_conserved(steps in prop::collection::vec(step(), 1..60)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(run_steps(steps))?;
+    }
+}

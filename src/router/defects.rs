@@ -25,13 +25,13 @@ pub struct Defects {
     /// `bill-requested-model`: during a grace period the request is billed at
     /// the requested (deprecated) model's price, not the replacement's.
     pub bill_requested_model: bool,
-    /// `ignore-retry-after`: see [`retry::Defects::ignore_retry_after`].
+    /// `ignore-retry-after`: see [`retry::RetryDefects::ignore_retry_after`].
     pub ignore_retry_after: bool,
-    /// `no-jitter`: see [`retry::Defects::no_jitter`].
+    /// `no-jitter`: see [`retry::RetryDefects::no_jitter`].
     pub no_jitter: bool,
-    /// `retry-forever`: see [`retry::Defects::retry_forever`].
+    /// `retry-forever`: see [`retry::RetryDefects::retry_forever`].
     pub retry_forever: bool,
-    /// `retry-after-first-byte`: see [`retry::Defects::retry_after_first_byte`].
+    /// `retry-after-first-byte`: see [`retry::RetryDefects::retry_after_first_byte`].
     pub retry_after_first_byte: bool,
     /// `buffer-stream`: a stream's chunks are held until the upstream stream
     /// ends and then sent together (keep-alive comments before the first
@@ -136,8 +136,8 @@ impl Defects {
     }
 
     /// The retry subset, for the router's [`retry::Retrier`].
-    pub fn retry(&self) -> retry::Defects {
-        retry::Defects {
+    pub fn retry(&self) -> retry::RetryDefects {
+        retry::RetryDefects {
             ignore_retry_after: self.ignore_retry_after,
             no_jitter: self.no_jitter,
             retry_forever: self.retry_forever,
@@ -165,15 +165,15 @@ mod tests {
 
     #[test]
     fn the_retry_subset_maps_the_retry_names() {
-        for name in retry::Defects::NAMES {
-            let (mut router, mut retry) = (Defects::default(), retry::Defects::default());
+        for name in retry::RetryDefects::NAMES {
+            let (mut router, mut retry) = (Defects::default(), retry::RetryDefects::default());
             router.enable(name).unwrap();
             retry.enable(name).unwrap();
             assert_eq!(router.retry(), retry, "{name}");
         }
         let mut billing = Defects::default();
         billing.enable("buffer-stream").unwrap();
-        assert_eq!(billing.retry(), retry::Defects::default());
+        assert_eq!(billing.retry(), retry::RetryDefects::default());
     }
 
     #[test]

@@ -83,7 +83,7 @@
 //! the last 429 each provider gave; for a 503, the remaining `Retry-After` of
 //! the last failure. Otherwise (or when nothing is known) none.
 //!
-//! **Defects.** [`Defects`] make the router misbehave on purpose so the
+//! **RetryDefects.** [`RetryDefects`] make the router misbehave on purpose so the
 //! harness can prove its checks catch it. Test-only; every flag bends exactly
 //! one rule, documented on its field.
 
@@ -104,7 +104,7 @@ use tokio::time::Instant;
 pub use budget::{BudgetSnapshot, RetryBudget};
 pub use cooldown::ProviderHealth;
 pub use policy::{
-    BACKOFF_FACTOR, BUDGET_BUCKETS, Defects, MAX_COOLDOWN, MAX_DEADLINE, MAX_RETRY_AFTER, MIN_BUDGET_WINDOW,
+    BACKOFF_FACTOR, BUDGET_BUCKETS, MAX_COOLDOWN, MAX_DEADLINE, MAX_RETRY_AFTER, MIN_BUDGET_WINDOW, RetryDefects,
     RetryPolicy, RetryPolicyBuilder, RetryPolicyError, UnknownDefect,
 };
 
@@ -376,7 +376,7 @@ pub struct Retrier {
     health: ProviderHealth,
     budget: RetryBudget,
     rng: Mutex<Xoshiro256PlusPlus>,
-    defects: Defects,
+    defects: RetryDefects,
 }
 
 impl Retrier {
@@ -387,12 +387,12 @@ impl Retrier {
             budget: RetryBudget::new(&policy),
             policy,
             rng: Mutex::new(Xoshiro256PlusPlus::seed_from_u64(seed)),
-            defects: Defects::default(),
+            defects: RetryDefects::default(),
         }
     }
 
-    /// Turns on deliberate misbehaviour (test-only, see [`Defects`]).
-    pub fn with_defects(mut self, defects: Defects) -> Self {
+    /// Turns on deliberate misbehaviour (test-only, see [`RetryDefects`]).
+    pub fn with_defects(mut self, defects: RetryDefects) -> Self {
         self.defects = defects;
         self
     }
@@ -409,7 +409,7 @@ impl Retrier {
         &self.budget
     }
 
-    pub fn defects(&self) -> Defects {
+    pub fn defects(&self) -> RetryDefects {
         self.defects
     }
 

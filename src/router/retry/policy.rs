@@ -1,6 +1,6 @@
 //! The retry policy: the validated configuration of backoff, deadline,
 //! budget and cooldown (its `Default` is the one source of the defaults), and
-//! the deliberate [`Defects`] that bend it.
+//! the deliberate [`RetryDefects`] that bend it.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -233,7 +233,7 @@ impl RetryPolicy {
 /// Deliberate misbehaviour, for the harness to prove that its checks catch
 /// it. Test-only: a production router runs with the default, all false.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Defects {
+pub struct RetryDefects {
     /// `ignore-retry-after`: the upstream's `Retry-After` is ignored
     /// everywhere: waits are the jittered backoff alone, a cooldown lasts
     /// `cooldown` alone, and no client `Retry-After` is derived from it.
@@ -250,14 +250,14 @@ pub struct Defects {
     pub retry_after_first_byte: bool,
 }
 
-/// A defect name that [`Defects::enable`] does not know.
+/// A defect name that [`RetryDefects::enable`] does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown defect `{name}`, expected one of: {}", Defects::NAMES.join(", "))]
+#[error("unknown defect `{name}`, expected one of: {}", RetryDefects::NAMES.join(", "))]
 pub struct UnknownDefect {
     pub name: String,
 }
 
-impl Defects {
+impl RetryDefects {
     /// The defect names, as scenarios spell them.
     pub const NAMES: [&'static str; 4] = [
         "ignore-retry-after",
@@ -266,7 +266,7 @@ impl Defects {
         "retry-after-first-byte",
     ];
 
-    /// Turns on the defect named `name` (one of [`Defects::NAMES`]).
+    /// Turns on the defect named `name` (one of [`RetryDefects::NAMES`]).
     pub fn enable(&mut self, name: &str) -> Result<(), UnknownDefect> {
         let flag = match name {
             "ignore-retry-after" => &mut self.ignore_retry_after,

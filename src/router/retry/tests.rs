@@ -691,18 +691,18 @@ async fn client_errors_stop_or_fall_back_by_status() {
 
 #[test]
 fn defects_are_named_as_scenarios_spell_them() {
-    let mut defects = Defects::default();
-    for name in Defects::NAMES {
+    let mut defects = RetryDefects::default();
+    for name in RetryDefects::NAMES {
         defects.enable(name).unwrap();
     }
-    let all = Defects {
+    let all = RetryDefects {
         ignore_retry_after: true,
         no_jitter: true,
         retry_forever: true,
         retry_after_first_byte: true,
     };
     assert_eq!(defects, all);
-    let error = Defects::default().enable("retry-harder").unwrap_err();
+    let error = RetryDefects::default().enable("retry-harder").unwrap_err();
     assert!(
         error
             .to_string()
@@ -711,15 +711,15 @@ fn defects_are_named_as_scenarios_spell_them() {
 }
 
 /// A retrier with only `defects` turned on.
-fn with(defects: Defects, policy: RetryPolicy, seed: u64) -> Retrier {
+fn with(defects: RetryDefects, policy: RetryPolicy, seed: u64) -> Retrier {
     Retrier::new(policy, seed).with_defects(defects)
 }
 
 #[tokio::test(start_paused = true)]
 async fn ignore_retry_after_drops_only_the_retry_after_rule() {
-    let defect = Defects {
+    let defect = RetryDefects {
         ignore_retry_after: true,
-        ..Defects::default()
+        ..RetryDefects::default()
     };
     let script = |ctx: AttemptCtx| match ctx.attempt_overall {
         1 | 2 => Err(limited(Some(3 * SEC))),
@@ -727,7 +727,7 @@ async fn ignore_retry_after_drops_only_the_retry_after_rule() {
     };
     for seed in 0..10 {
         let (honest, _) = drive(
-            &with(Defects::default(), RetryPolicy::default(), seed),
+            &with(RetryDefects::default(), RetryPolicy::default(), seed),
             &providers(&["a"]),
             script,
         )
@@ -751,7 +751,7 @@ async fn ignore_retry_after_drops_only_the_retry_after_rule() {
         .build()
         .unwrap();
     let bent = with(defect, policy.clone(), 0);
-    let honest = with(Defects::default(), policy, 0);
+    let honest = with(RetryDefects::default(), policy, 0);
     for retrier in [&bent, &honest] {
         let (outcome, _) = drive(retrier, &providers(&["a"]), |_| Err(limited(Some(30 * SEC)))).await;
         assert_eq!(expect_exhausted(outcome).client_status(), 429);
@@ -763,16 +763,16 @@ async fn ignore_retry_after_drops_only_the_retry_after_rule() {
 
 #[tokio::test(start_paused = true)]
 async fn no_jitter_waits_exactly_the_ceiling_and_still_honours_retry_after() {
-    let defect = Defects {
+    let defect = RetryDefects {
         no_jitter: true,
-        ..Defects::default()
+        ..RetryDefects::default()
     };
     let five = RetryPolicy::builder().attempts_per_provider(nz(5)).build().unwrap();
     let failing = |_: AttemptCtx| Err(fail(FailureKind::Server(500)));
     let (bent, _) = drive(&with(defect, five.clone(), 12), &providers(&["a"]), failing).await;
     let expected = [0, 200, 400, 800, 1600].map(|ms| ms * MS);
     assert_eq!(waits(expect_exhausted(bent).attempts()), expected);
-    let (honest, _) = drive(&with(Defects::default(), five, 12), &providers(&["a"]), failing).await;
+    let (honest, _) = drive(&with(RetryDefects::default(), five, 12), &providers(&["a"]), failing).await;
     assert_ne!(waits(expect_exhausted(honest).attempts()), expected);
 
     let (bent, _) = drive(&with(defect, RetryPolicy::default(), 12), &providers(&["a"]), |ctx| {
@@ -787,9 +787,9 @@ async fn no_jitter_waits_exactly_the_ceiling_and_still_honours_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_forever_drops_the_attempt_limit_and_the_budget_but_not_the_deadline() {
-    let defect = Defects {
+    let defect = RetryDefects {
         retry_forever: true,
-        ..Defects::default()
+        ..RetryDefects::default()
     };
     // No retry budget at all.
     let policy = RetryPolicy::builder()
@@ -800,7 +800,7 @@ async fn retry_forever_drops_the_attempt_limit_and_the_budget_but_not_the_deadli
         .unwrap();
     let failing = |_: AttemptCtx| Err(fail(FailureKind::Server(500)));
     let (honest, _) = drive(
-        &with(Defects::default(), policy.clone(), 13),
+        &with(RetryDefects::default(), policy.clone(), 13),
         &providers(&["a"]),
         failing,
     )
@@ -847,9 +847,9 @@ async fn retry_after_first_byte_retries_what_was_already_streamed() {
     };
     let (honest, _) = drive(&Retrier::new(RetryPolicy::default(), 14), &providers(&["a"]), script).await;
     assert_eq!(exhausted_reason(honest), GiveUpReason::AfterFirstByte);
-    let defect = Defects {
+    let defect = RetryDefects {
         retry_after_first_byte: true,
-        ..Defects::default()
+        ..RetryDefects::default()
     };
     let (bent, _) = drive(&with(defect, RetryPolicy::default(), 14), &providers(&["a"]), script).await;
     let attempts = bent.unwrap().attempts;

@@ -243,7 +243,8 @@ impl RawBehaviour {
         let dist =
             |field: &str, raw: &Option<RawDistribution>, base: Distribution| -> Result<Distribution, ConfigError> {
                 raw.as_ref().map_or(Ok(base), |r| {
-                    r.validate().map_err(|m| ConfigError::new(format!("{path}.{field}"), m))
+                    r.validate()
+                        .map_err(|e| ConfigError::new(format!("{path}.{field}"), e.to_string()))
                 })
             };
         let share = |field: &str, raw: Option<f64>, base: f64| -> Result<f64, ConfigError> {

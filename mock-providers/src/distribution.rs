@@ -108,10 +108,33 @@ pub enum DistKind {
     Lognormal,
 }
 
+/// Why a distribution's parameters are unusable; the message says what is
+/// wrong without the path (the caller knows the field it came from).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DistributionError {
+    #[error("missing `{field}`")]
+    Missing { field: &'static str },
+    #[error("`{field}` must be a finite number >= 0, got {value}")]
+    Negative { field: &'static str, value: f64 },
+    /// A parameter of another kind; `takes` lists this kind's, quoted.
+    #[error("`{field}` does not apply to dist = \"{dist}\" (it takes {takes})")]
+    DoesNotApply {
+        field: &'static str,
+        dist: &'static str,
+        takes: String,
+    },
+    #[error("uniform needs min <= max, got min = {min}, max = {max}")]
+    UniformOrder { min: f64, max: f64 },
+    #[error("lognormal needs p50 > 0, got {p50}")]
+    LognormalMedian { p50: f64 },
+    #[error("lognormal needs p99 >= p50, got p50 = {p50}, p99 = {p99}")]
+    LognormalOrder { p50: f64, p99: f64 },
+}
+
 impl RawDistribution {
     /// Validates the raw form; the error says what is wrong, without the path
     /// (the caller knows the field it came from).
-    pub fn validate(&self) -> Result<Distribution, String> {
+    pub fn validate(&self) -> Result<Distribution, DistributionError> {
         let table = match self {
             RawDistribution::Constant(v) => return non_negative("value", Some(*v)).map(Distribution::Constant),
             RawDistribution::Table(table) => table,
@@ -132,15 +155,15 @@ impl RawDistribution {
             ("p99", table.p99),
         ];
         if let Some((name, _)) = given.iter().find(|(name, v)| v.is_some() && !allowed.contains(name)) {
-            return Err(format!(
-                "`{name}` does not apply to dist = \"{}\" (it takes {})",
-                table.dist.name(),
-                allowed
+            return Err(DistributionError::DoesNotApply {
+                field: name,
+                dist: table.dist.name(),
+                takes: allowed
                     .iter()
                     .map(|a| format!("`{a}`"))
                     .collect::<Vec<_>>()
-                    .join(" and ")
-            ));
+                    .join(" and "),
+            });
         }
         match table.dist {
             DistKind::Constant => non_negative("value", table.value).map(Distribution::Constant),
@@ -148,7 +171,7 @@ impl RawDistribution {
                 let min = non_negative("min", table.min)?;
                 let max = non_negative("max", table.max)?;
                 if max < min {
-                    return Err(format!("uniform needs min <= max, got min = {min}, max = {max}"));
+                    return Err(DistributionError::UniformOrder { min, max });
                 }
                 Ok(Distribution::Uniform { min, max })
             }
@@ -161,10 +184,10 @@ impl RawDistribution {
                 let p50 = non_negative("p50", table.p50)?;
                 let p99 = non_negative("p99", table.p99)?;
                 if p50 <= 0.0 {
-                    return Err(format!("lognormal needs p50 > 0, got {p50}"));
+                    return Err(DistributionError::LognormalMedian { p50 });
                 }
                 if p99 < p50 {
-                    return Err(format!("lognormal needs p99 >= p50, got p50 = {p50}, p99 = {p99}"));
+                    return Err(DistributionError::LognormalOrder { p50, p99 });
                 }
                 Ok(Distribution::LogNormal { p50, p99 })
             }
@@ -183,10 +206,10 @@ impl DistKind {
     }
 }
 
-fn non_negative(name: &str, value: Option<f64>) -> Result<f64, String> {
+fn non_negative(field: &'static str, value: Option<f64>) -> Result<f64, DistributionError> {
     match value {
-        None => Err(format!("missing `{name}`")),
-        Some(v) if !v.is_finite() || v < 0.0 => Err(format!("`{name}` must be a finite number >= 0, got {v}")),
+        None => Err(DistributionError::Missing { field }),
+        Some(v) if !v.is_finite() || v < 0.0 => Err(DistributionError::Negative { field, value: v }),
         Some(v) => Ok(v),
     }
 }
@@ -310,7 +333,7 @@ mod tests {
         let raw: RawDistribution = toml::from_str::<toml::Table>("d = { dist = \"uniform\", min = 5, max = 1 }")
             .map(|t| t["d"].clone().try_into().unwrap())
             .unwrap();
-        assert!(raw.validate().unwrap_err().contains("min <= max"));
+        assert!(raw.validate().unwrap_err().to_string().contains("min <= max"));
         let raw = RawDistribution::Table(RawDistributionTable {
             dist: DistKind::Lognormal,
             value: Some(1.0),
@@ -321,7 +344,10 @@ mod tests {
             p50: Some(1.0),
             p99: Some(2.0),
         });
-        assert!(raw.validate().unwrap_err().contains("`value` does not apply"));
+        assert_eq!(
+            raw.validate().unwrap_err().to_string(),
+            "`value` does not apply to dist = \"lognormal\" (it takes `p50` and `p99`)"
+        );
         assert!(RawDistribution::Constant(-1.0).validate().is_err());
     }
 }

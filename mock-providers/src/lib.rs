@@ -11,7 +11,8 @@
 //! - [`faults`]: programmed failures, replaceable at run time.
 //! - [`openai`], [`anthropic`]: the two wire dialects.
 //! - [`stream`]: the response body, an SSE state machine.
-//! - [`provider`]: request handling and the journal record of each attempt.
+//! - [`provider`]: request handling, step by step; `attempt`: the journal
+//!   record of each attempt and the attempt numbers.
 //! - [`journal`]: the records and the clock they share.
 //! - [`server`]: the HTTP/1.1 server; [`connector`]: the in-process one.
 //!
@@ -24,6 +25,7 @@
 //! tables, the same fields as in TOML).
 
 pub mod anthropic;
+mod attempt;
 pub mod config;
 pub mod connector;
 pub mod distribution;

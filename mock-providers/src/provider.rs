@@ -3,6 +3,7 @@
 //! connector both call [`Provider::handle`].
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,13 +17,15 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::config::{Behaviour, ConfigError, ModelConfig, ProviderConfig, validate_faults};
-use crate::faults::{FaultAction, FaultSet, RawFault, Target};
-use crate::journal::{CorrelationSource, Journal, Outcome, Record, Usage, to_ndjson};
+pub use crate::attempt::Attempt;
+use crate::attempt::AttemptCounter;
+use crate::config::{Behaviour, ConfigError, ModelConfig, ProviderConfig, ToolCall, validate_faults};
+use crate::faults::{Fault, FaultAction, FaultSet, RawFault, Target};
+use crate::journal::{Journal, Outcome, to_ndjson};
 use crate::limits::{Limiter, Permit, RateHeaders};
 use crate::plan::{Ask, Plan, attempt_seed, fault_roll, plan};
 use crate::stream::{MockBody, StreamBody, Writer};
-use crate::tokens::{Fnv64, REQUEST_ID_HEADER};
+use crate::tokens::REQUEST_ID_HEADER;
 use crate::{Dialect, anthropic, openai};
 
 /// The largest request body the mock reads.
@@ -52,106 +55,6 @@ pub struct Provider {
     sequence: AtomicU64,
 }
 
-/// How long a correlation id's attempt count is remembered, at least: longer
-/// than any request's retries take (a router's deadline is seconds).
-const ATTEMPT_MEMORY: Duration = Duration::from_secs(120);
-
-/// Attempt numbers per correlation id, remembered for [`ATTEMPT_MEMORY`]
-/// and then forgotten, so that a long run does not grow with its requests:
-/// two generations of counts keyed by a hash of the id; every
-/// [`ATTEMPT_MEMORY`] the older one is dropped. About 24 B per id of the
-/// last two generations.
-#[derive(Debug)]
-struct AttemptCounter {
-    current: HashMap<u64, u32>,
-    previous: HashMap<u64, u32>,
-    rotated: Instant,
-}
-
-impl AttemptCounter {
-    fn new() -> Self {
-        AttemptCounter {
-            current: HashMap::new(),
-            previous: HashMap::new(),
-            rotated: Instant::now(),
-        }
-    }
-
-    /// The next attempt number of `correlation`, from 1.
-    fn next(&mut self, correlation: &str, now: Instant) -> u32 {
-        if now.duration_since(self.rotated) >= ATTEMPT_MEMORY {
-            self.previous = std::mem::take(&mut self.current);
-            self.rotated = now;
-        }
-        let id = Fnv64::new(0).write(correlation.as_bytes()).finish();
-        let earlier = self.previous.remove(&id).unwrap_or(0);
-        let n = self.current.entry(id).or_insert(earlier);
-        *n += 1;
-        *n
-    }
-}
-
-/// The journal record of an attempt in progress; pushed when finished, or
-/// as `client_closed` when dropped unfinished.
-#[derive(Debug)]
-pub struct Attempt {
-    journal: Journal,
-    record: Option<Record>,
-    received: Instant,
-    include_usage: bool,
-}
-
-impl Attempt {
-    pub fn token_sent(&mut self, at: Instant) {
-        let Some(record) = self.record.as_mut() else { return };
-        let us = self.journal.clock().at_us(at);
-        record.first_token_us.get_or_insert(us);
-        record.last_token_us = Some(us);
-        record.tokens_sent += 1;
-        let offset = at.saturating_duration_since(self.received).as_micros();
-        record.token_offsets_us.push(u32::try_from(offset).unwrap_or(u32::MAX));
-    }
-
-    pub fn set_usage(&mut self, usage: Usage, reported: bool) {
-        if let Some(record) = self.record.as_mut() {
-            record.usage = reported.then_some(usage);
-        }
-    }
-
-    pub fn include_usage(&self) -> bool {
-        self.include_usage
-    }
-
-    fn set_fault(&mut self, name: &str, retry_after: Option<Duration>) {
-        if let Some(record) = self.record.as_mut() {
-            record.fault = Some(name.to_string());
-            if retry_after.is_some() {
-                record.retry_after_ms = retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            }
-        }
-    }
-
-    pub fn finish(&mut self, status: u16, outcome: Outcome) {
-        if let Some(mut record) = self.record.take() {
-            record.status = status;
-            record.outcome = outcome;
-            record.finished_us = self.journal.clock().now_us();
-            self.journal.push(record);
-        }
-    }
-}
-
-impl Drop for Attempt {
-    fn drop(&mut self) {
-        // The outcome set in advance (client_closed unless a fault said
-        // otherwise, like a hang the client gave up on).
-        if let Some(record) = self.record.as_ref() {
-            let (status, outcome) = (record.status, record.outcome);
-            self.finish(status, outcome);
-        }
-    }
-}
-
 /// The message that goes with an error status a fault sends.
 pub fn status_message(status: u16) -> String {
     match status {
@@ -165,6 +68,10 @@ pub fn status_message(status: u16) -> String {
 }
 
 type Reply = Result<Response<MockBody>, Abort>;
+
+/// A step of [`Provider::complete`]: go on with its value, or answer with
+/// the refusal it made (already recorded).
+type Refusable<T> = ControlFlow<Response<MockBody>, T>;
 
 impl Provider {
     pub fn new(config: ProviderConfig, journal: Journal) -> Self {
@@ -349,13 +256,15 @@ impl Provider {
     }
 
     /// A chat completion or message: the attempt the journal records.
+    /// Read the ask, correlate it, check the key and the model, plan the
+    /// answer, admit it under the key's limits, play a fault if one applies,
+    /// then answer, streamed or whole.
     async fn complete<B>(self: Arc<Self>, req: Request<B>, reset: Option<ResetFlag>) -> Reply
     where
         B: Body,
         B::Error: Into<BoxError>,
     {
         let received = Instant::now();
-        let clock = *self.journal.clock();
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let header_id = req
             .headers()
@@ -364,44 +273,82 @@ impl Provider {
             .filter(|v| !v.is_empty())
             .map(str::to_string);
         let upstream_key = self.upstream_key(&req);
-        let mut attempt = Attempt {
-            journal: self.journal.clone(),
-            record: Some(Record {
-                seq: 0,
-                correlation_id: header_id.clone(),
-                correlation_source: if header_id.is_some() {
-                    CorrelationSource::Header
-                } else {
-                    CorrelationSource::None
-                },
-                attempt: 1,
-                provider: self.name.to_string(),
-                dialect: self.dialect,
-                model: None,
-                upstream_key: upstream_key.clone(),
-                system_prompt: None,
-                stream: false,
-                max_tokens: None,
-                received_us: clock.at_us(received),
-                first_token_us: None,
-                last_token_us: None,
-                finished_us: 0,
-                tokens_sent: 0,
-                token_offsets_us: Vec::new(),
-                usage: None,
-                status: 0,
-                outcome: Outcome::ClientClosed,
-                retry_after_ms: None,
-                fault: None,
-            }),
+        let mut attempt = Attempt::open(
+            self.journal.clone(),
+            &self.name,
+            self.dialect,
             received,
-            include_usage: false,
+            header_id.clone(),
+            upstream_key.clone(),
+        );
+        let ask = match self.read_ask(&mut attempt, req.into_body()).await {
+            ControlFlow::Continue(ask) => ask,
+            ControlFlow::Break(refusal) => return Ok(refusal),
         };
 
-        let bytes = match read_body(req.into_body()).await {
+        // Correlation: the header, else the prompt nonce, else the sequence number.
+        let correlation = header_id.clone().or_else(|| ask.nonce.clone());
+        let attempt_no = correlation.as_deref().map_or(1, |c| self.next_attempt(c));
+        attempt.describe(&ask, attempt_no, header_id.is_none());
+
+        let limiter = match self.limiter(&mut attempt, upstream_key.as_deref()) {
+            ControlFlow::Continue(limiter) => limiter,
+            ControlFlow::Break(refusal) => return Ok(refusal),
+        };
+        let (behaviour, tool_call) = match self.model(&mut attempt, &ask.model) {
+            ControlFlow::Continue(model) => model,
+            ControlFlow::Break(refusal) => return Ok(refusal),
+        };
+
+        let seed_key = correlation.unwrap_or_else(|| format!("#{sequence}"));
+        let seed = attempt_seed(self.seed, &self.name, &ask.model, &seed_key);
+        let plan = plan(seed, attempt_no, behaviour, tool_call, &ask);
+
+        let (permit, rate_headers) = match limiter {
+            None => (None, RateHeaders::default()),
+            Some(limiter) => match self.admit(&mut attempt, limiter, behaviour, &ask, received) {
+                ControlFlow::Continue((permit, headers)) => (Some(permit), headers),
+                ControlFlow::Break(refusal) => return Ok(refusal),
+            },
+        };
+
+        let target = Target {
+            model: &ask.model,
+            key: upstream_key.as_deref(),
+            roll: fault_roll(seed, attempt_no),
+            tokens: plan.pieces.len() as u32,
+        };
+        let (start, midstream) = match self.faults.pick(received, target) {
+            None => (received, None),
+            Some(fault) => match self
+                .open_fault(&mut attempt, &fault, received, &rate_headers, reset.as_ref())
+                .await
+            {
+                ControlFlow::Continue(begun) => begun,
+                ControlFlow::Break(reply) => return reply,
+            },
+        };
+
+        if ask.stream {
+            return Ok(self
+                .answer_stream(attempt, plan, &ask, start, midstream, reset, rate_headers, permit)
+                .await);
+        }
+        self.answer_whole(attempt, plan, &ask, start, midstream, reset, rate_headers, permit)
+            .await
+    }
+
+    /// The request body read and parsed in the provider's dialect, or the
+    /// 400 (or 413) that refuses it.
+    async fn read_ask<B>(&self, attempt: &mut Attempt, body: B) -> Refusable<Ask>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let bytes = match read_body(body).await {
             Ok(bytes) => bytes,
             Err((status, message)) => {
-                return Ok(self.refuse(&mut attempt, status, Outcome::BadRequest, &message, None));
+                return ControlFlow::Break(self.refuse(attempt, status, Outcome::BadRequest, &message, None));
             }
         };
         let ask = match serde_json::from_slice::<Value>(&bytes) {
@@ -411,196 +358,171 @@ impl Provider {
                 Dialect::Anthropic => anthropic::parse(&value),
             },
         };
-        let ask = match ask {
-            Ok(ask) => ask,
+        match ask {
+            Ok(ask) => ControlFlow::Continue(ask),
             Err(message) => {
-                return Ok(self.refuse(
-                    &mut attempt,
-                    StatusCode::BAD_REQUEST,
-                    Outcome::BadRequest,
-                    &message,
-                    None,
-                ));
+                ControlFlow::Break(self.refuse(attempt, StatusCode::BAD_REQUEST, Outcome::BadRequest, &message, None))
             }
-        };
-
-        // Correlation: the header, else the prompt nonce, else the sequence number.
-        let correlation = header_id.clone().or_else(|| ask.nonce.clone());
-        let attempt_no = correlation.as_deref().map_or(1, |c| self.next_attempt(c));
-        if let Some(record) = attempt.record.as_mut() {
-            if header_id.is_none() && ask.nonce.is_some() {
-                record.correlation_id = ask.nonce.clone();
-                record.correlation_source = CorrelationSource::Nonce;
-            }
-            record.attempt = attempt_no;
-            record.model = Some(ask.model.clone());
-            record.system_prompt = ask.system.clone();
-            record.stream = ask.stream;
-            record.max_tokens = ask.max_tokens;
         }
-        attempt.include_usage = ask.include_usage;
+    }
 
-        let limiter = match (&upstream_key, self.keys.is_empty()) {
-            (_, true) => None,
-            (Some(key), false) => match self.keys.get(key) {
-                Some(limiter) => Some(limiter),
-                None => {
-                    let message = "Incorrect API key provided.";
-                    return Ok(self.refuse(
-                        &mut attempt,
-                        StatusCode::UNAUTHORIZED,
-                        Outcome::Unauthorized,
-                        message,
-                        None,
-                    ));
-                }
+    /// The limiter of the key the request came with (none when the provider
+    /// has no keys), or the 401 for a missing or unknown key.
+    fn limiter(&self, attempt: &mut Attempt, upstream_key: Option<&str>) -> Refusable<Option<&Limiter>> {
+        if self.keys.is_empty() {
+            return ControlFlow::Continue(None);
+        }
+        let message = match upstream_key {
+            Some(key) => match self.keys.get(key) {
+                Some(limiter) => return ControlFlow::Continue(Some(limiter)),
+                None => "Incorrect API key provided.",
             },
-            (None, false) => {
-                let message = "You didn't provide an API key.";
-                return Ok(self.refuse(
-                    &mut attempt,
-                    StatusCode::UNAUTHORIZED,
-                    Outcome::Unauthorized,
-                    message,
-                    None,
-                ));
-            }
+            None => "You didn't provide an API key.",
         };
+        ControlFlow::Break(self.refuse(attempt, StatusCode::UNAUTHORIZED, Outcome::Unauthorized, message, None))
+    }
 
-        let (behaviour, tool_call) = match self.models.get(&ask.model) {
-            Some(model) if !model.removed => (&model.behaviour, model.tool_call.as_ref()),
-            None if self.models.is_empty() => (&self.defaults, None),
+    /// How the asked model behaves and the tool call it makes (the defaults
+    /// when the provider lists no models), or the 404 for a model it does
+    /// not serve.
+    fn model(&self, attempt: &mut Attempt, model: &str) -> Refusable<(&Behaviour, Option<&ToolCall>)> {
+        match self.models.get(model) {
+            Some(model) if !model.removed => ControlFlow::Continue((&model.behaviour, model.tool_call.as_ref())),
+            None if self.models.is_empty() => ControlFlow::Continue((&self.defaults, None)),
             _ => {
-                let message = format!(
-                    "The model `{}` does not exist or you do not have access to it.",
-                    ask.model
-                );
+                let message = format!("The model `{model}` does not exist or you do not have access to it.");
                 let code = Some("model_not_found");
-                return Ok(self.refuse(
-                    &mut attempt,
-                    StatusCode::NOT_FOUND,
-                    Outcome::ModelNotFound,
-                    &message,
-                    code,
-                ));
+                ControlFlow::Break(self.refuse(attempt, StatusCode::NOT_FOUND, Outcome::ModelNotFound, &message, code))
             }
-        };
+        }
+    }
 
-        let seed_key = correlation.unwrap_or_else(|| format!("#{sequence}"));
-        let seed = attempt_seed(self.seed, &self.name, &ask.model, &seed_key);
-        let plan = plan(seed, attempt_no, behaviour, tool_call, &ask);
-
-        let (permit, rate_headers) = match limiter {
-            None => (None, RateHeaders::default()),
-            Some(limiter) => {
-                let estimate = ask.prompt_tokens.saturating_add(
-                    ask.max_tokens
-                        .unwrap_or(behaviour.output_tokens.median().round() as u32),
-                );
-                match limiter.admit(received, estimate) {
-                    Ok((permit, headers)) => (Some(permit), headers),
-                    Err(refusal) => {
-                        if let Some(record) = attempt.record.as_mut() {
-                            record.retry_after_ms =
-                                Some(u64::try_from(refusal.retry_after.as_millis()).unwrap_or(u64::MAX));
-                        }
-                        let mut response = self.refuse(
-                            &mut attempt,
-                            StatusCode::TOO_MANY_REQUESTS,
-                            Outcome::RateLimited,
-                            &refusal.message,
-                            None,
-                        );
-                        add_rate_headers(&mut response, &refusal.headers);
-                        add_retry_after(&mut response, refusal.retry_after);
-                        return Ok(response);
-                    }
-                }
-            }
+    /// The key's permit for the ask's estimated tokens, or the 429 that
+    /// refuses it (with its rate headers and Retry-After).
+    fn admit(
+        &self,
+        attempt: &mut Attempt,
+        limiter: &Limiter,
+        behaviour: &Behaviour,
+        ask: &Ask,
+        received: Instant,
+    ) -> Refusable<(Permit, RateHeaders)> {
+        let estimate = ask.prompt_tokens.saturating_add(
+            ask.max_tokens
+                .unwrap_or(behaviour.output_tokens.median().round() as u32),
+        );
+        let refusal = match limiter.admit(received, estimate) {
+            Ok(admitted) => return ControlFlow::Continue(admitted),
+            Err(refusal) => refusal,
         };
+        if let Some(record) = attempt.record.as_mut() {
+            record.retry_after_ms = Some(u64::try_from(refusal.retry_after.as_millis()).unwrap_or(u64::MAX));
+        }
+        let mut response = self.refuse(
+            attempt,
+            StatusCode::TOO_MANY_REQUESTS,
+            Outcome::RateLimited,
+            &refusal.message,
+            None,
+        );
+        add_rate_headers(&mut response, &refusal.headers);
+        add_retry_after(&mut response, refusal.retry_after);
+        ControlFlow::Break(response)
+    }
 
-        let roll = fault_roll(seed, attempt_no);
-        let tokens = plan.pieces.len() as u32;
-        let target = Target {
-            model: &ask.model,
-            key: upstream_key.as_deref(),
-            roll,
-            tokens,
-        };
-        let fault = self.faults.pick(received, target);
+    /// Plays the part of `fault` that comes before the answer: a status, a
+    /// hang or a reset ends the attempt here; a slow first byte moves the
+    /// start; a mid-answer fault is handed on with its token. Continues with
+    /// when the answer starts and the mid-answer fault.
+    async fn open_fault(
+        &self,
+        attempt: &mut Attempt,
+        fault: &Fault,
+        received: Instant,
+        rate_headers: &RateHeaders,
+        reset: Option<&ResetFlag>,
+    ) -> ControlFlow<Reply, (Instant, Option<(FaultAction, u32)>)> {
         let mut start = received;
         let mut midstream = None;
-        if let Some(fault) = &fault {
-            let retry_after = match fault.action {
-                FaultAction::Status { retry_after, .. } => retry_after,
-                _ => None,
-            };
-            attempt.set_fault(&fault.name, retry_after);
-            match fault.action {
-                FaultAction::Status {
-                    status,
-                    retry_after,
-                    after_tokens: None,
-                } => {
-                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                    let message = status_message(status.as_u16());
-                    let mut response = self.refuse(&mut attempt, status, Outcome::FaultStatus, &message, None);
-                    add_rate_headers(&mut response, &rate_headers);
-                    if let Some(after) = retry_after {
-                        add_retry_after(&mut response, after);
-                    }
-                    return Ok(response);
+        let retry_after = match fault.action {
+            FaultAction::Status { retry_after, .. } => retry_after,
+            _ => None,
+        };
+        attempt.set_fault(&fault.name, retry_after);
+        match fault.action {
+            FaultAction::Status {
+                status,
+                retry_after,
+                after_tokens: None,
+            } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let message = status_message(status.as_u16());
+                let mut response = self.refuse(attempt, status, Outcome::FaultStatus, &message, None);
+                add_rate_headers(&mut response, rate_headers);
+                if let Some(after) = retry_after {
+                    add_retry_after(&mut response, after);
                 }
-                FaultAction::Hang { duration } => {
-                    if let Some(record) = attempt.record.as_mut() {
-                        record.outcome = Outcome::Hang;
-                    }
-                    tokio::time::sleep(duration).await;
-                    attempt.finish(0, Outcome::Hang);
-                    return Err(Abort("hang fault"));
-                }
-                FaultAction::Reset { after_tokens: None } => {
-                    if let Some(flag) = &reset {
-                        flag.store(true, Ordering::Release);
-                    }
-                    attempt.finish(0, Outcome::Reset);
-                    return Err(Abort("reset fault"));
-                }
-                FaultAction::SlowFirstByte { delay } => start += delay,
-                FaultAction::Status {
-                    after_tokens: Some(k), ..
-                }
-                | FaultAction::Cut { after_tokens: k }
-                | FaultAction::MalformedChunk { after_tokens: k }
-                | FaultAction::Reset { after_tokens: Some(k) } => midstream = Some((fault.action, k)),
+                return ControlFlow::Break(Ok(response));
             }
+            FaultAction::Hang { duration } => {
+                if let Some(record) = attempt.record.as_mut() {
+                    record.outcome = Outcome::Hang;
+                }
+                tokio::time::sleep(duration).await;
+                attempt.finish(0, Outcome::Hang);
+                return ControlFlow::Break(Err(Abort("hang fault")));
+            }
+            FaultAction::Reset { after_tokens: None } => {
+                if let Some(flag) = reset {
+                    flag.store(true, Ordering::Release);
+                }
+                attempt.finish(0, Outcome::Reset);
+                return ControlFlow::Break(Err(Abort("reset fault")));
+            }
+            FaultAction::SlowFirstByte { delay } => start += delay,
+            FaultAction::Status {
+                after_tokens: Some(k), ..
+            }
+            | FaultAction::Cut { after_tokens: k }
+            | FaultAction::MalformedChunk { after_tokens: k }
+            | FaultAction::Reset { after_tokens: Some(k) } => midstream = Some((fault.action, k)),
         }
+        ControlFlow::Continue((start, midstream))
+    }
 
-        if ask.stream {
-            sleep_until_due(start).await;
-            let created = clock.now_us() / 1_000_000;
-            let writer = match self.dialect {
-                Dialect::OpenAi => {
-                    Writer::OpenAi(openai::ChunkWriter::new(&plan, &ask.model, created, ask.include_usage))
-                }
-                Dialect::Anthropic => Writer::Anthropic(anthropic::EventWriter::new(&plan, &ask.model)),
-            };
-            if let Some(record) = attempt.record.as_mut() {
-                record.status = 200;
-            }
-            let body = StreamBody::new(writer, plan, start, midstream, attempt, reset, permit);
-            let mut response = Response::new(MockBody::Stream(Box::new(body)));
-            let headers = response.headers_mut();
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream; charset=utf-8"),
-            );
-            headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            add_rate_headers(&mut response, &rate_headers);
-            return Ok(response);
+    /// A streamed answer: the head now (once the start is due), the chunks
+    /// as the body is polled.
+    #[allow(clippy::too_many_arguments)]
+    async fn answer_stream(
+        &self,
+        mut attempt: Attempt,
+        plan: Plan,
+        ask: &Ask,
+        start: Instant,
+        midstream: Option<(FaultAction, u32)>,
+        reset: Option<ResetFlag>,
+        rate_headers: RateHeaders,
+        permit: Option<Permit>,
+    ) -> Response<MockBody> {
+        sleep_until_due(start).await;
+        let created = self.journal.clock().now_us() / 1_000_000;
+        let writer = match self.dialect {
+            Dialect::OpenAi => Writer::OpenAi(openai::ChunkWriter::new(&plan, &ask.model, created, ask.include_usage)),
+            Dialect::Anthropic => Writer::Anthropic(anthropic::EventWriter::new(&plan, &ask.model)),
+        };
+        if let Some(record) = attempt.record.as_mut() {
+            record.status = 200;
         }
-        self.answer_whole(attempt, plan, &ask, start, midstream, reset, rate_headers, permit)
-            .await
+        let body = StreamBody::new(writer, plan, start, midstream, attempt, reset, permit);
+        let mut response = Response::new(MockBody::Stream(Box::new(body)));
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
+        headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        add_rate_headers(&mut response, &rate_headers);
+        response
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -758,26 +680,4 @@ fn add_retry_after(response: &mut Response<MockBody>, after: Duration) {
         "retry-after-ms",
         HeaderValue::from(u64::try_from(ms).unwrap_or(u64::MAX)),
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn attempt_numbers_survive_one_rotation_and_are_forgotten_after_two() {
-        let mut counter = AttemptCounter::new();
-        let start = counter.rotated;
-        assert_eq!(counter.next("r1", start), 1);
-        assert_eq!(counter.next("r1", start), 2);
-        assert_eq!(counter.next("r2", start), 1);
-        // Rotated once: r1 is still remembered, and moves to the current generation.
-        let later = start + ATTEMPT_MEMORY;
-        assert_eq!(counter.next("r1", later), 3);
-        // Rotated again: r2 (untouched for a generation) is forgotten, r1 is not.
-        let much_later = later + ATTEMPT_MEMORY;
-        assert_eq!(counter.next("r2", much_later), 1);
-        assert_eq!(counter.next("r1", much_later), 4);
-        assert!(counter.previous.len() + counter.current.len() <= 3);
-    }
 }

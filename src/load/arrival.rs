@@ -25,6 +25,27 @@ pub const MAX_RATE: f64 = 1e9;
 /// and a phase degenerates into one enormous burst at its start.
 pub const MAX_BURSTINESS: f64 = 100.0;
 
+/// Why an [`Arrival`]'s parameters are unusable; each message names the
+/// field and the value given.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum ArrivalError {
+    /// A constant, Poisson or gamma rate not above 0, or above [`MAX_RATE`].
+    #[error("{field} must be above 0 and at most {max} per second, got {rate}", max = MAX_RATE)]
+    Rate { field: &'static str, rate: f64 },
+    /// A ramp's end below 0 or above [`MAX_RATE`].
+    #[error("{field} must be at least 0 and at most {max} per second, got {rate}", max = MAX_RATE)]
+    RampRate { field: &'static str, rate: f64 },
+    /// A gamma burstiness not above 0, or above [`MAX_BURSTINESS`].
+    #[error("burstiness must be above 0 and at most {max}, got {burstiness}", max = MAX_BURSTINESS)]
+    Burstiness { burstiness: f64 },
+    /// A ramp from 0 to 0.
+    #[error("from and to must not both be 0")]
+    EmptyRamp,
+    /// A burst of no requests.
+    #[error("count must be at least 1")]
+    EmptyBurst,
+}
+
 /// How requests arrive during a phase (open loop: regardless of responses).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Arrival {
@@ -73,17 +94,15 @@ pub enum Arrival {
 impl Arrival {
     /// Checks the parameters: rates finite and above 0 (a ramp's ends may be
     /// 0 but not both), at most [`MAX_RATE`]; burstiness above 0 and at most
-    /// [`MAX_BURSTINESS`]; a burst of at least one request. The message
+    /// [`MAX_BURSTINESS`]; a burst of at least one request. The error
     /// names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ArrivalError> {
         match *self {
             Arrival::Constant { rate } | Arrival::Poisson { rate } => positive_rate("rate", rate),
             Arrival::Gamma { rate, burstiness } => {
                 positive_rate("rate", rate)?;
                 if !(burstiness > 0.0 && burstiness <= MAX_BURSTINESS) {
-                    return Err(format!(
-                        "burstiness must be above 0 and at most {MAX_BURSTINESS}, got {burstiness}"
-                    ));
+                    return Err(ArrivalError::Burstiness { burstiness });
                 }
                 Ok(())
             }
@@ -91,13 +110,13 @@ impl Arrival {
                 ramp_rate("from", from)?;
                 ramp_rate("to", to)?;
                 if from == 0.0 && to == 0.0 {
-                    return Err("from and to must not both be 0".to_owned());
+                    return Err(ArrivalError::EmptyRamp);
                 }
                 Ok(())
             }
             Arrival::Burst { count } => {
                 if count == 0 {
-                    return Err("count must be at least 1".to_owned());
+                    return Err(ArrivalError::EmptyBurst);
                 }
                 Ok(())
             }
@@ -159,24 +178,20 @@ impl Arrival {
 }
 
 /// A finite rate above 0, at most [`MAX_RATE`].
-fn positive_rate(field: &str, rate: f64) -> Result<(), String> {
+fn positive_rate(field: &'static str, rate: f64) -> Result<(), ArrivalError> {
     if rate > 0.0 && rate <= MAX_RATE {
         Ok(())
     } else {
-        Err(format!(
-            "{field} must be above 0 and at most {MAX_RATE} per second, got {rate}"
-        ))
+        Err(ArrivalError::Rate { field, rate })
     }
 }
 
 /// A finite rate of at least 0, at most [`MAX_RATE`].
-fn ramp_rate(field: &str, rate: f64) -> Result<(), String> {
+fn ramp_rate(field: &'static str, rate: f64) -> Result<(), ArrivalError> {
     if (0.0..=MAX_RATE).contains(&rate) {
         Ok(())
     } else {
-        Err(format!(
-            "{field} must be at least 0 and at most {MAX_RATE} per second, got {rate}"
-        ))
+        Err(ArrivalError::RampRate { field, rate })
     }
 }
 
@@ -576,9 +591,10 @@ mod tests {
             (Arrival::Burst { count: 0 }, "count"),
         ];
         for (arrival, field) in cases {
-            let Err(message) = arrival.validate() else {
+            let Err(error) = arrival.validate() else {
                 panic!("{arrival:?} should be invalid");
             };
+            let message = error.to_string();
             assert!(message.contains(field), "{message}");
             // An invalid arrival schedules nothing rather than panicking.
             assert_eq!(arrival.schedule(0, SECOND, None).count(), 0, "{arrival:?}");
@@ -589,6 +605,32 @@ mod tests {
             poisson: false,
         };
         assert_eq!(valid.validate(), Ok(()));
+    }
+
+    #[test]
+    fn validation_messages_name_the_value() {
+        let message = |arrival: Arrival| arrival.validate().map_err(|e| e.to_string()).err();
+        assert_eq!(
+            message(Arrival::Constant { rate: -1.5 }).as_deref(),
+            Some("rate must be above 0 and at most 1000000000 per second, got -1.5")
+        );
+        assert_eq!(
+            message(Arrival::Ramp {
+                from: 1.0,
+                to: -2.0,
+                poisson: false
+            })
+            .as_deref(),
+            Some("to must be at least 0 and at most 1000000000 per second, got -2")
+        );
+        assert_eq!(
+            message(Arrival::Gamma {
+                rate: 1.0,
+                burstiness: 0.0
+            })
+            .as_deref(),
+            Some("burstiness must be above 0 and at most 100, got 0")
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::markdown::{compact_duration, duration, percent, value};
 use super::markup::escape;
 use super::svg::{Axis, Bar, BarChart, Line, LineChart, Scale};
 use crate::load::record::Outcome;
-use crate::metrics::{Metric, SecondRow};
+use crate::metrics::{Metric, MetricsSummary, SecondRow};
 use crate::target::Target;
 
 pub const REPORT_HTML: &str = "report.html";
@@ -332,17 +332,38 @@ fn phases_table(out: &mut String, run: &RunReport<'_>) {
     out.push_str("</table>");
 }
 
+/// The whole page: the header, the cards, the checks, the charts, the
+/// sweep, the tables, the token and join notes, then the footer.
 pub fn render(run: &RunReport<'_>) -> String {
-    let s = run.scenario;
-    let m = run.summary;
-    let rows = run.collector.series().rows(Some(run.started_us));
     let mut out = String::with_capacity(64 * 1024);
     let _ = write!(
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>gauntlet · {}</title><style>{STYLE}</style></head><body><main>",
-        escape(&s.meta.name)
+        escape(&run.scenario.meta.name)
     );
+    header(&mut out, run);
+    cards(&mut out, run.summary);
+    checks_table(&mut out, run);
+    charts(&mut out, run);
+    if let Some(sweep) = run.sweep {
+        super::sweep::html(&mut out, sweep);
+    }
+    floor_table(&mut out, run);
+    metrics_table(&mut out, run);
+    phases_table(&mut out, run);
+    notes(&mut out, run.summary);
+    let _ = writeln!(
+        out,
+        "<footer>gauntlet {} · latencies from the intended send time (coordinated omission corrected)</footer></main></body></html>",
+        env!("CARGO_PKG_VERSION")
+    );
+    out
+}
 
+/// The title, the description, the verdict badges, the run's line (when,
+/// how long, what target, seed, file) and the fell-behind banner.
+fn header(out: &mut String, run: &RunReport<'_>) {
+    let s = run.scenario;
     let failed = run.checks.iter().filter(|c| !c.passed).count();
     let _ = write!(out, "<h1>{}</h1>", escape(&s.meta.name));
     if !s.meta.description.is_empty() {
@@ -391,16 +412,15 @@ pub fn render(run: &RunReport<'_>) -> String {
             escape(&run.validity.problems.join("; "))
         );
     }
+}
 
+/// The key numbers as cards: sent, error rate, goodput, the p99s, dropped.
+fn cards(out: &mut String, m: &MetricsSummary) {
     out.push_str(r#"<div class="cards">"#);
-    card(&mut out, "requests sent", &m.sent.to_string());
-    card(
-        &mut out,
-        "error rate",
-        &m.error_rate().map_or_else(|| "—".into(), percent),
-    );
+    card(out, "requests sent", &m.sent.to_string());
+    card(out, "error rate", &m.error_rate().map_or_else(|| "—".into(), percent));
     if let Some(goodput) = m.goodput.ratio().filter(|_| m.goodput.slo != Default::default()) {
-        card(&mut out, "goodput (meeting every SLO)", &percent(goodput));
+        card(out, "goodput (meeting every SLO)", &percent(goodput));
     }
     for (metric, key) in [
         (Metric::E2e, "e2e p99"),
@@ -410,28 +430,26 @@ pub fn render(run: &RunReport<'_>) -> String {
     ] {
         let p = m.metric(metric);
         if p.count > 0 {
-            card(&mut out, key, &duration(p.p99 as f64));
+            card(out, key, &duration(p.p99 as f64));
         }
     }
-    card(&mut out, "dropped", &m.outcome(Outcome::Dropped).to_string());
+    card(out, "dropped", &m.outcome(Outcome::Dropped).to_string());
     out.push_str("</div>");
+}
 
-    checks_table(&mut out, run);
-
+/// The charts: latency and rate over time, distributions, outcomes.
+fn charts(out: &mut String, run: &RunReport<'_>) {
+    let rows = run.collector.series().rows(Some(run.started_us));
     out.push_str(r#"<h2>Charts</h2><div class="charts">"#);
     out.push_str(&latency_over_time(&rows));
     out.push_str(&rate_over_time(&rows));
     out.push_str(&distributions(run));
     out.push_str(&outcomes(run));
     out.push_str("</div>");
+}
 
-    if let Some(sweep) = run.sweep {
-        super::sweep::html(&mut out, sweep);
-    }
-    floor_table(&mut out, run);
-    metrics_table(&mut out, run);
-    phases_table(&mut out, run);
-
+/// What chunks and tokens showed, and how the overhead join went.
+fn notes(out: &mut String, m: &MetricsSummary) {
     let t = &m.tokens;
     let _ = write!(
         out,
@@ -453,12 +471,6 @@ pub fn render(run: &RunReport<'_>) -> String {
         r#"<p class="muted">Overhead join: {} successful requests, {} matched with the attempt that served them in the mock journals, {} unmatched.</p>"#,
         j.remembered, j.matched, j.unmatched
     );
-    let _ = writeln!(
-        out,
-        "<footer>gauntlet {} · latencies from the intended send time (coordinated omission corrected)</footer></main></body></html>",
-        env!("CARGO_PKG_VERSION")
-    );
-    out
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 
 use std::fmt::Write as _;
 
-use super::RunReport;
 use super::markup::md_cell;
+use super::{FloorRun, RunReport};
 use crate::load::record::Outcome;
-use crate::metrics::Metric;
+use crate::metrics::{Metric, MetricsSummary};
 
 pub const SUMMARY_MD: &str = "summary.md";
 
@@ -51,10 +51,28 @@ pub fn value(v: f64, unit: &str) -> String {
     }
 }
 
+/// The whole `summary.md`: the verdict, the checks, the totals, the
+/// latencies, the outcomes, then the floor and the sweep when there are.
 pub fn render(run: &RunReport<'_>) -> String {
-    let m = run.summary;
-    let failed = run.checks.iter().filter(|c| !c.passed).count();
     let mut out = String::with_capacity(4096);
+    heading(&mut out, run);
+    checks_table(&mut out, run);
+    totals(&mut out, run);
+    latency_table(&mut out, run.summary);
+    outcomes(&mut out, run.summary);
+    if let Some(floor) = run.floor {
+        floor_section(&mut out, floor, run.summary);
+    }
+    if let Some(sweep) = run.sweep {
+        super::sweep::markdown(&mut out, sweep);
+    }
+    out
+}
+
+/// The title with the verdict, the description, and the warnings that the
+/// generator fell behind or the run was stopped.
+fn heading(out: &mut String, run: &RunReport<'_>) {
+    let failed = run.checks.iter().filter(|c| !c.passed).count();
     let verdict = if failed == 0 {
         format!("✅ all {} checks passed", run.checks.len())
     } else {
@@ -74,26 +92,34 @@ pub fn render(run: &RunReport<'_>) -> String {
     if run.stats.stopped {
         out.push_str("> ⏹️ The run was stopped before its end; the numbers cover what it saw.\n\n");
     }
+}
 
-    if !run.checks.is_empty() {
-        out.push_str("| | check | measured | bound | detail |\n|---|---|---:|---:|---|\n");
-        for c in run.checks {
-            let mut detail = md_cell(&c.detail);
-            if !c.offenders.is_empty() {
-                let _ = write!(detail, " — e.g. `{}`", md_cell(&c.offenders.join("`, `")));
-            }
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {detail} |",
-                if c.passed { "✅" } else { "❌" },
-                md_cell(&c.name),
-                value(c.measured, c.unit),
-                value(c.bound, c.unit),
-            );
-        }
-        out.push('\n');
+/// One row per check, ✅ or ❌, with a few offenders; nothing without checks.
+fn checks_table(out: &mut String, run: &RunReport<'_>) {
+    if run.checks.is_empty() {
+        return;
     }
+    out.push_str("| | check | measured | bound | detail |\n|---|---|---:|---:|---|\n");
+    for c in run.checks {
+        let mut detail = md_cell(&c.detail);
+        if !c.offenders.is_empty() {
+            let _ = write!(detail, " — e.g. `{}`", md_cell(&c.offenders.join("`, `")));
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {detail} |",
+            if c.passed { "✅" } else { "❌" },
+            md_cell(&c.name),
+            value(c.measured, c.unit),
+            value(c.bound, c.unit),
+        );
+    }
+    out.push('\n');
+}
 
+/// The line of totals: sent, failed, dropped, goodput, chunks and tokens.
+fn totals(out: &mut String, run: &RunReport<'_>) {
+    let m = run.summary;
     let _ = write!(
         out,
         "**{}** requests sent over {:.1} s, **{}** failed",
@@ -117,7 +143,10 @@ pub fn render(run: &RunReport<'_>) -> String {
         );
     }
     out.push_str("\n\n");
+}
 
+/// The percentiles of every metric that has samples.
+fn latency_table(out: &mut String, m: &MetricsSummary) {
     out.push_str("| metric | count | p50 | p90 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|---:|---:|\n");
     for metric in Metric::ALL {
         let p = m.metric(metric);
@@ -137,7 +166,10 @@ pub fn render(run: &RunReport<'_>) -> String {
         );
     }
     out.push('\n');
+}
 
+/// The outcomes that occurred, with their counts, on one line.
+fn outcomes(out: &mut String, m: &MetricsSummary) {
     let outcomes: Vec<String> = Outcome::ALL
         .iter()
         .filter(|o| m.outcome(**o) > 0)
@@ -146,44 +178,42 @@ pub fn render(run: &RunReport<'_>) -> String {
     if !outcomes.is_empty() {
         let _ = writeln!(out, "Outcomes: {}\n", outcomes.join(" · "));
     }
-    if let Some(floor) = run.floor {
+}
+
+/// The router against the floor: ratios and added time at p50 and p99.
+fn floor_section(out: &mut String, floor: &FloorRun, m: &MetricsSummary) {
+    let _ = writeln!(
+        out,
+        "### Against the floor (the same phases straight at `{}`, same run)\n",
+        md_cell(&floor.provider)
+    );
+    if !floor.validity.valid {
         let _ = writeln!(
             out,
-            "### Against the floor (the same phases straight at `{}`, same run)\n",
-            md_cell(&floor.provider)
+            "> ⚠️ The generator fell behind at the floor: {}\n",
+            md_cell(&floor.validity.problems.join("; "))
         );
-        if !floor.validity.valid {
-            let _ = writeln!(
-                out,
-                "> ⚠️ The generator fell behind at the floor: {}\n",
-                md_cell(&floor.validity.problems.join("; "))
-            );
-        }
-        out.push_str(
-            "| metric | p50 router / floor | p99 router / floor | p50 added | p99 added |\n|---|---:|---:|---:|---:|\n",
+    }
+    out.push_str(
+        "| metric | p50 router / floor | p99 router / floor | p50 added | p99 added |\n|---|---:|---:|---:|---:|\n",
+    );
+    for a in floor.against(m) {
+        let [p50, _, p99, _] = a.quantiles();
+        let _ = writeln!(
+            out,
+            "| {} | {} ({} / {}) | {} ({} / {}) | {} | {} |",
+            a.metric.name(),
+            p50.ratio_text(),
+            duration(p50.router_us as f64),
+            duration(p50.floor_us as f64),
+            p99.ratio_text(),
+            duration(p99.router_us as f64),
+            duration(p99.floor_us as f64),
+            signed_duration(p50.added_us()),
+            signed_duration(p99.added_us()),
         );
-        for a in floor.against(m) {
-            let [p50, _, p99, _] = a.quantiles();
-            let _ = writeln!(
-                out,
-                "| {} | {} ({} / {}) | {} ({} / {}) | {} | {} |",
-                a.metric.name(),
-                p50.ratio_text(),
-                duration(p50.router_us as f64),
-                duration(p50.floor_us as f64),
-                p99.ratio_text(),
-                duration(p99.router_us as f64),
-                duration(p99.floor_us as f64),
-                signed_duration(p50.added_us()),
-                signed_duration(p99.added_us()),
-            );
-        }
-        out.push('\n');
     }
-    if let Some(sweep) = run.sweep {
-        super::sweep::markdown(&mut out, sweep);
-    }
-    out
+    out.push('\n');
 }
 
 /// A signed difference of µs: `+45 µs`, `−1.2 ms`.

@@ -157,7 +157,7 @@ fn arrival(raw: &RawArrival, path: &str) -> Result<Arrival, ConfigError> {
                 .ok_or_else(|| err(format!("{path}.count"), "kind = \"burst\" needs `count`"))?,
         },
     };
-    arrival.validate().map_err(|m| err(path, m))?;
+    arrival.validate().map_err(|e| err(path, e.to_string()))?;
     Ok(arrival)
 }
 

@@ -1,0 +1,236 @@
+//! The wire side of the load generator: the request bodies it sends, one
+//! pooled keep-alive HTTP/1.1 client, and the reading of each answer — a
+//! whole JSON body, or an SSE stream timestamped chunk by chunk — into a
+//! [`RequestRecord`]. Failures are classified into an [`Outcome`], never
+//! returned as errors.
+//!
+//! - `request`: the [`Template`] of each mix entry and the [`Call`] it makes.
+//! - `answer`: headers, whole bodies and error bodies into the record.
+//! - `sse`: the [`SseFramer`] and the reader that timestamps each chunk.
+//!
+//! This module holds the [`HttpClient`] that sends a call and hands its
+//! answer to the right reader.
+
+mod answer;
+mod request;
+mod sse;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use mock_providers::Clock;
+
+pub use self::answer::{MAX_MESSAGE_CHARS, brief};
+use self::answer::{Payload, error_text, read_error_body, read_head};
+pub use self::request::{Call, TOOL_NAME, Template, blank_record};
+use self::sse::StreamReader;
+pub use self::sse::{EventTooLarge, MAX_EVENT_BYTES, SseFramer};
+use crate::load::record::{ErrorShape, Outcome, RequestRecord};
+
+/// The header that carries the request id (also in the prompt as a nonce).
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-gauntlet-request-id");
+/// The header a router names its generation in.
+pub const GENERATION_ID: HeaderName = HeaderName::from_static("x-generation-id");
+/// The header a router names the requested model in when a replacement served it.
+pub const ORIGINAL_MODEL: HeaderName = HeaderName::from_static("x-original-model");
+/// LiteLLM proxy's charge for the request, in USD (its profile's cost).
+pub const LITELLM_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+/// LiteLLM proxy's count of upstream retries it made.
+pub const LITELLM_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
+
+/// The pooled keep-alive client every request goes through; cheap to clone.
+#[derive(Clone)]
+pub struct HttpClient {
+    hyper: Client<HttpConnector, Full<Bytes>>,
+    /// `{base_url}/chat/completions`, or why the target URL is unusable.
+    endpoint: Result<Uri, Arc<str>>,
+    clock: Clock,
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient").field("endpoint", &self.endpoint).finish()
+    }
+}
+
+impl HttpClient {
+    /// A client for `POST {base_url}/chat/completions`, timing with `clock`.
+    /// A base URL that is not a valid URI makes every request a
+    /// [`Outcome::ConnectError`].
+    pub fn new(base_url: &str, clock: Clock, connect_timeout: Duration) -> HttpClient {
+        let endpoint = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        let endpoint = endpoint
+            .parse::<Uri>()
+            .map_err(|e| Arc::from(format!("invalid target URL `{endpoint}`: {e}")));
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        let hyper = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(usize::MAX)
+            .build(http);
+        HttpClient { hyper, endpoint, clock }
+    }
+
+    /// Sends `call` and reads its whole answer into `record`, whose `sent_us`
+    /// the content offsets are measured from. Sets `record.outcome` only once
+    /// the answer is complete (or has failed): a caller that gives up on this
+    /// future keeps the outcome it put there.
+    pub async fn exchange(&self, call: Call, record: &mut RequestRecord) {
+        let endpoint = match &self.endpoint {
+            Ok(endpoint) => endpoint.clone(),
+            Err(message) => {
+                record.outcome = Outcome::ConnectError;
+                record.error = Some(message.to_string());
+                return;
+            }
+        };
+        let mut request = Request::new(Full::new(call.body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = endpoint;
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(auth) = call.auth {
+            headers.insert(AUTHORIZATION, auth);
+        }
+        if let Ok(id) = HeaderValue::from_str(&call.id) {
+            headers.insert(REQUEST_ID, id);
+        }
+
+        let response = match self.hyper.request(request).await {
+            Ok(response) => response,
+            Err(e) => {
+                record.outcome = if e.is_connect() {
+                    Outcome::ConnectError
+                } else {
+                    Outcome::Reset
+                };
+                record.error = Some(brief(&chain(&e)));
+                return;
+            }
+        };
+        record.head_us = Some(self.clock.now_us());
+        let status = response.status();
+        let litellm_cost = read_head(status, response.headers(), record);
+        let body = response.into_body();
+        if !status.is_success() {
+            self.read_refusal(body, record).await;
+        } else if call.stream {
+            self.read_stream(body, record).await;
+        } else {
+            self.read_whole(body, record).await;
+        }
+        if record.cost.is_none() {
+            record.cost = litellm_cost;
+        }
+    }
+
+    /// An error status: its class, and the message and shape of its body.
+    async fn read_refusal(&self, body: Incoming, record: &mut RequestRecord) {
+        // Reading the body also lets the connection go back to the pool.
+        match body.collect().await {
+            Ok(collected) => {
+                record.last_byte_us = Some(self.clock.now_us());
+                let (message, shape) = read_error_body(&collected.to_bytes());
+                record.error = message;
+                record.conformance.error_shape = Some(shape);
+            }
+            Err(e) => {
+                record.error = Some(brief(&format!("the error body broke: {}", chain(&e))));
+                record.conformance.error_shape = Some(ErrorShape::default());
+            }
+        }
+        record.outcome = Outcome::of_status(record.status);
+    }
+
+    /// A whole answer: content and last byte are when the body completed.
+    async fn read_whole(&self, body: Incoming, record: &mut RequestRecord) {
+        let bytes = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) => {
+                record.outcome = Outcome::Reset;
+                record.error = Some(brief(&chain(&e)));
+                return;
+            }
+        };
+        let done = self.clock.now_us();
+        record.first_content_us = Some(done);
+        record.last_byte_us = Some(done);
+        record.outcome = match serde_json::from_slice::<Payload<'_>>(&bytes) {
+            Ok(answer) => {
+                answer.apply(record);
+                if let Some(choices) = &answer.choices {
+                    choices.apply_whole(&mut record.conformance);
+                }
+                match answer.error {
+                    Some(error) => {
+                        record.error = Some(brief(&error_text(error)));
+                        Outcome::StreamError
+                    }
+                    None => Outcome::Ok,
+                }
+            }
+            Err(e) => {
+                record.error = Some(brief(&format!("the answer is not valid JSON: {e}")));
+                Outcome::StreamError
+            }
+        };
+    }
+
+    /// An SSE stream, each chunk timestamped as its bytes arrive.
+    async fn read_stream(&self, mut body: Incoming, record: &mut RequestRecord) {
+        let mut framer = SseFramer::default();
+        let mut reader = StreamReader::default();
+        while let Some(frame) = body.frame().await {
+            let data = match frame {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_trailers) => continue,
+                },
+                Err(e) => {
+                    record.outcome = Outcome::Reset;
+                    record.error = Some(brief(&chain(&e)));
+                    return;
+                }
+            };
+            let at_us = self.clock.now_us();
+            record.last_byte_us = Some(at_us);
+            let pushed = framer.push(&data, |event| reader.event(event, at_us, record));
+            record.conformance.keepalive_comments = framer.comments();
+            if pushed.is_err() {
+                record.outcome = Outcome::StreamError;
+                record.error = Some(format!("a server-sent event exceeded {MAX_EVENT_BYTES} bytes"));
+                return;
+            }
+        }
+        let (outcome, error) = reader.finish(framer.has_partial());
+        record.outcome = outcome;
+        if error.is_some() {
+            record.error = error;
+        }
+    }
+}
+
+/// An error and its sources, joined by `: `.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

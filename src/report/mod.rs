@@ -350,6 +350,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_report_that_cannot_be_written_names_its_file() {
+        let s = Sample::new();
+        let dir = TempDir::new("write-reports-blocked");
+        // A folder where junit.xml should go: every write before it succeeds.
+        std::fs::create_dir_all(dir.path().join(junit::JUNIT_XML).join("in-the-way")).unwrap();
+        let run = RunReport::new(&s.scenario, &s.summary, &s.checks, &s.stats, &s.collector);
+        let e = write_reports(dir.path(), &run).unwrap_err();
+        assert_eq!(e.path, dir.path().join(junit::JUNIT_XML));
+        assert!(
+            e.to_string().starts_with(&format!("cannot write {}", e.path.display())),
+            "{e}"
+        );
+        assert!(dir.path().join(json::SUMMARY_JSON).is_file());
+    }
+
+    #[test]
     fn write_reports_writes_every_file() {
         let s = Sample::new();
         let dir = TempDir::new("write-reports");

@@ -192,3 +192,47 @@ fn an_http_target_that_never_answers_exits_3() {
         started.elapsed()
     );
 }
+
+/// The pipeline without the command line: a program loads a scenario and
+/// calls `Run::execute`, and the outcome carries the exit class, the report
+/// folder and every verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_a_library_call() {
+    use gauntlet::run::{Run, RunOptions};
+    let file = TempFile::new("run-library", &scenario("5000"));
+    let scenario = gauntlet::scenario::Scenario::load(std::path::Path::new(file.path())).unwrap();
+    let out = TempDir::new("run-library");
+    let options = RunOptions {
+        out: Some(out.path().to_path_buf()),
+        ..RunOptions::default()
+    };
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let outcome = Run::new(&scenario, options).execute(stop).await;
+    assert_eq!(outcome.exit, Exit::Success);
+    let dir = outcome.dir.expect("a report folder");
+    assert!(
+        dir.starts_with(out.path()) && dir.join("summary.json").is_file(),
+        "{}",
+        dir.display()
+    );
+    assert_eq!(outcome.results.len(), 3);
+    assert!(outcome.results.iter().all(|c| c.passed));
+}
+
+/// A report folder that cannot be made is the run's failure (exit 3), not
+/// a silent loss: `--out` names a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_that_cannot_be_written_end_the_run_with_exit_3() {
+    use gauntlet::run::{Run, RunOptions};
+    let file = TempFile::new("run-unwritable", &scenario("5000"));
+    let scenario = gauntlet::scenario::Scenario::load(std::path::Path::new(file.path())).unwrap();
+    let not_a_folder = TempFile::new("run-unwritable-out", "a file, not a folder");
+    let options = RunOptions {
+        out: Some(PathBuf::from(not_a_folder.path())),
+        ..RunOptions::default()
+    };
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let outcome = Run::new(&scenario, options).execute(stop).await;
+    assert_eq!(outcome.exit, Exit::RunFailed);
+    assert!(outcome.results.is_empty());
+}

@@ -73,6 +73,20 @@ type Reply = Result<Response<MockBody>, Abort>;
 /// the refusal it made (already recorded).
 type Refusable<T> = ControlFlow<Response<MockBody>, T>;
 
+/// An attempt admitted and planned: everything its answer needs.
+struct Answer {
+    attempt: Attempt,
+    plan: Plan,
+    /// When the answer is due to begin (after any slow-first-byte fault).
+    start: Instant,
+    /// A fault that strikes during the answer, after this many pieces.
+    midstream: Option<(FaultAction, u32)>,
+    reset: Option<ResetFlag>,
+    rate_headers: RateHeaders,
+    /// The concurrency slot held until the answer ends.
+    permit: Option<Permit>,
+}
+
 impl Provider {
     pub fn new(config: ProviderConfig, journal: Journal) -> Self {
         let model_order = config.models.iter().map(|m| m.id.clone()).collect();
@@ -329,13 +343,19 @@ impl Provider {
             },
         };
 
+        let answer = Answer {
+            attempt,
+            plan,
+            start,
+            midstream,
+            reset,
+            rate_headers,
+            permit,
+        };
         if ask.stream {
-            return Ok(self
-                .answer_stream(attempt, plan, &ask, start, midstream, reset, rate_headers, permit)
-                .await);
+            return Ok(self.answer_stream(answer, &ask).await);
         }
-        self.answer_whole(attempt, plan, &ask, start, midstream, reset, rate_headers, permit)
-            .await
+        self.answer_whole(answer, &ask).await
     }
 
     /// The request body read and parsed in the provider's dialect, or the
@@ -492,18 +512,16 @@ impl Provider {
 
     /// A streamed answer: the head now (once the start is due), the chunks
     /// as the body is polled.
-    #[allow(clippy::too_many_arguments)]
-    async fn answer_stream(
-        &self,
-        mut attempt: Attempt,
-        plan: Plan,
-        ask: &Ask,
-        start: Instant,
-        midstream: Option<(FaultAction, u32)>,
-        reset: Option<ResetFlag>,
-        rate_headers: RateHeaders,
-        permit: Option<Permit>,
-    ) -> Response<MockBody> {
+    async fn answer_stream(&self, answer: Answer, ask: &Ask) -> Response<MockBody> {
+        let Answer {
+            mut attempt,
+            plan,
+            start,
+            midstream,
+            reset,
+            rate_headers,
+            permit,
+        } = answer;
         sleep_until_due(start).await;
         let created = self.journal.clock().now_us() / 1_000_000;
         let writer = match self.dialect {
@@ -525,18 +543,18 @@ impl Provider {
         response
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn answer_whole(
-        &self,
-        mut attempt: Attempt,
-        plan: Plan,
-        ask: &Ask,
-        start: Instant,
-        midstream: Option<(FaultAction, u32)>,
-        reset: Option<ResetFlag>,
-        rate_headers: RateHeaders,
-        permit: Option<Permit>,
-    ) -> Reply {
+    /// A whole answer, sent once generated (or cut, or refused, by a
+    /// mid-answer fault).
+    async fn answer_whole(&self, answer: Answer, ask: &Ask) -> Reply {
+        let Answer {
+            mut attempt,
+            plan,
+            start,
+            midstream,
+            reset,
+            rate_headers,
+            permit,
+        } = answer;
         let until_piece = |k: usize| start + plan.ttft + plan.gaps.iter().take(k.saturating_sub(1)).sum::<Duration>();
         // The fault set only picks mid-answer faults the answer reaches.
         let mut malformed = false;

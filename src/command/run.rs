@@ -30,6 +30,9 @@ pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
         'all: for scenario in &scenarios {
             for _ in 0..args.repeat {
                 let outcome = Run::new(scenario, options.clone()).execute(stop_rx.clone()).await;
+                if let Some(e) = &outcome.error {
+                    eprintln!("error: {e}");
+                }
                 worst = worst.worse(outcome.exit);
                 if *stop_rx.borrow() {
                     break 'all;

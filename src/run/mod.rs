@@ -62,6 +62,8 @@ pub struct Outcome {
     pub dir: Option<PathBuf>,
     /// Every check's verdict (none when the run failed before judging).
     pub results: Vec<CheckResult>,
+    /// Why the run failed, when it did (exit class 3).
+    pub error: Option<RunError>,
 }
 
 /// Why a run could not be carried out.
@@ -108,15 +110,14 @@ impl<'a> Run<'a> {
                 },
                 dir,
                 results,
+                error: None,
             },
-            Err(e) => {
-                eprintln!("error: {e}");
-                Outcome {
-                    exit: e.exit(),
-                    dir,
-                    results: Vec::new(),
-                }
-            }
+            Err(e) => Outcome {
+                exit: e.exit(),
+                dir,
+                results: Vec::new(),
+                error: Some(e),
+            },
         }
     }
 

@@ -235,4 +235,6 @@ async fn reports_that_cannot_be_written_end_the_run_with_exit_3() {
     let outcome = Run::new(&scenario, options).execute(stop).await;
     assert_eq!(outcome.exit, Exit::RunFailed);
     assert!(outcome.results.is_empty());
+    let error = outcome.error.expect("why the run failed").to_string();
+    assert!(error.contains(not_a_folder.path()), "{error}");
 }

@@ -68,6 +68,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
 
+    /// How to read the target's costs and balances (with --target, or to
+    /// override an HTTP target's profile).
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub profile: Option<ProfileArg>,
+
+    /// A header to send with every request to an HTTP target, readiness
+    /// checks and account probes included, e.g. 'x-portkey-provider: openai'
+    /// (repeatable; replaces the scenario's header of the same name).
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+
     /// Write reports under this folder instead of the scenario's [report] dir.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -219,4 +230,13 @@ pub struct MockArgs {
 pub enum DialectArg {
     Openai,
     Anthropic,
+}
+
+/// How a router reports cost and balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProfileArg {
+    /// OpenRouter's API (the built-in router): `usage.cost`, `GET /key`, `GET /generation`.
+    Openrouter,
+    /// LiteLLM proxy: the `x-litellm-response-cost` header, `GET /key/info`.
+    Litellm,
 }

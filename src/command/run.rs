@@ -8,11 +8,11 @@ use std::future::Future;
 use tokio::sync::watch;
 
 use crate::Exit;
-use crate::cli::RunArgs;
+use crate::cli::{ProfileArg, RunArgs};
 use crate::command::scenario_files;
 use crate::run::{Run, RunOptions};
 use crate::scenario::Scenario;
-use crate::target::{Defects, Target};
+use crate::target::{self, Defects, Profile, Target};
 
 /// Runs every scenario the arguments name; the exit code is the worst one.
 pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
@@ -51,6 +51,17 @@ pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
 /// or, having said what is wrong, the usage exit code.
 fn prepare(args: &RunArgs) -> Result<(Vec<Scenario>, RunOptions), Exit> {
     let files = scenario_files(&args.paths)?;
+    let usage = |message: String| {
+        eprintln!("error: {message}");
+        Exit::Usage
+    };
+    let headers = (args.headers.iter())
+        .map(|line| target::header_line(line).map_err(|e| usage(format!("--header: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let profile = args.profile.map(|p| match p {
+        ProfileArg::Openrouter => Profile::Openrouter,
+        ProfileArg::Litellm => Profile::Litellm,
+    });
     let mut scenarios = Vec::with_capacity(files.len());
     for file in &files {
         let mut s = Scenario::load(file).map_err(|e| {
@@ -62,6 +73,14 @@ fn prepare(args: &RunArgs) -> Result<(Vec<Scenario>, RunOptions), Exit> {
         }
         if let Some(url) = &args.target {
             s.target = s.target.moved_to(url);
+        }
+        if !headers.is_empty() || profile.is_some() {
+            s.target = s.target.amended(&headers, profile).ok_or_else(|| {
+                usage(format!(
+                    "--header and --profile apply to an HTTP target; {} targets the built-in router (add --target URL)",
+                    s.file.display()
+                ))
+            })?;
         }
         scenarios.push(s);
     }

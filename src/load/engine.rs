@@ -61,6 +61,8 @@ pub struct Endpoint {
     /// The API base, e.g. `http://127.0.0.1:8080/api/v1`; requests go to
     /// `{base_url}/chat/completions`. Plain HTTP only.
     pub base_url: String,
+    /// Sent with every request (`[target] headers`).
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +150,8 @@ pub async fn run_counting(
     let (halt_tx, halt) = watch::channel(None);
     let (done_tx, done) = mpsc::channel(1);
     let shared = Arc::new(Shared {
-        client: HttpClient::new(&target.base_url, clock, CONNECT_TIMEOUT.min(config.request_timeout)),
+        client: HttpClient::new(&target.base_url, clock, CONNECT_TIMEOUT.min(config.request_timeout))
+            .with_headers(&target.headers),
         clock,
         templates: plan
             .mix

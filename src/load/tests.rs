@@ -33,6 +33,7 @@ async fn mock(configure: impl FnOnce(&mut ProviderConfig)) -> (MockSet, Endpoint
     let provider = &mocks.providers()[0];
     let target = Endpoint {
         base_url: format!("{}/v1", provider.base_url()),
+        headers: Vec::new(),
     };
     let clock = *provider.journal().clock();
     (mocks, target, clock)
@@ -373,6 +374,7 @@ async fn a_closed_port_is_a_connect_error() {
     drop(listener);
     let target = Endpoint {
         base_url: format!("http://{addr}/v1"),
+        headers: Vec::new(),
     };
     let scenario = scenario(
         vec![open("burst", 10 * MS, Arrival::Burst { count: 2 }, vec![0])],
@@ -807,4 +809,36 @@ async fn the_client_records_refusal_shapes() {
     assert_eq!((r.outcome, r.status), (Outcome::ServerError, 502));
     assert_eq!(r.error.as_deref(), Some("<html>Bad Gateway</html>"));
     assert_eq!(r.conformance.error_shape, Some(ErrorShape::default()));
+}
+
+/// The target's headers go with every request, beside the call's own key.
+#[tokio::test]
+async fn the_client_sends_the_targets_headers() {
+    use wiremock::matchers::{header, method, path};
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("x-portkey-provider", "openai"))
+        .and(header("authorization", "Bearer sk-test"))
+        .respond_with(json_answer(
+            200,
+            r#"{"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
+        ))
+        .mount(&server)
+        .await;
+    let clock = Clock::new();
+    let plain = HttpClient::new(&format!("{}/v1", server.uri()), clock, Duration::from_secs(1));
+    let routed = plain
+        .clone()
+        .with_headers(&[("x-portkey-provider".into(), "openai".into())]);
+    let mut outcomes = Vec::new();
+    for client in [&plain, &routed] {
+        let call = Template::new(0, &entry("e", "m", false)).call(Arc::from("h1"), 0);
+        let now = clock.now_us();
+        let mut record = call.record(now, now, Outcome::Timeout);
+        client.exchange(call, &mut record).await;
+        outcomes.push(record.outcome);
+    }
+    assert_ne!(outcomes[0], Outcome::Ok, "the mock only answers with the header");
+    assert_eq!(outcomes[1], Outcome::Ok);
 }

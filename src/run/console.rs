@@ -4,20 +4,29 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::start::Started;
 use crate::checks::CheckResult;
 use crate::checks::sweep::Step;
 use crate::metrics::{Metric, MetricsSummary};
 use crate::report::FloorRun;
 use crate::report::markdown::{duration, percent};
 use crate::scenario::Scenario;
+use crate::target::Target;
 
-/// The line a run starts with.
-pub fn starting(scenario: &Scenario, base_url: &str) {
+/// The lines a run starts with: what runs against what, and where each
+/// mock listens (to point an external router at them).
+pub fn starting(scenario: &Scenario, started: &Started) {
     println!(
-        "running {} ({:.1} s) against {base_url}",
+        "running {} ({:.1} s) against {}",
         scenario.meta.name,
         scenario.duration().as_secs_f64(),
+        started.target.base_url,
     );
+    if scenario.target != Target::Builtin {
+        for p in started.mocks.providers() {
+            println!("  mock {} ({}): {}", p.name(), p.provider.dialect(), p.base_url());
+        }
+    }
 }
 
 /// A sweep step before it runs.

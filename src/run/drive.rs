@@ -175,8 +175,12 @@ impl Pass {
         };
         let url = format!("{}/v1", mock.base_url());
         println!("  floor: the same phases straight at {} ({url})", f.provider);
+        let floor = Endpoint {
+            base_url: url.clone(),
+            headers: Vec::new(),
+        };
         let out = self
-            .drive(scenario, &url, FLOOR_FIRST_PHASE, &mut Files::default(), false)
+            .drive(scenario, &floor, FLOOR_FIRST_PHASE, &mut Files::default(), false)
             .await?;
         if self.stopped() {
             eprintln!("stopped during the floor; the router was not measured");
@@ -199,26 +203,30 @@ impl Pass {
         base_url: &str,
         files: &mut Files,
     ) -> Result<(Driven, Option<SweepOutcome>), RunError> {
+        let target = Endpoint {
+            base_url: base_url.to_string(),
+            headers: scenario.target.headers().to_vec(),
+        };
         match &scenario.sweep {
             None if self.stopped() => Ok((Driven::empty(scenario), None)),
             None => self
-                .drive(scenario, base_url, 0, files, keep_everything(scenario))
+                .drive(scenario, &target, 0, files, keep_everything(scenario))
                 .await
                 .map(|out| (out, None)),
             Some(plan) => self
-                .sweep(scenario, plan, base_url, files)
+                .sweep(scenario, plan, &target, files)
                 .await
                 .map(|(out, sweep)| (out, Some(sweep))),
         }
     }
 
-    /// Runs `scenario`'s phases against `base_url`, numbering them from
+    /// Runs `scenario`'s phases against `endpoint`, numbering them from
     /// `first_phase`, every record through one [`Sink`] (keeping them all
     /// when `keep`).
     pub async fn drive(
         &self,
         scenario: &Scenario,
-        base_url: &str,
+        endpoint: &Endpoint,
         first_phase: u16,
         files: &mut Files,
         keep: bool,
@@ -247,15 +255,12 @@ impl Pass {
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        let endpoint = Endpoint {
-            base_url: base_url.to_string(),
-        };
         let config = EngineConfig {
             request_timeout: REQUEST_TIMEOUT,
             first_phase,
             ..EngineConfig::new(scenario.meta.seed)
         };
-        let stats = engine::run_counting(scenario.plan(), &endpoint, self.clock, config, tx, stopped, sent).await;
+        let stats = engine::run_counting(scenario.plan(), endpoint, self.clock, config, tx, stopped, sent).await;
         let sink = sink.await;
         let _ = progress.await;
         let sink = sink.map_err(|e| RunError::Sink(e.to_string()))?;

@@ -129,16 +129,10 @@ impl<'a> Run<'a> {
     ) -> Result<Vec<CheckResult>, RunError> {
         let scenario = self.scenario;
         let plan = evidence::Plan::of(scenario);
-        let started = Started::start(scenario, self.options.defects).await?;
-        let dir = match make_run_dir(scenario, self.options.out.as_deref()) {
-            Ok(dir) => dir,
-            Err(e) => {
-                started.stop().await;
-                return Err(e);
-            }
-        };
+        let dir = make_run_dir(scenario, self.options.out.as_deref())?;
         *dir_out = Some(dir.clone());
-        console::starting(scenario, &started.target.base_url);
+        let started = Started::start(scenario, self.options.defects, &dir).await?;
+        console::starting(scenario, &started);
         let result = self.measure(&plan, &started, &dir, stop).await;
         started.stop().await;
         result

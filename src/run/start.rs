@@ -26,7 +26,7 @@ pub struct Started {
 impl Started {
     /// Starts the scenario's mocks, then its target; on failure stops what
     /// started.
-    pub async fn start(scenario: &Scenario, defects: Defects) -> Result<Started, RunError> {
+    pub async fn start(scenario: &Scenario, defects: Defects, dir: &std::path::Path) -> Result<Started, RunError> {
         let configs = scenario.mocks.iter().map(|m| m.config.clone()).collect();
         let mocks = MockSet::spawn(configs)
             .await
@@ -34,7 +34,7 @@ impl Started {
         let clock = *mocks.providers().first().map_or(&Clock::new(), |p| p.journal().clock());
         let router_started_us = clock.now_us();
         let mock_url = |name: &str| mocks.get(name).map(|p| p.base_url());
-        let target = match target::start(&scenario.target, scenario.expect.as_ref(), mock_url, defects).await {
+        let target = match target::start(&scenario.target, scenario.expect.as_ref(), mock_url, defects, dir).await {
             Ok(target) => target,
             Err(e) => {
                 mocks.shutdown().await;
@@ -57,7 +57,7 @@ impl Started {
 
     /// Asks the target about its accounts, as its profile says.
     pub fn probe(&self, scenario: &Scenario) -> AccountProbe {
-        AccountProbe::new(&self.target.base_url, scenario.target.profile())
+        AccountProbe::new(&self.target.base_url, scenario.target.profile()).with_headers(scenario.target.headers())
     }
 
     /// Plays the scenario's fault timeline from now on; abort the handle

@@ -7,15 +7,16 @@ use super::console;
 use super::drive::{Driven, Files, Pass};
 use crate::checks::sweep::{Step, SweepOutcome};
 use crate::checks::{self, CheckResult};
+use crate::load::engine::Endpoint;
 use crate::scenario::{Scenario, Sweep};
 
 impl Pass {
-    /// Runs the sweep `plan` of `scenario` against `base_url`.
+    /// Runs the sweep `plan` of `scenario` against `target`.
     pub async fn sweep(
         &self,
         scenario: &Scenario,
         plan: &Sweep,
-        base_url: &str,
+        target: &Endpoint,
         files: &mut Files,
     ) -> Result<(Driven, SweepOutcome), RunError> {
         let mut outcome = SweepOutcome {
@@ -31,7 +32,7 @@ impl Pass {
             }
             let number = outcome.steps.len() + 1;
             let (driven, judged) = self
-                .step(scenario, plan, (number, rate, refined), base_url, files)
+                .step(scenario, plan, (number, rate, refined), target, files)
                 .await?;
             let broke = !judged.held;
             outcome.steps.push(judged);
@@ -62,14 +63,14 @@ impl Pass {
         scenario: &Scenario,
         plan: &Sweep,
         (number, rate, refined): (usize, f64, bool),
-        base_url: &str,
+        target: &Endpoint,
         files: &mut Files,
     ) -> Result<(Driven, Step), RunError> {
         let mut step = scenario.clone();
         step.phases = vec![plan.phase(number - 1, rate, scenario.mix.len())];
         let first_phase = u16::try_from(number - 1).unwrap_or(u16::MAX);
         console::step_starting(number, rate, plan.step_duration.as_secs_f64());
-        let driven = self.drive(&step, base_url, first_phase, files, false).await?;
+        let driven = self.drive(&step, target, first_phase, files, false).await?;
         let summary = driven.collector.summary();
         let slo: Vec<CheckResult> = checks::evaluate(&step, &summary, &driven.stats, None)
             .into_iter()

@@ -89,6 +89,8 @@ pub struct RawTarget {
     pub command: Option<Vec<String>>,
     pub ready_url: Option<String>,
     pub ready_timeout_ms: Option<u64>,
+    /// Sent with every request to the target: `{ "x-portkey-provider" = "openai" }`.
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

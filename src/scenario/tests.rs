@@ -208,6 +208,55 @@ fn an_external_router_needs_no_router_table() {
     assert_eq!(*profile, Profile::Openrouter);
 }
 
+/// `[target] headers` are checked and kept; `--target` moves the ready URL
+/// along with the target and keeps the headers; `--header` and `--profile`
+/// amend an HTTP target only.
+#[test]
+fn an_http_targets_headers_and_where_it_moves() {
+    let text = |headers: &str| {
+        format!(
+            "schema = 1\n[meta]\nname = \"x\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:8080/api/v1\"\nready-url = \"http://127.0.0.1:8080/api/v1/health\"\nheaders = {{ {headers} }}\n[[mix]]\nmodel = \"any\"\nkey = \"k\"\n[[phases]]\nduration-ms = 100\nusers = {{ count = 1 }}\n"
+        )
+    };
+    let s = parse(&text("\"X-Portkey-Provider\" = \"openai\"")).unwrap();
+    assert_eq!(
+        s.target.headers(),
+        [("x-portkey-provider".to_string(), "openai".to_string())]
+    );
+    let e = parse(&text("\"bad name\" = \"x\"")).unwrap_err();
+    assert_eq!(e.path, "target.headers.bad name", "{e}");
+
+    let moved = s.target.moved_to("http://127.0.0.1:4000/v1/");
+    let Target::Http {
+        url,
+        ready_url,
+        headers,
+        command,
+        ..
+    } = &moved
+    else {
+        panic!("{moved:?}")
+    };
+    assert_eq!(
+        (url.as_str(), ready_url.as_str()),
+        ("http://127.0.0.1:4000/v1", "http://127.0.0.1:4000/v1/health")
+    );
+    assert_eq!(headers.len(), 1);
+    assert!(command.is_none());
+    let amended = moved
+        .amended(
+            &[("x-portkey-provider".into(), "anthropic".into())],
+            Some(Profile::Litellm),
+        )
+        .unwrap();
+    assert_eq!(
+        amended.headers(),
+        [("x-portkey-provider".to_string(), "anthropic".to_string())]
+    );
+    assert_eq!(amended.profile(), Profile::Litellm);
+    assert!(Target::Builtin.amended(&[], Some(Profile::Litellm)).is_none());
+}
+
 /// BASE with its phases replaced by `tail`.
 fn without_phases(tail: &str) -> String {
     let phases = BASE.find("[[phases]]").unwrap();

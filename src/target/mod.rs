@@ -50,6 +50,9 @@ pub enum Target {
         command: Option<Vec<String>>,
         ready_url: String,
         ready_timeout: Duration,
+        /// Sent with every request, the readiness checks and the account
+        /// probes included (auth, routing headers).
+        headers: Vec<(String, String)>,
     },
 }
 
@@ -63,22 +66,94 @@ impl Target {
         }
     }
 
-    /// This target moved to `url` (`--target URL`): an HTTP target's profile
-    /// and ready timeout still hold; readiness is asked of `{url}/models`.
+    /// This target moved to `url` (`--target URL`): an HTTP target's
+    /// profile, headers and ready timeout still hold, and its ready URL
+    /// moves along when it lay under the old URL; otherwise readiness is
+    /// asked of `{url}/models`. Whoever moved it starts the router.
     pub fn moved_to(&self, url: &str) -> Target {
-        let ready_timeout = match self {
-            Target::Http { ready_timeout, .. } => *ready_timeout,
-            Target::Builtin => DEFAULT_READY_TIMEOUT,
-        };
         let url = url.trim_end_matches('/');
+        let (ready_url, ready_timeout, headers) = match self {
+            Target::Http {
+                url: old,
+                ready_url,
+                ready_timeout,
+                headers,
+                ..
+            } => (
+                ready_url
+                    .strip_prefix(old.as_str())
+                    .map_or_else(|| ready_url.clone(), |rest| format!("{url}{rest}")),
+                *ready_timeout,
+                headers.clone(),
+            ),
+            Target::Builtin => (format!("{url}/models"), DEFAULT_READY_TIMEOUT, Vec::new()),
+        };
         Target::Http {
             url: url.to_string(),
             profile: self.profile(),
             command: None,
-            ready_url: format!("{url}/models"),
+            ready_url,
             ready_timeout,
+            headers,
         }
     }
+
+    /// This HTTP target with `extra` headers too (replacing ones of the same
+    /// name) and, when given, another profile; `None` for the built-in one,
+    /// which takes neither.
+    pub fn amended(&self, extra: &[(String, String)], profile: Option<Profile>) -> Option<Target> {
+        let mut target = self.clone();
+        let Target::Http {
+            headers, profile: p, ..
+        } = &mut target
+        else {
+            return None;
+        };
+        for (name, value) in extra {
+            headers.retain(|(n, _)| n != name);
+            headers.push((name.clone(), value.clone()));
+        }
+        if let Some(profile) = profile {
+            *p = profile;
+        }
+        Some(target)
+    }
+
+    /// The headers sent with every request to the target.
+    pub fn headers(&self) -> &[(String, String)] {
+        match self {
+            Target::Builtin => &[],
+            Target::Http { headers, .. } => headers,
+        }
+    }
+}
+
+/// A header to send to the target, checked: `name` a valid header name,
+/// `value` a valid value.
+pub fn header(name: &str, value: &str) -> Result<(String, String), HeaderError> {
+    let name = name.trim();
+    http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| HeaderError::Name(name.to_string()))?;
+    http::HeaderValue::from_str(value.trim()).map_err(|_| HeaderError::Value(name.to_string()))?;
+    Ok((name.to_ascii_lowercase(), value.trim().to_string()))
+}
+
+/// `--header 'Name: value'`, checked.
+pub fn header_line(line: &str) -> Result<(String, String), HeaderError> {
+    let (name, value) = line
+        .split_once(':')
+        .ok_or_else(|| HeaderError::Line(line.to_string()))?;
+    header(name, value)
+}
+
+/// A header that cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("`{0}` is not a valid header name")]
+    Name(String),
+    #[error("the value of `{0}` is not a valid header value (control characters?)")]
+    Value(String),
+    #[error("`{0}` is not a header: write it as `Name: value`")]
+    Line(String),
 }
 
 /// Why a target could not be started.
@@ -98,12 +173,12 @@ pub enum TargetError {
     },
     #[error("`{0}` is not a URL")]
     BadUrl(String),
-    #[error("the target at {url} did not become ready within {timeout:?} ({last})")]
-    NotReady {
-        url: String,
-        timeout: Duration,
-        last: String,
-    },
+    #[error("the target at {url} did not become ready: {why}")]
+    NotReady { url: String, why: String },
+    #[error(
+        "something already serves {0}, before target.command started: stop it, or leave out target.command to test it"
+    )]
+    PortTaken(String),
 }
 
 /// A started target: where to send requests, and what to stop afterwards.
@@ -119,19 +194,24 @@ enum Process {
     /// The reference router, serving until told to stop.
     Builtin(builtin::Serving),
     /// An external router the harness started (`target.command`).
-    Child(tokio::process::Child),
+    Child(external::Launched),
     /// An external router someone else runs.
     Elsewhere,
 }
 
+/// The file an external router's output goes to, in the run's folder.
+pub const TARGET_LOG: &str = "target.log";
+
 /// Starts `target`: the reference router from `expect` (with `mock:NAME`
 /// upstreams resolved by `mock_url`, and `defects` enabled), or an external
-/// router's command; returns once the target answers.
+/// router's command (its output in `dir`/[`TARGET_LOG`]); returns once the
+/// target answers.
 pub async fn start(
     target: &Target,
     expect: Option<&Expectations>,
     mock_url: impl Fn(&str) -> Option<String>,
     defects: Defects,
+    dir: &std::path::Path,
 ) -> Result<Running, TargetError> {
     match target {
         Target::Builtin => {
@@ -147,13 +227,20 @@ pub async fn start(
             command,
             ready_url,
             ready_timeout,
+            headers,
             ..
         } => {
-            let child = command.as_deref().map(external::spawn).transpose()?;
-            external::wait_ready(ready_url, *ready_timeout).await?;
+            let mut launched = match command {
+                Some(argv) => {
+                    external::ensure_port_free(url).await?;
+                    Some(external::spawn(argv, &dir.join(TARGET_LOG))?)
+                }
+                None => None,
+            };
+            external::wait_ready(ready_url, headers, *ready_timeout, launched.as_mut()).await?;
             Ok(Running {
                 base_url: url.clone(),
-                process: child.map_or(Process::Elsewhere, Process::Child),
+                process: launched.map_or(Process::Elsewhere, Process::Child),
             })
         }
     }
@@ -165,8 +252,9 @@ impl Running {
     pub async fn stop(self) {
         match self.process {
             Process::Builtin(serving) => serving.stop().await,
-            Process::Child(mut child) => {
-                let _ = child.kill().await;
+            Process::Child(mut launched) => {
+                // Already gone is as good as stopped.
+                let _ = launched.child.kill().await;
             }
             Process::Elsewhere => {}
         }

@@ -88,6 +88,8 @@ pub struct AccountProbe {
     /// The API base, e.g. `http://127.0.0.1:8080/api/v1`.
     base_url: String,
     profile: Profile,
+    /// The target's own headers, sent with every probe.
+    headers: Vec<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -139,12 +141,24 @@ impl AccountProbe {
             client: Client::builder(TokioExecutor::new()).build(connector),
             base_url: base_url.trim_end_matches('/').to_string(),
             profile,
+            headers: Vec::new(),
         }
+    }
+
+    /// The same probe, sending `headers` (the target's) with every request.
+    pub fn with_headers(mut self, headers: &[(String, String)]) -> AccountProbe {
+        self.headers = headers.to_vec();
+        self
     }
 
     /// `GET url` with `key` as bearer token; the body of a 2xx answer.
     async fn get(&self, url: &str, key: &str) -> Result<Bytes, ProbeError> {
-        let request = http::Request::get(url)
+        let mut request = http::Request::get(url);
+        // The probe asks as the key: the target's own `authorization` is not sent.
+        for (name, value) in self.headers.iter().filter(|(name, _)| name != "authorization") {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request
             .header(http::header::AUTHORIZATION, format!("Bearer {key}"))
             .body(Empty::new())
             .map_err(|e| answer(url, e))?;

@@ -7,7 +7,7 @@ use mock_providers::config::ConfigError;
 
 use super::{check_http_url, err};
 use crate::scenario::raw::{RawTarget, TargetKind};
-use crate::target::{DEFAULT_READY_TIMEOUT, Profile, Target};
+use crate::target::{self, DEFAULT_READY_TIMEOUT, Profile, Target};
 
 /// Validates `[target]` (none is the built-in router).
 pub fn target(raw: Option<&RawTarget>) -> Result<Target, ConfigError> {
@@ -19,6 +19,7 @@ pub fn target(raw: Option<&RawTarget>) -> Result<Target, ConfigError> {
                     ("url", t.url.is_some()),
                     ("command", t.command.is_some()),
                     ("ready-url", t.ready_url.is_some()),
+                    ("headers", t.headers.is_some()),
                 ] {
                     if given {
                         return Err(err(format!("target.{field}"), "applies only to kind = \"http\""));
@@ -43,12 +44,19 @@ pub fn target(raw: Option<&RawTarget>) -> Result<Target, ConfigError> {
                 }
                 let ready_url = t.ready_url.clone().unwrap_or_else(|| format!("{url}/models"));
                 check_http_url("target.ready-url", &ready_url)?;
+                let mut headers = Vec::new();
+                for (name, value) in t.headers.iter().flatten() {
+                    let header = target::header(name, value)
+                        .map_err(|e| err(format!("target.headers.{name}"), e.to_string()))?;
+                    headers.push(header);
+                }
                 Target::Http {
                     url,
                     profile: t.profile.unwrap_or(Profile::Openrouter),
                     command: t.command.clone(),
                     ready_url,
                     ready_timeout: t.ready_timeout_ms.map_or(DEFAULT_READY_TIMEOUT, Duration::from_millis),
+                    headers,
                 }
             }
         },

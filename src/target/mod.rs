@@ -9,6 +9,7 @@
 //! the reference router's types reaches it from here (a test in
 //! `tests/` holds that rule).
 
+mod amount;
 mod builtin;
 mod expect;
 mod external;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::router::Defects;
+pub use amount::{Precision, usd};
 pub use expect::{Deprecation, Expectations, Model, Picodollars, RawRouter, RouterConfig};
 pub use probe::{AccountProbe, Accounts, Generation, KeyAccount, ProbeError};
 
@@ -54,6 +56,17 @@ pub enum Target {
         /// probes included (auth, routing headers).
         headers: Vec<(String, String)>,
     },
+}
+
+impl Profile {
+    /// How exactly routers of this profile write USD amounts: LiteLLM
+    /// computes them in binary floats.
+    pub fn precision(self) -> Precision {
+        match self {
+            Profile::Openrouter => Precision::Decimal,
+            Profile::Litellm => Precision::Float,
+        }
+    }
 }
 
 impl Target {

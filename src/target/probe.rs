@@ -23,7 +23,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::Profile;
+use super::{Precision, Profile, usd};
 use crate::router::pricing::Picodollars;
 
 /// How long one probe may take.
@@ -117,20 +117,21 @@ struct GenerationData<'a> {
     total_cost: &'a RawValue,
 }
 
-/// A JSON number (or a string holding one) as picodollars; `None` for `null`.
-fn money(raw: &RawValue) -> Result<Option<Picodollars>, ProbeError> {
+/// A JSON number (or a string holding one) as picodollars, read at
+/// `precision`; `None` for `null`. An overdrawn key's credits left are
+/// negative: that is what a check must see, not a parse error.
+fn money(raw: &RawValue, precision: Precision) -> Result<Option<Picodollars>, ProbeError> {
     let text = raw.get().trim().trim_matches('"');
     if text == "null" {
         return Ok(None);
     }
-    // An overdrawn key's credits left are negative: that is what a check
-    // must see, not a parse error.
-    Picodollars::from_signed_usd_decimal(text)
-        .map(Some)
-        .map_err(|e| ProbeError::Money {
-            text: text.to_string(),
-            message: e.to_string(),
-        })
+    usd(text, precision).map(Some).ok_or_else(|| ProbeError::Money {
+        text: text.to_string(),
+        message: match precision {
+            Precision::Decimal => "not a decimal amount at picodollar precision".to_string(),
+            Precision::Float => "not a number".to_string(),
+        },
+    })
 }
 
 impl AccountProbe {
@@ -194,14 +195,14 @@ impl AccountProbe {
         let usage = data
             .usage
             .or(data.spend)
-            .map(money)
+            .map(|m| money(m, self.profile.precision()))
             .transpose()
             .map_err(|e| answer(&url, format!("usage: {e}")))?
             .flatten()
             .ok_or_else(|| answer(&url, "no usage"))?;
         let limit_remaining = data
             .limit_remaining
-            .map(money)
+            .map(|m| money(m, self.profile.precision()))
             .transpose()
             .map_err(|e| answer(&url, format!("limit_remaining: {e}")))?
             .flatten();
@@ -248,7 +249,7 @@ impl AccountProbe {
         let outer: Data<'_> = serde_json::from_slice(&body).map_err(|e| answer(&url, e))?;
         let inner = outer.data.ok_or_else(|| answer(&url, "no `data` object"))?;
         let data: GenerationData<'_> = serde_json::from_str(inner.get()).map_err(|e| answer(&url, e))?;
-        let total_cost = money(data.total_cost)
+        let total_cost = money(data.total_cost, self.profile.precision())
             .map_err(|e| answer(&url, format!("total_cost: {e}")))?
             .unwrap_or_default();
         Ok(Generation {
@@ -307,10 +308,16 @@ mod tests {
     #[test]
     fn money_is_read_exactly() {
         let raw = |s: &str| serde_json::from_str::<Box<RawValue>>(s).unwrap();
-        assert_eq!(money(&raw("0.000012345678")).unwrap(), Some(Picodollars(12_345_678)));
-        assert_eq!(money(&raw("\"1.5\"")).unwrap(), Some(Picodollars(1_500_000_000_000)));
-        assert_eq!(money(&raw("null")).unwrap(), None);
-        assert_eq!(money(&raw("-0.25")).unwrap(), Some(Picodollars(-250_000_000_000)));
-        assert!(money(&raw("1e-5")).is_err());
+        let exact = |t: &str| money(&raw(t), Precision::Decimal);
+        assert_eq!(exact("0.000012345678").unwrap(), Some(Picodollars(12_345_678)));
+        assert_eq!(exact("\"1.5\"").unwrap(), Some(Picodollars(1_500_000_000_000)));
+        assert_eq!(exact("null").unwrap(), None);
+        assert_eq!(exact("-0.25").unwrap(), Some(Picodollars(-250_000_000_000)));
+        // Exponents are read too (Python prints small floats so).
+        assert_eq!(exact("1e-5").unwrap(), Some(Picodollars(10_000_000)));
+        assert!(exact("1.3049999999999999e-05").is_err());
+        // A router that keeps money in floats: to the nearest picodollar.
+        let float = money(&raw("1.3049999999999999e-05"), Precision::Float).unwrap();
+        assert_eq!(float, Some(Picodollars(13_050_000)));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Index, Verdict, show, usd};
+use super::{Index, Verdict, show};
 use crate::checks::CheckResult;
 use crate::load::record::{Outcome, RequestRecord};
 use crate::scenario::MixEntry;
@@ -22,7 +22,7 @@ pub fn exact(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
             continue;
         }
         v.judged();
-        let charged = match r.cost.as_deref().map(|c| (c, usd(c))) {
+        let charged = match r.cost.as_deref().map(|c| (c, ix.usd(c))) {
             None => None,
             Some((_, Some(p))) => Some(p),
             Some((text, None)) => {
@@ -45,11 +45,19 @@ pub fn exact(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
         match expected_charge(ix, router, r) {
             Ok(expected) if expected == charged => {}
             Ok(expected) => v.offend(&r.id, || {
+                let written = r.cost.as_deref().unwrap_or_default();
+                // A float cost was rounded to the picodollar: say what was written.
+                let as_written = if written.trim_matches('"') == show(charged) {
+                    String::new()
+                } else {
+                    format!(" (written `{written}`)")
+                };
                 format!(
-                    "charged {}, expected {} for `{}`",
+                    "charged {}, expected {} for `{}`{as_written}, {} off",
                     show(charged),
                     show(expected),
-                    r.model.as_deref().unwrap_or("?")
+                    r.model.as_deref().unwrap_or("?"),
+                    show(Picodollars(charged.0.saturating_sub(expected.0))),
                 )
             }),
             Err(why) => v.offend(&r.id, || why.to_string()),
@@ -127,7 +135,7 @@ fn reported_per_key<'a>(ix: &Index<'a>) -> BTreeMap<&'a str, Picodollars> {
     for r in ix.ev.records {
         let Some(mix) = ix.mix(r) else { continue };
         let sum = sums.entry(mix.key.as_str()).or_default();
-        if let Some(p) = r.cost.as_deref().and_then(usd) {
+        if let Some(p) = r.cost.as_deref().and_then(|c| ix.usd(c)) {
             *sum = Picodollars(sum.0.saturating_add(p.0));
         }
     }
@@ -176,7 +184,7 @@ pub fn generation_agrees(ix: &Index<'_>) -> CheckResult {
             v.offend(&r.id, || format!("GET /generation?id={id} gave nothing"));
             continue;
         };
-        let cost = r.cost.as_deref().and_then(usd);
+        let cost = r.cost.as_deref().and_then(|c| ix.usd(c));
         if cost != Some(g.total_cost) {
             v.offend(&r.id, || {
                 format!(

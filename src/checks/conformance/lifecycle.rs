@@ -127,7 +127,7 @@ pub fn removed(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
             });
         } else if !ix.attempts_of(&r.id).is_empty() {
             v.offend(&r.id, || "an upstream attempt was made for a removed model".into());
-        } else if r.cost.as_deref().and_then(super::usd).is_some_and(|c| c.0 != 0) {
+        } else if r.cost.as_deref().and_then(|c| ix.usd(c)).is_some_and(|c| c.0 != 0) {
             v.offend(&r.id, || "a removed model's request was charged".into());
         }
     }

@@ -31,7 +31,7 @@ use mock_providers::{Outcome as MockOutcome, Record};
 use super::CheckResult;
 use crate::load::record::RequestRecord;
 use crate::scenario::{Conformance, MixEntry, Scenario};
-use crate::target::{Accounts, Model, Picodollars, RouterConfig};
+use crate::target::{Accounts, Model, Picodollars, RouterConfig, usd};
 pub use crate::target::{Generation, KeyAccount};
 
 /// How many offending request ids a result lists (as the SLO checks, and
@@ -77,6 +77,12 @@ impl<'a> Index<'a> {
             list.sort_by_key(|a| (a.received_us, a.seq));
         }
         Index { ev, attempts }
+    }
+
+    /// A USD amount the router wrote (a cost), read as its profile says it
+    /// writes them: exact decimals, or floats rounded to the picodollar.
+    pub fn usd(&self, text: &str) -> Option<Picodollars> {
+        usd(text, self.ev.scenario.target.profile().precision())
     }
 
     /// The attempts made for request `id`, in order.
@@ -260,48 +266,6 @@ pub fn calendar_us(ix: &Index<'_>, router: &RouterConfig, sent_us: u64) -> (f64,
         .start
         .map_or(ix.ev.router_started_us as f64, |start| start.as_microsecond() as f64);
     (start_us + elapsed_us * speed, CLOCK_MARGIN_US as f64 * speed)
-}
-
-/// A decimal USD amount as written on the wire, in picodollars: plain
-/// (`0.000015`) or with an exponent (`1.5e-05`, as Python floats print),
-/// read exactly either way; `None` beyond picodollar precision.
-pub fn usd(text: &str) -> Option<Picodollars> {
-    let text = text.trim();
-    let (sign, magnitude) = match text.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", text),
-    };
-    match magnitude.split_once(['e', 'E']) {
-        None => Picodollars::from_signed_usd_decimal(text).ok(),
-        Some((mantissa, exponent)) => {
-            let plain = shift_point(mantissa, exponent.parse().ok()?)?;
-            Picodollars::from_signed_usd_decimal(&format!("{sign}{plain}")).ok()
-        }
-    }
-}
-
-/// The plain decimal `mantissa` × 10^`exponent`, by moving its point.
-fn shift_point(mantissa: &str, exponent: i32) -> Option<String> {
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if whole.is_empty() && fraction.is_empty() || !(whole.chars().chain(fraction.chars())).all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let digits = format!("{whole}{fraction}");
-    // The point sits after `point` digits.
-    let point = i64::try_from(whole.len()).ok()? + i64::from(exponent);
-    if point.unsigned_abs() > 64 {
-        return None;
-    }
-    Some(if point <= 0 {
-        format!("0.{}{digits}", "0".repeat(usize::try_from(-point).ok()?))
-    } else {
-        let point = usize::try_from(point).ok()?;
-        if point >= digits.len() {
-            format!("{digits}{}", "0".repeat(point - digits.len()))
-        } else {
-            format!("{}.{}", &digits[..point], &digits[point..])
-        }
-    })
 }
 
 /// `p` in picodollars as USD for a sentence.

@@ -555,3 +555,30 @@ fn free_quota_fails_a_quota_that_does_not_renew() {
         "refused with 429 after only 0 free-model requests that day",
     );
 }
+
+/// A router that keeps money in binary floats (the litellm profile) is
+/// judged on its cost rounded to the picodollar; one that writes exact
+/// decimals (openrouter) is held to them.
+#[test]
+fn billing_exact_rounds_a_float_cost_only_where_the_profile_says_floats() {
+    let records = || vec![answer("a", MINI, MINI_MODEL, Some("1.4999999999999999e-04"))];
+    let attempts = || vec![served("a", "oa", "gpt-4o-mini", usage(1000, 400, 0, 50))];
+    let litellm = FIXTURE.replacen(
+        "[meta]",
+        "[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:4000/v1\"\nprofile = \"litellm\"\n[meta]",
+        1,
+    );
+    assert_passes(&Case::of(&litellm, records(), attempts()).judge(Conformance::BillingExact));
+    assert_fails(
+        &Case::new(records(), attempts()).judge(Conformance::BillingExact),
+        &["a"],
+        "is not a decimal USD amount",
+    );
+    // Rounded and still wrong: both amounts, what was written, and the difference.
+    let off = vec![answer("a", MINI, MINI_MODEL, Some("1.5099999999999999e-04"))];
+    assert_fails(
+        &Case::of(&litellm, off, attempts()).judge(Conformance::BillingExact),
+        &["a"],
+        "charged 0.000151, expected 0.00015 for `openai/gpt-4o-mini` (written `1.5099999999999999e-04`), 0.000001 off",
+    );
+}

@@ -286,7 +286,7 @@ pub(super) fn assert_fails(result: &CheckResult, offenders: &[&str], phrase: &st
 }
 
 pub(super) fn picos(text: &str) -> Picodollars {
-    usd(text).unwrap()
+    crate::target::usd(text, crate::target::Precision::Decimal).unwrap()
 }
 
 /// `r`, sent at `sent_us`.

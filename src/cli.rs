@@ -79,6 +79,11 @@ pub struct RunArgs {
     #[arg(long = "header", value_name = "'NAME: VALUE'")]
     pub headers: Vec<String>,
 
+    /// Fail the run when a check is skipped (the router lacks the feature,
+    /// or the scenario did not exercise it), not only when one fails.
+    #[arg(long)]
+    pub strict: bool,
+
     /// Write reports under this folder instead of the scenario's [report] dir.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -32,13 +32,42 @@ pub fn achieved_rate(phase: &PhaseStats) -> Option<f64> {
     (seconds > 0.0).then(|| phase.sent as f64 / seconds)
 }
 
+/// What a check concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The evidence meets the bound.
+    Pass,
+    /// The evidence breaks the bound, or is missing because the router
+    /// failed the requests that would have given it.
+    Fail,
+    /// Not judged, for a reason in the detail: the router lacks the feature
+    /// (its profile says so), or the scenario did not exercise it.
+    Skip,
+}
+
+impl Verdict {
+    /// `pass`, `fail` or `skip`, as reports write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Skip => "skip",
+        }
+    }
+
+    /// Pass for true, fail for false.
+    pub fn of(passed: bool) -> Verdict {
+        if passed { Verdict::Pass } else { Verdict::Fail }
+    }
+}
+
 /// The verdict on one check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckResult {
     pub name: String,
     /// The rule: `latency`, `error-rate`, `goodput` or `run-valid`.
     pub kind: &'static str,
-    pub passed: bool,
+    pub verdict: Verdict,
     pub measured: f64,
     pub bound: f64,
     /// The unit of `measured` and `bound`: `ms` or `share` (0 to 1).
@@ -47,6 +76,53 @@ pub struct CheckResult {
     pub detail: String,
     /// The first offending request ids.
     pub offenders: Vec<String>,
+}
+
+/// Whether a run with these verdicts passes: none failed, and, when
+/// `strict`, none was skipped.
+pub fn run_passed(results: &[CheckResult], strict: bool) -> bool {
+    results
+        .iter()
+        .all(|c| c.verdict == Verdict::Pass || (c.verdict == Verdict::Skip && !strict))
+}
+
+/// The verdicts in a few words: `all 5 checks passed`, `2 of 5 checks
+/// failed`, with `, 1 skipped` when some were.
+pub fn verdicts_line(results: &[CheckResult]) -> String {
+    let failed = results.iter().filter(|c| c.failed()).count();
+    let skipped = results.iter().filter(|c| c.verdict == Verdict::Skip).count();
+    let total = results.len();
+    let head = match (failed, skipped) {
+        (0, 0) => format!("all {total} checks passed"),
+        (0, _) => format!("all {} judged checks passed", total - skipped),
+        _ => format!("{failed} of {total} checks failed"),
+    };
+    if skipped == 0 {
+        head
+    } else {
+        format!("{head}, {skipped} skipped")
+    }
+}
+
+/// The mark reports put beside a check.
+pub fn mark(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Pass => "✅",
+        Verdict::Fail => "❌",
+        Verdict::Skip => "⏭️ skip",
+    }
+}
+
+impl CheckResult {
+    /// Whether it passed (a skip did not).
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Pass
+    }
+
+    /// Whether it failed (a skip did not).
+    pub fn failed(&self) -> bool {
+        self.verdict == Verdict::Fail
+    }
 }
 
 /// Whether the load generator kept up.
@@ -158,7 +234,7 @@ pub fn evaluate(
                 Rule::RunValid => run_valid(&validity(scenario, summary, stats)),
                 Rule::Conformance(ref c) => match evidence {
                     Some(index) => conformance::judge(c, index),
-                    None => conformance::Verdict::new(c.kind())
+                    None => conformance::Judging::new(c.kind())
                         .fail_because("the run kept no evidence (records and journals) to judge it"),
                 },
             };
@@ -173,7 +249,7 @@ pub(crate) fn result(kind: &'static str, unit: &'static str, passed: bool, measu
     CheckResult {
         name: String::new(),
         kind,
-        passed,
+        verdict: Verdict::of(passed),
         measured,
         bound,
         unit,
@@ -307,11 +383,11 @@ mod tests {
         assert_eq!(results.len(), 2);
         let (p50, p99) = (&results[0], &results[1]);
         assert_eq!(p50.name, "fast");
-        assert!(p50.passed, "{p50:?}");
+        assert!(p50.passed(), "{p50:?}");
         // HDR reports the top of a value's bucket: within 0.1 %.
         assert!((p50.measured - 20.0).abs() < 0.02, "{}", p50.measured);
         assert_eq!((p50.bound, p50.unit), (21.0, "ms"));
-        assert!(!p99.passed);
+        assert!(!p99.passed());
         assert!((p99.measured - 40.0).abs() < 0.04, "{}", p99.measured);
         assert_eq!(p99.offenders, ["r5", "r6", "r7", "r8", "r9"]);
         assert!(p99.detail.contains("5 requests above 20 ms"), "{}", p99.detail);
@@ -324,7 +400,7 @@ mod tests {
             &[record("whole", 0, 0)],
             &[],
         );
-        assert!(!results[0].passed);
+        assert!(!results[0].passed());
         assert!(results[0].detail.contains("no itl samples"), "{}", results[0].detail);
     }
 
@@ -340,18 +416,18 @@ mod tests {
         // A dropped request was never sent: it does not count.
         records.push(failed("d", 0, Outcome::Dropped));
         let r = &run(checks, &records, &[])[0];
-        assert!(r.passed, "{r:?}");
+        assert!(r.passed(), "{r:?}");
         assert_eq!(r.measured, 0.25);
         assert_eq!(r.detail, "1 of 4 sent requests failed (rate_limited 1)");
 
         records.push(failed("y", 0, Outcome::ServerError));
         let r = &run(checks, &records, &[])[0];
-        assert!(!r.passed);
+        assert!(!r.passed());
         assert_eq!(r.measured, 0.4);
         assert_eq!(r.offenders, ["x", "y"]);
 
         let r = &run(checks, &[], &[])[0];
-        assert!(!r.passed, "nothing sent is not a pass");
+        assert!(!r.passed(), "nothing sent is not a pass");
     }
 
     #[test]
@@ -360,10 +436,10 @@ mod tests {
         let mut slow = record("slow", 0, 0);
         slow.last_byte_us = Some(50_000);
         let r = &run(checks, &[record("a", 0, 0), slow.clone()], &[])[0];
-        assert!(r.passed, "{r:?}");
+        assert!(r.passed(), "{r:?}");
         assert_eq!(r.measured, 0.5);
         let r = &run(checks, &[record("a", 0, 0), slow.clone(), slow], &[])[0];
-        assert!(!r.passed);
+        assert!(!r.passed());
         assert_eq!(r.detail, "1 of 3 sent requests met every SLO");
     }
 
@@ -372,24 +448,24 @@ mod tests {
         let checks = "[[checks]]\nkind = \"run-valid\"\n";
         let on_time = [record("a", 0, 1_000)];
         let r = &run(checks, &on_time, &[phase(5, 0, 5.0)])[0];
-        assert!(r.passed, "{r:?}");
+        assert!(r.passed(), "{r:?}");
         assert_eq!(r.measured, 1.0);
 
         // Too slow: 4/s of 5/s.
         let r = &run(checks, &on_time, &[phase(4, 0, 5.0)])[0];
-        assert!(!r.passed);
+        assert!(!r.passed());
         assert!((r.measured - 0.8).abs() < 1e-9);
         assert!(r.detail.starts_with("the load generator fell behind"), "{}", r.detail);
 
         // Dispatch p99 of 20 ms.
         let late = [record("a", 0, 20_000)];
         let r = &run(checks, &late, &[phase(5, 0, 5.0)])[0];
-        assert!(!r.passed);
+        assert!(!r.passed());
         assert!(r.detail.contains("dispatch delay p99 20.0 ms"), "{}", r.detail);
 
         // Drops.
         let r = &run(checks, &on_time, &[phase(5, 1, 5.0)])[0];
-        assert!(!r.passed);
+        assert!(!r.passed());
         assert!(r.detail.contains("1 arrivals were dropped"), "{}", r.detail);
     }
 

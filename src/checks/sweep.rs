@@ -11,7 +11,7 @@
 //! at most [`super::MAX_DISPATCH_P99_US`]; a step where it did not says
 //! nothing trustworthy about the router, and the report says so.
 
-use super::{CheckResult, validity};
+use super::{CheckResult, Verdict, validity};
 use crate::load::engine::{PhaseStats, RunStats};
 use crate::metrics::{Metric, MetricsSummary, Percentiles};
 use crate::scenario::Scenario;
@@ -76,7 +76,7 @@ impl Step {
         let valid = validity(step, summary, stats);
         let mut broke_because: Vec<String> = checks
             .iter()
-            .filter(|c| !c.passed)
+            .filter(|c| !c.passed())
             .map(|c| format!("{}: {}", c.name, c.detail))
             .collect();
         if valid.dropped > 0 {
@@ -186,7 +186,8 @@ impl SweepOutcome {
             .iter()
             .filter(|s| Some(s.rate) == self.broke_at)
             .find_map(|s| s.broke_because.first());
-        knee.passed = self.knee.is_some() && self.min_knee.is_none_or(|min| self.knee.unwrap_or(0.0) >= min);
+        knee.verdict =
+            Verdict::of(self.knee.is_some() && self.min_knee.is_none_or(|min| self.knee.unwrap_or(0.0) >= min));
         knee.detail = match (self.knee, self.broke_at, first_break) {
             (Some(k), Some(b), Some(why)) => format!("held at {k:.0} req/s; broke at {b:.0} req/s ({why})"),
             (Some(k), _, _) => format!("held at every rate up to {k:.0} req/s; the SLO never broke"),
@@ -276,7 +277,7 @@ mod tests {
         assert_eq!((s.knee, s.broke_at), (Some(1000.0), Some(2000.0)));
         assert_eq!(s.next_bisection(), Some(1500.0));
         let results = s.results();
-        assert!(results[0].passed, "{:?}", results[0]);
+        assert!(results[0].passed(), "{:?}", results[0]);
         assert!(
             results[0].detail.contains("broke at 2000 req/s"),
             "{}",
@@ -299,14 +300,14 @@ mod tests {
         assert_eq!((s.knee, s.broke_at, s.next_bisection()), (Some(1000.0), None, None));
         s.min_knee = Some(2000.0);
         let knee = &s.results()[0];
-        assert!(!knee.passed && knee.detail.contains("below the 2000"), "{knee:?}");
+        assert!(!knee.passed() && knee.detail.contains("below the 2000"), "{knee:?}");
     }
 
     #[test]
     fn breaking_at_the_first_rate_has_no_knee_and_fails() {
         let s = sweep(vec![step(500.0, false, true)]);
         assert_eq!(s.knee, None);
-        assert!(!s.results()[0].passed);
+        assert!(!s.results()[0].passed());
     }
 
     #[test]
@@ -318,7 +319,7 @@ mod tests {
         ]);
         assert!(!s.generator_kept_up());
         let kept = &s.results()[1];
-        assert!(!kept.passed && kept.measured == 1.0, "{kept:?}");
+        assert!(!kept.passed() && kept.measured == 1.0, "{kept:?}");
         // A generator falling behind past the break does not matter.
         let s = sweep(vec![
             step(500.0, true, true),

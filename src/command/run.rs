@@ -103,6 +103,7 @@ fn prepare(args: &RunArgs) -> Result<(Vec<Scenario>, RunOptions), Exit> {
     let options = RunOptions {
         defects,
         out: args.out.clone(),
+        strict: args.strict,
     };
     Ok((scenarios, options))
 }

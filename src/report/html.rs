@@ -228,8 +228,8 @@ fn checks_table(out: &mut String, run: &RunReport<'_>) {
         let _ = write!(
             out,
             r#"<tr{}><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td>{}"#,
-            if c.passed { "" } else { r#" class="failed""# },
-            if c.passed { "✅" } else { "❌" },
+            if c.failed() { r#" class="failed""# } else { "" },
+            crate::checks::mark(c.verdict),
             escape(&c.name),
             escape(&value(c.measured, c.unit)),
             escape(&value(c.bound, c.unit)),
@@ -364,25 +364,18 @@ pub fn render(run: &RunReport<'_>) -> String {
 /// how long, what target, seed, file) and the fell-behind banner.
 fn header(out: &mut String, run: &RunReport<'_>) {
     let s = run.scenario;
-    let failed = run.checks.iter().filter(|c| !c.passed).count();
+    let failed = run.checks.iter().filter(|c| c.failed()).count();
     let _ = write!(out, "<h1>{}</h1>", escape(&s.meta.name));
     if !s.meta.description.is_empty() {
         let _ = write!(out, r#"<div class="muted">{}</div>"#, escape(&s.meta.description));
     }
     out.push_str("<p>");
-    if failed == 0 {
-        let _ = write!(
-            out,
-            r#"<span class="badge pass">all {} checks passed</span>"#,
-            run.checks.len()
-        );
-    } else {
-        let _ = write!(
-            out,
-            r#"<span class="badge fail">{failed} of {} checks failed</span>"#,
-            run.checks.len()
-        );
-    }
+    let _ = write!(
+        out,
+        r#"<span class="badge {}">{}</span>"#,
+        if failed == 0 { "pass" } else { "fail" },
+        crate::checks::verdicts_line(run.checks)
+    );
     if run.validity.valid {
         out.push_str(r#"<span class="badge pass">run valid</span>"#);
     } else {

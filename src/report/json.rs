@@ -307,6 +307,8 @@ struct CheckDoc<'a> {
     name: &'a str,
     kind: &'static str,
     passed: bool,
+    /// `pass`, `fail` or `skip`.
+    verdict: &'static str,
     measured: f64,
     bound: f64,
     unit: &'static str,
@@ -319,7 +321,8 @@ impl<'a> From<&'a CheckResult> for CheckDoc<'a> {
         CheckDoc {
             name: &c.name,
             kind: c.kind,
-            passed: c.passed,
+            passed: c.passed(),
+            verdict: c.verdict.name(),
             measured: c.measured,
             bound: c.bound,
             unit: c.unit,

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use super::RunReport;
 use super::markdown::value;
 use super::markup::escape;
-use crate::checks::CheckResult;
+use crate::checks::{CheckResult, Verdict};
 
 pub const JUNIT_XML: &str = "junit.xml";
 
@@ -25,7 +25,8 @@ pub fn verdict(c: &CheckResult) -> String {
 pub fn render(run: &RunReport<'_>) -> String {
     let name = escape(&run.scenario.meta.name);
     let tests = run.checks.len();
-    let failures = run.checks.iter().filter(|c| !c.passed).count();
+    let failures = run.checks.iter().filter(|c| c.failed()).count();
+    let skipped = run.checks.iter().filter(|c| c.verdict == Verdict::Skip).count();
     let time = run.duration_s();
     let mut out = String::with_capacity(512 + 256 * tests);
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -35,7 +36,7 @@ pub fn render(run: &RunReport<'_>) -> String {
     );
     let _ = writeln!(
         out,
-        r#"  <testsuite name="{name}" tests="{tests}" failures="{failures}" errors="0" skipped="0" time="{time:.3}" timestamp="{}">"#,
+        r#"  <testsuite name="{name}" tests="{tests}" failures="{failures}" errors="0" skipped="{skipped}" time="{time:.3}" timestamp="{}">"#,
         escape(&super::json::timestamp(run.started_us).unwrap_or_default())
     );
     for c in run.checks {
@@ -44,8 +45,12 @@ pub fn render(run: &RunReport<'_>) -> String {
             r#"    <testcase classname="gauntlet.{name}" name="{}" time="0">"#,
             escape(&c.name)
         );
-        if c.passed {
+        if c.passed() {
             out.push_str("</testcase>\n");
+            continue;
+        }
+        if c.verdict == Verdict::Skip {
+            let _ = writeln!(out, "<skipped message=\"{}\"/></testcase>", escape(&c.detail));
             continue;
         }
         let mut text = c.detail.clone();

@@ -72,12 +72,9 @@ pub fn render(run: &RunReport<'_>) -> String {
 /// The title with the verdict, the description, and the warnings that the
 /// generator fell behind or the run was stopped.
 fn heading(out: &mut String, run: &RunReport<'_>) {
-    let failed = run.checks.iter().filter(|c| !c.passed).count();
-    let verdict = if failed == 0 {
-        format!("✅ all {} checks passed", run.checks.len())
-    } else {
-        format!("❌ {failed} of {} checks failed", run.checks.len())
-    };
+    let failed = run.checks.iter().filter(|c| c.failed()).count();
+    let mark = if failed == 0 { "✅" } else { "❌" };
+    let verdict = format!("{mark} {}", crate::checks::verdicts_line(run.checks));
     let _ = writeln!(out, "## gauntlet · {} — {verdict}\n", md_cell(&run.scenario.meta.name));
     if !run.scenario.meta.description.is_empty() {
         let _ = writeln!(out, "{}\n", md_cell(&run.scenario.meta.description));
@@ -108,7 +105,7 @@ fn checks_table(out: &mut String, run: &RunReport<'_>) {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {detail} |",
-            if c.passed { "✅" } else { "❌" },
+            crate::checks::mark(c.verdict),
             md_cell(&c.name),
             value(c.measured, c.unit),
             value(c.bound, c.unit),

@@ -53,6 +53,8 @@ pub struct RunReport<'a> {
     pub floor: Option<&'a FloorRun>,
     /// The steps of a capacity sweep (`[sweep]`).
     pub sweep: Option<&'a SweepOutcome>,
+    /// Whether a skipped check fails the run (`--strict`).
+    pub strict: bool,
 }
 
 /// The floor of a run: its phases sent by the same engine straight at a
@@ -172,6 +174,7 @@ impl<'a> RunReport<'a> {
             ended_us,
             floor: None,
             sweep: None,
+            strict: false,
         }
     }
 
@@ -179,9 +182,9 @@ impl<'a> RunReport<'a> {
         (self.ended_us - self.started_us) as f64 / 1e6
     }
 
-    /// Every check passed.
+    /// No check failed (nor, when strict, was skipped).
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.passed)
+        checks::run_passed(self.checks, self.strict)
     }
 }
 
@@ -345,7 +348,7 @@ pub(crate) mod tests {
     #[test]
     fn the_sample_has_passing_and_failing_checks() {
         let s = Sample::new();
-        let passed: Vec<bool> = s.checks.iter().map(|c| c.passed).collect();
+        let passed: Vec<bool> = s.checks.iter().map(|c| c.passed()).collect();
         assert_eq!(passed, [false, true, false, true], "{:#?}", s.checks);
     }
 

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::Path;
 
 use super::start::Started;
-use crate::checks::CheckResult;
 use crate::checks::sweep::Step;
+use crate::checks::{CheckResult, Verdict};
 use crate::metrics::{Metric, MetricsSummary};
 use crate::report::FloorRun;
 use crate::report::markdown::{duration, percent};
@@ -94,7 +94,11 @@ pub fn checks(results: &[CheckResult], dir: &Path) {
         "check", "measured", "bound"
     );
     for c in results {
-        let mark = if c.passed { "pass" } else { "FAIL" };
+        let mark = match c.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "FAIL",
+            Verdict::Skip => "skip",
+        };
         let _ = writeln!(
             out,
             "  {:<width$}  {:>12.3}  {:>12.3}  {mark}  {}",

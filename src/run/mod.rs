@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub defects: Defects,
     /// The folder run folders go under, instead of the scenario's `[report] dir`.
     pub out: Option<PathBuf>,
+    /// A skipped check fails the run.
+    pub strict: bool,
 }
 
 /// One run of one scenario.
@@ -103,7 +105,7 @@ impl<'a> Run<'a> {
         let mut dir = None;
         match self.stages(stop, &mut dir).await {
             Ok(results) => Outcome {
-                exit: if results.iter().all(|c| c.passed) {
+                exit: if checks::run_passed(&results, self.options.strict) {
                     Exit::Success
                 } else {
                     Exit::CheckFailed
@@ -174,6 +176,7 @@ impl<'a> Run<'a> {
         let mut run = RunReport::new(scenario, &summary, &results, stats, collector);
         run.floor = floor.as_ref();
         run.sweep = sweep.as_ref();
+        run.strict = self.options.strict;
         report::write_reports(dir, &run)?;
         if let Some(floor) = &floor {
             console::floor(floor, &summary);

@@ -58,7 +58,44 @@ pub enum Target {
     },
 }
 
+/// A router feature a conformance check needs; a profile says which its
+/// routers have, and a check of a feature they lack is skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    /// A prepaid credit balance per key, read back (`limit_remaining`).
+    PrepaidCredits,
+    /// Each generation's cost looked up by its id.
+    GenerationLookup,
+}
+
+impl Feature {
+    /// The feature in words, for a skip's reason.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::PrepaidCredits => "prepaid credit balances",
+            Feature::GenerationLookup => "a per-generation cost lookup",
+        }
+    }
+}
+
 impl Profile {
+    /// Its name, as scenarios write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Openrouter => "openrouter",
+            Profile::Litellm => "litellm",
+        }
+    }
+
+    /// Whether routers of this profile have `feature` (LiteLLM keeps spend
+    /// and budgets, not prepaid balances, and has no generation lookup).
+    pub fn has(self, feature: Feature) -> bool {
+        match self {
+            Profile::Openrouter => true,
+            Profile::Litellm => !matches!(feature, Feature::PrepaidCredits | Feature::GenerationLookup),
+        }
+    }
+
     /// How exactly routers of this profile write USD amounts: LiteLLM
     /// computes them in binary floats.
     pub fn precision(self) -> Precision {

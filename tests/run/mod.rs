@@ -216,7 +216,7 @@ async fn a_run_is_a_library_call() {
         dir.display()
     );
     assert_eq!(outcome.results.len(), 3);
-    assert!(outcome.results.iter().all(|c| c.passed));
+    assert!(outcome.results.iter().all(|c| c.passed()));
 }
 
 /// A report folder that cannot be made is the run's failure (exit 3), not

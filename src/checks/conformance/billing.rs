@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Index, Verdict, show};
+use super::{Index, Judging, show};
 use crate::checks::CheckResult;
 use crate::load::record::{Outcome, RequestRecord};
 use crate::scenario::MixEntry;
@@ -16,7 +16,7 @@ use crate::target::{Picodollars, RouterConfig};
 /// token or a `finish_reason: "error"` ending, the BYOK fee when the key's
 /// own provider key served it; and no failed request reports a charge.
 pub fn exact(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
-    let mut v = Verdict::new("billing-exact");
+    let mut v = Judging::new("billing-exact");
     for r in ix.ev.records {
         if r.status == 0 {
             continue;
@@ -146,7 +146,7 @@ fn reported_per_key<'a>(ix: &Index<'a>) -> BTreeMap<&'a str, Picodollars> {
 /// moved by exactly the sum of the charges its answers reported — so a
 /// request whose failure reported nothing was charged nothing.
 pub fn balance_delta(ix: &Index<'_>) -> CheckResult {
-    let mut v = Verdict::new("balance-delta");
+    let mut v = Judging::new("balance-delta");
     let accounts = ix.ev.accounts;
     for (key, reported) in reported_per_key(ix) {
         v.judged();
@@ -176,7 +176,7 @@ pub fn balance_delta(ix: &Index<'_>) -> CheckResult {
 /// `generation-agrees`: `GET /generation?id=` for each answer's generation
 /// id names the same model and the same total cost as the answer.
 pub fn generation_agrees(ix: &Index<'_>) -> CheckResult {
-    let mut v = Verdict::new("generation-agrees");
+    let mut v = Judging::new("generation-agrees");
     for r in ix.ev.records.iter().filter(|r| r.outcome == Outcome::Ok) {
         let Some(id) = r.generation_id.as_deref() else { continue };
         v.judged();
@@ -210,7 +210,7 @@ pub fn generation_agrees(ix: &Index<'_>) -> CheckResult {
 /// overdrew it: the credits left never went below zero, the charges never
 /// exceeded what it had, and the router answered 402 once they ran out.
 pub fn no_overdraft(ix: &Index<'_>, keys: &[String]) -> CheckResult {
-    let mut v = Verdict::new("no-overdraft");
+    let mut v = Judging::new("no-overdraft");
     let reported = reported_per_key(ix);
     for key in keys {
         v.judged();
@@ -285,7 +285,7 @@ fn refused_by_router(ix: &Index<'_>, r: &RequestRecord) -> bool {
 /// limit allows a minute's worth at once; one is spared for requests that
 /// crossed on the way).
 pub fn key_limits(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
-    let mut v = Verdict::new("key-limits");
+    let mut v = Judging::new("key-limits");
     for (key, records) in answered_by_key(ix, |_| true) {
         let rpm = router
             .keys
@@ -340,7 +340,7 @@ const DAY_US: f64 = 86_400e6;
 /// new day renews the quota. Requests within the clock margin of midnight
 /// count for their day but are not judged.
 pub fn free_quota(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
-    let mut v = Verdict::new("free-quota");
+    let mut v = Judging::new("free-quota");
     let free = |m: &MixEntry| router.catalog.get(&m.model).is_some_and(|model| model.free);
     for (key, records) in answered_by_key(ix, free) {
         let credits = router.keys.iter().find(|k| &*k.key == key).map(|k| k.credits);

@@ -13,7 +13,7 @@ use crate::checks::CheckResult;
 use crate::load::record::{Outcome, RequestRecord};
 use crate::target::{Deprecation, Model, RouterConfig};
 
-use super::{Index, Verdict};
+use super::{Index, Judging};
 
 /// Where a request fell in its model's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,7 @@ fn phase_of<'a>(
 /// requested model in `x-original-model`, from a mock attempt on one of the
 /// replacement's routes.
 pub fn grace(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
-    let mut v = Verdict::new("lifecycle-grace");
+    let mut v = Judging::new("lifecycle-grace");
     for r in ix.ev.records.iter().filter(|r| r.status != 0) {
         let Some((Phase::Grace, model, d)) = phase_of(ix, router, r) else {
             continue;
@@ -106,7 +106,7 @@ pub fn grace(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
 /// `error.availability.code = "model_deprecated"` naming the replacement in
 /// `fallback_models`, made no upstream attempt and was charged nothing.
 pub fn removed(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
-    let mut v = Verdict::new("lifecycle-removed");
+    let mut v = Judging::new("lifecycle-removed");
     for r in ix.ev.records.iter().filter(|r| r.status != 0) {
         let Some((Phase::Removed, model, d)) = phase_of(ix, router, r) else {
             continue;
@@ -138,7 +138,7 @@ pub fn removed(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
 /// `system-prefix` carried it first in the system prompt, followed by the
 /// caller's own system prompt.
 pub fn system_prefix(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
-    let mut v = Verdict::new("system-prefix");
+    let mut v = Judging::new("system-prefix");
     let records: HashMap<&str, &RequestRecord> = ix.ev.records.iter().map(|r| (&*r.id, r)).collect();
     for (id, attempts) in &ix.attempts {
         let Some(r) = records.get(id) else { continue };
@@ -180,7 +180,7 @@ pub fn system_prefix(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
 /// `error-shape`: every non-2xx answer is an OpenAI-shaped error: a JSON
 /// object whose `error` has a non-empty `message` and a `type` or `code`.
 pub fn error_shape(ix: &Index<'_>) -> CheckResult {
-    let mut v = Verdict::new("error-shape");
+    let mut v = Judging::new("error-shape");
     for r in ix.ev.records.iter().filter(|r| r.status >= 300) {
         v.judged();
         if !r.conformance.error_shape.as_ref().is_some_and(|s| s.ok) {

@@ -28,10 +28,10 @@ use std::sync::Arc;
 
 use mock_providers::{Outcome as MockOutcome, Record};
 
-use super::CheckResult;
-use crate::load::record::RequestRecord;
+use super::{CheckResult, Verdict as CheckVerdict};
+use crate::load::record::{Outcome, RequestRecord};
 use crate::scenario::{Conformance, MixEntry, Scenario};
-use crate::target::{Accounts, Model, Picodollars, RouterConfig, usd};
+use crate::target::{Accounts, Feature, Model, Picodollars, RouterConfig, usd};
 pub use crate::target::{Generation, KeyAccount};
 
 /// How many offending request ids a result lists (as the SLO checks, and
@@ -148,12 +148,95 @@ pub fn broke_mid_stream(a: &Record) -> bool {
         )
 }
 
-/// Judges one conformance check.
+/// Why a check judged nothing, when the scenario did not exercise it.
+pub(super) const UNEXERCISED: &str = "the scenario did not exercise this";
+
+/// The router feature a check needs, beyond answering requests.
+fn needs(check: &Conformance) -> Option<Feature> {
+    match check {
+        Conformance::NoOverdraft { .. } => Some(Feature::PrepaidCredits),
+        Conformance::GenerationAgrees => Some(Feature::GenerationLookup),
+        _ => None,
+    }
+}
+
+/// Judges one conformance check: skipped when the target's profile says
+/// its router lacks the feature; a check with nothing to judge is skipped
+/// when the scenario did not exercise it, and fails when the router failed
+/// every request that could have.
 pub fn judge(check: &Conformance, index: &Index<'_>) -> CheckResult {
+    let profile = index.ev.scenario.target.profile();
+    if let Some(feature) = needs(check).filter(|f| !profile.has(*f)) {
+        return CheckResult {
+            detail: format!("the {} profile's routers have no {}", profile.name(), feature.name()),
+            verdict: CheckVerdict::Skip,
+            ..super::result(check.kind(), "count", false, 0.0, 0.0)
+        };
+    }
+    let mut result = judge_evidence(check, index);
+    let Some(failures) = all_failed(index.ev.records) else {
+        return result;
+    };
+    if result.verdict == CheckVerdict::Skip {
+        result.verdict = CheckVerdict::Fail;
+        result.detail = result.detail.replace(UNEXERCISED, &failures);
+    } else if result.verdict == CheckVerdict::Pass && judges_answers(check) {
+        // Failed requests conform trivially (nothing billed, nothing streamed).
+        result.verdict = CheckVerdict::Fail;
+        result.detail = format!("no answer to judge: {failures}");
+    }
+    result
+}
+
+/// Whether a check's evidence is the router's successful answers (a pass
+/// on failed requests alone would be a pass on no evidence). Not
+/// `billing-exact`: that nothing is charged for a failure is its evidence
+/// too (the storm scenario judges just that).
+pub fn judges_answers(check: &Conformance) -> bool {
+    matches!(
+        check,
+        Conformance::BalanceDelta
+            | Conformance::GenerationAgrees
+            | Conformance::StreamUsage
+            | Conformance::StreamIntegrity
+            | Conformance::StreamChunkDelay { .. }
+            | Conformance::StreamTtftOverhead { .. }
+            | Conformance::LifecycleGrace
+            | Conformance::SystemPrefix
+    )
+}
+
+/// `N of N requests failed: rate_limited ×N, …` when no request sent
+/// succeeded (the router failed them all); `None` when one did, or none
+/// was sent.
+fn all_failed(records: &[RequestRecord]) -> Option<String> {
+    let sent: Vec<&RequestRecord> = records.iter().filter(|r| r.outcome != Outcome::Dropped).collect();
+    if sent.is_empty() || sent.iter().any(|r| r.outcome == Outcome::Ok) {
+        return None;
+    }
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &sent {
+        let what = match r.status {
+            0 => r.outcome.name().to_string(),
+            status => format!("HTTP {status}"),
+        };
+        *counts.entry(what).or_default() += 1;
+    }
+    let tally: Vec<String> = counts.iter().map(|(what, n)| format!("{what} ×{n}")).collect();
+    Some(format!(
+        "{} of {} requests failed: {}",
+        sent.len(),
+        sent.len(),
+        tally.join(", ")
+    ))
+}
+
+/// Judges one conformance check on the evidence.
+fn judge_evidence(check: &Conformance, index: &Index<'_>) -> CheckResult {
     let kind = check.kind();
     let router = match (check.needs_router(), index.ev.router) {
         (true, None) => {
-            return Verdict::new(kind).fail_because("the scenario has no [router] table stating what to expect");
+            return Judging::new(kind).fail_because("the scenario has no [router] table stating what to expect");
         }
         (_, router) => router,
     };
@@ -180,12 +263,12 @@ pub fn judge(check: &Conformance, index: &Index<'_>) -> CheckResult {
         (Conformance::LifecycleRemoved, Some(r)) => lifecycle::removed(index, r),
         (Conformance::SystemPrefix, Some(r)) => lifecycle::system_prefix(index, r),
         (Conformance::ErrorShape, _) => lifecycle::error_shape(index),
-        (_, None) => Verdict::new(kind).fail_because("the scenario has no [router] table stating what to expect"),
+        (_, None) => Judging::new(kind).fail_because("the scenario has no [router] table stating what to expect"),
     }
 }
 
-/// A count-based verdict being built: requests judged, offenders found.
-pub struct Verdict {
+/// A count-based judgement being built: requests judged, offenders found.
+pub struct Judging {
     kind: &'static str,
     pub judged: u64,
     pub bad: u64,
@@ -194,9 +277,9 @@ pub struct Verdict {
     first: Option<String>,
 }
 
-impl Verdict {
+impl Judging {
     pub fn new(kind: &'static str) -> Self {
-        Verdict {
+        Judging {
             kind,
             judged: 0,
             bad: 0,
@@ -221,12 +304,14 @@ impl Verdict {
         }
     }
 
-    /// The result: passes when nothing offended and something was judged.
-    /// `what` names the judged items ("answers", "retries"...).
+    /// The result: passes when nothing offended and something was judged;
+    /// skipped when nothing was ([`judge`] makes that a failure when the
+    /// router failed the requests). `what` names the judged items
+    /// ("answers", "retries"...).
     pub fn finish(self, what: &str) -> CheckResult {
         let passed = self.bad == 0 && self.judged > 0;
         let detail = if self.judged == 0 {
-            format!("no {what} to judge: the scenario did not exercise this")
+            format!("no {what} to judge: {UNEXERCISED}")
         } else if self.bad == 0 {
             format!("all {} {what} conform", self.judged)
         } else {
@@ -237,9 +322,15 @@ impl Verdict {
                 self.first.as_deref().unwrap_or("-")
             )
         };
+        let verdict = if self.judged == 0 {
+            CheckVerdict::Skip
+        } else {
+            CheckVerdict::of(passed)
+        };
         CheckResult {
             detail,
             offenders: self.offenders,
+            verdict,
             ..super::result(self.kind, "count", passed, self.bad as f64, 0.0)
         }
     }

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use mock_providers::{Outcome as MockOutcome, Record};
 
-use super::{Index, Verdict, broke_mid_stream};
-use crate::checks::CheckResult;
+use super::{Index, Judging, broke_mid_stream};
+use crate::checks::{CheckResult, Verdict as CheckVerdict};
 use crate::load::record::Outcome;
 use crate::target::RouterConfig;
 
@@ -61,7 +61,7 @@ fn gap_us(failed: &Record, next: &Record) -> u64 {
 /// `retry-after-respected`: no retry on a provider sooner than the
 /// `Retry-After` it answered with.
 pub fn retry_after_respected(ix: &Index<'_>) -> CheckResult {
-    let mut v = Verdict::new("retry-after-respected");
+    let mut v = Judging::new("retry-after-respected");
     for (id, failed, next, _) in retries(ix) {
         let Some(wait_ms) = failed.retry_after_ms else { continue };
         v.judged();
@@ -86,7 +86,7 @@ pub fn retry_after_respected(ix: &Index<'_>) -> CheckResult {
 /// jitter averages 0.5; waiting the ceiling every time, so that clients
 /// that failed together retry together, is 1).
 pub fn backoff_jitter(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
-    let mut v = Verdict::new("backoff-jitter");
+    let mut v = Judging::new("backoff-jitter");
     let mut ratios = Vec::new();
     let mut at_ceiling = Vec::new();
     for (id, failed, next, k) in retries(ix) {
@@ -117,8 +117,8 @@ pub fn backoff_jitter(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
     let band = v.bad;
     let mut result = v.finish("retries without Retry-After");
     if ratios.len() < MIN_JITTER_SAMPLES {
-        if result.passed {
-            result.passed = false;
+        if result.passed() {
+            result.verdict = CheckVerdict::Fail;
             result.detail = format!(
                 "only {} jittered retries: at least {MIN_JITTER_SAMPLES} are needed to judge their spread",
                 ratios.len()
@@ -134,7 +134,7 @@ pub fn backoff_jitter(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
         mean * 100.0,
         if spread { "" } else { ": the waits are not jittered" }
     );
-    result.passed = band == 0 && spread;
+    result.verdict = CheckVerdict::of(band == 0 && spread);
     result.measured = mean;
     result.bound = MAX_MEAN_RATIO;
     result.unit = "share";
@@ -147,7 +147,7 @@ pub fn backoff_jitter(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
 /// `retry-limit`: no request made more attempts on one provider than the
 /// policy's `attempts-per-provider`.
 pub fn retry_limit(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
-    let mut v = Verdict::new("retry-limit");
+    let mut v = Judging::new("retry-limit");
     let limit = router.retry.attempts_per_provider().get();
     for (id, attempts) in &ix.attempts {
         v.judged();
@@ -177,7 +177,7 @@ pub fn retry_storm(ix: &Index<'_>, max: f64) -> CheckResult {
     let passed = requests > 0 && ratio <= max;
     CheckResult {
         detail: if requests == 0 {
-            "no request reached an upstream: nothing to judge".into()
+            format!("no request reached an upstream to judge: {}", super::UNEXERCISED)
         } else {
             format!("{attempts} upstream attempts for {requests} requests ({ratio:.2} each)")
         },
@@ -190,6 +190,11 @@ pub fn retry_storm(ix: &Index<'_>, max: f64) -> CheckResult {
                 .map(|(_, id)| id.to_string())
                 .collect()
         },
+        verdict: if requests == 0 {
+            CheckVerdict::Skip
+        } else {
+            CheckVerdict::of(passed)
+        },
         ..crate::checks::result("retry-storm", "ratio", passed, ratio, max)
     }
 }
@@ -199,7 +204,7 @@ pub fn retry_storm(ix: &Index<'_>, max: f64) -> CheckResult {
 /// giving up, unless the failure was its own fault (a 4xx other than 401,
 /// 403, 404, 429) or it had already streamed.
 pub fn fallback(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
-    let mut v = Verdict::new("fallback");
+    let mut v = Judging::new("fallback");
     for r in ix.ev.records {
         let attempts = ix.attempts_of(&r.id);
         if attempts.is_empty() || !attempts.iter().any(|a| failed(a)) {
@@ -241,7 +246,7 @@ pub fn fallback(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
 /// `no-retry-after-first-byte`: once an attempt has streamed content, the
 /// request makes no further attempt (it would duplicate what the client has).
 pub fn no_retry_after_first_byte(ix: &Index<'_>) -> CheckResult {
-    let mut v = Verdict::new("no-retry-after-first-byte");
+    let mut v = Judging::new("no-retry-after-first-byte");
     for (id, attempts) in &ix.attempts {
         let Some(position) = attempts.iter().position(|a| broke_mid_stream(a)) else {
             continue;
@@ -269,7 +274,7 @@ const COOLDOWN_MARGIN_US: u64 = 25_000;
 /// separated by a success, in the order the answers ended) gets no attempt
 /// until max(`cooldown`, its `Retry-After`) has passed.
 pub fn cooldown(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
-    let mut v = Verdict::new("cooldown");
+    let mut v = Judging::new("cooldown");
     let after = router.retry.cooldown_after().get();
     let length_us = u64::try_from(router.retry.cooldown().as_micros()).unwrap_or(u64::MAX);
     let mut by_provider: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use mock_providers::{Outcome as MockOutcome, Record};
 
-use super::{Index, Verdict, broke_mid_stream, percentile};
-use crate::checks::CheckResult;
+use super::{Index, Judging, broke_mid_stream, percentile};
+use crate::checks::{CheckResult, Verdict as CheckVerdict};
 use crate::load::record::{Outcome, RequestRecord};
 use crate::target::RouterConfig;
 
@@ -57,7 +57,7 @@ fn timed(
     let over = offenders.len();
     CheckResult {
         detail: match value {
-            None => format!("no {what} to judge: the scenario has no successful stream"),
+            None => format!("no {what} to judge: {}", super::UNEXERCISED),
             Some(v) => format!(
                 "p{pct} {what} = {:.3} ms over {count} samples; {over} streams above {:.3} ms",
                 v as f64 / 1000.0,
@@ -69,6 +69,10 @@ fn timed(
             .take(super::MAX_OFFENDERS)
             .map(|(_, id)| id.to_string())
             .collect(),
+        verdict: match value {
+            None => CheckVerdict::Skip,
+            Some(v) => CheckVerdict::of(v <= bound_us),
+        },
         ..crate::checks::result(
             kind,
             "ms",
@@ -122,7 +126,7 @@ pub fn ttft_overhead(ix: &Index<'_>, pct: f64, max: Duration) -> CheckResult {
 /// `stream-usage`: every successful stream carried usage exactly once, in
 /// its last chunk (with `choices: []`) before `data: [DONE]`.
 pub fn usage(ix: &Index<'_>) -> CheckResult {
-    let mut v = Verdict::new("stream-usage");
+    let mut v = Judging::new("stream-usage");
     for (r, _) in served_streams(ix) {
         v.judged();
         if !r.conformance.done {
@@ -145,7 +149,7 @@ pub fn usage(ix: &Index<'_>) -> CheckResult {
 /// usage, and for a tool call, the mock's tool call reassembled exactly
 /// from its deltas.
 pub fn integrity(ix: &Index<'_>, _router: &RouterConfig) -> CheckResult {
-    let mut v = Verdict::new("stream-integrity");
+    let mut v = Judging::new("stream-integrity");
     for r in ix.ev.records.iter().filter(|r| r.outcome == Outcome::Ok) {
         let Some(a) = ix.served(&r.id) else { continue };
         v.judged();
@@ -218,7 +222,7 @@ fn mock_tool_call<'a>(ix: &'a Index<'_>, a: &Record) -> Option<(&'a str, &'a str
 /// `finish_reason: "error"` (whatever the router did next: the client
 /// already had part of an answer that can no longer be completed).
 pub fn error_chunk(ix: &Index<'_>) -> CheckResult {
-    let mut v = Verdict::new("stream-error-chunk");
+    let mut v = Judging::new("stream-error-chunk");
     for r in ix.ev.records.iter().filter(|r| r.stream) {
         // The first attempt that broke after streaming: the client had its
         // bytes, so nothing after it can make the stream whole again.

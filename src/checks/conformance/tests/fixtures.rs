@@ -270,13 +270,13 @@ pub(super) fn case_of(streams: Vec<(RequestRecord, Record)>) -> Case {
 
 #[track_caller]
 pub(super) fn assert_passes(result: &CheckResult) {
-    assert!(result.passed, "expected a pass: {}", result.detail);
+    assert!(result.passed(), "expected a pass: {}", result.detail);
     assert!(result.offenders.is_empty(), "{:?}", result.offenders);
 }
 
 #[track_caller]
 pub(super) fn assert_fails(result: &CheckResult, offenders: &[&str], phrase: &str) {
-    assert!(!result.passed, "expected a failure: {}", result.detail);
+    assert!(!result.passed(), "expected a failure: {}", result.detail);
     assert_eq!(result.offenders, offenders, "offenders of: {}", result.detail);
     assert!(
         result.detail.contains(phrase),

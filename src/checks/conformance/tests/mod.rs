@@ -27,24 +27,100 @@ fn nearest_rank_percentiles() {
     assert_eq!(percentile(&mut [], 99.0), None);
 }
 
+/// No evidence is never a pass: with nothing sent a check is skipped
+/// (the scenario did not exercise it); with every request failed by the
+/// router it fails, saying how they failed.
 #[test]
-fn a_check_with_nothing_to_judge_fails() {
+fn a_check_with_nothing_to_judge_is_skipped_or_failed_never_passed() {
     let case = Case::new(Vec::new(), Vec::new());
+    let failed = Case::new(
+        vec![
+            error_answer("e1", MINI, 500),
+            error_answer("e2", MINI, 500),
+            error_answer("e3", MINI, 429),
+        ],
+        Vec::new(),
+    );
     for check in every_check() {
         let result = case.judge(check.clone());
-        assert!(!result.passed, "{}: {}", check.kind(), result.detail);
+        assert!(!result.passed(), "{}: {}", check.kind(), result.detail);
         if matches!(check, Conformance::NoOverdraft { .. }) {
             // It judges the keys it was given, whose accounts are unknown.
             assert_fails(&result, &["sk-small"], "GET /key gave no account for it");
-        } else {
+            continue;
+        }
+        assert_eq!(
+            result.verdict,
+            crate::checks::Verdict::Skip,
+            "{}: {}",
+            check.kind(),
+            result.detail
+        );
+        assert!(
+            result.detail.contains("to judge: the scenario did not exercise this"),
+            "{}: {}",
+            check.kind(),
+            result.detail
+        );
+        // Every request failed: nothing-to-judge is the router's failure,
+        // and an answer-judging check cannot pass on failures alone.
+        let result = failed.judge(check.clone());
+        assert_ne!(
+            result.verdict,
+            crate::checks::Verdict::Skip,
+            "{}: {}",
+            check.kind(),
+            result.detail
+        );
+        if result.detail.contains("to judge") {
+            assert_eq!(result.verdict, crate::checks::Verdict::Fail, "{}", check.kind());
             assert!(
-                result.detail.contains("to judge"),
+                result
+                    .detail
+                    .contains("3 of 3 requests failed: HTTP 429 ×1, HTTP 500 ×2"),
+                "{}: {}",
+                check.kind(),
+                result.detail
+            );
+        }
+        if super::judges_answers(&check) {
+            assert_eq!(
+                result.verdict,
+                crate::checks::Verdict::Fail,
                 "{}: {}",
                 check.kind(),
                 result.detail
             );
         }
     }
+}
+
+/// A router whose profile says it lacks a feature has that feature's checks
+/// skipped, with the reason.
+#[test]
+fn a_feature_the_profile_lacks_is_skipped() {
+    let litellm = FIXTURE.replacen(
+        "[meta]",
+        "[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:4000/v1\"\nprofile = \"litellm\"\n[meta]",
+        1,
+    );
+    let case = Case::of(
+        &litellm,
+        vec![answer("a", MINI, MINI_MODEL, Some("0.00015"))],
+        vec![served("a", "oa", "gpt-4o-mini", usage(1000, 400, 0, 50))],
+    );
+    for (check, feature) in [
+        (Conformance::GenerationAgrees, "a per-generation cost lookup"),
+        (Conformance::NoOverdraft { keys: Vec::new() }, "prepaid credit balances"),
+    ] {
+        let result = case.judge(check);
+        assert_eq!(result.verdict, crate::checks::Verdict::Skip, "{}", result.detail);
+        assert_eq!(
+            result.detail,
+            format!("the litellm profile's routers have no {feature}")
+        );
+    }
+    assert_passes(&case.judge(Conformance::BillingExact));
 }
 
 #[test]

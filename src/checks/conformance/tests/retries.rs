@@ -106,7 +106,7 @@ fn backoff_jitter_passes_full_jitter() {
 fn backoff_jitter_fails_waits_at_the_ceiling_on_their_mean() {
     // Every wait the full 10 ms: within the band, but not spread at all.
     let result = Case::new(Vec::new(), first_retries(&[10 * MS; 12])).judge(Conformance::BackoffJitter);
-    assert!(!result.passed);
+    assert!(!result.passed());
     assert_eq!(result.measured, 1.0);
     assert!(
         result.detail.contains(
@@ -380,6 +380,10 @@ fn cooldown_counts_only_429s_in_a_row() {
         rate_limited_attempt("d", 30, None),
     ];
     let result = Case::new(Vec::new(), attempts).judge(Conformance::Cooldown);
-    assert!(!result.passed, "nothing to judge without a cooldown: {}", result.detail);
+    assert!(
+        !result.passed(),
+        "nothing to judge without a cooldown: {}",
+        result.detail
+    );
     assert!(result.offenders.is_empty(), "{:?}", result.offenders);
 }

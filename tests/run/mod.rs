@@ -238,3 +238,41 @@ async fn reports_that_cannot_be_written_end_the_run_with_exit_3() {
     let error = outcome.error.expect("why the run failed").to_string();
     assert!(error.contains(not_a_folder.path()), "{error}");
 }
+
+/// A check the scenario did not exercise is skipped, with its reason, in
+/// every report; it fails the run only under `--strict`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unexercised_check_is_skipped_and_fails_only_when_strict() {
+    use gauntlet::checks::Verdict;
+    use gauntlet::run::{Run, RunOptions};
+    // The scenario's models have no deprecation: nothing is ever removed.
+    let text = format!("{}\n[[checks]]\nkind = \"lifecycle-removed\"\n", scenario("5000"));
+    let file = TempFile::new("run-skip", &text);
+    let scenario = gauntlet::scenario::Scenario::load(std::path::Path::new(file.path())).unwrap();
+    let out = TempDir::new("run-skip");
+    for strict in [false, true] {
+        let options = RunOptions {
+            out: Some(out.path().to_path_buf()),
+            strict,
+            ..RunOptions::default()
+        };
+        let (_stop, stop) = tokio::sync::watch::channel(false);
+        let outcome = Run::new(&scenario, options).execute(stop).await;
+        let skipped: Vec<_> = outcome.results.iter().filter(|c| c.verdict == Verdict::Skip).collect();
+        assert_eq!(skipped.len(), 1, "{:?}", outcome.results);
+        assert!(skipped[0].detail.contains("did not exercise"), "{}", skipped[0].detail);
+        assert_eq!(outcome.exit, if strict { Exit::CheckFailed } else { Exit::Success });
+        let dir = outcome.dir.unwrap();
+        let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+        assert!(
+            junit.contains("skipped=\"1\"") && junit.contains("<skipped message="),
+            "{junit}"
+        );
+        let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+        assert!(summary.contains("\"verdict\": \"skip\""), "{summary}");
+        let doc: serde_json::Value = serde_json::from_str(&summary).unwrap();
+        assert_eq!(doc["passed"], serde_json::Value::Bool(!strict), "{summary}");
+        let markdown = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+        assert!(markdown.contains("1 skipped"), "{markdown}");
+    }
+}

@@ -37,6 +37,8 @@ table { border-collapse: collapse; width: 100%; background: white; border: 1px s
 th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: #f3f4f6; font-weight: 600; } td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td { background: #fef2f2; }
+.verdict { font-weight: 700; font-size: 12px; text-transform: uppercase; letter-spacing: 0.03em; }
+.verdict.v-pass { color: #15803d; } .verdict.v-fail { color: #b91c1c; } .verdict.v-skip { color: #6b7280; }
 code { font-size: 12px; background: #f3f4f6; padding: 1px 4px; border-radius: 4px; }
 .charts { display: grid; gap: 14px; }
 .chart { background: white; border: 1px solid var(--line); border-radius: 8px; max-width: 100%; height: auto; }
@@ -229,7 +231,7 @@ fn checks_table(out: &mut String, run: &RunReport<'_>) {
             out,
             r#"<tr{}><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td>{}"#,
             if c.failed() { r#" class="failed""# } else { "" },
-            crate::checks::mark(c.verdict),
+            format_args!(r#"<span class="verdict v-{0}">{0}</span>"#, c.verdict.name()),
             escape(&c.name),
             escape(&value(c.measured, c.unit)),
             escape(&value(c.bound, c.unit)),

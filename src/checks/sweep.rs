@@ -72,6 +72,7 @@ impl Step {
             sent: 0,
             dropped: 0,
             completed: 0,
+            schedule_done: false,
         });
         let valid = validity(step, summary, stats);
         let mut broke_because: Vec<String> = checks
@@ -234,6 +235,7 @@ mod tests {
                 sent: rate as u64,
                 dropped: 0,
                 completed: rate as u64,
+                schedule_done: false,
             },
             sent: rate as u64,
             errors: 0,

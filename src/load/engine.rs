@@ -117,6 +117,10 @@ pub struct PhaseStats {
     pub dropped: u64,
     /// Sent requests that finished, whatever their outcome.
     pub completed: u64,
+    /// Whether every arrival of an open-loop schedule came due (and was sent
+    /// or dropped) before the phase ended: a random schedule that did so kept
+    /// pace, however few arrivals it happened to draw.
+    pub schedule_done: bool,
 }
 
 /// Runs every phase of `plan` against `target`, sending one record per
@@ -204,6 +208,7 @@ struct Counters {
     sent: AtomicU64,
     dropped: AtomicU64,
     completed: AtomicU64,
+    schedule_done: std::sync::atomic::AtomicBool,
 }
 
 /// One phase being driven.
@@ -270,6 +275,7 @@ async fn drive(
             sent: 0,
             dropped: 0,
             completed: 0,
+            schedule_done: false,
         };
         phases.push((stats, run.counters));
         start = run.end;
@@ -284,6 +290,7 @@ async fn drive(
             sent: counters.sent.load(Ordering::Relaxed),
             dropped: counters.dropped.load(Ordering::Relaxed),
             completed: counters.completed.load(Ordering::Relaxed),
+            schedule_done: counters.schedule_done.load(Ordering::Relaxed),
             ..stats
         })
         .collect();
@@ -303,12 +310,14 @@ async fn open_loop(shared: &Arc<Shared>, run: &PhaseRun, phase: &Phase, arrival:
         phase.duration,
         run.max_requests,
     );
+    let mut done = true;
     for offset in schedule {
         let intended = run.start + offset;
         if !wait_precisely(intended, &mut halt).await {
             return;
         }
         let Some(mix) = run.picker.pick(&mut rng) else {
+            done = false;
             break;
         };
         let n = run.counters.requested.fetch_add(1, Ordering::Relaxed);
@@ -344,6 +353,7 @@ async fn open_loop(shared: &Arc<Shared>, run: &PhaseRun, phase: &Phase, arrival:
             }
         }
     }
+    run.counters.schedule_done.store(done, Ordering::Relaxed);
     wait_until(run.end, &mut halt).await;
 }
 

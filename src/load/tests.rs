@@ -166,6 +166,7 @@ async fn open_loop_sends_the_schedule_with_ids_the_journal_sees() {
     );
     assert_eq!(phase.expected_rate, 100.0);
     assert_eq!(phase.ended_us - phase.started_us, 200_000);
+    assert!(phase.schedule_done, "every arrival came due before the end");
 
     let ids: HashSet<&str> = records.iter().map(|r| &*r.id).collect();
     assert_eq!(ids.len(), 20);
@@ -335,6 +336,7 @@ async fn stop_ends_the_run_and_records_every_started_request() {
     assert!(phase.ended_us - phase.started_us < 1_000_000);
     assert_eq!(phase.requested, 3);
     assert_eq!((phase.sent, phase.completed), (3, 3));
+    assert!(!phase.schedule_done, "stopped before the schedule was through");
     assert_eq!(records.len(), 3);
     for record in &records {
         assert_eq!(record.outcome, Outcome::Timeout);

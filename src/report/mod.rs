@@ -321,6 +321,7 @@ pub(crate) mod tests {
                     sent: 30,
                     dropped: 0,
                     completed: 30,
+                    schedule_done: false,
                 }],
                 stopped: false,
             };

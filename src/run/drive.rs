@@ -21,7 +21,7 @@ use super::{REQUEST_TIMEOUT, RunError};
 use crate::checks;
 use crate::checks::sweep::SweepOutcome;
 use crate::load::engine::{self, Endpoint, EngineConfig, RunStats};
-use crate::load::record::RequestRecord;
+use crate::load::record::{Outcome, RequestRecord};
 use crate::metrics::Collector;
 use crate::report::{AttemptsCsv, FloorRun, ReportError, RequestsCsv};
 use crate::scenario::Scenario;
@@ -187,6 +187,19 @@ impl Pass {
         }
         println!("  router: {}", started.target.base_url);
         let summary = out.collector.summary();
+        if summary.sent > 0 && summary.errors == summary.sent {
+            // A floor of failures is no floor: the ratios would compare the
+            // router with error answers.
+            let outcomes: Vec<String> = Outcome::ALL
+                .iter()
+                .filter(|o| summary.outcome(**o) > 0 && o.is_error())
+                .map(|o| format!("{} ×{}", o.name(), summary.outcome(*o)))
+                .collect();
+            return Err(RunError::Floor {
+                provider: f.provider.clone(),
+                why: format!("all {} requests failed: {}", summary.sent, outcomes.join(", ")),
+            });
+        }
         Ok(Some(FloorRun {
             provider: f.provider.clone(),
             url,

@@ -81,6 +81,8 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the floor at mock `{provider}` is unusable: {why}")]
+    Floor { provider: String, why: String },
     #[error("the record writer failed: {0}")]
     Sink(String),
     #[error(transparent)]

@@ -276,3 +276,33 @@ async fn an_unexercised_check_is_skipped_and_fails_only_when_strict() {
         assert!(markdown.contains("1 skipped"), "{markdown}");
     }
 }
+
+/// A floor whose requests all fail is no floor: the run fails (exit 3) and
+/// says why, instead of reporting ratios against error answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_floor_of_failures_is_an_error_that_says_why() {
+    use gauntlet::run::{Run, RunOptions};
+    // The mock takes only the router's upstream key; the floor sends the
+    // mix's key straight to it and gets 401s.
+    let text = edit(
+        &scenario("5000"),
+        "[[providers]]\nname = \"ant\"",
+        "[[providers.keys]]\nkey = \"k1\"\n[[providers]]\nname = \"ant\"",
+    );
+    let text = format!("{text}\n[floor]\nprovider = \"oai\"\n");
+    let file = TempFile::new("run-bad-floor", &text);
+    let scenario = gauntlet::scenario::Scenario::load(std::path::Path::new(file.path())).unwrap();
+    let out = TempDir::new("run-bad-floor");
+    let options = RunOptions {
+        out: Some(out.path().to_path_buf()),
+        ..RunOptions::default()
+    };
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let outcome = Run::new(&scenario, options).execute(stop).await;
+    assert_eq!(outcome.exit, Exit::RunFailed);
+    let error = outcome.error.expect("why").to_string();
+    assert!(
+        error.contains("floor at mock `oai`") && error.contains("requests failed"),
+        "{error}"
+    );
+}

@@ -158,6 +158,11 @@ pub struct Facts {
     /// received when the stream did not say `[DONE]`) carried `usage` and
     /// had `choices: []`.
     pub usage_last: bool,
+    /// Chunks that came after the last usage chunk, before `[DONE]`.
+    pub chunks_after_usage: u32,
+    /// How many `choices` the last usage chunk carried (`None`: no
+    /// `choices` array, or no usage chunk).
+    pub usage_choices: Option<u32>,
     /// Whether the stream said `data: [DONE]`.
     pub done: bool,
     /// The last non-null `choices[].finish_reason` seen (a whole answer's

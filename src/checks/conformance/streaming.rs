@@ -14,7 +14,7 @@ use mock_providers::{Outcome as MockOutcome, Record};
 use super::{Index, Judging, broke_mid_stream, percentile};
 use crate::checks::{CheckResult, Verdict as CheckVerdict};
 use crate::load::record::{Outcome, RequestRecord};
-use crate::target::RouterConfig;
+use crate::target::{Profile, RouterConfig};
 
 /// Content chunks that may carry no token of the mock's: a tool call's
 /// opening delta (its id and name, arguments empty), as OpenAI itself sends
@@ -127,6 +127,8 @@ pub fn ttft_overhead(ix: &Index<'_>, pct: f64, max: Duration) -> CheckResult {
 /// its last chunk (with `choices: []`) before `data: [DONE]`.
 pub fn usage(ix: &Index<'_>) -> CheckResult {
     let mut v = Judging::new("stream-usage");
+    // Routers of the litellm profile report cost in a header, not in usage.
+    let cost_in_usage = ix.ev.scenario.target.profile() == Profile::Openrouter;
     for (r, _) in served_streams(ix) {
         v.judged();
         if !r.conformance.done {
@@ -136,12 +138,23 @@ pub fn usage(ix: &Index<'_>) -> CheckResult {
                 format!("usage came in {} chunks, not exactly one", r.conformance.usage_chunks)
             });
         } else if !r.conformance.usage_last {
-            v.offend(&r.id, || {
-                "the usage chunk was not the last one before [DONE], with choices: []".into()
-            });
+            v.offend(&r.id, || usage_misplaced(r));
+        } else if cost_in_usage && r.cost.is_none() {
+            v.offend(&r.id, || "the usage chunk carried no cost".into());
         }
     }
     v.finish("successful streams")
+}
+
+/// What is wrong with a usage chunk that is not last with `choices: []`.
+fn usage_misplaced(r: &RequestRecord) -> String {
+    let facts = &r.conformance;
+    match (facts.chunks_after_usage, facts.usage_choices) {
+        (n @ 1.., _) => format!("{n} chunk(s) came after the usage chunk, before [DONE]; it must be the last"),
+        (0, Some(n @ 1..)) => format!("the usage chunk carried {n} choice(s); it must have choices: []"),
+        (0, None) => "the usage chunk had no choices array; it must have choices: []".into(),
+        (0, Some(0)) => "the usage chunk was not the last one before [DONE], with choices: []".into(),
+    }
 }
 
 /// `stream-integrity`: every successful answer arrived whole: one content

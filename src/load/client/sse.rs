@@ -32,6 +32,9 @@ impl StreamReader {
             Ok(chunk) => chunk,
             Err(e) => {
                 record.conformance.usage_last = false;
+                if record.conformance.usage_chunks > 0 {
+                    record.conformance.chunks_after_usage = record.conformance.chunks_after_usage.saturating_add(1);
+                }
                 self.problem
                     .get_or_insert_with(|| brief(&format!("a malformed chunk: {e}")));
                 return;
@@ -44,6 +47,13 @@ impl StreamReader {
         }
         if chunk.usage.is_some() {
             facts.usage_chunks = facts.usage_chunks.saturating_add(1);
+            facts.chunks_after_usage = 0;
+            facts.usage_choices = chunk
+                .choices
+                .as_ref()
+                .map(|c| u32::try_from(c.count).unwrap_or(u32::MAX));
+        } else if facts.usage_chunks > 0 {
+            facts.chunks_after_usage = facts.chunks_after_usage.saturating_add(1);
         }
         facts.usage_last = chunk.usage.is_some() && chunk.choices.as_ref().is_some_and(|c| c.count == 0);
         if let Some(choices) = &chunk.choices {
@@ -295,6 +305,11 @@ mod tests {
         assert_eq!(
             (record.conformance.usage_chunks, record.conformance.usage_last),
             (1, false)
+        );
+        // What was wrong with it: one chunk after it, and one choice in it.
+        assert_eq!(
+            (record.conformance.chunks_after_usage, record.conformance.usage_choices),
+            (1, Some(1))
         );
         assert_eq!(record.conformance.finish_reason.as_deref(), Some("length"));
     }

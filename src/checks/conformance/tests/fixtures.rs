@@ -350,6 +350,7 @@ pub(super) fn streamed(id: &str, mix: u16, model: &str, offsets_us: &[u32]) -> R
         conformance: Facts {
             usage_chunks: 1,
             usage_last: true,
+            usage_choices: Some(0),
             done: true,
             finish_reason: Some("stop".into()),
             ..Facts::default()

@@ -209,9 +209,46 @@ fn stream_usage_fails_usage_before_the_last_chunk() {
     let mut r = streamed("s", MINI_STREAM, MINI_MODEL, &RELAYED);
     r.conformance.usage_last = false;
     assert_fails(
-        &Case::new(vec![r], Vec::new()).judge(Conformance::StreamUsage),
+        &Case::new(vec![r.clone()], Vec::new()).judge(Conformance::StreamUsage),
         &["s"],
         "the usage chunk was not the last one before [DONE], with choices: []",
+    );
+    // Each way it can be wrong, said exactly.
+    for (after, choices, says) in [
+        (
+            2,
+            Some(0),
+            "2 chunk(s) came after the usage chunk, before [DONE]; it must be the last",
+        ),
+        (
+            0,
+            Some(1),
+            "the usage chunk carried 1 choice(s); it must have choices: []",
+        ),
+        (
+            0,
+            None,
+            "the usage chunk had no choices array; it must have choices: []",
+        ),
+    ] {
+        r.conformance.chunks_after_usage = after;
+        r.conformance.usage_choices = choices;
+        assert_fails(
+            &Case::new(vec![r.clone()], Vec::new()).judge(Conformance::StreamUsage),
+            &["s"],
+            says,
+        );
+    }
+}
+
+#[test]
+fn stream_usage_fails_a_usage_chunk_without_cost() {
+    let mut r = streamed("s", MINI_STREAM, MINI_MODEL, &RELAYED);
+    r.cost = None;
+    assert_fails(
+        &Case::new(vec![r], Vec::new()).judge(Conformance::StreamUsage),
+        &["s"],
+        "the usage chunk carried no cost",
     );
 }
 

@@ -597,6 +597,7 @@ mod tests {
             system: None,
             max_tokens: None,
             tools: false,
+            headers: Vec::new(),
         }
     }
 

@@ -47,4 +47,7 @@ pub struct MixEntry {
     pub system: Option<String>,
     pub max_tokens: Option<u32>,
     pub tools: bool,
+    /// Sent with this entry's requests, after the target's (replacing one
+    /// of the same name): a routing header per entry, say.
+    pub headers: Vec<(String, String)>,
 }

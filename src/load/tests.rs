@@ -60,6 +60,7 @@ fn entry(name: &str, model: &str, stream: bool) -> MixEntry {
         system: None,
         max_tokens: None,
         tools: false,
+        headers: Vec::new(),
     }
 }
 
@@ -843,4 +844,24 @@ async fn the_client_sends_the_targets_headers() {
     }
     assert_ne!(outcomes[0], Outcome::Ok, "the mock only answers with the header");
     assert_eq!(outcomes[1], Outcome::Ok);
+
+    // A mix entry's own header goes too, and wins over the target's.
+    wiremock::Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("x-portkey-provider", "anthropic"))
+        .respond_with(json_answer(
+            200,
+            r#"{"model":"claude","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
+        ))
+        .mount(&server)
+        .await;
+    let own = MixEntry {
+        headers: vec![("x-portkey-provider".into(), "anthropic".into())],
+        ..entry("e", "m", false)
+    };
+    let call = Template::new(0, &own).call(Arc::from("h2"), 0);
+    let now = clock.now_us();
+    let mut record = call.record(now, now, Outcome::Timeout);
+    routed.exchange(call, &mut record).await;
+    assert_eq!((record.outcome, record.model.as_deref()), (Outcome::Ok, Some("claude")));
 }

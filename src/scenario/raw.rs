@@ -148,6 +148,8 @@ pub struct RawMix {
     pub system: Option<String>,
     pub max_tokens: Option<u32>,
     pub tools: Option<bool>,
+    /// Sent with this entry's requests: `{ "x-portkey-provider" = "anthropic" }`.
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

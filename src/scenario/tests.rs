@@ -255,6 +255,22 @@ fn an_http_targets_headers_and_where_it_moves() {
     );
     assert_eq!(amended.profile(), Profile::Litellm);
     assert!(Target::Builtin.amended(&[], Some(Profile::Litellm)).is_none());
+
+    // A mix entry's headers.
+    let s = parse(&BASE.replacen(
+        "key = \"sk\"\n[[phases]]",
+        "key = \"sk\"\nheaders = { \"X-Route\" = \"b\" }\n[[phases]]",
+        1,
+    ))
+    .unwrap();
+    assert_eq!(s.mix[0].headers, [("x-route".to_string(), "b".to_string())]);
+    let e = parse(&BASE.replacen(
+        "key = \"sk\"\n[[phases]]",
+        "key = \"sk\"\nheaders = { \"X-Route\" = \"a\\nb\" }\n[[phases]]",
+        1,
+    ))
+    .unwrap_err();
+    assert_eq!(e.path, "mix[0].headers.X-Route", "{e}");
 }
 
 /// BASE with its phases replaced by `tail`.

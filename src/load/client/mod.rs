@@ -64,6 +64,20 @@ impl fmt::Debug for HttpClient {
     }
 }
 
+/// Checked `(name, value)` headers as hyper's types; one that is not valid
+/// (validation refuses them) is left out.
+fn parsed_headers(headers: &[(String, String)]) -> Arc<[(HeaderName, HeaderValue)]> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((
+                HeaderName::from_bytes(name.as_bytes()).ok()?,
+                HeaderValue::from_str(value).ok()?,
+            ))
+        })
+        .collect()
+}
+
 impl HttpClient {
     /// A client for `POST {base_url}/chat/completions`, timing with `clock`.
     /// A base URL that is not a valid URI makes every request a
@@ -92,15 +106,7 @@ impl HttpClient {
     /// request's own: a call's key is its `authorization`). Names and values
     /// were checked with the scenario; one that is not valid is left out.
     pub fn with_headers(mut self, headers: &[(String, String)]) -> HttpClient {
-        self.extra = headers
-            .iter()
-            .filter_map(|(name, value)| {
-                Some((
-                    HeaderName::from_bytes(name.as_bytes()).ok()?,
-                    HeaderValue::from_str(value).ok()?,
-                ))
-            })
-            .collect();
+        self.extra = parsed_headers(headers);
         self
     }
 
@@ -121,7 +127,7 @@ impl HttpClient {
         *request.method_mut() = Method::POST;
         *request.uri_mut() = endpoint;
         let headers = request.headers_mut();
-        for (name, value) in self.extra.iter() {
+        for (name, value) in self.extra.iter().chain(call.headers.iter()) {
             headers.insert(name.clone(), value.clone());
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

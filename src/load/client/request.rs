@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::HeaderValue;
+use http::header::{HeaderName, HeaderValue};
 
 use crate::load::plan::MixEntry;
 use crate::load::record::{Facts, Outcome, RequestRecord};
@@ -36,6 +36,8 @@ pub struct Template {
     tail: Vec<u8>,
     /// `prompt_chars` characters of filler.
     filler: Vec<u8>,
+    /// The entry's own headers.
+    headers: Arc<[(HeaderName, HeaderValue)]>,
 }
 
 impl Template {
@@ -85,6 +87,7 @@ impl Template {
             head,
             tail,
             filler,
+            headers: super::parsed_headers(&entry.headers),
         }
     }
 
@@ -118,6 +121,7 @@ impl Template {
             mix: self.mix,
             stream: self.stream,
             auth: self.auth.clone(),
+            headers: Arc::clone(&self.headers),
             body: Bytes::from(body),
         }
     }
@@ -131,6 +135,8 @@ pub struct Call {
     pub mix: u16,
     pub stream: bool,
     pub(super) auth: Option<HeaderValue>,
+    /// The mix entry's own headers.
+    pub(super) headers: Arc<[(HeaderName, HeaderValue)]>,
     pub body: Bytes,
 }
 
@@ -200,6 +206,7 @@ mod tests {
             system: Some("be brief\n".into()),
             max_tokens: Some(32),
             tools: false,
+            headers: Vec::new(),
         }
     }
     #[test]

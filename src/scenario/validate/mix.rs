@@ -8,7 +8,7 @@ use mock_providers::config::ConfigError;
 use super::err;
 use crate::scenario::MixEntry;
 use crate::scenario::raw::RawMix;
-use crate::target::Expectations;
+use crate::target::{self, Expectations};
 
 /// Validates `[[mix]]`; with a `[router]` table, each model and key must be
 /// one of it.
@@ -60,6 +60,12 @@ pub fn mix(raw: &[RawMix], expect: Option<&Expectations>) -> Result<Vec<MixEntry
         if m.max_tokens == Some(0) {
             return Err(err(format!("{path}.max-tokens"), "must be at least 1"));
         }
+        let mut headers = Vec::new();
+        for (name, value) in m.headers.iter().flatten() {
+            let header =
+                target::header(name, value).map_err(|e| err(format!("{path}.headers.{name}"), e.to_string()))?;
+            headers.push(header);
+        }
         mix.push(MixEntry {
             name,
             weight: m.weight.unwrap_or(1),
@@ -70,6 +76,7 @@ pub fn mix(raw: &[RawMix], expect: Option<&Expectations>) -> Result<Vec<MixEntry
             system: m.system.clone(),
             max_tokens: m.max_tokens,
             tools: m.tools.unwrap_or(false),
+            headers,
         });
     }
     Ok(mix)

@@ -244,4 +244,6 @@ pub enum ProfileArg {
     Openrouter,
     /// LiteLLM proxy: the `x-litellm-response-cost` header, `GET /key/info`.
     Litellm,
+    /// Any OpenAI-compatible router: no cost, no balance (billing checks skipped).
+    Openai,
 }

@@ -61,6 +61,7 @@ fn prepare(args: &RunArgs) -> Result<(Vec<Scenario>, RunOptions), Exit> {
     let profile = args.profile.map(|p| match p {
         ProfileArg::Openrouter => Profile::Openrouter,
         ProfileArg::Litellm => Profile::Litellm,
+        ProfileArg::Openai => Profile::Openai,
     });
     let mut scenarios = Vec::with_capacity(files.len());
     for file in &files {

@@ -36,6 +36,8 @@ pub enum Profile {
     Openrouter,
     /// Cost in the `x-litellm-response-cost` header, spend from `GET /key/info`.
     Litellm,
+    /// Any OpenAI-compatible router: answers only, no cost, no balance.
+    Openai,
 }
 
 /// The router a scenario runs against.
@@ -66,6 +68,10 @@ pub enum Feature {
     PrepaidCredits,
     /// Each generation's cost looked up by its id.
     GenerationLookup,
+    /// The cost of each answer, reported with it.
+    ReportedCost,
+    /// Each key's spend (or balance), read back.
+    SpendReadout,
 }
 
 impl Feature {
@@ -74,6 +80,8 @@ impl Feature {
         match self {
             Feature::PrepaidCredits => "prepaid credit balances",
             Feature::GenerationLookup => "a per-generation cost lookup",
+            Feature::ReportedCost => "cost reported with each answer",
+            Feature::SpendReadout => "a readable spend or balance per key",
         }
     }
 }
@@ -84,6 +92,7 @@ impl Profile {
         match self {
             Profile::Openrouter => "openrouter",
             Profile::Litellm => "litellm",
+            Profile::Openai => "openai",
         }
     }
 
@@ -93,6 +102,7 @@ impl Profile {
         match self {
             Profile::Openrouter => true,
             Profile::Litellm => !matches!(feature, Feature::PrepaidCredits | Feature::GenerationLookup),
+            Profile::Openai => false,
         }
     }
 
@@ -100,7 +110,7 @@ impl Profile {
     /// computes them in binary floats.
     pub fn precision(self) -> Precision {
         match self {
-            Profile::Openrouter => Precision::Decimal,
+            Profile::Openrouter | Profile::Openai => Precision::Decimal,
             Profile::Litellm => Precision::Float,
         }
     }

@@ -70,8 +70,8 @@ pub enum ProbeError {
     Answer { url: String, message: String },
     #[error("`{text}` is not an exact USD amount: {message}")]
     Money { text: String, message: String },
-    #[error("the litellm profile has no generation lookup")]
-    NoGenerationLookup,
+    #[error("the {} profile has no {what}", profile.name())]
+    Unsupported { profile: Profile, what: &'static str },
 }
 
 fn answer(url: &str, message: impl std::fmt::Display) -> ProbeError {
@@ -184,6 +184,12 @@ impl AccountProbe {
         let url = match self.profile {
             Profile::Openrouter => format!("{}/key", self.base_url),
             Profile::Litellm => format!("{}/key/info", origin(&self.base_url)),
+            Profile::Openai => {
+                return Err(ProbeError::Unsupported {
+                    profile: self.profile,
+                    what: "spend or balance",
+                });
+            }
         };
         let body = self.get(&url, key).await?;
         let outer: Data<'_> = serde_json::from_slice(&body).map_err(|e| answer(&url, e))?;
@@ -241,8 +247,11 @@ impl AccountProbe {
 
     /// Generation `id` as seen by `key`.
     pub async fn generation(&self, id: &str, key: &str) -> Result<Generation, ProbeError> {
-        if self.profile == Profile::Litellm {
-            return Err(ProbeError::NoGenerationLookup);
+        if self.profile != Profile::Openrouter {
+            return Err(ProbeError::Unsupported {
+                profile: self.profile,
+                what: "generation lookup",
+            });
         }
         let url = format!("{}/generation?id={id}", self.base_url);
         let body = self.get(&url, key).await?;

@@ -156,6 +156,8 @@ fn needs(check: &Conformance) -> Option<Feature> {
     match check {
         Conformance::NoOverdraft { .. } => Some(Feature::PrepaidCredits),
         Conformance::GenerationAgrees => Some(Feature::GenerationLookup),
+        Conformance::BillingExact => Some(Feature::ReportedCost),
+        Conformance::BalanceDelta => Some(Feature::SpendReadout),
         _ => None,
     }
 }

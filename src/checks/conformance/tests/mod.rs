@@ -121,6 +121,23 @@ fn a_feature_the_profile_lacks_is_skipped() {
         );
     }
     assert_passes(&case.judge(Conformance::BillingExact));
+
+    // Any OpenAI-compatible router: no cost, no spend to read back.
+    let openai = litellm.replacen("profile = \"litellm\"", "profile = \"openai\"", 1);
+    let case = Case::of(
+        &openai,
+        vec![answer("a", MINI, MINI_MODEL, None)],
+        vec![served("a", "oa", "gpt-4o-mini", usage(1000, 400, 0, 50))],
+    );
+    for (check, feature) in [
+        (Conformance::BillingExact, "cost reported with each answer"),
+        (Conformance::BalanceDelta, "a readable spend or balance per key"),
+        (Conformance::GenerationAgrees, "a per-generation cost lookup"),
+    ] {
+        let result = case.judge(check);
+        assert_eq!(result.verdict, crate::checks::Verdict::Skip, "{}", result.detail);
+        assert_eq!(result.detail, format!("the openai profile's routers have no {feature}"));
+    }
 }
 
 #[test]

@@ -1,13 +1,14 @@
 //! The one boundary between the harness and a router under test: which
-//! router a scenario targets ([`Target`]), starting it ([`start`]: the
-//! reference router on a loopback socket, or an external router's own
-//! command) and waiting until it answers, what the scenario's `[router]`
-//! table expects of it ([`Expectations`]), and how its accounts are read
-//! ([`AccountProbe`], per [`Profile`]).
+//! router a scenario targets ([`Target`], with the headers it needs), starting
+//! it ([`start`]: the reference router on a loopback socket, or an external
+//! router's own command) and waiting until it answers, what the scenario's
+//! `[router]` table expects of it ([`Expectations`]), what its kind of router
+//! has and how it writes money ([`Profile`], [`Feature`], [`usd`]), and how
+//! its accounts are read ([`AccountProbe`]).
 //!
 //! No other harness module names `crate::router`: what the harness needs of
-//! the reference router's types reaches it from here (a test in
-//! `tests/` holds that rule).
+//! the reference router's types reaches it from here (the `boundary` test at
+//! the end of this file holds that rule).
 
 mod amount;
 mod builtin;

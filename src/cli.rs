@@ -68,10 +68,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
 
-    /// How to read the target's costs and balances (with --target, or to
-    /// override an HTTP target's profile).
-    #[arg(long, value_enum, value_name = "NAME")]
-    pub profile: Option<ProfileArg>,
+    /// The target's kind of router: how to read its costs and balances,
+    /// ask whether it is ready, and which features it has (with --target,
+    /// or to override an HTTP target's profile): openrouter, litellm,
+    /// portkey, openai, or one the scenario declares in [profiles.NAME].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
 
     /// A header to send with every request to an HTTP target, readiness
     /// checks and account probes included, e.g. 'x-portkey-provider: openai'
@@ -235,15 +237,4 @@ pub struct MockArgs {
 pub enum DialectArg {
     Openai,
     Anthropic,
-}
-
-/// How a router reports cost and balance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProfileArg {
-    /// OpenRouter's API (the built-in router): `usage.cost`, `GET /key`, `GET /generation`.
-    Openrouter,
-    /// LiteLLM proxy: the `x-litellm-response-cost` header, `GET /key/info`.
-    Litellm,
-    /// Any OpenAI-compatible router: no cost, no balance (billing checks skipped).
-    Openai,
 }

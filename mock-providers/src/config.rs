@@ -15,6 +15,8 @@
 //! cache-read-share = 0.5            # share of prompt tokens reported as read from the cache
 //! cache-write-share = 0.0           # share reported as written to the cache (Anthropic)
 //! reasoning-tokens = 0              # extra completion tokens reported as reasoning
+//! role-chunk = "at-once"            # at-once | with-first-token: when a stream's opening
+//!                                   # (OpenAI's role chunk, Anthropic's message_start) is sent
 //!
 //! [[providers.models]]              # none listed: any model name is served
 //! id = "gpt-4o-mini"
@@ -99,6 +101,20 @@ pub struct RawBehaviour {
     pub cache_read_share: Option<f64>,
     pub cache_write_share: Option<f64>,
     pub reasoning_tokens: Option<u32>,
+    pub role_chunk: Option<RoleChunk>,
+}
+
+/// When a stream's opening (OpenAI's role chunk; Anthropic's
+/// `message_start`, `content_block_start` and `ping`) is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoleChunk {
+    /// As soon as the response starts, before the first token is due.
+    #[default]
+    AtOnce,
+    /// In the same write as the first token, as some providers do: a router
+    /// can then hide no delay of its own behind the time to the first token.
+    WithFirstToken,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -115,6 +131,7 @@ pub struct RawModel {
     pub cache_read_share: Option<f64>,
     pub cache_write_share: Option<f64>,
     pub reasoning_tokens: Option<u32>,
+    pub role_chunk: Option<RoleChunk>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -167,6 +184,7 @@ pub struct Behaviour {
     pub cache_read_share: f64,
     pub cache_write_share: f64,
     pub reasoning_tokens: u32,
+    pub role_chunk: RoleChunk,
 }
 
 impl Default for Behaviour {
@@ -180,6 +198,7 @@ impl Default for Behaviour {
             cache_read_share: 0.0,
             cache_write_share: 0.0,
             reasoning_tokens: 0,
+            role_chunk: RoleChunk::AtOnce,
         }
     }
 }
@@ -264,6 +283,7 @@ impl RawBehaviour {
             cache_read_share: share("cache-read-share", self.cache_read_share, base.cache_read_share)?,
             cache_write_share: share("cache-write-share", self.cache_write_share, base.cache_write_share)?,
             reasoning_tokens: self.reasoning_tokens.unwrap_or(base.reasoning_tokens),
+            role_chunk: self.role_chunk.unwrap_or(base.role_chunk),
         };
         if behaviour.cache_read_share + behaviour.cache_write_share > 1.0 {
             return Err(ConfigError::new(
@@ -287,6 +307,7 @@ impl RawModel {
             cache_read_share: self.cache_read_share,
             cache_write_share: self.cache_write_share,
             reasoning_tokens: self.reasoning_tokens,
+            role_chunk: self.role_chunk,
         }
     }
 }

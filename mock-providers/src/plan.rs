@@ -58,6 +58,8 @@ pub struct Plan {
     pub usage: Usage,
     /// A hex id unique to this attempt, used in response ids.
     pub id: String,
+    /// Whether a stream's opening goes out with its first token (not at once).
+    pub opening_with_first_token: bool,
 }
 
 impl Plan {
@@ -173,6 +175,7 @@ pub fn plan(seed: u64, attempt: u32, behaviour: &Behaviour, tool_call: Option<&T
         finish,
         usage,
         id: format!("{seed:016x}{attempt:02x}"),
+        opening_with_first_token: behaviour.role_chunk == crate::config::RoleChunk::WithFirstToken,
     }
 }
 

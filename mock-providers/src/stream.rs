@@ -242,6 +242,10 @@ impl StreamBody {
                 Phase::Preamble => {
                     this.writer.preamble(&mut this.buf, &this.plan);
                     this.phase = Phase::Pieces;
+                    if this.plan.opening_with_first_token {
+                        // Held in `buf` until the first piece (or the end) is written.
+                        continue;
+                    }
                     return this.frame();
                 }
                 Phase::Pieces => {

@@ -8,11 +8,11 @@ use std::future::Future;
 use tokio::sync::watch;
 
 use crate::Exit;
-use crate::cli::{ProfileArg, RunArgs};
+use crate::cli::RunArgs;
 use crate::command::scenario_files;
 use crate::run::{Run, RunOptions};
 use crate::scenario::Scenario;
-use crate::target::{self, Defects, Profile, Target};
+use crate::target::{self, Defects, Target};
 
 /// Runs every scenario the arguments name; the exit code is the worst one.
 pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
@@ -58,11 +58,6 @@ fn prepare(args: &RunArgs) -> Result<(Vec<Scenario>, RunOptions), Exit> {
     let headers = (args.headers.iter())
         .map(|line| target::header_line(line).map_err(|e| usage(format!("--header: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let profile = args.profile.map(|p| match p {
-        ProfileArg::Openrouter => Profile::Openrouter,
-        ProfileArg::Litellm => Profile::Litellm,
-        ProfileArg::Openai => Profile::Openai,
-    });
     let mut scenarios = Vec::with_capacity(files.len());
     for file in &files {
         let mut s = Scenario::load(file).map_err(|e| {
@@ -75,8 +70,20 @@ fn prepare(args: &RunArgs) -> Result<(Vec<Scenario>, RunOptions), Exit> {
         if let Some(url) = &args.target {
             s.target = s.target.moved_to(url);
         }
+        let profile = match &args.profile {
+            Some(name) => Some(s.profile_named(name).ok_or_else(|| {
+                let mut known: Vec<&str> = target::BUILT_IN.to_vec();
+                known.extend(s.profiles.iter().map(|p| p.name.as_str()));
+                usage(format!(
+                    "--profile: no profile `{name}` for {} (known: {})",
+                    s.file.display(),
+                    known.join(", ")
+                ))
+            })?),
+            None => None,
+        };
         if !headers.is_empty() || profile.is_some() {
-            s.target = s.target.amended(&headers, profile).ok_or_else(|| {
+            s.target = s.target.amended(&headers, profile.as_ref()).ok_or_else(|| {
                 usage(format!(
                     "--header and --profile apply to an HTTP target; {} targets the built-in router (add --target URL)",
                     s.file.display()

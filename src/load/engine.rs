@@ -63,6 +63,9 @@ pub struct Endpoint {
     pub base_url: String,
     /// Sent with every request (`[target] headers`).
     pub headers: Vec<(String, String)>,
+    /// The response header the router writes each charge in, when its
+    /// profile says so (otherwise `usage.cost` is read).
+    pub cost_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +158,8 @@ pub async fn run_counting(
     let (done_tx, done) = mpsc::channel(1);
     let shared = Arc::new(Shared {
         client: HttpClient::new(&target.base_url, clock, CONNECT_TIMEOUT.min(config.request_timeout))
-            .with_headers(&target.headers),
+            .with_headers(&target.headers)
+            .with_cost_header(target.cost_header.as_deref()),
         clock,
         templates: plan
             .mix

@@ -181,6 +181,12 @@ pub struct Facts {
     /// Upstream retries the router says it made (LiteLLM's
     /// `x-litellm-attempted-retries`).
     pub upstream_retries: Option<u32>,
+    /// Prompt tokens written to the cache, as the last usage said
+    /// (`prompt_tokens_details.cache_write_tokens`, or
+    /// `cache_creation_input_tokens` as LiteLLM writes it).
+    pub cache_write_tokens: Option<u64>,
+    /// `completion_tokens_details.reasoning_tokens` of the last usage.
+    pub reasoning_tokens: Option<u64>,
 }
 
 /// The shape of a non-2xx answer's body.

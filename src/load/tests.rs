@@ -34,6 +34,7 @@ async fn mock(configure: impl FnOnce(&mut ProviderConfig)) -> (MockSet, Endpoint
     let target = Endpoint {
         base_url: format!("{}/v1", provider.base_url()),
         headers: Vec::new(),
+        cost_header: None,
     };
     let clock = *provider.journal().clock();
     (mocks, target, clock)
@@ -78,6 +79,7 @@ fn open(name: &str, duration: Duration, arrival: Arrival, mix: Vec<usize>) -> Ph
 fn scenario(phases: Vec<Phase>, mix: Vec<MixEntry>) -> Scenario {
     Scenario {
         file: PathBuf::from("test.toml"),
+        profiles: Vec::new(),
         meta: Meta {
             name: "test".into(),
             description: String::new(),
@@ -378,6 +380,7 @@ async fn a_closed_port_is_a_connect_error() {
     let target = Endpoint {
         base_url: format!("http://{addr}/v1"),
         headers: Vec::new(),
+        cost_header: None,
     };
     let scenario = scenario(
         vec![open("burst", 10 * MS, Arrival::Burst { count: 2 }, vec![0])],
@@ -864,4 +867,34 @@ async fn the_client_sends_the_targets_headers() {
     let mut record = call.record(now, now, Outcome::Timeout);
     routed.exchange(call, &mut record).await;
     assert_eq!((record.outcome, record.model.as_deref()), (Outcome::Ok, Some("claude")));
+}
+
+/// A profile that writes the charge in a header: the client reads it there,
+/// and not `usage.cost`; without one, `usage.cost` is read.
+#[tokio::test]
+async fn the_charge_is_read_where_the_profile_says() {
+    use wiremock::matchers::method;
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("POST"))
+        .respond_with(
+            json_answer(
+                200,
+                r#"{"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"cost":"9"}}"#,
+            )
+            .insert_header("x-gw-cost", "1.3049999999999999e-05"),
+        )
+        .mount(&server)
+        .await;
+    let clock = Clock::new();
+    let plain = HttpClient::new(&format!("{}/v1", server.uri()), clock, Duration::from_secs(1));
+    let mut costs = Vec::new();
+    for client in [plain.clone(), plain.with_cost_header(Some("x-gw-cost"))] {
+        let call = Template::new(0, &entry("e", "m", false)).call(Arc::from("c"), 0);
+        let now = clock.now_us();
+        let mut record = call.record(now, now, Outcome::Timeout);
+        client.exchange(call, &mut record).await;
+        costs.push(record.cost);
+    }
+    assert_eq!(costs[0].as_deref(), Some("9"));
+    assert_eq!(costs[1].as_deref(), Some("1.3049999999999999e-05"));
 }

@@ -533,9 +533,16 @@ fn record(
     }
 }
 
-fn report(usage: &UpstreamUsage, charged: Picodollars, cost: Picodollars, byok: bool) -> UsageReport {
+/// The usage object the client is told. The deliberate `misreport-usage`
+/// defect tells the uncached prompt tokens as `prompt_tokens` (the charge
+/// stays right).
+fn report(state: &State, usage: &UpstreamUsage, charged: Picodollars, cost: Picodollars, byok: bool) -> UsageReport {
+    let mut told = *usage;
+    if state.config.defects.misreport_usage {
+        told.prompt_total = told.prompt_total.saturating_sub(told.cache_read + told.cache_write);
+    }
     UsageReport {
-        usage: *usage,
+        usage: told,
         cost: charged,
         upstream_cost: cost,
         is_byok: byok,
@@ -571,7 +578,7 @@ async fn finish_whole(
     let record = record(&p, state, provider, &usage, (charge, cost), finish, None);
     let settlement = state.ledger.settle(reservation, record).await.map_err(ApiError::from)?;
     drop(admission);
-    let bytes = transcode::with_usage(&completion.body, &report(&usage, settlement.charged, cost, byok));
+    let bytes = transcode::with_usage(&completion.body, &report(state, &usage, settlement.charged, cost, byok));
     let mut response = Response::new(RouterBody::from(Bytes::from(bytes)));
     response
         .headers_mut()

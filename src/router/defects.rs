@@ -53,6 +53,14 @@ pub struct Defects {
     pub no_overdraft_guard: bool,
     /// `skip-system-prefix`: a model's `system-prefix` is not prepended.
     pub skip_system_prefix: bool,
+    /// `delay-first-chunk`: a stream's first chunk to the client is held
+    /// 25 ms after it could go (the time a router spends on work of its own
+    /// before relaying, which a slow upstream first token would hide).
+    pub delay_first_chunk: bool,
+    /// `misreport-usage`: the usage told to the client counts only the
+    /// uncached prompt tokens as `prompt_tokens` (cache reads and writes
+    /// left out); the charge is still right.
+    pub misreport_usage: bool,
 }
 
 /// A defect name that [`Defects::enable`] does not know.
@@ -64,7 +72,7 @@ pub struct UnknownDefect {
 
 impl Defects {
     /// The defect names, as scenarios spell them.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 15] = [
         "charge-failed-requests",
         "double-count-cached-tokens",
         "bill-requested-model",
@@ -78,10 +86,12 @@ impl Defects {
         "removed-model-502",
         "no-overdraft-guard",
         "skip-system-prefix",
+        "delay-first-chunk",
+        "misreport-usage",
     ];
 
     /// The flags in the order of [`Defects::NAMES`].
-    fn flags(&self) -> [bool; 13] {
+    fn flags(&self) -> [bool; 15] {
         [
             self.charge_failed_requests,
             self.double_count_cached_tokens,
@@ -96,6 +106,8 @@ impl Defects {
             self.removed_model_502,
             self.no_overdraft_guard,
             self.skip_system_prefix,
+            self.delay_first_chunk,
+            self.misreport_usage,
         ]
     }
 
@@ -115,6 +127,8 @@ impl Defects {
             "removed-model-502" => &mut self.removed_model_502,
             "no-overdraft-guard" => &mut self.no_overdraft_guard,
             "skip-system-prefix" => &mut self.skip_system_prefix,
+            "delay-first-chunk" => &mut self.delay_first_chunk,
+            "misreport-usage" => &mut self.misreport_usage,
             _ => return Err(UnknownDefect { name: name.to_string() }),
         };
         *flag = true;

@@ -178,6 +178,7 @@ impl Pass {
         let floor = Endpoint {
             base_url: url.clone(),
             headers: Vec::new(),
+            cost_header: None,
         };
         let out = self
             .drive(scenario, &floor, FLOOR_FIRST_PHASE, &mut Files::default(), false)
@@ -218,7 +219,8 @@ impl Pass {
     ) -> Result<(Driven, Option<SweepOutcome>), RunError> {
         let target = Endpoint {
             base_url: base_url.to_string(),
-            headers: scenario.target.headers().to_vec(),
+            headers: scenario.target.headers(),
+            cost_header: scenario.target.profile().cost_header().map(str::to_string),
         };
         match &scenario.sweep {
             None if self.stopped() => Ok((Driven::empty(scenario), None)),

@@ -57,7 +57,7 @@ impl Started {
 
     /// Asks the target about its accounts, as its profile says.
     pub fn probe(&self, scenario: &Scenario) -> AccountProbe {
-        AccountProbe::new(&self.target.base_url, scenario.target.profile()).with_headers(scenario.target.headers())
+        AccountProbe::new(&self.target.base_url, scenario.target.profile()).with_headers(&scenario.target.headers())
     }
 
     /// Plays the scenario's fault timeline from now on; abort the handle

@@ -20,7 +20,7 @@ use mock_providers::faults::Fault;
 use crate::load::arrival::Arrival;
 use crate::load::plan::Plan;
 pub use crate::load::plan::{Load, MixEntry, Phase};
-use crate::target::{Expectations, Target};
+use crate::target::{Expectations, Profile, Target};
 pub use error::{FieldError, ScenarioError};
 use raw::{MetricName, RawScenario};
 pub use validate::MAX_SWEEP_STEPS;
@@ -38,6 +38,8 @@ pub struct Scenario {
     pub file: PathBuf,
     pub meta: Meta,
     pub target: Target,
+    /// `[profiles.NAME]`: the router profiles the scenario declares.
+    pub profiles: Vec<Profile>,
     /// The mock providers, validated (they are started from this form).
     pub mocks: Vec<Mock>,
     /// The `[router]` table: the built-in router's configuration, or, for an
@@ -165,6 +167,8 @@ pub enum Rule {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Conformance {
     BillingExact,
+    NoChargeOnFailure,
+    UsageAgrees,
     BalanceDelta,
     GenerationAgrees,
     /// The load is meant to exhaust these keys' credits.
@@ -216,6 +220,8 @@ impl Conformance {
     pub fn kind(&self) -> &'static str {
         match self {
             Conformance::BillingExact => "billing-exact",
+            Conformance::NoChargeOnFailure => "no-charge-on-failure",
+            Conformance::UsageAgrees => "usage-agrees",
             Conformance::BalanceDelta => "balance-delta",
             Conformance::GenerationAgrees => "generation-agrees",
             Conformance::NoOverdraft { .. } => "no-overdraft",
@@ -246,6 +252,7 @@ impl Conformance {
         !matches!(
             self,
             Conformance::ErrorShape
+                | Conformance::NoChargeOnFailure
                 | Conformance::StreamUsage
                 | Conformance::NoRetryAfterFirstByte
                 | Conformance::StreamChunkDelay { .. }
@@ -270,6 +277,11 @@ impl Scenario {
     pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
         let raw: RawScenario = parse_toml(text).map_err(|e| ScenarioError::field(e, file, text))?;
         validate::validate(raw, file).map_err(|e| ScenarioError::field(e, file, text))
+    }
+
+    /// The profile called `name`: one the scenario declares, or a built-in one.
+    pub fn profile_named(&self, name: &str) -> Option<Profile> {
+        (self.profiles.iter().find(|p| p.name == name).cloned()).or_else(|| Profile::built_in(name))
     }
 
     /// The same scenario under another seed: its own, and that of every

@@ -7,7 +7,7 @@ use mock_providers::config::RawProvider;
 use mock_providers::faults::RawFault;
 use serde::Deserialize;
 
-use crate::target::{Profile, RawRouter};
+use crate::target::{RawProfile, RawRouter};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -15,6 +15,9 @@ pub struct RawScenario {
     pub schema: u32,
     pub meta: RawMeta,
     pub target: Option<RawTarget>,
+    /// `[profiles.NAME]`: the scenario's own router profiles.
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, RawProfile>,
     #[serde(default)]
     pub providers: Vec<RawProvider>,
     pub router: Option<RawRouter>,
@@ -85,7 +88,7 @@ pub enum TargetKind {
 pub struct RawTarget {
     pub kind: TargetKind,
     pub url: Option<String>,
-    pub profile: Option<Profile>,
+    pub profile: Option<String>,
     pub command: Option<Vec<String>>,
     pub ready_url: Option<String>,
     pub ready_timeout_ms: Option<u64>,
@@ -185,6 +188,8 @@ pub enum CheckKind {
     // Conformance: the router's behaviour, judged from what the client saw,
     // the mock journals and the router's own account (see `checks::conformance`).
     BillingExact,
+    NoChargeOnFailure,
+    UsageAgrees,
     BalanceDelta,
     GenerationAgrees,
     NoOverdraft,

@@ -201,11 +201,45 @@ fn typos_get_suggestions() {
 fn an_external_router_needs_no_router_table() {
     let text = "schema = 1\n[meta]\nname = \"x\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:8080/api/v1\"\n[[mix]]\nmodel = \"any\"\nkey = \"k\"\n[[phases]]\nduration-ms = 100\nusers = { count = 1 }\n";
     let s = parse(text).unwrap();
-    let Target::Http { ready_url, profile, .. } = &s.target else {
-        panic!("{:?}", s.target)
+    assert_eq!(s.target.ready_url().unwrap(), "http://127.0.0.1:8080/api/v1/models");
+    assert_eq!(*s.target.profile(), Profile::openrouter());
+}
+
+/// `[profiles.NAME]` declares a router profile; `[target] profile` names
+/// it or a built-in one, and where readiness is asked follows it.
+#[test]
+fn a_scenario_declares_its_own_profile() {
+    let text = |profile: &str, table: &str| {
+        format!(
+            "schema = 1\n[meta]\nname = \"x\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:9000/v1\"\nprofile = \"{profile}\"\n{table}[[mix]]\nmodel = \"any\"\nkey = \"k\"\n[[phases]]\nduration-ms = 100\nusers = {{ count = 1 }}\n"
+        )
     };
-    assert_eq!(ready_url, "http://127.0.0.1:8080/api/v1/models");
-    assert_eq!(*profile, Profile::Openrouter);
+    let s = parse(&text(
+        "gw",
+        "[profiles.gw]\nbase = \"openai\"\ncost = { header = \"x-gw-cost\" }\nready = \"/healthz\"\nfeatures = [\"provider-cooldown\"]\n",
+    ))
+    .unwrap();
+    let profile = s.target.profile();
+    assert_eq!(
+        (profile.name.as_str(), profile.cost_header()),
+        ("gw", Some("x-gw-cost"))
+    );
+    assert!(profile.has(crate::target::Feature::ProviderCooldown));
+    assert_eq!(s.target.ready_url().unwrap(), "http://127.0.0.1:9000/healthz");
+    assert_eq!(s.profile_named("gw").unwrap().name, "gw");
+    assert_eq!(s.profile_named("portkey").unwrap(), Profile::portkey());
+
+    let s = parse(&text("litellm", "")).unwrap();
+    assert_eq!(s.target.ready_url().unwrap(), "http://127.0.0.1:9000/health/liveliness");
+    assert!(s.target.ready_headers().is_empty());
+
+    let e = parse(&text("mine", "")).unwrap_err();
+    assert_eq!(e.path, "target.profile", "{e}");
+    assert!(e.to_string().contains("openrouter, litellm, portkey, openai"), "{e}");
+    let e = parse(&text("gw", "[profiles.gw]\nbase = \"nope\"\n")).unwrap_err();
+    assert_eq!(e.path, "profiles.gw.base", "{e}");
+    let e = parse(&text("gw", "[profiles.gw]\nfeatures = [\"telepathy\"]\n")).unwrap_err();
+    assert!(e.to_string().contains("telepathy"), "{e}");
 }
 
 /// `[target] headers` are checked and kept; `--target` moves the ready URL
@@ -238,7 +272,7 @@ fn an_http_targets_headers_and_where_it_moves() {
         panic!("{moved:?}")
     };
     assert_eq!(
-        (url.as_str(), ready_url.as_str()),
+        (url.as_str(), ready_url.as_deref().unwrap()),
         ("http://127.0.0.1:4000/v1", "http://127.0.0.1:4000/v1/health")
     );
     assert_eq!(headers.len(), 1);
@@ -246,15 +280,33 @@ fn an_http_targets_headers_and_where_it_moves() {
     let amended = moved
         .amended(
             &[("x-portkey-provider".into(), "anthropic".into())],
-            Some(Profile::Litellm),
+            Some(&Profile::litellm()),
         )
         .unwrap();
     assert_eq!(
         amended.headers(),
         [("x-portkey-provider".to_string(), "anthropic".to_string())]
     );
-    assert_eq!(amended.profile(), Profile::Litellm);
-    assert!(Target::Builtin.amended(&[], Some(Profile::Litellm)).is_none());
+    assert_eq!(*amended.profile(), Profile::litellm());
+    assert!(Target::Builtin.amended(&[], Some(&Profile::litellm())).is_none());
+    // A ready URL on the old server moves to the new one; elsewhere it stays.
+    let with_ready = |ready: &str| {
+        let mut t = s.target.clone();
+        if let Target::Http { ready_url, .. } = &mut t {
+            *ready_url = Some(ready.to_string());
+        }
+        t
+    };
+    let on_server = with_ready("http://127.0.0.1:8080/health");
+    assert_eq!(
+        on_server.moved_to("http://10.0.0.1:4000/v1").ready_url().unwrap(),
+        "http://10.0.0.1:4000/health"
+    );
+    let elsewhere = with_ready("http://127.0.0.1:9999/up");
+    assert_eq!(
+        elsewhere.moved_to("http://10.0.0.1:4000/v1").ready_url().unwrap(),
+        "http://127.0.0.1:9999/up"
+    );
 
     // A mix entry's headers.
     let s = parse(&BASE.replacen(

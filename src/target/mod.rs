@@ -15,31 +15,21 @@ mod builtin;
 mod expect;
 mod external;
 mod probe;
+mod profile;
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use std::sync::LazyLock;
 
 pub use crate::router::Defects;
 pub use amount::{Precision, usd};
 pub use expect::{Deprecation, Expectations, Model, Picodollars, RawRouter, RouterConfig};
 pub use probe::{AccountProbe, Accounts, Generation, KeyAccount, ProbeError};
+pub use profile::{Account, BUILT_IN, Cost, Feature, Profile, ProfileError, RawProfile};
 
 /// How long an external router may take to become ready, unless the
 /// scenario says otherwise.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How the harness reads a router's charges and balances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Profile {
-    /// Cost in `usage.cost`, balance from `GET /api/v1/key`.
-    Openrouter,
-    /// Cost in the `x-litellm-response-cost` header, spend from `GET /key/info`.
-    Litellm,
-    /// Any OpenAI-compatible router: answers only, no cost, no balance.
-    Openai,
-}
 
 /// The router a scenario runs against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,88 +39,52 @@ pub enum Target {
     /// A router at `url` (the API base, e.g. `http://127.0.0.1:8080/api/v1`).
     Http {
         url: String,
-        profile: Profile,
+        profile: Box<Profile>,
         /// The program (and its arguments) that starts the router, if the
         /// harness should start it.
         command: Option<Vec<String>>,
-        ready_url: String,
+        /// Where to ask whether it is ready, when the scenario says (the
+        /// profile's path under `url` otherwise).
+        ready_url: Option<String>,
         ready_timeout: Duration,
         /// Sent with every request, the readiness checks and the account
-        /// probes included (auth, routing headers).
+        /// probes included (auth, routing headers), after the profile's.
         headers: Vec<(String, String)>,
     },
 }
 
-/// A router feature a conformance check needs; a profile says which its
-/// routers have, and a check of a feature they lack is skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Feature {
-    /// A prepaid credit balance per key, read back (`limit_remaining`).
-    PrepaidCredits,
-    /// Each generation's cost looked up by its id.
-    GenerationLookup,
-    /// The cost of each answer, reported with it.
-    ReportedCost,
-    /// Each key's spend (or balance), read back.
-    SpendReadout,
-}
-
-impl Feature {
-    /// The feature in words, for a skip's reason.
-    pub fn name(self) -> &'static str {
-        match self {
-            Feature::PrepaidCredits => "prepaid credit balances",
-            Feature::GenerationLookup => "a per-generation cost lookup",
-            Feature::ReportedCost => "cost reported with each answer",
-            Feature::SpendReadout => "a readable spend or balance per key",
-        }
-    }
-}
-
-impl Profile {
-    /// Its name, as scenarios write it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::Openrouter => "openrouter",
-            Profile::Litellm => "litellm",
-            Profile::Openai => "openai",
-        }
-    }
-
-    /// Whether routers of this profile have `feature` (LiteLLM keeps spend
-    /// and budgets, not prepaid balances, and has no generation lookup).
-    pub fn has(self, feature: Feature) -> bool {
-        match self {
-            Profile::Openrouter => true,
-            Profile::Litellm => !matches!(feature, Feature::PrepaidCredits | Feature::GenerationLookup),
-            Profile::Openai => false,
-        }
-    }
-
-    /// How exactly routers of this profile write USD amounts: LiteLLM
-    /// computes them in binary floats.
-    pub fn precision(self) -> Precision {
-        match self {
-            Profile::Openrouter | Profile::Openai => Precision::Decimal,
-            Profile::Litellm => Precision::Float,
-        }
-    }
-}
+/// The reference router's profile.
+static BUILTIN: LazyLock<Profile> = LazyLock::new(Profile::openrouter);
 
 impl Target {
-    /// How to read the target's charges and balances (the built-in router
-    /// speaks OpenRouter's dialect).
-    pub fn profile(&self) -> Profile {
+    /// How to read the target's charges and balances, and what it has (the
+    /// built-in router speaks OpenRouter's dialect).
+    pub fn profile(&self) -> &Profile {
         match self {
-            Target::Builtin => Profile::Openrouter,
-            Target::Http { profile, .. } => *profile,
+            Target::Builtin => &BUILTIN,
+            Target::Http { profile, .. } => profile,
+        }
+    }
+
+    /// Where readiness is asked: the scenario's `ready-url`, or the
+    /// profile's path under the API base.
+    pub fn ready_url(&self) -> Option<String> {
+        match self {
+            Target::Builtin => None,
+            Target::Http {
+                url,
+                profile,
+                ready_url,
+                ..
+            } => Some(ready_url.clone().unwrap_or_else(|| profile.ready_url(url))),
         }
     }
 
     /// This target moved to `url` (`--target URL`): an HTTP target's
-    /// profile, headers and ready timeout still hold, and its ready URL
-    /// moves along when it lay under the old URL; otherwise readiness is
-    /// asked of `{url}/models`. Whoever moved it starts the router.
+    /// profile, headers and ready timeout still hold, and a ready URL the
+    /// scenario gave moves along when it lay under the old URL or on its
+    /// server; otherwise readiness is asked where the profile says. Whoever
+    /// moved it starts the router.
     pub fn moved_to(&self, url: &str) -> Target {
         let url = url.trim_end_matches('/');
         let (ready_url, ready_timeout, headers) = match self {
@@ -141,17 +95,15 @@ impl Target {
                 headers,
                 ..
             } => (
-                ready_url
-                    .strip_prefix(old.as_str())
-                    .map_or_else(|| ready_url.clone(), |rest| format!("{url}{rest}")),
+                ready_url.as_deref().map(|ready| rebase(ready, old, url)),
                 *ready_timeout,
                 headers.clone(),
             ),
-            Target::Builtin => (format!("{url}/models"), DEFAULT_READY_TIMEOUT, Vec::new()),
+            Target::Builtin => (None, DEFAULT_READY_TIMEOUT, Vec::new()),
         };
         Target::Http {
             url: url.to_string(),
-            profile: self.profile(),
+            profile: Box::new(self.profile().clone()),
             command: None,
             ready_url,
             ready_timeout,
@@ -162,7 +114,7 @@ impl Target {
     /// This HTTP target with `extra` headers too (replacing ones of the same
     /// name) and, when given, another profile; `None` for the built-in one,
     /// which takes neither.
-    pub fn amended(&self, extra: &[(String, String)], profile: Option<Profile>) -> Option<Target> {
+    pub fn amended(&self, extra: &[(String, String)], profile: Option<&Profile>) -> Option<Target> {
         let mut target = self.clone();
         let Target::Http {
             headers, profile: p, ..
@@ -175,17 +127,48 @@ impl Target {
             headers.push((name.clone(), value.clone()));
         }
         if let Some(profile) = profile {
-            *p = profile;
+            **p = profile.clone();
         }
         Some(target)
     }
 
-    /// The headers sent with every request to the target.
-    pub fn headers(&self) -> &[(String, String)] {
+    /// The headers sent with every request to the target: the profile's,
+    /// then the target's own (which replace a profile's of the same name).
+    pub fn headers(&self) -> Vec<(String, String)> {
         match self {
-            Target::Builtin => &[],
-            Target::Http { headers, .. } => headers,
+            Target::Builtin => Vec::new(),
+            Target::Http { profile, headers, .. } => {
+                let mut all: Vec<(String, String)> = (profile.headers.iter())
+                    .filter(|(name, _)| !headers.iter().any(|(n, _)| n == name))
+                    .cloned()
+                    .collect();
+                all.extend(headers.iter().cloned());
+                all
+            }
         }
+    }
+
+    /// The headers readiness is asked with: all of them, or none when the
+    /// profile's readiness route takes no auth.
+    pub fn ready_headers(&self) -> Vec<(String, String)> {
+        if self.profile().ready_auth {
+            self.headers()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// `ready`, a URL of the router that lived at `old`, for the router now at
+/// `new`: under the old API base, under the new one; on the old server, on
+/// the new one; elsewhere (a health service of its own), unchanged.
+fn rebase(ready: &str, old: &str, new: &str) -> String {
+    if let Some(rest) = ready.strip_prefix(old) {
+        return format!("{new}{rest}");
+    }
+    match ready.strip_prefix(profile::origin(old)) {
+        Some(path) if path.is_empty() || path.starts_with('/') => format!("{}{path}", profile::origin(new)),
+        _ => ready.to_string(),
     }
 }
 
@@ -286,9 +269,7 @@ pub async fn start(
         Target::Http {
             url,
             command,
-            ready_url,
             ready_timeout,
-            headers,
             ..
         } => {
             let mut launched = match command {
@@ -298,7 +279,9 @@ pub async fn start(
                 }
                 None => None,
             };
-            external::wait_ready(ready_url, headers, *ready_timeout, launched.as_mut()).await?;
+            let ready_url = target.ready_url().unwrap_or_default();
+            let headers = target.ready_headers();
+            external::wait_ready(&ready_url, &headers, *ready_timeout, launched.as_mut()).await?;
             Ok(Running {
                 base_url: url.clone(),
                 process: launched.map_or(Process::Elsewhere, Process::Child),

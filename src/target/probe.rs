@@ -2,13 +2,16 @@
 //! the conformance checks: each key's spend and credits left (before the
 //! load and after the last charge settled) and each generation's cost.
 //!
-//! How to ask depends on the target's [`Profile`]:
-//! - `openrouter` (and the built-in router): `GET {base}/key` →
-//!   `data.usage`, `data.limit_remaining`; `GET {base}/generation?id=` →
-//!   `data.model`, `data.total_cost`, each with the key's bearer token.
-//! - `litellm`: `GET {origin}/key/info` → `info.spend`; LiteLLM has no
-//!   per-generation lookup and no credit balance, so `generation-agrees` and
-//!   `no-overdraft` cannot be judged against it (they fail, saying so).
+//! Where to ask is the target's [`Profile`]'s `account` and `generations`:
+//! - `account = "openrouter"` (the built-in router): `GET {base}/key` →
+//!   `data.usage`, `data.limit_remaining`;
+//! - `account = "litellm"`: `GET {origin}/key/info` → `info.spend` (LiteLLM
+//!   keeps spend, not a credit balance, and only with its database);
+//! - `generations`: `GET {base}/generation?id=` → `data.model`,
+//!   `data.total_cost`;
+//!
+//! each with the key's bearer token. The checks that need what a profile
+//! lacks are skipped before anything is asked.
 //!
 //! Amounts are read from the JSON text exactly (no float in between).
 
@@ -23,7 +26,8 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Precision, Profile, usd};
+use super::profile::origin;
+use super::{Account, Precision, Profile, usd};
 use crate::router::pricing::Picodollars;
 
 /// How long one probe may take.
@@ -70,8 +74,8 @@ pub enum ProbeError {
     Answer { url: String, message: String },
     #[error("`{text}` is not an exact USD amount: {message}")]
     Money { text: String, message: String },
-    #[error("the {} profile has no {what}", profile.name())]
-    Unsupported { profile: Profile, what: &'static str },
+    #[error("the {profile} profile has no {what}")]
+    Unsupported { profile: String, what: &'static str },
 }
 
 fn answer(url: &str, message: impl std::fmt::Display) -> ProbeError {
@@ -135,13 +139,13 @@ fn money(raw: &RawValue, precision: Precision) -> Result<Option<Picodollars>, Pr
 }
 
 impl AccountProbe {
-    pub fn new(base_url: &str, profile: Profile) -> AccountProbe {
+    pub fn new(base_url: &str, profile: &Profile) -> AccountProbe {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(PROBE_TIMEOUT));
         AccountProbe {
             client: Client::builder(TokioExecutor::new()).build(connector),
             base_url: base_url.trim_end_matches('/').to_string(),
-            profile,
+            profile: profile.clone(),
             headers: Vec::new(),
         }
     }
@@ -181,12 +185,12 @@ impl AccountProbe {
 
     /// The account of `key`.
     pub async fn key(&self, key: &str) -> Result<KeyAccount, ProbeError> {
-        let url = match self.profile {
-            Profile::Openrouter => format!("{}/key", self.base_url),
-            Profile::Litellm => format!("{}/key/info", origin(&self.base_url)),
-            Profile::Openai => {
+        let url = match self.profile.account {
+            Account::Openrouter => format!("{}/key", self.base_url),
+            Account::Litellm => format!("{}/key/info", origin(&self.base_url)),
+            Account::None => {
                 return Err(ProbeError::Unsupported {
-                    profile: self.profile,
+                    profile: self.profile.name.clone(),
                     what: "spend or balance",
                 });
             }
@@ -201,14 +205,14 @@ impl AccountProbe {
         let usage = data
             .usage
             .or(data.spend)
-            .map(|m| money(m, self.profile.precision()))
+            .map(|m| money(m, self.profile.precision))
             .transpose()
             .map_err(|e| answer(&url, format!("usage: {e}")))?
             .flatten()
             .ok_or_else(|| answer(&url, "no usage"))?;
         let limit_remaining = data
             .limit_remaining
-            .map(|m| money(m, self.profile.precision()))
+            .map(|m| money(m, self.profile.precision))
             .transpose()
             .map_err(|e| answer(&url, format!("limit_remaining: {e}")))?
             .flatten();
@@ -247,9 +251,9 @@ impl AccountProbe {
 
     /// Generation `id` as seen by `key`.
     pub async fn generation(&self, id: &str, key: &str) -> Result<Generation, ProbeError> {
-        if self.profile != Profile::Openrouter {
+        if !self.profile.generations {
             return Err(ProbeError::Unsupported {
-                profile: self.profile,
+                profile: self.profile.name.clone(),
                 what: "generation lookup",
             });
         }
@@ -258,7 +262,7 @@ impl AccountProbe {
         let outer: Data<'_> = serde_json::from_slice(&body).map_err(|e| answer(&url, e))?;
         let inner = outer.data.ok_or_else(|| answer(&url, "no `data` object"))?;
         let data: GenerationData<'_> = serde_json::from_str(inner.get()).map_err(|e| answer(&url, e))?;
-        let total_cost = money(data.total_cost, self.profile.precision())
+        let total_cost = money(data.total_cost, self.profile.precision)
             .map_err(|e| answer(&url, format!("total_cost: {e}")))?
             .unwrap_or_default();
         Ok(Generation {
@@ -295,24 +299,9 @@ impl AccountProbe {
     }
 }
 
-/// `scheme://authority` of a URL (LiteLLM's management routes sit at the root).
-fn origin(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(slash) => &url[..after_scheme + slash],
-        None => url,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origins() {
-        assert_eq!(origin("http://127.0.0.1:4000/v1"), "http://127.0.0.1:4000");
-        assert_eq!(origin("http://127.0.0.1:4000"), "http://127.0.0.1:4000");
-    }
 
     #[test]
     fn money_is_read_exactly() {

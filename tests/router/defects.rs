@@ -97,6 +97,8 @@ fn names_are_in_order_and_unknown_names_list_them() {
             "removed-model-502",
             "no-overdraft-guard",
             "skip-system-prefix",
+            "delay-first-chunk",
+            "misreport-usage",
         ]
     );
     let mut defects = Defects::default();

@@ -193,6 +193,23 @@ fn an_http_target_that_never_answers_exits_3() {
     );
 }
 
+/// `--profile` names a built-in profile or one the scenario declares; an
+/// unknown one is a usage error that lists those known.
+#[test]
+fn an_unknown_profile_is_a_usage_error_naming_the_known_ones() {
+    let ports = free_ports(2);
+    let profiles = "[profiles.my-gateway]\nbase = \"openai\"\n";
+    let file = TempFile::new("run-profile", &(http_scenario(ports[0], ports[1], "") + profiles));
+    let output = run_binary(&[file.path(), "--target", "http://127.0.0.1:9/v1", "--profile", "vllm"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--profile: no profile `vllm`"), "{stderr}");
+    assert!(
+        stderr.contains("openrouter, litellm, portkey, openai, my-gateway"),
+        "{stderr}"
+    );
+}
+
 /// The pipeline without the command line: a program loads a scenario and
 /// calls `Run::execute`, and the outcome carries the exit class, the report
 /// folder and every verdict.

@@ -31,6 +31,7 @@ fn plan_of(pieces: &[String], tool: bool) -> Plan {
             ..Usage::default()
         },
         id: "00ff".into(),
+        opening_with_first_token: false,
     }
 }
 

@@ -69,3 +69,39 @@ output-tokens = 10
     }
     panic!("the median gap between tokens was under 19 ms in every stream: {medians:?}");
 }
+
+/// `role-chunk = "with-first-token"`: nothing of the stream (no role chunk,
+/// no `message_start`) arrives before the first token is due; by default
+/// the opening arrives at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_opening_can_wait_for_the_first_token() {
+    let mock = Mock::start(
+        r#"
+[[providers]]
+name = "late-opening"
+dialect = "openai"
+[providers.defaults]
+ttft-ms = 60
+itl-ms = 1
+output-tokens = 3
+role-chunk = "with-first-token"
+[[providers.models]]
+id = "held"
+[[providers.models]]
+id = "eager"
+role-chunk = "at-once"
+"#,
+    )
+    .await;
+    let client = http_client();
+    let url = mock.url("/v1/chat/completions");
+    let held = stream(&client, &url, &[], &chat_stream("held", "hi", None)).await;
+    let first = held.events.first().expect("an event").at - held.sent;
+    assert!(first >= Duration::from_millis(60), "the opening came after {first:?}");
+    let role = held.events[0].event.json().unwrap();
+    assert_eq!(role["choices"][0]["delta"]["role"], "assistant", "{role}");
+
+    let eager = stream(&client, &url, &[], &chat_stream("eager", "hi", None)).await;
+    let first = eager.events.first().expect("an event").at - eager.sent;
+    assert!(first < Duration::from_millis(60), "the opening came after {first:?}");
+}

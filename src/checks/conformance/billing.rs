@@ -7,40 +7,71 @@ use super::{Index, Judging, show};
 use crate::checks::CheckResult;
 use crate::load::record::{Outcome, RequestRecord};
 use crate::scenario::MixEntry;
-use crate::target::{Picodollars, RouterConfig};
+use crate::target::{Feature, Picodollars, RouterConfig};
 
-/// `billing-exact`: every answer's `usage.cost` equals, to the picodollar,
+/// The charge `r` reports, read as the profile writes amounts: `Ok(None)`
+/// for none, `Err` (the sentence) for one that is not an amount.
+fn charged(ix: &Index<'_>, r: &RequestRecord) -> Result<Option<Picodollars>, String> {
+    match r.cost.as_deref() {
+        None => Ok(None),
+        Some(text) => (ix.usd(text).map(Some)).ok_or_else(|| format!("the cost `{text}` is not a USD amount")),
+    }
+}
+
+/// Whether `r`'s key brings its own provider key (BYOK).
+fn is_byok(router: &RouterConfig, ix: &Index<'_>, r: &RequestRecord) -> bool {
+    (ix.mix(r).and_then(|m| router.keys.iter().find(|k| *k.key == *m.key))).is_some_and(|k| k.byok.is_some())
+}
+
+/// `no-charge-on-failure`: no request the router failed (an error status,
+/// or a stream that broke off) reports a charge other than zero.
+pub fn no_charge_on_failure(ix: &Index<'_>) -> CheckResult {
+    let mut v = Judging::new("no-charge-on-failure");
+    for r in ix.ev.records {
+        if r.status == 0 || r.outcome == Outcome::Ok {
+            continue;
+        }
+        v.judged();
+        match charged(ix, r) {
+            Err(why) => v.offend(&r.id, || why),
+            Ok(Some(p)) if p != Picodollars::ZERO => v.offend(&r.id, || {
+                format!("a failed request (status {}) reports a charge of {}", r.status, show(p))
+            }),
+            Ok(_) => {}
+        }
+    }
+    v.finish("failed requests")
+}
+
+/// `billing-exact`: every answer's reported cost equals, to the picodollar,
 /// the price of the model that served it × the usage the mock reported for
 /// the attempt that served it (cache reads and writes at their own prices,
 /// uncached prompt = all prompt tokens less both), zero for no completion
 /// token or a `finish_reason: "error"` ending, the BYOK fee when the key's
-/// own provider key served it; and no failed request reports a charge.
+/// own provider key served it. A BYOK key's answers are left out when the
+/// profile's routers have no BYOK. Failed requests are
+/// `no-charge-on-failure`'s.
 pub fn exact(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
     let mut v = Judging::new("billing-exact");
+    let byok = ix.ev.scenario.target.profile().has(Feature::Byok);
     for r in ix.ev.records {
-        if r.status == 0 {
+        if r.status == 0 || r.outcome != Outcome::Ok {
+            continue;
+        }
+        if !byok && is_byok(router, ix, r) {
             continue;
         }
         v.judged();
-        let charged = match r.cost.as_deref().map(|c| (c, ix.usd(c))) {
-            None => None,
-            Some((_, Some(p))) => Some(p),
-            Some((text, None)) => {
-                v.offend(&r.id, || format!("usage.cost `{text}` is not a decimal USD amount"));
+        let charged = match charged(ix, r) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                v.offend(&r.id, || "the answer reports no cost".into());
                 continue;
             }
-        };
-        if r.outcome != Outcome::Ok {
-            if let Some(p) = charged.filter(|p| *p != Picodollars::ZERO) {
-                v.offend(&r.id, || {
-                    format!("a failed request (status {}) reports a charge of {}", r.status, show(p))
-                });
+            Err(why) => {
+                v.offend(&r.id, || why);
+                continue;
             }
-            continue;
-        }
-        let Some(charged) = charged else {
-            v.offend(&r.id, || "the answer reports no usage.cost".into());
-            continue;
         };
         match expected_charge(ix, router, r) {
             Ok(expected) if expected == charged => {}
@@ -63,7 +94,7 @@ pub fn exact(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
             Err(why) => v.offend(&r.id, || why.to_string()),
         }
     }
-    v.finish("requests")
+    v.finish("answers")
 }
 
 /// Why the charge an answer should have had cannot be reckoned: each is an

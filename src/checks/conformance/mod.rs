@@ -22,6 +22,7 @@ mod billing;
 mod lifecycle;
 mod retries;
 mod streaming;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -82,7 +83,7 @@ impl<'a> Index<'a> {
     /// A USD amount the router wrote (a cost), read as its profile says it
     /// writes them: exact decimals, or floats rounded to the picodollar.
     pub fn usd(&self, text: &str) -> Option<Picodollars> {
-        usd(text, self.ev.scenario.target.profile().precision())
+        usd(text, self.ev.scenario.target.profile().precision)
     }
 
     /// The attempts made for request `id`, in order.
@@ -156,8 +157,13 @@ fn needs(check: &Conformance) -> Option<Feature> {
     match check {
         Conformance::NoOverdraft { .. } => Some(Feature::PrepaidCredits),
         Conformance::GenerationAgrees => Some(Feature::GenerationLookup),
-        Conformance::BillingExact => Some(Feature::ReportedCost),
+        Conformance::BillingExact | Conformance::NoChargeOnFailure => Some(Feature::ReportedCost),
         Conformance::BalanceDelta => Some(Feature::SpendReadout),
+        Conformance::KeyLimits | Conformance::FreeQuota => Some(Feature::PerKeyLimits),
+        Conformance::Cooldown => Some(Feature::ProviderCooldown),
+        Conformance::RetryStorm { .. } => Some(Feature::RetryBudget),
+        Conformance::LifecycleGrace | Conformance::LifecycleRemoved => Some(Feature::ModelLifecycle),
+        Conformance::SystemPrefix => Some(Feature::SystemPrefix),
         _ => None,
     }
 }
@@ -170,7 +176,7 @@ pub fn judge(check: &Conformance, index: &Index<'_>) -> CheckResult {
     let profile = index.ev.scenario.target.profile();
     if let Some(feature) = needs(check).filter(|f| !profile.has(*f)) {
         return CheckResult {
-            detail: format!("the {} profile's routers have no {}", profile.name(), feature.name()),
+            detail: format!("the {} profile's routers have no {}", profile.name, feature.name()),
             verdict: CheckVerdict::Skip,
             ..super::result(check.kind(), "count", false, 0.0, 0.0)
         };
@@ -192,12 +198,12 @@ pub fn judge(check: &Conformance, index: &Index<'_>) -> CheckResult {
 
 /// Whether a check's evidence is the router's successful answers (a pass
 /// on failed requests alone would be a pass on no evidence). Not
-/// `billing-exact`: that nothing is charged for a failure is its evidence
-/// too (the storm scenario judges just that).
+/// `no-charge-on-failure`, whose evidence is the failures.
 pub fn judges_answers(check: &Conformance) -> bool {
     matches!(
         check,
-        Conformance::BalanceDelta
+        Conformance::BillingExact
+            | Conformance::UsageAgrees
             | Conformance::GenerationAgrees
             | Conformance::StreamUsage
             | Conformance::StreamIntegrity
@@ -244,6 +250,8 @@ fn judge_evidence(check: &Conformance, index: &Index<'_>) -> CheckResult {
     };
     match (check, router) {
         (Conformance::BillingExact, Some(r)) => billing::exact(index, r),
+        (Conformance::NoChargeOnFailure, _) => billing::no_charge_on_failure(index),
+        (Conformance::UsageAgrees, _) => usage::agrees(index),
         (Conformance::BalanceDelta, _) => billing::balance_delta(index),
         (Conformance::GenerationAgrees, _) => billing::generation_agrees(index),
         (Conformance::NoOverdraft { keys }, _) => billing::no_overdraft(index, keys),

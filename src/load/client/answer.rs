@@ -12,26 +12,21 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{GENERATION_ID, LITELLM_COST, LITELLM_RETRIES, ORIGINAL_MODEL};
+use super::{GENERATION_ID, LITELLM_RETRIES, ORIGINAL_MODEL};
 use crate::load::record::{ErrorShape, Facts, RequestRecord, ToolCall};
 
 /// Error messages kept in a record are cut to this many characters.
 pub const MAX_MESSAGE_CHARS: usize = 200;
 
-/// The answer's status and headers into `record`. Returns what a LiteLLM
-/// proxy says it charged, which counts only when the body names no cost.
-pub(super) fn read_head(status: StatusCode, headers: &HeaderMap, record: &mut RequestRecord) -> Option<String> {
+/// The answer's status and headers into `record`.
+pub(super) fn read_head(status: StatusCode, headers: &HeaderMap, record: &mut RequestRecord) {
     record.status = status.as_u16();
     record.generation_id = header_text(headers, &GENERATION_ID);
     record.conformance.original_model = header_text(headers, &ORIGINAL_MODEL);
     if !status.is_success() {
         record.conformance.retry_after = header_text(headers, &RETRY_AFTER);
     }
-    // A LiteLLM proxy says what it charged in a header (a whole answer's
-    // `usage.cost`, when there is one, is read from the body after this).
-    let litellm_cost = header_text(headers, &LITELLM_COST);
     record.conformance.upstream_retries = header_text(headers, &LITELLM_RETRIES).and_then(|n| n.trim().parse().ok());
-    litellm_cost
 }
 
 /// The fields read from a whole answer, a stream chunk or an error body.
@@ -61,6 +56,10 @@ impl Payload<'_> {
             record.prompt_tokens = usage.prompt_tokens;
             record.completion_tokens = usage.completion_tokens;
             record.cached_tokens = usage.prompt_tokens_details.and_then(|d| d.cached_tokens);
+            record.conformance.cache_write_tokens = (usage.prompt_tokens_details)
+                .and_then(|d| d.cache_write_tokens)
+                .or(usage.cache_creation_input_tokens);
+            record.conformance.reasoning_tokens = usage.completion_tokens_details.and_then(|d| d.reasoning_tokens);
             record.cost = usage.cost.map(raw_number);
         }
     }
@@ -74,6 +73,11 @@ pub(super) struct UsageBody<'a> {
     completion_tokens: Option<u64>,
     #[serde(default)]
     prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+    /// LiteLLM's name for cache writes (Anthropic's own).
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
     /// Kept as written: checks compare it exactly.
     #[serde(default, borrow)]
     cost: Option<&'a RawValue>,
@@ -83,6 +87,14 @@ pub(super) struct UsageBody<'a> {
 pub(super) struct PromptDetails {
     #[serde(default)]
     cached_tokens: Option<u64>,
+    #[serde(default)]
+    cache_write_tokens: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub(super) struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
 }
 
 /// What is read of `choices`, without collecting the array: the first
@@ -337,7 +349,7 @@ fn raw_number(raw: &RawValue) -> String {
 }
 
 /// A header's value, when it is text.
-fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+pub(super) fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 

@@ -42,8 +42,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-gauntlet-request-i
 pub const GENERATION_ID: HeaderName = HeaderName::from_static("x-generation-id");
 /// The header a router names the requested model in when a replacement served it.
 pub const ORIGINAL_MODEL: HeaderName = HeaderName::from_static("x-original-model");
-/// LiteLLM proxy's charge for the request, in USD (its profile's cost).
-pub const LITELLM_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 /// LiteLLM proxy's count of upstream retries it made.
 pub const LITELLM_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
 
@@ -56,6 +54,9 @@ pub struct HttpClient {
     clock: Clock,
     /// Sent with every request (the target's routing or auth headers).
     extra: Arc<[(HeaderName, HeaderValue)]>,
+    /// The response header the router writes its charge in (its profile's
+    /// cost), when not `usage.cost`.
+    cost_header: Option<HeaderName>,
 }
 
 impl fmt::Debug for HttpClient {
@@ -99,6 +100,7 @@ impl HttpClient {
             endpoint,
             clock,
             extra: Arc::from([]),
+            cost_header: None,
         }
     }
 
@@ -107,6 +109,14 @@ impl HttpClient {
     /// were checked with the scenario; one that is not valid is left out.
     pub fn with_headers(mut self, headers: &[(String, String)]) -> HttpClient {
         self.extra = parsed_headers(headers);
+        self
+    }
+
+    /// The same client, reading each answer's charge from the response
+    /// header `name` rather than `usage.cost` (a LiteLLM proxy's
+    /// `x-litellm-response-cost`); `None` reads `usage.cost`.
+    pub fn with_cost_header(mut self, name: Option<&str>) -> HttpClient {
+        self.cost_header = name.and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok());
         self
     }
 
@@ -152,7 +162,8 @@ impl HttpClient {
         };
         record.head_us = Some(self.clock.now_us());
         let status = response.status();
-        let litellm_cost = read_head(status, response.headers(), record);
+        read_head(status, response.headers(), record);
+        let header_cost = (self.cost_header.as_ref()).and_then(|name| answer::header_text(response.headers(), name));
         let body = response.into_body();
         if !status.is_success() {
             self.read_refusal(body, record).await;
@@ -161,8 +172,8 @@ impl HttpClient {
         } else {
             self.read_whole(body, record).await;
         }
-        if record.cost.is_none() {
-            record.cost = litellm_cost;
+        if self.cost_header.is_some() {
+            record.cost = header_cost;
         }
     }
 

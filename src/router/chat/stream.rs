@@ -92,7 +92,7 @@ async fn run(relay: Relay, tx: mpsc::Sender<Bytes>) {
         Ok(_) if state.config.defects.drop_final_usage => {}
         Ok(charged) => {
             let cost = if failed { Picodollars::ZERO } else { cost };
-            let report = report(&usage, charged, cost, byok);
+            let report = report(&state, &usage, charged, cost, byok);
             transcode::write_usage_chunk(out, &p.generation_id, &p.model.id, p.created, &report);
         }
         Err(e) => {
@@ -176,6 +176,10 @@ async fn resend(state: &State, p: &Prepared, provider: usize) -> Option<Incoming
     }
 }
 
+/// How long the deliberate `delay-first-chunk` defect holds a stream's
+/// first chunk.
+pub const FIRST_CHUNK_DELAY: Duration = Duration::from_millis(25);
+
 /// The upstream events of one stream turned into client chunks, and what
 /// has been made of them so far.
 struct Pump {
@@ -192,6 +196,9 @@ struct Pump {
     keep_alive: Interval,
     /// The deliberate `buffer-stream` defect holds every chunk until the end.
     buffer: bool,
+    /// The deliberate `delay-first-chunk` defect: how long the first relayed
+    /// chunk is held (taken when it is sent).
+    first_delay: Option<Duration>,
 }
 
 impl Pump {
@@ -207,6 +214,7 @@ impl Pump {
             stall: state.retrier.policy().first_byte_timeout(),
             keep_alive: tokio::time::interval_at(Instant::now() + keep_alive, keep_alive),
             buffer: state.config.defects.buffer_stream,
+            first_delay: state.config.defects.delay_first_chunk.then_some(FIRST_CHUNK_DELAY),
         }
     }
 
@@ -237,8 +245,13 @@ impl Pump {
             if self.first_token.is_none() && self.translator.content_chunks() > 0 {
                 self.first_token = Some(Instant::now());
             }
-            if !self.buffer && !self.out.is_empty() && tx.send(self.out.split().freeze()).await.is_err() {
-                return Ending::ClientGone;
+            if !self.buffer && !self.out.is_empty() {
+                if let Some(delay) = self.first_delay.take() {
+                    tokio::time::sleep(delay).await;
+                }
+                if tx.send(self.out.split().freeze()).await.is_err() {
+                    return Ending::ClientGone;
+                }
             }
             if done {
                 return Ending::Finished;

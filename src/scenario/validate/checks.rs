@@ -165,6 +165,8 @@ fn conformance(kind: CheckKind, c: &RawCheck, path: &str, raw: &RawScenario) -> 
     };
     Ok(match kind {
         CheckKind::BillingExact => Conformance::BillingExact,
+        CheckKind::NoChargeOnFailure => Conformance::NoChargeOnFailure,
+        CheckKind::UsageAgrees => Conformance::UsageAgrees,
         CheckKind::BalanceDelta => Conformance::BalanceDelta,
         CheckKind::GenerationAgrees => Conformance::GenerationAgrees,
         CheckKind::NoOverdraft => {

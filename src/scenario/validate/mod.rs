@@ -33,7 +33,8 @@ pub fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> 
     let meta = meta::meta(&raw)?;
     let mocks = mocks::mocks(&raw.providers, meta.seed)?;
     let mock_names: HashSet<&str> = raw.providers.iter().map(|p| p.name.as_str()).collect();
-    let target = target::target(raw.target.as_ref())?;
+    let profiles = target::profiles(&raw.profiles)?;
+    let target = target::target(raw.target.as_ref(), &profiles)?;
     let expect = router::router(raw.router.as_ref(), &target, &mock_names)?;
     if target == Target::Builtin && mocks.is_empty() {
         return Err(err(
@@ -56,6 +57,7 @@ pub fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> 
         file: file.to_path_buf(),
         meta,
         target,
+        profiles,
         mocks,
         expect,
         phases,

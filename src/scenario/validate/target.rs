@@ -1,16 +1,44 @@
 //! `[target]`: the router the scenario runs against, the built-in one or
 //! one at an HTTP URL (with how to start it and ask whether it is ready).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mock_providers::config::ConfigError;
 
 use super::{check_http_url, err};
 use crate::scenario::raw::{RawTarget, TargetKind};
-use crate::target::{self, DEFAULT_READY_TIMEOUT, Profile, Target};
+use crate::target::{self, BUILT_IN, DEFAULT_READY_TIMEOUT, Profile, RawProfile, Target};
+
+/// Validates `[profiles.NAME]`: the scenario's own router profiles.
+pub fn profiles(raw: &BTreeMap<String, RawProfile>) -> Result<Vec<Profile>, ConfigError> {
+    raw.iter()
+        .map(|(name, p)| {
+            p.validate(name)
+                .map_err(|e| err(format!("profiles.{name}.{}", e.field), e.message))
+        })
+        .collect()
+}
+
+/// The profile `name` names: one of `declared`, or a built-in one.
+fn named(name: &str, declared: &[Profile]) -> Result<Profile, ConfigError> {
+    (declared.iter().find(|p| p.name == name).cloned())
+        .or_else(|| Profile::built_in(name))
+        .ok_or_else(|| {
+            let mut known: Vec<&str> = BUILT_IN.to_vec();
+            known.extend(declared.iter().map(|p| p.name.as_str()));
+            err(
+                "target.profile",
+                format!(
+                    "no profile `{name}`: the built-in ones and the scenario's [profiles] are {}",
+                    known.join(", ")
+                ),
+            )
+        })
+}
 
 /// Validates `[target]` (none is the built-in router).
-pub fn target(raw: Option<&RawTarget>) -> Result<Target, ConfigError> {
+pub fn target(raw: Option<&RawTarget>, profiles: &[Profile]) -> Result<Target, ConfigError> {
     let target = match raw {
         None => Target::Builtin,
         Some(t) => match t.kind {
@@ -19,6 +47,7 @@ pub fn target(raw: Option<&RawTarget>) -> Result<Target, ConfigError> {
                     ("url", t.url.is_some()),
                     ("command", t.command.is_some()),
                     ("ready-url", t.ready_url.is_some()),
+                    ("profile", t.profile.is_some()),
                     ("headers", t.headers.is_some()),
                 ] {
                     if given {
@@ -42,8 +71,13 @@ pub fn target(raw: Option<&RawTarget>) -> Result<Target, ConfigError> {
                         "must name a program: [\"./my-router\", \"--flag\"]",
                     ));
                 }
-                let ready_url = t.ready_url.clone().unwrap_or_else(|| format!("{url}/models"));
-                check_http_url("target.ready-url", &ready_url)?;
+                if let Some(ready_url) = &t.ready_url {
+                    check_http_url("target.ready-url", ready_url)?;
+                }
+                let profile = match &t.profile {
+                    Some(name) => named(name, profiles)?,
+                    None => Profile::openrouter(),
+                };
                 let mut headers = Vec::new();
                 for (name, value) in t.headers.iter().flatten() {
                     let header = target::header(name, value)
@@ -52,9 +86,9 @@ pub fn target(raw: Option<&RawTarget>) -> Result<Target, ConfigError> {
                 }
                 Target::Http {
                     url,
-                    profile: t.profile.unwrap_or(Profile::Openrouter),
+                    profile: Box::new(profile),
                     command: t.command.clone(),
-                    ready_url,
+                    ready_url: t.ready_url.clone(),
                     ready_timeout: t.ready_timeout_ms.map_or(DEFAULT_READY_TIMEOUT, Duration::from_millis),
                     headers,
                 }

@@ -142,7 +142,7 @@ fn billing_exact_charges_a_byok_key_the_full_price_on_another_provider() {
 }
 
 #[test]
-fn billing_exact_fails_a_failed_request_that_reports_a_charge() {
+fn no_charge_on_failure_fails_a_failed_request_that_reports_a_charge() {
     let mut failed = error_answer("f", MINI, 502);
     failed.cost = Some("0.0001".into());
     let mut free_failure = error_answer("g", MINI, 502);
@@ -152,9 +152,17 @@ fn billing_exact_fails_a_failed_request_that_reports_a_charge() {
         vec![failure("f", 500, T0, T0 + MS), failure("g", 500, T0, T0 + MS)],
     );
     assert_fails(
-        &case.judge(Conformance::BillingExact),
+        &case.judge(Conformance::NoChargeOnFailure),
         &["f"],
         "a failed request (status 502) reports a charge of 0.0001",
+    );
+    // Failures are not billing-exact's evidence: with no answer, it has none.
+    let result = case.judge(Conformance::BillingExact);
+    assert!(!result.passed(), "{result:?}");
+    assert!(
+        result.detail.contains("2 of 2 requests failed: HTTP 502 ×2"),
+        "{}",
+        result.detail
     );
 }
 
@@ -177,7 +185,7 @@ fn billing_exact_fails_an_answer_without_a_cost() {
         vec![answer("n", MINI, MINI_MODEL, None)],
         vec![served("n", "oa", "gpt-4o-mini", usage(1000, 400, 0, 50))],
     );
-    assert_fails(&case.judge(Conformance::BillingExact), &["n"], "reports no usage.cost");
+    assert_fails(&case.judge(Conformance::BillingExact), &["n"], "reports no cost");
 }
 
 #[test]
@@ -572,7 +580,7 @@ fn billing_exact_rounds_a_float_cost_only_where_the_profile_says_floats() {
     assert_fails(
         &Case::new(records(), attempts()).judge(Conformance::BillingExact),
         &["a"],
-        "is not a decimal USD amount",
+        "is not a USD amount",
     );
     // Rounded and still wrong: both amounts, what was written, and the difference.
     let off = vec![answer("a", MINI, MINI_MODEL, Some("1.5099999999999999e-04"))];
@@ -581,4 +589,93 @@ fn billing_exact_rounds_a_float_cost_only_where_the_profile_says_floats() {
         &["a"],
         "charged 0.000151, expected 0.00015 for `openai/gpt-4o-mini` (written `1.5099999999999999e-04`), 0.000001 off",
     );
+}
+
+// ---------------------------------------------------------------------------
+// usage-agrees
+// ---------------------------------------------------------------------------
+
+/// An answer telling `prompt` prompt tokens (of which `cached` read from
+/// the cache) and `completion` completion tokens.
+fn told(id: &str, prompt: u64, cached: Option<u64>, completion: u64) -> RequestRecord {
+    RequestRecord {
+        prompt_tokens: Some(prompt),
+        cached_tokens: cached,
+        completion_tokens: Some(completion),
+        ..answer(id, MINI, MINI_MODEL, None)
+    }
+}
+
+#[test]
+fn usage_agrees_passes_the_upstreams_counts() {
+    let mut written = told("w", 1000, Some(400), 50);
+    written.conformance.cache_write_tokens = Some(100);
+    let case = Case::new(
+        vec![told("a", 1000, Some(400), 50), told("b", 1000, None, 50), written],
+        vec![
+            served("a", "oa", "gpt-4o-mini", usage(1000, 400, 0, 50)),
+            served("b", "oa", "gpt-4o-mini", usage(1000, 0, 0, 50)),
+            served("w", "oa", "gpt-4o-mini", usage(1000, 400, 100, 50)),
+        ],
+    );
+    let result = case.judge(Conformance::UsageAgrees);
+    assert_passes(&result);
+    assert!(result.detail.contains("all 3 answers conform"), "{}", result.detail);
+}
+
+/// A router that tells only the uncached prompt tokens, drops the cache
+/// reads, or tells no usage at all.
+#[test]
+fn usage_agrees_fails_counts_the_upstream_did_not_report() {
+    let case = Case::new(
+        vec![
+            told("u", 600, Some(400), 50),
+            told("n", 1000, None, 50),
+            answer("x", MINI, MINI_MODEL, None),
+        ],
+        vec![
+            served("u", "oa", "gpt-4o-mini", usage(1000, 400, 0, 50)),
+            served("n", "oa", "gpt-4o-mini", usage(1000, 400, 0, 50)),
+            served("x", "oa", "gpt-4o-mini", usage(1000, 0, 0, 50)),
+        ],
+    );
+    let result = case.judge(Conformance::UsageAgrees);
+    assert_fails(
+        &result,
+        &["u", "n", "x"],
+        "prompt_tokens 600, the upstream reported 1000 (cache reads and writes included)",
+    );
+    let mut reasoning = told("r", 1000, None, 50);
+    reasoning.conformance.reasoning_tokens = Some(2);
+    let mut thought = usage(1000, 0, 0, 50);
+    thought.reasoning_tokens = 8;
+    let case = Case::new(vec![reasoning], vec![served("r", "oa", "gpt-4o-mini", thought)]);
+    assert_fails(
+        &case.judge(Conformance::UsageAgrees),
+        &["r"],
+        "reasoning_tokens 2, the upstream reported 8 (reasoning)",
+    );
+}
+
+/// Whether the router reports cost or not, the counts are judged: a
+/// profile without cost still has this check.
+#[test]
+fn usage_agrees_applies_to_a_router_that_reports_no_cost() {
+    let openai = FIXTURE.replacen(
+        "[meta]",
+        "[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:4000/v1\"\nprofile = \"openai\"\n[meta]",
+        1,
+    );
+    let case = Case::of(
+        &openai,
+        vec![told("a", 1000, Some(400), 49)],
+        vec![served("a", "oa", "gpt-4o-mini", usage(1000, 400, 0, 50))],
+    );
+    assert_fails(
+        &case.judge(Conformance::UsageAgrees),
+        &["a"],
+        "completion_tokens 49, the upstream reported 50",
+    );
+    let skipped = case.judge(Conformance::BillingExact);
+    assert_eq!(skipped.verdict, crate::checks::Verdict::Skip, "{}", skipped.detail);
 }

@@ -1,0 +1,429 @@
+//! What a kind of router has and how it says things: a [`Profile`].
+//!
+//! Four are built in — `openrouter` (what the reference router speaks),
+//! `litellm`, `portkey` and `openai` (any OpenAI-compatible router) — and a
+//! scenario may declare its own in a `[profiles.NAME]` table, starting from
+//! a built-in one (`base`) and changing what differs:
+//!
+//! ```toml
+//! [profiles.my-gateway]
+//! base = "openai"
+//! cost = { header = "x-gateway-cost" }
+//! precision = "float"
+//! ready = "/healthz"
+//! features = ["provider-cooldown", "per-key-limits"]
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::Precision;
+
+/// A router feature a conformance check needs; a profile says which its
+/// routers have, and a check of a feature they lack is skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Feature {
+    /// A prepaid credit balance per key, read back (`limit_remaining`).
+    PrepaidCredits,
+    /// Each generation's cost looked up by its id.
+    GenerationLookup,
+    /// The cost of each answer, reported with it.
+    ReportedCost,
+    /// Each key's spend (or balance), read back.
+    SpendReadout,
+    /// Models deprecated on a date, rerouted during a grace period, then
+    /// answered 404.
+    ModelLifecycle,
+    /// A per-model system prompt put before the caller's.
+    SystemPrefix,
+    /// A cap on retries as a share of requests (no retry storm).
+    RetryBudget,
+    /// A provider that keeps failing is left alone for a while.
+    ProviderCooldown,
+    /// Per-key request, token or concurrency limits, and daily free quotas.
+    PerKeyLimits,
+    /// Callers' own upstream keys, billed a fee.
+    Byok,
+}
+
+impl Feature {
+    /// Every feature, in the order scenarios list them.
+    pub const ALL: [Feature; 10] = [
+        Feature::PrepaidCredits,
+        Feature::GenerationLookup,
+        Feature::ReportedCost,
+        Feature::SpendReadout,
+        Feature::ModelLifecycle,
+        Feature::SystemPrefix,
+        Feature::RetryBudget,
+        Feature::ProviderCooldown,
+        Feature::PerKeyLimits,
+        Feature::Byok,
+    ];
+
+    /// The feature in words, for a skip's reason.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::PrepaidCredits => "prepaid credit balances",
+            Feature::GenerationLookup => "a per-generation cost lookup",
+            Feature::ReportedCost => "cost reported with each answer",
+            Feature::SpendReadout => "a readable spend or balance per key",
+            Feature::ModelLifecycle => "model deprecation with a grace period",
+            Feature::SystemPrefix => "per-model system prompt prefixes",
+            Feature::RetryBudget => "a retry budget",
+            Feature::ProviderCooldown => "provider cooldown",
+            Feature::PerKeyLimits => "per-key limits",
+            Feature::Byok => "bring-your-own-key billing",
+        }
+    }
+
+    /// As scenarios spell it in `features`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Feature::PrepaidCredits => "prepaid-credits",
+            Feature::GenerationLookup => "generation-lookup",
+            Feature::ReportedCost => "reported-cost",
+            Feature::SpendReadout => "spend-readout",
+            Feature::ModelLifecycle => "model-lifecycle",
+            Feature::SystemPrefix => "system-prefix",
+            Feature::RetryBudget => "retry-budget",
+            Feature::ProviderCooldown => "provider-cooldown",
+            Feature::PerKeyLimits => "per-key-limits",
+            Feature::Byok => "byok",
+        }
+    }
+}
+
+/// Where a router writes each answer's cost.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cost {
+    /// `usage.cost` in the body (the last usage of a stream).
+    Usage,
+    /// A response header (its name, lower case).
+    Header(String),
+    /// Nowhere.
+    None,
+}
+
+/// Where a key's spend or balance is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Account {
+    /// OpenRouter's `GET {api}/key` (`usage`, `limit_remaining`).
+    Openrouter,
+    /// LiteLLM's `GET /key/info` (`info.spend`), at the server's root.
+    Litellm,
+    /// Nowhere.
+    None,
+}
+
+/// How the harness reads and judges one kind of router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// As scenarios and `--profile` name it.
+    pub name: String,
+    pub cost: Cost,
+    /// How exactly its USD amounts are written.
+    pub precision: Precision,
+    pub account: Account,
+    /// Whether `GET {api}/generation?id=` answers a generation's cost.
+    pub generations: bool,
+    /// Where readiness is asked: a path under the API base (`models`), or
+    /// from the server's root when it starts with `/` (`/health`).
+    pub ready: String,
+    /// Whether readiness is asked with the target's headers (its auth).
+    pub ready_auth: bool,
+    /// Sent with every request, before the target's own headers.
+    pub headers: Vec<(String, String)>,
+    /// The features beyond cost, spend and generations.
+    features: Vec<Feature>,
+}
+
+/// The built-in profiles' names.
+pub const BUILT_IN: [&str; 4] = ["openrouter", "litellm", "portkey", "openai"];
+
+impl Profile {
+    /// OpenRouter's API, which the reference router speaks: every feature.
+    pub fn openrouter() -> Profile {
+        Profile {
+            name: "openrouter".into(),
+            cost: Cost::Usage,
+            precision: Precision::Decimal,
+            account: Account::Openrouter,
+            generations: true,
+            ready: "models".into(),
+            ready_auth: true,
+            headers: Vec::new(),
+            features: Feature::ALL.to_vec(),
+        }
+    }
+
+    /// A LiteLLM proxy: cost in `x-litellm-response-cost` (a binary float),
+    /// provider cooldown; spend, budgets and per-key limits need its
+    /// database and virtual keys, so a profile of one's own says so
+    /// (`base = "litellm"`, `account = "litellm"`, `features = [...]`).
+    pub fn litellm() -> Profile {
+        Profile {
+            name: "litellm".into(),
+            cost: Cost::Header("x-litellm-response-cost".into()),
+            precision: Precision::Float,
+            account: Account::None,
+            generations: false,
+            ready: "/health/liveliness".into(),
+            ready_auth: false,
+            headers: Vec::new(),
+            features: vec![Feature::ProviderCooldown],
+        }
+    }
+
+    /// Portkey's open-source gateway: routes, retries and falls back as each
+    /// request's headers say; no cost, no accounts.
+    pub fn portkey() -> Profile {
+        Profile {
+            name: "portkey".into(),
+            ready: "/".into(),
+            ready_auth: false,
+            ..Profile::openai()
+        }
+    }
+
+    /// Any OpenAI-compatible router: answers only.
+    pub fn openai() -> Profile {
+        Profile {
+            name: "openai".into(),
+            cost: Cost::None,
+            precision: Precision::Decimal,
+            account: Account::None,
+            generations: false,
+            ready: "models".into(),
+            ready_auth: true,
+            headers: Vec::new(),
+            features: Vec::new(),
+        }
+    }
+
+    /// The built-in profile called `name`.
+    pub fn built_in(name: &str) -> Option<Profile> {
+        match name {
+            "openrouter" => Some(Profile::openrouter()),
+            "litellm" => Some(Profile::litellm()),
+            "portkey" => Some(Profile::portkey()),
+            "openai" => Some(Profile::openai()),
+            _ => None,
+        }
+    }
+
+    /// Whether routers of this profile have `feature`.
+    pub fn has(&self, feature: Feature) -> bool {
+        match feature {
+            Feature::ReportedCost => self.cost != Cost::None,
+            Feature::SpendReadout => self.account != Account::None,
+            Feature::GenerationLookup => self.generations,
+            other => self.features.contains(&other),
+        }
+    }
+
+    /// The header that carries the cost, when one does.
+    pub fn cost_header(&self) -> Option<&str> {
+        match &self.cost {
+            Cost::Header(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The readiness URL of a router whose API base is `api`.
+    pub fn ready_url(&self, api: &str) -> String {
+        let api = api.trim_end_matches('/');
+        match self.ready.strip_prefix('/') {
+            Some(path) => format!("{}/{path}", origin(api)),
+            None => format!("{api}/{}", self.ready),
+        }
+    }
+}
+
+/// `scheme://authority` of a URL (where root paths are resolved).
+pub fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(slash) => &url[..after_scheme + slash],
+        None => url,
+    }
+}
+
+/// A `[profiles.NAME]` table as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawProfile {
+    /// The built-in profile it starts from (`openai` when not given).
+    pub base: Option<String>,
+    pub cost: Option<Cost>,
+    pub precision: Option<RawPrecision>,
+    pub account: Option<Account>,
+    pub generation_lookup: Option<bool>,
+    pub ready: Option<String>,
+    pub ready_auth: Option<bool>,
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Replaces the base's features.
+    pub features: Option<Vec<Feature>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawPrecision {
+    Decimal,
+    Float,
+}
+
+/// What is wrong with a `[profiles.NAME]` table: the field, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl RawProfile {
+    /// The profile `name` this table declares.
+    pub fn validate(&self, name: &str) -> Result<Profile, ProfileError> {
+        let bad = |field: &'static str, message: String| ProfileError { field, message };
+        if Profile::built_in(name).is_some() {
+            return Err(bad(
+                "base",
+                format!("`{name}` is a built-in profile: give yours another name"),
+            ));
+        }
+        let base = self.base.as_deref().unwrap_or("openai");
+        let mut profile = Profile::built_in(base).ok_or_else(|| {
+            bad(
+                "base",
+                format!("`{base}` is not a built-in profile ({})", BUILT_IN.join(", ")),
+            )
+        })?;
+        profile.name = name.to_string();
+        if let Some(cost) = &self.cost {
+            if let Cost::Header(header) = cost {
+                let (lower, _) =
+                    super::header(header, "x").map_err(|e| bad("cost", format!("`header = \"{header}\"`: {e}")))?;
+                profile.cost = Cost::Header(lower);
+            } else {
+                profile.cost = cost.clone();
+            }
+        }
+        if let Some(precision) = self.precision {
+            profile.precision = match precision {
+                RawPrecision::Decimal => Precision::Decimal,
+                RawPrecision::Float => Precision::Float,
+            };
+        }
+        profile.account = self.account.unwrap_or(profile.account);
+        profile.generations = self.generation_lookup.unwrap_or(profile.generations);
+        if let Some(ready) = &self.ready {
+            let ready = ready.trim();
+            if ready.is_empty() || ready.contains("://") || ready.chars().any(char::is_whitespace) {
+                return Err(bad(
+                    "ready",
+                    format!("`{ready}` is not a path (`models` under the API base, or `/health` from the root)"),
+                ));
+            }
+            profile.ready = ready.to_string();
+        }
+        profile.ready_auth = self.ready_auth.unwrap_or(profile.ready_auth);
+        for (header, value) in self.headers.iter().flatten() {
+            let header = super::header(header, value).map_err(|e| bad("headers", e.to_string()))?;
+            profile.headers.retain(|(n, _)| *n != header.0);
+            profile.headers.push(header);
+        }
+        if let Some(features) = &self.features {
+            let derived = [Feature::ReportedCost, Feature::SpendReadout, Feature::GenerationLookup];
+            if let Some(f) = features.iter().find(|f| derived.contains(f)) {
+                return Err(bad(
+                    "features",
+                    format!(
+                        "`{}` follows from `cost`, `account` and `generation-lookup`; set those instead",
+                        f.key()
+                    ),
+                ));
+            }
+            profile.features = features.clone();
+        }
+        Ok(profile)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert_eq!(origin("http://127.0.0.1:4000/v1"), "http://127.0.0.1:4000");
+        assert_eq!(origin("http://127.0.0.1:4000"), "http://127.0.0.1:4000");
+    }
+
+    #[test]
+    fn ready_urls_resolve_under_the_api_or_from_the_root() {
+        let api = "http://127.0.0.1:4000/v1/";
+        assert_eq!(Profile::openai().ready_url(api), "http://127.0.0.1:4000/v1/models");
+        assert_eq!(
+            Profile::litellm().ready_url(api),
+            "http://127.0.0.1:4000/health/liveliness"
+        );
+        assert_eq!(Profile::portkey().ready_url(api), "http://127.0.0.1:4000/");
+    }
+
+    #[test]
+    fn built_in_profiles_say_what_their_routers_have() {
+        let openrouter = Profile::openrouter();
+        assert!(Feature::ALL.iter().all(|f| openrouter.has(*f)));
+        let litellm = Profile::litellm();
+        assert!(litellm.has(Feature::ReportedCost) && litellm.has(Feature::ProviderCooldown));
+        assert!(!litellm.has(Feature::PrepaidCredits) && !litellm.has(Feature::SpendReadout));
+        assert_eq!(litellm.cost_header(), Some("x-litellm-response-cost"));
+        for p in [Profile::portkey(), Profile::openai()] {
+            assert!(Feature::ALL.iter().all(|f| !p.has(*f)), "{}", p.name);
+        }
+        for name in BUILT_IN {
+            assert_eq!(Profile::built_in(name).unwrap().name, name);
+        }
+    }
+
+    fn raw(text: &str) -> RawProfile {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_declared_profile_starts_from_its_base() {
+        let p = raw(r#"
+            base = "litellm"
+            account = "litellm"
+            features = ["per-key-limits", "provider-cooldown"]
+            headers = { "X-Tenant" = "ci" }
+            "#)
+        .validate("mine")
+        .unwrap();
+        assert_eq!(p.name, "mine");
+        assert_eq!(p.precision, Precision::Float);
+        assert!(p.has(Feature::SpendReadout) && p.has(Feature::PerKeyLimits));
+        assert!(!p.has(Feature::PrepaidCredits));
+        assert_eq!(p.headers, vec![("x-tenant".to_string(), "ci".to_string())]);
+
+        let p = raw(r#"cost = { header = "X-Cost" }"#).validate("gw").unwrap();
+        assert_eq!(p.cost, Cost::Header("x-cost".into()));
+        assert_eq!(p.precision, Precision::Decimal);
+    }
+
+    #[test]
+    fn a_declared_profile_is_checked() {
+        let error = |text: &str, name: &str| raw(text).validate(name).unwrap_err();
+        assert_eq!(error("", "litellm").field, "base");
+        let e = error(r#"base = "vllm""#, "mine");
+        assert!(e.message.contains("`vllm` is not a built-in profile"), "{}", e.message);
+        assert_eq!(error(r#"ready = "http://x/health""#, "mine").field, "ready");
+        let e = error(r#"features = ["reported-cost"]"#, "mine");
+        assert!(e.message.contains("set those instead"), "{}", e.message);
+        assert_eq!(error(r#"cost = { header = "bad header" }"#, "mine").field, "cost");
+        assert!(toml::from_str::<RawProfile>(r#"features = ["teleport"]"#).is_err());
+    }
+}

@@ -1,8 +1,9 @@
 //! The integration tests, one binary with a module per area (as ripgrep's
 //! `tests/tests.rs`): the command line, runs and capacity sweeps, compare
-//! and baselines, the conformance suite proving itself, the Python SDKs, and
-//! the reference router on loopback. `support` holds what they share, and
-//! `tests/fixtures/` the TOML they start from.
+//! and baselines, the conformance suite proving itself, the Python SDKs, the
+//! reference router on loopback, and the CI templates for a user's router
+//! (their `gauntlet run` commands against the real command line). `support`
+//! holds what they share, and `tests/fixtures/` the TOML they start from.
 
 // A test reports failure by panicking; unwrap, expect and panic! are how.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -10,6 +11,7 @@
 mod support;
 
 mod capacity;
+mod ci_files;
 mod cli;
 mod compare;
 mod conformance;

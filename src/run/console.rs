@@ -26,6 +26,16 @@ pub fn starting(scenario: &Scenario, started: &Started) {
         for p in started.mocks.providers() {
             println!("  mock {} ({}): {}", p.name(), p.provider.dialect(), p.base_url());
         }
+        if let Some(clock) = scenario.expect.as_ref().map(|e| &e.config.clock)
+            && (clock.start.is_some() || clock.speed != 1.0)
+        {
+            let start = clock.start.map_or_else(|| "now".to_string(), |s| s.to_string());
+            println!(
+                "  note: the [router] clock (starting {start}, {}× real time) is assumed of the router \
+                 under test: set its clock so, or its lifecycle and daily-quota dates are judged wrong",
+                clock.speed
+            );
+        }
     }
 }
 

@@ -897,4 +897,12 @@ async fn the_charge_is_read_where_the_profile_says() {
     }
     assert_eq!(costs[0].as_deref(), Some("9"));
     assert_eq!(costs[1].as_deref(), Some("1.3049999999999999e-05"));
+    // An answer without the header: its usage.cost.
+    let call = Template::new(0, &entry("e", "m", false)).call(Arc::from("d"), 0);
+    let now = clock.now_us();
+    let mut record = call.record(now, now, Outcome::Timeout);
+    let missing = HttpClient::new(&format!("{}/v1", server.uri()), clock, Duration::from_secs(1))
+        .with_cost_header(Some("x-other-cost"));
+    missing.exchange(call, &mut record).await;
+    assert_eq!(record.cost.as_deref(), Some("9"));
 }

@@ -102,7 +102,9 @@ impl Feature {
 pub enum Cost {
     /// `usage.cost` in the body (the last usage of a stream).
     Usage,
-    /// A response header (its name, lower case).
+    /// A response header (its name, lower case); `usage.cost` when an
+    /// answer has no such header (LiteLLM sends it with whole answers, and
+    /// puts a stream's cost in its last usage).
     Header(String),
     /// Nowhere.
     None,

@@ -113,8 +113,10 @@ impl HttpClient {
     }
 
     /// The same client, reading each answer's charge from the response
-    /// header `name` rather than `usage.cost` (a LiteLLM proxy's
-    /// `x-litellm-response-cost`); `None` reads `usage.cost`.
+    /// header `name` when the answer has it, else from `usage.cost` (a
+    /// LiteLLM proxy's `x-litellm-response-cost` comes with whole answers;
+    /// its streams carry the cost in their last usage only); `None` reads
+    /// `usage.cost`.
     pub fn with_cost_header(mut self, name: Option<&str>) -> HttpClient {
         self.cost_header = name.and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok());
         self
@@ -172,7 +174,7 @@ impl HttpClient {
         } else {
             self.read_whole(body, record).await;
         }
-        if self.cost_header.is_some() {
+        if header_cost.is_some() {
             record.cost = header_cost;
         }
     }

@@ -198,6 +198,7 @@ pub enum Conformance {
     LifecycleRemoved,
     SystemPrefix,
     ErrorShape,
+    ClientRetryAfter,
 }
 
 impl Rule {
@@ -237,6 +238,7 @@ impl Conformance {
             Conformance::LifecycleRemoved => "lifecycle-removed",
             Conformance::SystemPrefix => "system-prefix",
             Conformance::ErrorShape => "error-shape",
+            Conformance::ClientRetryAfter => "client-retry-after",
         }
     }
 
@@ -246,6 +248,7 @@ impl Conformance {
         !matches!(
             self,
             Conformance::ErrorShape
+                | Conformance::ClientRetryAfter
                 | Conformance::StreamUsage
                 | Conformance::NoRetryAfterFirstByte
                 | Conformance::StreamChunkDelay { .. }

@@ -70,12 +70,15 @@ fn gap_us(failed: &Record, next: &Record) -> u64 {
 }
 
 /// `retry-after-respected`: no retry on a provider sooner than the
-/// `Retry-After` it answered with.
+/// `Retry-After` it answered with. The detail says which `Retry-After`
+/// values were judged, so that a scenario's long one is seen to have been.
 pub fn retry_after_respected(ix: &Index<'_>) -> CheckResult {
     let mut v = Judging::new("retry-after-respected");
+    let mut asked_ms: Vec<u64> = Vec::new();
     for (id, failed, next, _) in retries(ix) {
         let Some(wait_ms) = failed.retry_after_ms else { continue };
         v.judged();
+        asked_ms.push(wait_ms);
         let gap = gap_us(failed, next);
         if gap + ROUNDING_US < wait_ms * 1000 {
             v.offend(id, || {
@@ -88,7 +91,16 @@ pub fn retry_after_respected(ix: &Index<'_>) -> CheckResult {
             });
         }
     }
-    v.finish("retries after a Retry-After")
+    let mut result = v.finish("retries after a Retry-After");
+    if let (Some(shortest), Some(longest)) = (asked_ms.iter().min(), asked_ms.iter().max()) {
+        let asked = if shortest == longest {
+            format!("{shortest} ms")
+        } else {
+            format!("{shortest} to {longest} ms")
+        };
+        result.detail = format!("{} (Retry-After {asked})", result.detail);
+    }
+    result
 }
 
 /// The waits without a `Retry-After` of each retry number k (the k-th
@@ -358,7 +370,7 @@ pub fn client_retry_after(ix: &Index<'_>) -> CheckResult {
             v.offend(&r.id, || format!("{}, {behind}", faults.join("; ")));
         }
     }
-    v.finish("429, 503 and 529 answers")
+    v.finish("refusals (429, 503, 529)")
 }
 
 /// What lay behind a refusal: `after 2 upstream attempts`, or the router's own.

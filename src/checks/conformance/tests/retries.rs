@@ -26,7 +26,12 @@ fn retry_after_429(id: &str, gap_us: u64) -> Vec<Record> {
 #[test]
 fn retry_after_respected_passes_a_retry_after_the_wait() {
     let case = Case::new(Vec::new(), retry_after_429("r", 100 * MS));
-    assert_passes(&case.judge(Conformance::RetryAfterRespected));
+    let result = case.judge(Conformance::RetryAfterRespected);
+    assert_passes(&result);
+    assert_eq!(
+        result.detail,
+        "all 1 retries after a Retry-After conform (Retry-After 100 ms)"
+    );
 }
 
 #[test]
@@ -491,7 +496,7 @@ fn client_retry_after_passes_refusals_that_say_when() {
     ];
     let result = client_retry_after(records, Vec::new());
     assert_passes(&result);
-    assert_eq!(result.detail, "all 3 429, 503 and 529 answers conform");
+    assert_eq!(result.detail, "all 3 refusals (429, 503, 529) conform");
 }
 
 #[test]
@@ -504,7 +509,7 @@ fn client_retry_after_fails_a_give_up_without_retry_after() {
     assert_fails(
         &client_retry_after(records, attempts),
         &["r"],
-        "1 of 2 429, 503 and 529 answers do not conform; first: r: a 429 without Retry-After, after 2 upstream \
+        "1 of 2 refusals (429, 503, 529) do not conform; first: r: a 429 without Retry-After, after 2 upstream \
          attempts",
     );
 }

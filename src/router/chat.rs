@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use super::body::RouterBody;
 use super::catalog::{Model, Resolution};
 use super::config::{Dialect, KeyConfig, Upstream};
+use super::defects::Defects;
 use super::error::ApiError;
 use super::ledger::{GenerationRecord, Reservation};
 use super::limits::{self, Admission};
@@ -126,7 +127,7 @@ pub(crate) async fn complete(
                 charge_exhausted(&state, &prepared, reservation, &exhausted).await;
                 drop(admission);
             }
-            return Err(upstream_error(&exhausted));
+            return Err(upstream_error(&exhausted, &state.config.defects));
         }
     };
     match served {
@@ -415,8 +416,10 @@ async fn error_text(body: Incoming, deadline: Instant) -> String {
     }
 }
 
-/// The client's error when every attempt failed, with what was tried.
-fn upstream_error(exhausted: &Exhausted) -> ApiError {
+/// The client's error when every attempt failed, with what was tried and,
+/// for a 429 or 503, when to come back (none under the deliberate
+/// `no-retry-after-on-give-up` defect).
+fn upstream_error(exhausted: &Exhausted, defects: &Defects) -> ApiError {
     let tried: Vec<Value> = exhausted
         .attempts()
         .iter()
@@ -435,7 +438,7 @@ fn upstream_error(exhausted: &Exhausted) -> ApiError {
     ApiError::Upstream {
         status: exhausted.client_status(),
         message: format!("{exhausted}; last error: {last}"),
-        retry_after: exhausted.retry_after(),
+        retry_after: exhausted.retry_after().filter(|_| !defects.no_retry_after_on_give_up),
         metadata: json!({"reason": exhausted.reason().to_string(), "attempts": tried}),
     }
 }

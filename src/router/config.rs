@@ -37,8 +37,18 @@
 //! in-flight-budget = "1"              # USD of reserved worst-case cost in flight
 //! byok = { provider = "openai-like", api-key = "sk-byok-user-openai" }
 //!
-//! [router.retry]                      # see the retry module for every field
-//! base-ms = 200
+//! [router.retry]                      # see the retry module for the rules
+//! base-ms = 200                       # the first retry's backoff ceiling
+//! cap-ms = 5000                       # the largest ceiling
+//! factor = 2                          # ceiling of retry k: min(cap, base × factor^(k−1))
+//! attempts-per-provider = 3           # or retries-per-provider = 2 (not both)
+//! deadline-ms = 30000
+//! first-byte-timeout-ms = 20000
+//! budget-ratio = 0.2                  # retries per request in the budget window
+//! budget-window-ms = 10000
+//! budget-min-retries = 10
+//! cooldown-after = 3                  # 429s in a row that cool a provider down
+//! cooldown-ms = 10000
 //! ```
 
 use std::collections::{HashMap, HashSet};
@@ -155,7 +165,12 @@ pub struct RawFree {
 pub struct RawRetry {
     pub base_ms: Option<u64>,
     pub cap_ms: Option<u64>,
+    /// How much the backoff ceiling grows per retry (default 2).
+    pub factor: Option<f64>,
     pub attempts_per_provider: Option<u32>,
+    /// The same limit counted in retries (attempts − 1), as LiteLLM's
+    /// `num_retries` and Portkey's `retry.attempts` count it.
+    pub retries_per_provider: Option<u32>,
     pub deadline_ms: Option<u64>,
     pub first_byte_timeout_ms: Option<u64>,
     pub budget_ratio: Option<f64>,
@@ -185,7 +200,13 @@ impl RawRetry {
         if let Some(v) = self.cap_ms {
             b = b.cap(ms(v));
         }
-        if let Some(v) = nonzero(format!("{at}.attempts-per-provider"), self.attempts_per_provider)? {
+        if let Some(v) = self.factor {
+            if !(v.is_finite() && v > 1.0) {
+                return Err(err(format!("{at}.factor"), format!("must be a number > 1, got {v}")));
+            }
+            b = b.factor(v);
+        }
+        if let Some(v) = self.attempts_per_provider(at)? {
             b = b.attempts_per_provider(v);
         }
         if let Some(v) = self.deadline_ms {
@@ -210,6 +231,23 @@ impl RawRetry {
             b = b.cooldown(ms(v));
         }
         b.build().map_err(|e| err(at, e.to_string()))
+    }
+
+    /// The attempt limit per provider, stated as attempts or as retries
+    /// (not both).
+    fn attempts_per_provider(&self, at: &str) -> Result<Option<NonZeroU32>, ConfigError> {
+        match (self.attempts_per_provider, self.retries_per_provider) {
+            (Some(_), Some(_)) => Err(err(
+                format!("{at}.retries-per-provider"),
+                "give `attempts-per-provider` or `retries-per-provider` (attempts − 1), not both",
+            )),
+            (attempts, None) => nonzero(format!("{at}.attempts-per-provider"), attempts),
+            (None, Some(retries)) => retries
+                .checked_add(1)
+                .and_then(NonZeroU32::new)
+                .map(Some)
+                .ok_or_else(|| err(format!("{at}.retries-per-provider"), format!("{retries} is too many"))),
+        }
     }
 }
 
@@ -734,6 +772,50 @@ api-key = "k"
                 .is_some()
         );
         assert!(config.catalog.get("meta/llama-3-8b:free").unwrap().free);
+    }
+
+    #[test]
+    fn the_retry_limit_is_stated_in_attempts_or_in_retries() {
+        let retry = |table: &str| parse(&format!("{BASE}[router.retry]\n{table}")).map(|c| c.retry);
+        assert_eq!(
+            retry("retries-per-provider = 2\n")
+                .unwrap()
+                .attempts_per_provider()
+                .get(),
+            3
+        );
+        assert_eq!(
+            retry("retries-per-provider = 0\n")
+                .unwrap()
+                .attempts_per_provider()
+                .get(),
+            1
+        );
+        assert_eq!(
+            retry("attempts-per-provider = 2\n")
+                .unwrap()
+                .attempts_per_provider()
+                .get(),
+            2
+        );
+        let both = retry("attempts-per-provider = 3\nretries-per-provider = 2\n").unwrap_err();
+        assert_eq!(both.path, "router.retry.retries-per-provider");
+        assert!(both.message.contains("not both"), "{both}");
+        let huge = retry(&format!("retries-per-provider = {}\n", u32::MAX)).unwrap_err();
+        assert_eq!(huge.path, "router.retry.retries-per-provider");
+    }
+
+    #[test]
+    fn the_backoff_factor_defaults_to_two_and_must_exceed_one() {
+        let retry = |table: &str| parse(&format!("{BASE}[router.retry]\n{table}")).map(|c| c.retry);
+        assert_eq!(retry("").unwrap().factor(), 2.0);
+        let policy = retry("base-ms = 100\ncap-ms = 1000\nfactor = 3\n").unwrap();
+        let ceilings: Vec<u128> = (1..=4).map(|k| policy.backoff_ceiling(k).as_millis()).collect();
+        assert_eq!(ceilings, [100, 300, 900, 1000]);
+        for bad in ["1", "0.5", "-2", "nan", "inf"] {
+            let e = retry(&format!("factor = {bad}\n")).unwrap_err();
+            assert_eq!(e.path, "router.retry.factor", "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub struct Defects {
     pub retry_forever: bool,
     /// `retry-after-first-byte`: see [`retry::RetryDefects::retry_after_first_byte`].
     pub retry_after_first_byte: bool,
+    /// `cap-retry-after`: see [`retry::RetryDefects::cap_retry_after`].
+    pub cap_retry_after: bool,
+    /// `no-retry-after-on-give-up`: a 429 or 503 the router answers after
+    /// giving up on the upstreams carries no `Retry-After` (its refusals by
+    /// the key's own limits still do).
+    pub no_retry_after_on_give_up: bool,
     /// `buffer-stream`: a stream's chunks are held until the upstream stream
     /// ends and then sent together (keep-alive comments before the first
     /// token still go out). The content is complete; only the timing is wrong.
@@ -72,7 +78,7 @@ pub struct UnknownDefect {
 
 impl Defects {
     /// The defect names, as scenarios spell them.
-    pub const NAMES: [&'static str; 15] = [
+    pub const NAMES: [&'static str; 17] = [
         "charge-failed-requests",
         "double-count-cached-tokens",
         "bill-requested-model",
@@ -80,6 +86,8 @@ impl Defects {
         "no-jitter",
         "retry-forever",
         "retry-after-first-byte",
+        "cap-retry-after",
+        "no-retry-after-on-give-up",
         "buffer-stream",
         "drop-final-usage",
         "serve-removed-model",
@@ -91,7 +99,7 @@ impl Defects {
     ];
 
     /// The flags in the order of [`Defects::NAMES`].
-    fn flags(&self) -> [bool; 15] {
+    fn flags(&self) -> [bool; 17] {
         [
             self.charge_failed_requests,
             self.double_count_cached_tokens,
@@ -100,6 +108,8 @@ impl Defects {
             self.no_jitter,
             self.retry_forever,
             self.retry_after_first_byte,
+            self.cap_retry_after,
+            self.no_retry_after_on_give_up,
             self.buffer_stream,
             self.drop_final_usage,
             self.serve_removed_model,
@@ -121,6 +131,8 @@ impl Defects {
             "no-jitter" => &mut self.no_jitter,
             "retry-forever" => &mut self.retry_forever,
             "retry-after-first-byte" => &mut self.retry_after_first_byte,
+            "cap-retry-after" => &mut self.cap_retry_after,
+            "no-retry-after-on-give-up" => &mut self.no_retry_after_on_give_up,
             "buffer-stream" => &mut self.buffer_stream,
             "drop-final-usage" => &mut self.drop_final_usage,
             "serve-removed-model" => &mut self.serve_removed_model,
@@ -156,6 +168,7 @@ impl Defects {
             no_jitter: self.no_jitter,
             retry_forever: self.retry_forever,
             retry_after_first_byte: self.retry_after_first_byte,
+            cap_retry_after: self.cap_retry_after,
         }
     }
 }

@@ -30,7 +30,8 @@
 //! `RateLimited`), see [`FailureKind::normalized`].
 //!
 //! **Backoff.** The k-th retry on a provider waits uniform(0, min(cap,
-//! base × 2^(k−1))) ("full jitter", [`RetryPolicy::backoff_ceiling`]), and
+//! base × factor^(k−1))) ("full jitter", [`RetryPolicy::backoff_ceiling`];
+//! the factor is 2 unless configured), and
 //! never less than the upstream's `Retry-After`: the wait is max(jittered,
 //! retry_after). An upstream `Retry-After` is clamped to [`MAX_RETRY_AFTER`].
 //! Moving to the next provider does not wait.
@@ -81,7 +82,9 @@
 //! [`Exhausted::retry_after`] suggests a `Retry-After` for a 429: the smallest
 //! remaining cooldown of the request's providers or remaining `Retry-After` of
 //! the last 429 each provider gave; for a 503, the remaining `Retry-After` of
-//! the last failure. Otherwise (or when nothing is known) none.
+//! the last failure. When nothing is known, a 429 or a 503 still suggests
+//! [`DEFAULT_CLIENT_RETRY_AFTER`]: a refusal always says when to come back.
+//! Other statuses suggest none.
 //!
 //! **RetryDefects.** [`RetryDefects`] make the router misbehave on purpose so the
 //! harness can prove its checks catch it. Test-only; every flag bends exactly
@@ -104,9 +107,13 @@ use tokio::time::Instant;
 pub use budget::{BudgetSnapshot, RetryBudget};
 pub use cooldown::ProviderHealth;
 pub use policy::{
-    BACKOFF_FACTOR, BUDGET_BUCKETS, MAX_COOLDOWN, MAX_DEADLINE, MAX_RETRY_AFTER, MIN_BUDGET_WINDOW, RetryDefects,
-    RetryPolicy, RetryPolicyBuilder, RetryPolicyError, UnknownDefect,
+    BUDGET_BUCKETS, DEFAULT_BACKOFF_FACTOR, MAX_COOLDOWN, MAX_DEADLINE, MAX_RETRY_AFTER, MIN_BUDGET_WINDOW,
+    RetryDefects, RetryPolicy, RetryPolicyBuilder, RetryPolicyError, UnknownDefect,
 };
+
+/// The `Retry-After` a 429 or 503 suggests when neither a cooldown nor an
+/// upstream `Retry-After` says more.
+pub const DEFAULT_CLIENT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// A provider as the retry loop knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -431,8 +438,19 @@ impl Retrier {
             let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
             Duration::from_nanos(lock(&self.rng).random_range(0..=nanos))
         };
-        self.effective_retry_after(retry_after)
+        self.retry_after_to_wait(retry_after)
             .map_or(jittered, |at_least| jittered.max(at_least))
+    }
+
+    /// The least wait an upstream `Retry-After` asks of a retry on the same
+    /// provider (the `cap-retry-after` defect cuts it to the backoff cap).
+    fn retry_after_to_wait(&self, retry_after: Option<Duration>) -> Option<Duration> {
+        let wait = self.effective_retry_after(retry_after)?;
+        Some(if self.defects.cap_retry_after {
+            wait.min(self.policy.cap())
+        } else {
+            wait
+        })
     }
 
     fn disposition(&self, kind: FailureKind) -> Disposition {
@@ -584,9 +602,10 @@ impl Retrier {
                     r.kind == Some(FailureKind::RateLimited)
                         && !attempts[i + 1..].iter().any(|later| later.provider.id == r.provider.id)
                 });
-                cooling.chain(latest_rate_limits.filter_map(|(_, r)| hinted(r))).min()
+                let known = cooling.chain(latest_rate_limits.filter_map(|(_, r)| hinted(r))).min();
+                Some(known.unwrap_or(DEFAULT_CLIENT_RETRY_AFTER))
             }
-            503 => attempts.last().and_then(hinted),
+            503 => Some(attempts.last().and_then(hinted).unwrap_or(DEFAULT_CLIENT_RETRY_AFTER)),
             _ => None,
         };
         Exhausted {

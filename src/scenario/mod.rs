@@ -202,6 +202,7 @@ pub enum Conformance {
     LifecycleRemoved,
     SystemPrefix,
     ErrorShape,
+    ClientRetryAfter,
 }
 
 impl Rule {
@@ -243,6 +244,7 @@ impl Conformance {
             Conformance::LifecycleRemoved => "lifecycle-removed",
             Conformance::SystemPrefix => "system-prefix",
             Conformance::ErrorShape => "error-shape",
+            Conformance::ClientRetryAfter => "client-retry-after",
         }
     }
 
@@ -253,6 +255,7 @@ impl Conformance {
             self,
             Conformance::ErrorShape
                 | Conformance::NoChargeOnFailure
+                | Conformance::ClientRetryAfter
                 | Conformance::StreamUsage
                 | Conformance::NoRetryAfterFirstByte
                 | Conformance::StreamChunkDelay { .. }

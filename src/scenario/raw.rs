@@ -211,6 +211,7 @@ pub enum CheckKind {
     LifecycleRemoved,
     SystemPrefix,
     ErrorShape,
+    ClientRetryAfter,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

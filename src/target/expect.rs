@@ -27,6 +27,10 @@ pub struct Expectations {
     /// Per router provider (by index): the mock it calls, when its
     /// `base-url` is `mock:NAME`.
     mocks: Vec<Option<String>>,
+    /// Whether `[router.retry]` stated its per-provider limit in retries
+    /// (`retries-per-provider`) rather than attempts: the words a verdict
+    /// on that limit uses.
+    pub limit_in_retries: bool,
 }
 
 /// A `[router]` field that is wrong: where, and why.
@@ -61,7 +65,12 @@ impl Expectations {
             path: e.path,
             message: e.message,
         })?;
-        Ok(Expectations { config, mocks })
+        let limit_in_retries = raw.retry.as_ref().is_some_and(|r| r.retries_per_provider.is_some());
+        Ok(Expectations {
+            config,
+            mocks,
+            limit_in_retries,
+        })
     }
 
     /// The mock behind router provider number `index` (its own name when

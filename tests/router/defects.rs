@@ -91,6 +91,8 @@ fn names_are_in_order_and_unknown_names_list_them() {
             "no-jitter",
             "retry-forever",
             "retry-after-first-byte",
+            "cap-retry-after",
+            "no-retry-after-on-give-up",
             "buffer-stream",
             "drop-final-usage",
             "serve-removed-model",
@@ -108,6 +110,7 @@ fn names_are_in_order_and_unknown_names_list_them() {
     assert_eq!(defects.enabled(), Defects::NAMES);
     let retry = defects.retry();
     assert!(retry.ignore_retry_after && retry.no_jitter && retry.retry_forever && retry.retry_after_first_byte);
+    assert!(retry.cap_retry_after);
     let error = Defects::default().enable("charge-everything").unwrap_err().to_string();
     assert!(
         error.contains("charge-everything") && error.contains(&Defects::NAMES.join(", ")),
@@ -382,6 +385,23 @@ async fn retry_defects_reach_the_retrier() {
             assert!(gap_us < 50_000, "Retry-After ignored, yet waited {gap_us} µs");
         } else {
             assert!(gap_us >= 100_000, "Retry-After honoured, yet waited only {gap_us} µs");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_retry_after_on_give_up_leaves_the_header_off_a_given_up_429() {
+    let (clean, defective) = pair("no-retry-after-on-give-up").await;
+    for (stack, id) in [(&clean, "gu-clean"), (&defective, "gu-bent")] {
+        // Always 429 with Retry-After: 100 ms: given up after two attempts.
+        let answer = patiently("a limited request", whole(stack, "sk-a", "openai/limited", id)).await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{}", answer.text);
+        assert_error_shape(answer.status, &answer.json, &answer.text);
+        let header = answer.header("retry-after");
+        if std::ptr::eq(stack, &defective) {
+            assert_eq!(header, None, "the defect leaves Retry-After off");
+        } else {
+            assert_eq!(header, Some("1"), "100 ms, rounded up to a whole second");
         }
     }
 }

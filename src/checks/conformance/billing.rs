@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Index, Judging, show};
+use super::{Index, Judging, retry_after_fault, show};
 use crate::checks::CheckResult;
 use crate::load::record::{Outcome, RequestRecord};
 use crate::scenario::MixEntry;
@@ -275,16 +275,6 @@ pub fn no_overdraft(ix: &Index<'_>, keys: &[String]) -> CheckResult {
     v.finish("keys")
 }
 
-/// Whether a `Retry-After` value is usable: whole seconds (at least 1, at
-/// most a day) or an HTTP date.
-pub fn usable_retry_after(value: &str) -> bool {
-    let value = value.trim();
-    match value.parse::<u64>() {
-        Ok(seconds) => (1..=86_400).contains(&seconds),
-        Err(_) => value.ends_with(" GMT") && value.len() == 29,
-    }
-}
-
 /// The answered requests of the mix entries `wanted` keeps, per key, in the
 /// order they were sent.
 fn answered_by_key<'a>(
@@ -332,18 +322,9 @@ pub fn key_limits(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
                 continue;
             }
             v.judged();
-            match r.conformance.retry_after.as_deref() {
-                None => {
-                    v.offend(&r.id, || format!("a {} without Retry-After", r.status));
-                    continue;
-                }
-                Some(value) if !usable_retry_after(value) => {
-                    v.offend(&r.id, || {
-                        format!("a {} with an unusable Retry-After `{value}`", r.status)
-                    });
-                    continue;
-                }
-                Some(_) => {}
+            if let Some(fault) = retry_after_fault(r) {
+                v.offend(&r.id, || fault);
+                continue;
             }
             if let (Some(rpm), Outcome::RateLimited) = (rpm, r.outcome) {
                 while admitted.front().is_some_and(|t| t + 60_000_000 <= r.sent_us) {

@@ -13,7 +13,7 @@ use crate::checks::CheckResult;
 use crate::load::record::{Outcome, RequestRecord};
 use crate::target::{Deprecation, Model, RouterConfig};
 
-use super::{Index, Judging};
+use super::{Index, Judging, error_body_fault};
 
 /// Where a request fell in its model's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,14 +183,8 @@ pub fn error_shape(ix: &Index<'_>) -> CheckResult {
     let mut v = Judging::new("error-shape");
     for r in ix.ev.records.iter().filter(|r| r.status >= 300) {
         v.judged();
-        if !r.conformance.error_shape.as_ref().is_some_and(|s| s.ok) {
-            v.offend(&r.id, || {
-                format!(
-                    "the {} body is not an OpenAI-shaped error ({})",
-                    r.status,
-                    r.error.as_deref().unwrap_or("no message")
-                )
-            });
+        if let Some(fault) = error_body_fault(r) {
+            v.offend(&r.id, || fault);
         }
     }
     v.finish("error answers")

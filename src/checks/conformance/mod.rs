@@ -171,7 +171,8 @@ fn needs(check: &Conformance) -> Option<Feature> {
 /// Judges one conformance check: skipped when the target's profile says
 /// its router lacks the feature; a check with nothing to judge is skipped
 /// when the scenario did not exercise it, and fails when the router failed
-/// every request that could have.
+/// every request that could have. A check that judged too little to decide
+/// (a skip that says what it saw) stays skipped either way.
 pub fn judge(check: &Conformance, index: &Index<'_>) -> CheckResult {
     let profile = index.ev.scenario.target.profile();
     if let Some(feature) = needs(check).filter(|f| !profile.has(*f)) {
@@ -185,7 +186,7 @@ pub fn judge(check: &Conformance, index: &Index<'_>) -> CheckResult {
     let Some(failures) = all_failed(index.ev.records) else {
         return result;
     };
-    if result.verdict == CheckVerdict::Skip {
+    if result.verdict == CheckVerdict::Skip && result.detail.contains(UNEXERCISED) {
         result.verdict = CheckVerdict::Fail;
         result.detail = result.detail.replace(UNEXERCISED, &failures);
     } else if result.verdict == CheckVerdict::Pass && judges_answers(check) {
@@ -273,6 +274,7 @@ fn judge_evidence(check: &Conformance, index: &Index<'_>) -> CheckResult {
         (Conformance::LifecycleRemoved, Some(r)) => lifecycle::removed(index, r),
         (Conformance::SystemPrefix, Some(r)) => lifecycle::system_prefix(index, r),
         (Conformance::ErrorShape, _) => lifecycle::error_shape(index),
+        (Conformance::ClientRetryAfter, _) => retries::client_retry_after(index),
         (_, None) => Judging::new(kind).fail_because("the scenario has no [router] table stating what to expect"),
     }
 }
@@ -367,6 +369,46 @@ pub fn calendar_us(ix: &Index<'_>, router: &RouterConfig, sent_us: u64) -> (f64,
         .start
         .map_or(ix.ev.router_started_us as f64, |start| start.as_microsecond() as f64);
     (start_us + elapsed_us * speed, CLOCK_MARGIN_US as f64 * speed)
+}
+
+/// Whether a `Retry-After` value is usable: whole seconds (at least 1, at
+/// most a day) or an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`).
+pub fn usable_retry_after(value: &str) -> bool {
+    let value = value.trim();
+    match value.parse::<u64>() {
+        Ok(seconds) => (1..=86_400).contains(&seconds),
+        Err(_) => {
+            value.len() == 29
+                && value.ends_with(" GMT")
+                && jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value).is_ok()
+        }
+    }
+}
+
+/// What is wrong with the `Retry-After` of a refusal `r`, if anything: none,
+/// or one a client cannot use.
+pub fn retry_after_fault(r: &RequestRecord) -> Option<String> {
+    match r.conformance.retry_after.as_deref() {
+        None => Some(format!("a {} without Retry-After", r.status)),
+        Some(value) if !usable_retry_after(value) => {
+            Some(format!("a {} with an unusable Retry-After `{value}`", r.status))
+        }
+        Some(_) => None,
+    }
+}
+
+/// What is wrong with the body of a non-2xx answer `r`, if it is not an
+/// OpenAI-shaped error: a JSON `error` object with a non-empty `message`
+/// and a `type` or `code`.
+pub fn error_body_fault(r: &RequestRecord) -> Option<String> {
+    if r.conformance.error_shape.as_ref().is_some_and(|s| s.ok) {
+        return None;
+    }
+    Some(format!(
+        "the {} body is not an OpenAI-shaped error ({})",
+        r.status,
+        r.error.as_deref().unwrap_or("no message")
+    ))
 }
 
 /// `p` in picodollars as USD for a sentence.

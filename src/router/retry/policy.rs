@@ -5,8 +5,8 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-/// The growth factor of the backoff ceiling between retries.
-pub const BACKOFF_FACTOR: u32 = 2;
+/// The default growth factor of the backoff ceiling between retries.
+pub const DEFAULT_BACKOFF_FACTOR: f64 = 2.0;
 /// The longest overall deadline a policy accepts.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(86_400);
 /// The longest cooldown a policy accepts.
@@ -31,6 +31,7 @@ const fn non_zero(n: u32) -> NonZeroU32 {
 pub struct RetryPolicy {
     base: Duration,
     cap: Duration,
+    factor: f64,
     attempts_per_provider: NonZeroU32,
     deadline: Duration,
     first_byte_timeout: Duration,
@@ -46,6 +47,7 @@ impl Default for RetryPolicy {
         RetryPolicy {
             base: Duration::from_millis(200),
             cap: Duration::from_secs(5),
+            factor: DEFAULT_BACKOFF_FACTOR,
             attempts_per_provider: non_zero(3),
             deadline: Duration::from_secs(30),
             first_byte_timeout: Duration::from_secs(20),
@@ -65,6 +67,8 @@ pub enum RetryPolicyError {
     ZeroBase,
     #[error("backoff cap {cap:?} is below the base {base:?}")]
     CapBelowBase { base: Duration, cap: Duration },
+    #[error("backoff factor must be a finite number > 1, got {factor}")]
+    BadFactor { factor: f64 },
     #[error("deadline {deadline:?} must be positive and at most {MAX_DEADLINE:?}")]
     BadDeadline { deadline: Duration },
     #[error("first-byte timeout must be positive")]
@@ -93,6 +97,12 @@ impl RetryPolicyBuilder {
     /// The largest backoff ceiling.
     pub fn cap(mut self, cap: Duration) -> Self {
         self.policy.cap = cap;
+        self
+    }
+
+    /// How much the backoff ceiling grows from one retry to the next.
+    pub fn factor(mut self, factor: f64) -> Self {
+        self.policy.factor = factor;
         self
     }
 
@@ -151,6 +161,9 @@ impl RetryPolicyBuilder {
                 cap: p.cap,
             });
         }
+        if !(p.factor.is_finite() && p.factor > 1.0) {
+            return Err(RetryPolicyError::BadFactor { factor: p.factor });
+        }
         if p.deadline.is_zero() || p.deadline > MAX_DEADLINE {
             return Err(RetryPolicyError::BadDeadline { deadline: p.deadline });
         }
@@ -183,6 +196,10 @@ impl RetryPolicy {
 
     pub fn cap(&self) -> Duration {
         self.cap
+    }
+
+    pub fn factor(&self) -> f64 {
+        self.factor
     }
 
     pub fn attempts_per_provider(&self) -> NonZeroU32 {
@@ -218,15 +235,19 @@ impl RetryPolicy {
     }
 
     /// The upper bound of the k-th retry's jittered wait: min(cap, base ×
-    /// 2^(k−1)); zero for k = 0 (no retry, no wait).
+    /// factor^(k−1)); zero for k = 0 (no retry, no wait). Whole nanoseconds,
+    /// rounded, so a factor of 2 doubles exactly.
     pub fn backoff_ceiling(&self, retry: u32) -> Duration {
-        let Some(doublings) = retry.checked_sub(1) else {
+        let Some(growths) = retry.checked_sub(1) else {
             return Duration::ZERO;
         };
-        BACKOFF_FACTOR
-            .checked_pow(doublings)
-            .and_then(|factor| self.base.checked_mul(factor))
-            .map_or(self.cap, |ceiling| ceiling.min(self.cap))
+        let growth = self.factor.powi(i32::try_from(growths).unwrap_or(i32::MAX));
+        let nanos = self.base.as_nanos() as f64 * growth;
+        if nanos >= self.cap.as_nanos() as f64 {
+            self.cap
+        } else {
+            Duration::from_nanos(nanos.round() as u64)
+        }
     }
 }
 
@@ -236,7 +257,8 @@ impl RetryPolicy {
 pub struct RetryDefects {
     /// `ignore-retry-after`: the upstream's `Retry-After` is ignored
     /// everywhere: waits are the jittered backoff alone, a cooldown lasts
-    /// `cooldown` alone, and no client `Retry-After` is derived from it.
+    /// `cooldown` alone, and no client `Retry-After` is derived from it
+    /// (the client is told the remaining cooldown, or the 1 s default).
     pub ignore_retry_after: bool,
     /// `no-jitter`: every wait is the backoff ceiling itself (still at least
     /// `Retry-After`), so clients that failed together retry together.
@@ -248,6 +270,10 @@ pub struct RetryDefects {
     /// `retry-after-first-byte`: a failure after the first streamed byte is
     /// retried like a reset, duplicating output the client already has.
     pub retry_after_first_byte: bool,
+    /// `cap-retry-after`: an upstream `Retry-After` longer than the backoff
+    /// `cap` is cut to the cap before a retry on the same provider (a short
+    /// one is still honoured; cooldowns still use the whole value).
+    pub cap_retry_after: bool,
 }
 
 /// A defect name that [`RetryDefects::enable`] does not know.
@@ -259,11 +285,12 @@ pub struct UnknownDefect {
 
 impl RetryDefects {
     /// The defect names, as scenarios spell them.
-    pub const NAMES: [&'static str; 4] = [
+    pub const NAMES: [&'static str; 5] = [
         "ignore-retry-after",
         "no-jitter",
         "retry-forever",
         "retry-after-first-byte",
+        "cap-retry-after",
     ];
 
     /// Turns on the defect named `name` (one of [`RetryDefects::NAMES`]).
@@ -273,6 +300,7 @@ impl RetryDefects {
             "no-jitter" => &mut self.no_jitter,
             "retry-forever" => &mut self.retry_forever,
             "retry-after-first-byte" => &mut self.retry_after_first_byte,
+            "cap-retry-after" => &mut self.cap_retry_after,
             _ => return Err(UnknownDefect { name: name.to_string() }),
         };
         *flag = true;

@@ -242,6 +242,27 @@ fn the_backoff_ceiling_doubles_from_the_base_to_the_cap() {
     assert_eq!(policy.backoff_ceiling(u32::MAX), policy.cap());
 }
 
+#[test]
+fn the_backoff_ceiling_grows_by_the_factor() {
+    let policy = |factor: f64| {
+        RetryPolicy::builder()
+            .base(100 * MS)
+            .cap(2 * SEC)
+            .factor(factor)
+            .build()
+            .unwrap()
+    };
+    let ceilings = |p: &RetryPolicy| (1..=5).map(|k| p.backoff_ceiling(k)).collect::<Vec<_>>();
+    let micros = [100_000, 150_000, 225_000, 337_500, 506_250].map(Duration::from_micros);
+    assert_eq!(ceilings(&policy(1.5)), micros);
+    assert_eq!(ceilings(&policy(4.0)), [100, 400, 1600, 2000, 2000].map(|ms| ms * MS));
+    assert_eq!(policy(1.5).backoff_ceiling(u32::MAX), 2 * SEC);
+    for bad in [1.0, 0.5, f64::NAN, f64::INFINITY] {
+        let refused = RetryPolicy::builder().factor(bad).build();
+        assert!(matches!(refused, Err(RetryPolicyError::BadFactor { .. })), "{bad}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn jittered_waits_cover_zero_to_the_ceiling_for_many_seeds() {
     let policy = RetryPolicy::default();
@@ -700,6 +721,7 @@ fn defects_are_named_as_scenarios_spell_them() {
         no_jitter: true,
         retry_forever: true,
         retry_after_first_byte: true,
+        cap_retry_after: true,
     };
     assert_eq!(defects, all);
     let error = RetryDefects::default().enable("retry-harder").unwrap_err();
@@ -783,6 +805,76 @@ async fn no_jitter_waits_exactly_the_ceiling_and_still_honours_retry_after() {
         waits(expect_exhausted(bent).attempts()),
         [0, 300, 600].map(|ms| ms * MS)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cap_retry_after_cuts_a_long_retry_after_to_the_cap_only() {
+    let defect = RetryDefects {
+        cap_retry_after: true,
+        ..RetryDefects::default()
+    };
+    // Cap 800 ms: a 150 ms Retry-After is honoured, a 2 s one cut to 800 ms.
+    let policy = RetryPolicy::builder()
+        .base(200 * MS)
+        .cap(800 * MS)
+        .attempts_per_provider(nz(2))
+        .cooldown_after(nz(100))
+        .build()
+        .unwrap();
+    let asking = |after: Duration| {
+        move |ctx: AttemptCtx| match ctx.attempt_overall {
+            1 => Err(limited(Some(after))),
+            _ => Ok(200),
+        }
+    };
+    for (after, bent_wait) in [(150 * MS, 150 * MS), (2 * SEC, 800 * MS)] {
+        let (bent, _) = drive(&with(defect, policy.clone(), 15), &providers(&["a"]), asking(after)).await;
+        let wait = bent.unwrap().attempts[1].waited_before;
+        assert!(wait >= bent_wait && wait <= 800 * MS, "{after:?}: waited {wait:?}");
+        let (honest, _) = drive(
+            &with(RetryDefects::default(), policy.clone(), 15),
+            &providers(&["a"]),
+            asking(after),
+        )
+        .await;
+        assert!(honest.unwrap().attempts[1].waited_before >= after, "{after:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_giving_up_always_says_when_to_come_back() {
+    // No Retry-After upstream and no cooldown: the 1 s default, for 429 and 503.
+    let policy = RetryPolicy::builder()
+        .attempts_per_provider(nz(2))
+        .cooldown_after(nz(100))
+        .build()
+        .unwrap();
+    for (kind, status) in [(FailureKind::RateLimited, 429), (FailureKind::Server(503), 503)] {
+        let (outcome, _) = drive(&Retrier::new(policy.clone(), 16), &providers(&["a", "b"]), |_| {
+            Err(fail(kind))
+        })
+        .await;
+        let exhausted = expect_exhausted(outcome);
+        assert_eq!(exhausted.attempts().len(), 4);
+        assert_eq!(
+            (exhausted.client_status(), exhausted.retry_after()),
+            (status, Some(DEFAULT_CLIENT_RETRY_AFTER))
+        );
+    }
+    // The upstream's own Retry-After, when it gave one, counts from when it was said.
+    let (outcome, _) = drive(&Retrier::new(policy.clone(), 16), &providers(&["a"]), |_| {
+        Err(limited(Some(3 * SEC)))
+    })
+    .await;
+    let exhausted = expect_exhausted(outcome);
+    assert_eq!(exhausted.client_status(), 429);
+    assert_eq!(exhausted.retry_after(), Some(3 * SEC));
+    // Other statuses suggest nothing.
+    let (outcome, _) = drive(&Retrier::new(policy, 16), &providers(&["a"]), |_| {
+        Err(fail(FailureKind::Server(500)))
+    })
+    .await;
+    assert_eq!(expect_exhausted(outcome).retry_after(), None);
 }
 
 #[tokio::test(start_paused = true)]

@@ -222,6 +222,7 @@ fn conformance(kind: CheckKind, c: &RawCheck, path: &str, raw: &RawScenario) -> 
         CheckKind::LifecycleRemoved => Conformance::LifecycleRemoved,
         CheckKind::SystemPrefix => Conformance::SystemPrefix,
         CheckKind::ErrorShape => Conformance::ErrorShape,
+        CheckKind::ClientRetryAfter => Conformance::ClientRetryAfter,
         CheckKind::Latency | CheckKind::ErrorRate | CheckKind::Goodput | CheckKind::RunValid => {
             return Err(err(format!("{path}.kind"), "not a conformance check"));
         }

@@ -3,7 +3,7 @@
 //! `free-quota`.
 
 use super::fixtures::*;
-use crate::checks::conformance::billing::usable_retry_after;
+use crate::checks::conformance::usable_retry_after;
 use crate::checks::conformance::*;
 
 // ---------------------------------------------------------------------------
@@ -19,6 +19,8 @@ fn retry_after_values() {
     assert!(!usable_retry_after("-1"));
     assert!(!usable_retry_after("1.5"));
     assert!(!usable_retry_after("soon"));
+    assert!(!usable_retry_after("xxxxxxxxxxxxxxxxxxxxxxxxx GMT"));
+    assert!(!usable_retry_after("Wed, 32 Oct 2015 07:28:00 GMT"));
 }
 
 // ---------------------------------------------------------------------------

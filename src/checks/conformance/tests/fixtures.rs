@@ -473,5 +473,6 @@ pub(super) fn every_check() -> Vec<Conformance> {
         Conformance::LifecycleRemoved,
         Conformance::SystemPrefix,
         Conformance::ErrorShape,
+        Conformance::ClientRetryAfter,
     ]
 }

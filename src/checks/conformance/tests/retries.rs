@@ -26,7 +26,12 @@ fn retry_after_429(id: &str, gap_us: u64) -> Vec<Record> {
 #[test]
 fn retry_after_respected_passes_a_retry_after_the_wait() {
     let case = Case::new(Vec::new(), retry_after_429("r", 100 * MS));
-    assert_passes(&case.judge(Conformance::RetryAfterRespected));
+    let result = case.judge(Conformance::RetryAfterRespected);
+    assert_passes(&result);
+    assert_eq!(
+        result.detail,
+        "all 1 retries after a Retry-After conform (Retry-After 100 ms)"
+    );
 }
 
 #[test]
@@ -59,7 +64,7 @@ fn retry_after_respected_lets_a_fallback_go_at_once() {
 }
 
 // ---------------------------------------------------------------------------
-// backoff-jitter (base 10 ms, cap 40 ms: the first retry's ceiling is 10 ms)
+// backoff-jitter (base 10 ms, cap 40 ms: retry 1's ceiling is 10 ms, retry 2's 20 ms)
 // ---------------------------------------------------------------------------
 
 /// Request `id`, failing on `oa` with 503 and retried there after each of `gaps_us`.
@@ -83,57 +88,85 @@ fn first_retries(gaps_us: &[u64]) -> Vec<Record> {
         .collect()
 }
 
-/// Twelve gaps spread evenly over the 10 ms ceiling: full jitter.
+/// `n` gaps spread evenly over `from..=to` µs.
+fn spread_over(n: u64, from: u64, to: u64) -> Vec<u64> {
+    (0..n).map(|i| from + i * (to - from) / (n - 1)).collect()
+}
+
+/// `n` gaps evenly over the first retry's whole 10 ms ceiling: full jitter.
 fn jittered_gaps(n: u64) -> Vec<u64> {
-    (0..n).map(|i| i * 10 * MS / 11).collect()
+    spread_over(n, 0, 10 * MS)
+}
+
+/// `n` gaps within ±0.5 % of the 10 ms ceiling: one fixed wait and a
+/// scheduler's noise.
+fn fixed_gaps(n: u64) -> Vec<u64> {
+    spread_over(n, 9_950, 10_050)
+}
+
+fn jitter(attempts: Vec<Record>) -> crate::checks::CheckResult {
+    Case::new(Vec::new(), attempts).judge(Conformance::BackoffJitter)
 }
 
 #[test]
-fn backoff_jitter_passes_full_jitter() {
-    let result = Case::new(Vec::new(), first_retries(&jittered_gaps(12))).judge(Conformance::BackoffJitter);
+fn backoff_jitter_passes_full_jitter_and_reports_each_retry_number() {
+    let result = jitter(first_retries(&jittered_gaps(12)));
     assert_passes(&result);
-    assert!((result.measured - 0.5).abs() < 0.01, "{}", result.measured);
-    assert!(
-        result
-            .detail
-            .contains("12 retries, 0 above the backoff ceiling; mean wait 50% of the ceiling"),
-        "{}",
-        result.detail
+    assert_eq!(
+        result.detail,
+        "12 retries without Retry-After, under their ceilings and spread: retry 1 ×12: 0.0 to 10.0 ms, median 4.5 \
+         ms, ceiling 10.0 ms, spread 160%"
     );
+    assert_eq!((result.unit, result.bound), ("share", 0.05));
+    assert!((result.measured - 1.6).abs() < 0.01, "{}", result.measured);
 }
 
 #[test]
-fn backoff_jitter_fails_waits_at_the_ceiling_on_their_mean() {
-    // Every wait the full 10 ms: within the band, but not spread at all.
-    let result = Case::new(Vec::new(), first_retries(&[10 * MS; 12])).judge(Conformance::BackoffJitter);
-    assert!(!result.passed());
-    assert_eq!(result.measured, 1.0);
-    assert!(
-        result.detail.contains(
-            "12 retries, 0 above the backoff ceiling; mean wait 100% of the ceiling (full jitter averages 50%): the \
-             waits are not jittered"
-        ),
-        "{}",
-        result.detail
-    );
-    // The first requests found at the ceiling, in no particular order.
-    assert_eq!(result.offenders.len(), MAX_OFFENDERS.min(12));
-    for id in &result.offenders {
-        assert!(
-            id.starts_with('j') && id[1..].parse::<u32>().is_ok_and(|n| n < 12),
-            "{id}"
-        );
-    }
+fn backoff_jitter_passes_narrow_multiplicative_jitter() {
+    // OpenAI's SDK: the ceiling × U[0.75, 1].
+    assert_passes(&jitter(first_retries(&spread_over(8, 7_500, 10 * MS))));
 }
 
 #[test]
-fn backoff_jitter_names_only_the_waits_at_the_ceiling() {
-    // Three at the ceiling and nine at 90 % of it: a mean above 80 %.
-    let mut gaps = vec![10 * MS; 3];
-    gaps.extend([9 * MS; 9]);
-    let mut result = Case::new(Vec::new(), first_retries(&gaps)).judge(Conformance::BackoffJitter);
-    result.offenders.sort();
-    assert_fails(&result, &["j0", "j1", "j2"], "the waits are not jittered");
+fn backoff_jitter_passes_litellms_additive_jitter() {
+    // LiteLLM: 0.5 s × 2^n + U[0, 0.75 s], declared as a 1.25 s base.
+    let toml = FIXTURE.replace("base-ms = 10\ncap-ms = 40", "base-ms = 1250\ncap-ms = 8750");
+    let gaps = spread_over(12, 500 * MS, 1250 * MS);
+    let result = Case::of(&toml, Vec::new(), first_retries(&gaps)).judge(Conformance::BackoffJitter);
+    assert_passes(&result);
+    assert!(result.detail.contains("ceiling 1250.0 ms, spread"), "{}", result.detail);
+}
+
+#[test]
+fn backoff_jitter_fails_one_fixed_wait_within_half_a_percent() {
+    let result = jitter(first_retries(&fixed_gaps(8)));
+    assert_fails(
+        &result,
+        &["j0", "j1", "j2", "j3", "j4"],
+        "retry 1 is not jittered: the lowest three quarters of its waits span 0.7% of their median 10.0 ms (under 5% \
+         is a fixed wait). retry 1 ×8: 9.9 to 10.1 ms",
+    );
+    assert_eq!(result.verdict, crate::checks::Verdict::Fail);
+}
+
+#[test]
+fn backoff_jitter_sees_a_fixed_wait_through_a_tail_of_late_ones() {
+    // Nine fixed waits and three the scheduler made late by 5 to 15 ms.
+    let mut gaps = fixed_gaps(9);
+    gaps.extend([15 * MS, 20 * MS, 25 * MS]);
+    let result = jitter(first_retries(&gaps));
+    // The first five requests behind it, in the order of their ids.
+    assert_fails(&result, &["j0", "j1", "j10", "j11", "j2"], "retry 1 is not jittered");
+}
+
+#[test]
+fn backoff_jitter_fails_retries_without_waiting() {
+    let result = jitter(first_retries(&[100; 8]));
+    assert_fails(
+        &result,
+        &["j0", "j1", "j2", "j3", "j4"],
+        "retry 1 retried without waiting: median 0.1 ms, 1.0% of its 10.0 ms ceiling (under 5% is no wait)",
+    );
 }
 
 #[test]
@@ -141,8 +174,13 @@ fn backoff_jitter_fails_a_wait_above_the_ceiling() {
     // The first retry may wait 10 ms, plus 25 ms of slack.
     let mut gaps = jittered_gaps(11);
     gaps.push(36 * MS);
-    let result = Case::new(Vec::new(), first_retries(&gaps)).judge(Conformance::BackoffJitter);
-    assert_fails(&result, &["j11"], "12 retries, 1 above the backoff ceiling");
+    let result = jitter(first_retries(&gaps));
+    assert_fails(
+        &result,
+        &["j11"],
+        "1 of 12 retries without Retry-After do not conform; first: j11: retry 1 on `oa` waited 36.0 ms, above \
+         the 10.0 ms ceiling",
+    );
 }
 
 #[test]
@@ -150,22 +188,59 @@ fn backoff_jitter_doubles_the_ceiling_for_the_second_retry() {
     // 40 ms: within the second retry's 20 ms ceiling and 25 ms of slack, not the first's.
     let mut attempts = first_retries(&jittered_gaps(11));
     attempts.extend(retried("deep", T0 + 100 * S, &[5 * MS, 40 * MS]));
-    assert_passes(&Case::new(Vec::new(), attempts).judge(Conformance::BackoffJitter));
+    let result = jitter(attempts);
+    assert_passes(&result);
+    assert!(
+        result
+            .detail
+            .contains("retry 2 ×1: 40.0 to 40.0 ms, median 40.0 ms, ceiling 20.0 ms, too few"),
+        "{}",
+        result.detail
+    );
 
     let mut attempts = first_retries(&jittered_gaps(11));
     attempts.extend(retried("deep", T0 + 100 * S, &[40 * MS, 5 * MS]));
-    let result = Case::new(Vec::new(), attempts).judge(Conformance::BackoffJitter);
-    assert_fails(&result, &["deep"], "1 above the backoff ceiling");
+    assert_fails(
+        &jitter(attempts),
+        &["deep"],
+        "1 of 13 retries without Retry-After do not conform",
+    );
 }
 
 #[test]
-fn backoff_jitter_needs_twelve_retries() {
-    let result = Case::new(Vec::new(), first_retries(&jittered_gaps(11))).judge(Conformance::BackoffJitter);
-    assert_fails(
-        &result,
-        &[],
-        "only 11 jittered retries: at least 12 are needed to judge their spread",
+fn backoff_jitter_judges_each_retry_number_on_its_own() {
+    // Retry 1 jittered, retry 2 always its full 20 ms ceiling.
+    let attempts: Vec<Record> = (0..8)
+        .flat_map(|i| retried(&format!("d{i}"), T0 + i * S, &[(i + 1) * MS, 20 * MS + i * 10]))
+        .collect();
+    let result = jitter(attempts);
+    assert_fails(&result, &["d0", "d1", "d2", "d3", "d4"], "retry 2 is not jittered");
+    assert!(!result.detail.contains("retry 1 is"), "{}", result.detail);
+}
+
+#[test]
+fn backoff_jitter_skips_with_the_counts_when_too_few_waits() {
+    let mut attempts = first_retries(&fixed_gaps(6));
+    attempts.extend(retried("deep", T0 + 100 * S, &[5 * MS, 10 * MS]));
+    let result = jitter(attempts);
+    assert_eq!(result.verdict, crate::checks::Verdict::Skip, "{}", result.detail);
+    assert!(
+        result.detail.starts_with(
+            "too few retries without Retry-After to judge their spread (8 of one retry number are needed): retry 1 \
+             ×7"
+        ),
+        "{}",
+        result.detail
     );
+    assert!(result.detail.contains("retry 2 ×1"), "{}", result.detail);
+}
+
+#[test]
+fn backoff_jitter_stays_skipped_when_every_request_failed() {
+    // Too few waits to judge is not the router failing to answer.
+    let records = (0..3).map(|i| error_answer(&format!("j{i}"), MINI, 429)).collect();
+    let result = Case::new(records, first_retries(&jittered_gaps(3))).judge(Conformance::BackoffJitter);
+    assert_eq!(result.verdict, crate::checks::Verdict::Skip, "{}", result.detail);
 }
 
 #[test]
@@ -183,7 +258,7 @@ fn backoff_jitter_leaves_retries_after_a_retry_after_out() {
         T0 + 201 * S + MS,
         T0 + 201 * S + 2 * MS,
     ));
-    let result = Case::new(Vec::new(), attempts).judge(Conformance::BackoffJitter);
+    let result = jitter(attempts);
     assert_passes(&result);
     assert!(result.detail.starts_with("12 retries"), "{}", result.detail);
 }
@@ -211,9 +286,16 @@ fn retry_limit_fails_a_third_attempt_on_one_provider() {
         failure("r", 503, T0 + 15 * MS, T0 + 16 * MS),
     ];
     assert_fails(
-        &Case::new(Vec::new(), attempts).judge(Conformance::RetryLimit),
+        &Case::new(Vec::new(), attempts.clone()).judge(Conformance::RetryLimit),
         &["r"],
         "r: 3 attempts on `oa`, the limit is 2",
+    );
+    // Stated as retries, told as retries.
+    let toml = FIXTURE.replace("attempts-per-provider = 2", "retries-per-provider = 1");
+    assert_fails(
+        &Case::of(&toml, Vec::new(), attempts).judge(Conformance::RetryLimit),
+        &["r"],
+        "r: 2 retries on `oa`, the limit is 1 retry",
     );
 }
 
@@ -386,4 +468,82 @@ fn cooldown_counts_only_429s_in_a_row() {
         result.detail
     );
     assert!(result.offenders.is_empty(), "{:?}", result.offenders);
+}
+
+// ---------------------------------------------------------------------------
+// client-retry-after
+// ---------------------------------------------------------------------------
+
+/// A `status` answer with `retry_after` and an OpenAI-shaped body.
+fn refusal(id: &str, status: u16, retry_after: Option<&str>) -> RequestRecord {
+    let mut r = error_answer(id, MINI, status);
+    r.conformance.retry_after = retry_after.map(Into::into);
+    r
+}
+
+fn client_retry_after(records: Vec<RequestRecord>, attempts: Vec<Record>) -> crate::checks::CheckResult {
+    Case::new(records, attempts).judge(Conformance::ClientRetryAfter)
+}
+
+#[test]
+fn client_retry_after_passes_refusals_that_say_when() {
+    let records = vec![
+        refusal("a", 429, Some("1")),
+        refusal("b", 503, Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+        refusal("c", 529, Some("30")),
+        error_answer("d", MINI, 502),
+        answer("e", MINI, MINI_MODEL, Some("0")),
+    ];
+    let result = client_retry_after(records, Vec::new());
+    assert_passes(&result);
+    assert_eq!(result.detail, "all 3 refusals (429, 503, 529) conform");
+}
+
+#[test]
+fn client_retry_after_fails_a_give_up_without_retry_after() {
+    let records = vec![refusal("ok", 429, Some("2")), refusal("r", 429, None)];
+    let attempts = vec![
+        failure("r", 429, T0, T0 + MS),
+        failure("r", 429, T0 + 5 * MS, T0 + 6 * MS),
+    ];
+    assert_fails(
+        &client_retry_after(records, attempts),
+        &["r"],
+        "1 of 2 refusals (429, 503, 529) do not conform; first: r: a 429 without Retry-After, after 2 upstream \
+         attempts",
+    );
+}
+
+#[test]
+fn client_retry_after_fails_an_unusable_value_and_a_bad_body() {
+    let mut shapeless = refusal("s", 503, Some("1"));
+    shapeless.conformance.error_shape = None;
+    shapeless.error = Some("Service Unavailable".into());
+    let result = client_retry_after(vec![refusal("z", 429, Some("0")), shapeless], Vec::new());
+    assert_fails(
+        &result,
+        &["z", "s"],
+        "first: z: a 429 with an unusable Retry-After `0`, with no upstream attempt (the router's own refusal)",
+    );
+    let result = client_retry_after(vec![refusal("n", 429, None).clone()], Vec::new());
+    assert!(result.detail.contains("a 429 without Retry-After"), "{}", result.detail);
+    let mut both = refusal("b", 529, None);
+    both.conformance.error_shape = None;
+    let result = client_retry_after(vec![both], vec![failure("b", 529, T0, T0 + MS)]);
+    assert_fails(
+        &result,
+        &["b"],
+        "b: a 529 without Retry-After; the 529 body is not an OpenAI-shaped error (refused), after 1 upstream attempt",
+    );
+}
+
+#[test]
+fn client_retry_after_skips_when_no_refusal_was_seen() {
+    let result = client_retry_after(vec![answer("e", MINI, MINI_MODEL, Some("0"))], Vec::new());
+    assert_eq!(result.verdict, crate::checks::Verdict::Skip);
+    assert!(
+        result.detail.contains("the scenario did not exercise this"),
+        "{}",
+        result.detail
+    );
 }

@@ -110,6 +110,7 @@ impl Sweep {
             load: Load::Open(arrival),
             max_in_flight: self.max_in_flight,
             mix: (0..mix).collect(),
+            warm_up: false,
         }
     }
 }

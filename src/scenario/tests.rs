@@ -243,6 +243,22 @@ fn an_http_targets_headers_and_where_it_moves() {
     );
     assert_eq!(headers.len(), 1);
     assert!(command.is_none());
+    // A ready URL beside the API base on the same server (LiteLLM's
+    // /health/liveliness) moves with the server; one elsewhere stays.
+    for (ready, moved_ready) in [
+        (
+            "http://127.0.0.1:8080/health/liveliness",
+            "http://127.0.0.1:4000/health/liveliness",
+        ),
+        ("http://10.0.0.9:9/up", "http://10.0.0.9:9/up"),
+        ("http://127.0.0.1:80801/x", "http://127.0.0.1:80801/x"),
+    ] {
+        let s = parse(&text("").replace("http://127.0.0.1:8080/api/v1/health", ready)).unwrap();
+        let Target::Http { ready_url, .. } = s.target.moved_to("http://127.0.0.1:4000/v1") else {
+            panic!()
+        };
+        assert_eq!(ready_url, moved_ready, "{ready}");
+    }
     let amended = moved
         .amended(
             &[("x-portkey-provider".into(), "anthropic".into())],

@@ -4,7 +4,8 @@
 //! router's own command) and waiting until it answers, what the scenario's
 //! `[router]` table expects of it ([`Expectations`]), what its kind of router
 //! has and how it writes money ([`Profile`], [`Feature`], [`usd`]), and how
-//! its accounts are read ([`AccountProbe`]).
+//! its accounts are read ([`AccountProbe`]); and another router's own
+//! configuration written from that table ([`export`]).
 //!
 //! No other harness module names `crate::router`: what the harness needs of
 //! the reference router's types reaches it from here (the `boundary` test at
@@ -13,6 +14,7 @@
 mod amount;
 mod builtin;
 mod expect;
+pub mod export;
 mod external;
 mod probe;
 
@@ -24,6 +26,25 @@ pub use crate::router::Defects;
 pub use amount::{Precision, usd};
 pub use expect::{Deprecation, Expectations, Model, Picodollars, RawRouter, RouterConfig};
 pub use probe::{AccountProbe, Accounts, Generation, KeyAccount, ProbeError};
+
+/// `ready` (the ready URL of a router at `old`) for the router moved to
+/// `new`: the part under `old`, or else on `old`'s server, moves along.
+fn moved_ready_url(ready: &str, old: &str, new: &str) -> String {
+    if let Some(rest) = ready.strip_prefix(old) {
+        return format!("{new}{rest}");
+    }
+    match ready.strip_prefix(origin(old)) {
+        Some(rest) if rest.starts_with('/') || rest.is_empty() => format!("{}{rest}", origin(new)),
+        _ => ready.to_string(),
+    }
+}
+
+/// `scheme://host:port` of a URL (the whole text when it has no path).
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
 
 /// How long an external router may take to become ready, unless the
 /// scenario says otherwise.
@@ -129,8 +150,10 @@ impl Target {
 
     /// This target moved to `url` (`--target URL`): an HTTP target's
     /// profile, headers and ready timeout still hold, and its ready URL
-    /// moves along when it lay under the old URL; otherwise readiness is
-    /// asked of `{url}/models`. Whoever moved it starts the router.
+    /// moves along when it lay under the old URL, or on the old URL's
+    /// server (LiteLLM's `/health/liveliness` beside `/v1`); otherwise
+    /// readiness is asked of `{url}/models`. Whoever moved it starts the
+    /// router.
     pub fn moved_to(&self, url: &str) -> Target {
         let url = url.trim_end_matches('/');
         let (ready_url, ready_timeout, headers) = match self {
@@ -140,13 +163,7 @@ impl Target {
                 ready_timeout,
                 headers,
                 ..
-            } => (
-                ready_url
-                    .strip_prefix(old.as_str())
-                    .map_or_else(|| ready_url.clone(), |rest| format!("{url}{rest}")),
-                *ready_timeout,
-                headers.clone(),
-            ),
+            } => (moved_ready_url(ready_url, old, url), *ready_timeout, headers.clone()),
             Target::Builtin => (format!("{url}/models"), DEFAULT_READY_TIMEOUT, Vec::new()),
         };
         Target::Http {
@@ -177,6 +194,17 @@ impl Target {
         if let Some(profile) = profile {
             *p = profile;
         }
+        Some(target)
+    }
+
+    /// This HTTP target polled for readiness at `url` (`--ready-url`);
+    /// `None` for the built-in one, which is ready when it starts.
+    pub fn ready_at(&self, url: &str) -> Option<Target> {
+        let mut target = self.clone();
+        let Target::Http { ready_url, .. } = &mut target else {
+            return None;
+        };
+        *ready_url = url.to_string();
         Some(target)
     }
 

@@ -24,6 +24,17 @@ pub enum Command {
     Run(RunArgs),
     /// Check scenario files (or every *.toml under folders) without running them.
     Validate(ValidateArgs),
+    /// Write a router's own configuration from a scenario's [router] table:
+    /// its models, prices, upstreams (pointed at the scenario's mocks),
+    /// retries, cooldown and keys, with a comment for what it cannot express.
+    ///
+    /// `--for litellm` writes a LiteLLM proxy config.yaml (`litellm --config
+    /// FILE`); `--for portkey` writes the [target] table (an x-portkey-config
+    /// header) to put in the scenario, as Portkey's gateway is configured per
+    /// request. With the mocks on fixed ports (their `listen`, or
+    /// --mock-ports BASE here and in `gauntlet mock`/`gauntlet run`), the
+    /// router finds them.
+    ExportConfig(ExportConfigArgs),
     /// Compare runs for regressions, against a baseline or another run; exit 1 if anything regressed.
     ///
     /// Against a baseline (BASE made by `gauntlet baseline`, or a folder of them
@@ -75,6 +86,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
 
+    /// Poll this URL until it answers 2xx before the load starts (an HTTP
+    /// target's; e.g. LiteLLM's http://127.0.0.1:4000/health/liveliness),
+    /// instead of the scenario's ready-url or `{target}/models`.
+    #[arg(long, value_name = "URL")]
+    pub ready_url: Option<String>,
+
     /// A header to send with every request to an HTTP target, readiness
     /// checks and account probes included, e.g. 'x-portkey-provider: openai'
     /// (repeatable; replaces the scenario's header of the same name).
@@ -94,6 +111,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
 
+    /// Start the scenario's mocks on 127.0.0.1:BASE, BASE+1, … (in the
+    /// order they are declared) instead of their `listen` addresses, so an
+    /// external router configured for those ports finds them.
+    #[arg(long, value_name = "BASE")]
+    pub mock_ports: Option<u16>,
+
     /// Run each scenario this many times in a row, each in its own report
     /// folder (repetitions for `gauntlet compare` and `gauntlet baseline`).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -104,6 +127,37 @@ pub struct RunArgs {
     /// for the names and the checks each one breaks.
     #[arg(long, value_name = "NAME", hide = true)]
     pub builtin_defect: Vec<String>,
+}
+
+/// The router to write a configuration for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportRouterArg {
+    /// LiteLLM proxy: a config.yaml for `litellm --config`.
+    Litellm,
+    /// Portkey's gateway: the x-portkey-config header, as a scenario [target] table.
+    Portkey,
+}
+
+/// A scenario, and which router's configuration to write from it.
+#[derive(Debug, Args)]
+pub struct ExportConfigArgs {
+    /// The router whose configuration to write.
+    #[arg(long = "for", value_enum, value_name = "ROUTER")]
+    pub router: ExportRouterArg,
+
+    /// The scenario file whose [router] table (and [[providers]] mocks) it comes from.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+
+    /// Point the router at the mocks on 127.0.0.1:BASE, BASE+1, … (as
+    /// `gauntlet mock`/`gauntlet run --mock-ports BASE` start them) instead
+    /// of their `listen` addresses.
+    #[arg(long, value_name = "BASE")]
+    pub mock_ports: Option<u16>,
+
+    /// Write it to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// Scenario files or folders to check.
@@ -231,6 +285,11 @@ pub struct MockArgs {
     /// Seed of the provider's delays and answers.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+
+    /// Serve the --config file's providers on 127.0.0.1:BASE, BASE+1, …
+    /// (in the order they are declared) instead of their `listen` addresses.
+    #[arg(long, value_name = "BASE")]
+    pub mock_ports: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

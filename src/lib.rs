@@ -66,6 +66,7 @@ pub async fn run(cli: cli::Cli) -> Exit {
         cli::Command::Mock(args) => command::mock::run(args, command::until_ctrl_c()).await,
         cli::Command::Router(args) => command::router::run(args, command::until_ctrl_c()).await,
         cli::Command::Validate(args) => command::validate::run(&args),
+        cli::Command::ExportConfig(args) => command::export_config::run(&args),
         cli::Command::Compare(args) => command::compare::run(&args),
         cli::Command::Baseline(args) => command::baseline::run(&args),
         cli::Command::Run(args) => command::run::run(args, command::until_ctrl_c()).await,

@@ -9,7 +9,9 @@
 //! in-flight cap. A run that is not valid says the load generator fell
 //! behind, so its latencies do not blame the router. Validity is computed
 //! for every run ([`validity`]) and reported whether or not a `run-valid`
-//! check asks for it.
+//! check asks for it. Warm-up phases are left out of it, as of every check:
+//! the metrics never see their requests, and their rates and drops are not
+//! judged.
 
 pub mod conformance;
 pub mod sweep;
@@ -151,6 +153,17 @@ fn open_loop(scenario: &Scenario, index: usize, phase: &PhaseStats) -> bool {
         .map_or(phase.expected_rate > 0.0, |p| matches!(p.load, Load::Open(_)))
 }
 
+/// Whether the scenario's phase `index` is a warm-up phase (one the
+/// scenario does not know is not).
+pub fn warm_up(scenario: &Scenario, index: usize) -> bool {
+    scenario.phases.get(index).is_some_and(|p| p.warm_up)
+}
+
+/// The phases of `stats` that are measured (not warm-up), with their index.
+fn measured<'a>(scenario: &'a Scenario, stats: &'a RunStats) -> impl Iterator<Item = (usize, &'a PhaseStats)> + 'a {
+    stats.phases.iter().enumerate().filter(|(i, _)| !warm_up(scenario, *i))
+}
+
 /// The problem [`validity`] reports for arrivals dropped at an in-flight
 /// cap: the one that may be the target's doing rather than the generator's
 /// (see [`sweep`]).
@@ -162,7 +175,7 @@ pub fn dropped_problem(dropped: u64) -> String {
 pub fn validity(scenario: &Scenario, summary: &MetricsSummary, stats: &RunStats) -> Validity {
     let mut problems = Vec::new();
     let mut worst_rate_share = 1.0_f64;
-    for (i, phase) in stats.phases.iter().enumerate() {
+    for (i, phase) in measured(scenario, stats) {
         let expected = phase.expected_rate;
         if !open_loop(scenario, i, phase) || expected <= 0.0 {
             continue;
@@ -193,10 +206,8 @@ pub fn validity(scenario: &Scenario, summary: &MetricsSummary, stats: &RunStats)
             ms(MAX_DISPATCH_P99_US)
         ));
     }
-    let dropped = stats
-        .phases
-        .iter()
-        .map(|p| p.dropped)
+    let dropped = measured(scenario, stats)
+        .map(|(_, p)| p.dropped)
         .sum::<u64>()
         .max(summary.outcome(Outcome::Dropped));
     if dropped > 0 {
@@ -497,6 +508,20 @@ mod tests {
             ..phase(4, 1, 5.0)
         };
         assert!(!run(checks, &on_time, &[dropped])[0].passed());
+    }
+
+    /// A warm-up phase that fell behind and dropped arrivals does not make
+    /// the run invalid: it is judged by nothing.
+    #[test]
+    fn warm_up_phases_are_not_judged_for_validity() {
+        let s = scenario(
+            "[[phases]]\nname = \"warm\"\nwarm-up = true\nduration-s = 1\narrival = { kind = \"constant\", rate = 100 }\n",
+        );
+        let summary = Collector::new(&s).summary();
+        let v = validity(&s, &summary, &stats(&[phase(5, 0, 5.0), phase(10, 40, 100.0)]));
+        assert!(v.valid, "{v:?}");
+        assert_eq!((v.dropped, v.worst_rate_share), (0, 1.0));
+        assert!(warm_up(&s, 1) && !warm_up(&s, 0) && !warm_up(&s, 2));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `gauntlet mock`: serves mock providers from flags or a config file until
-//! told to stop, printing where each one listens.
+//! told to stop, printing where each one listens; `--mock-ports BASE` places
+//! a file's providers as `gauntlet run --mock-ports BASE` places a
+//! scenario's mocks.
 
 use std::future::Future;
 use std::io::Write;
@@ -9,11 +11,21 @@ use mock_providers::{Dialect, MockSet};
 
 use crate::Exit;
 use crate::cli::{DialectArg, MockArgs};
+use crate::scenario::pin_mock_ports;
 
 /// Resolves the flags into provider configs, or says what is wrong.
 pub fn configs(args: &MockArgs) -> anyhow::Result<Vec<ProviderConfig>> {
     match (&args.config, args.dialect) {
-        (Some(file), _) => Ok(mock_providers::load_providers(file)?),
+        (Some(file), _) => {
+            let mut configs = mock_providers::load_providers(file)?;
+            if let Some(base) = args.mock_ports {
+                pin_mock_ports(configs.iter_mut(), base).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            }
+            Ok(configs)
+        }
+        (None, Some(_)) if args.mock_ports.is_some() => {
+            anyhow::bail!("--mock-ports places the providers of a --config file; for one provider give --listen")
+        }
         (None, Some(dialect)) => {
             let (name, dialect) = match dialect {
                 DialectArg::Openai => ("openai", Dialect::OpenAi),

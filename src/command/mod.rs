@@ -2,6 +2,7 @@
 
 pub mod baseline;
 pub mod compare;
+pub mod export_config;
 pub mod mock;
 pub mod router;
 pub mod run;

@@ -67,6 +67,10 @@ fn prepare(args: &RunArgs) -> Result<(Vec<Scenario>, RunOptions), Exit> {
         if let Some(seed) = args.seed {
             s.reseed(seed);
         }
+        if let Some(base) = args.mock_ports {
+            s.pin_mock_ports(base)
+                .map_err(|e| usage(format!("{}: {e}", s.file.display())))?;
+        }
         if let Some(url) = &args.target {
             s.target = s.target.moved_to(url);
         }
@@ -82,6 +86,17 @@ fn prepare(args: &RunArgs) -> Result<(Vec<Scenario>, RunOptions), Exit> {
             })?),
             None => None,
         };
+        if let Some(url) = &args.ready_url {
+            if !url.starts_with("http://") {
+                return Err(usage(format!("--ready-url: `{url}` must be an http:// URL")));
+            }
+            s.target = s.target.ready_at(url).ok_or_else(|| {
+                usage(format!(
+                    "--ready-url applies to an HTTP target; {} targets the built-in router (add --target URL)",
+                    s.file.display()
+                ))
+            })?;
+        }
         if !headers.is_empty() || profile.is_some() {
             s.target = s.target.amended(&headers, profile.as_ref()).ok_or_else(|| {
                 usage(format!(

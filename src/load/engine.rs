@@ -532,6 +532,14 @@ fn request_id(phase: u16, n: u64) -> Arc<str> {
     Arc::from(format!("r{phase}-{n}"))
 }
 
+/// The phase number in a request id `r{phase}-{n}` (as the mocks journal it
+/// in `correlation_id`); `None` for an id the engine did not make.
+pub fn phase_of_request_id(id: &str) -> Option<u16> {
+    let (phase, n) = id.strip_prefix('r')?.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    phase.parse().ok()
+}
+
 /// The seed stream of arrival schedules.
 const ARRIVAL_STREAM: u64 = 1;
 /// The seed stream of mix choices.
@@ -648,5 +656,14 @@ mod tests {
         assert_eq!(&*id, "r3-12345");
         let nonce = format!("[gauntlet:{id}]");
         assert_eq!(mock_providers::tokens::find_nonce(&nonce), Some(&*id));
+    }
+
+    #[test]
+    fn an_id_names_its_phase() {
+        assert_eq!(phase_of_request_id(&request_id(1003, 7)), Some(1003));
+        assert_eq!(phase_of_request_id("r0-0"), Some(0));
+        for other in ["", "r", "r1", "r-1", "rx-1", "r1-x", "q1-1", "r99999-1"] {
+            assert_eq!(phase_of_request_id(other), None, "{other}");
+        }
     }
 }

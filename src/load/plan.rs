@@ -24,6 +24,10 @@ pub struct Phase {
     pub max_in_flight: NonZeroU32,
     /// Indices into [`Plan::mix`] this phase draws from.
     pub mix: Vec<usize>,
+    /// A warm-up phase: the engine drives it like any other, and the
+    /// harness leaves its requests (and their upstream attempts) out of
+    /// every metric and check; they are only written down, marked.
+    pub warm_up: bool,
 }
 
 /// How a phase sends.

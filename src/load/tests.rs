@@ -73,6 +73,7 @@ fn open(name: &str, duration: Duration, arrival: Arrival, mix: Vec<usize>) -> Ph
         load: Load::Open(arrival),
         max_in_flight: NonZeroU32::new(1024).unwrap(),
         mix,
+        warm_up: false,
     }
 }
 
@@ -269,6 +270,7 @@ async fn closed_loop_users_wait_and_think() {
         },
         max_in_flight: NonZeroU32::new(1).unwrap(),
         mix: vec![0],
+        warm_up: false,
     };
     let scenario = scenario(vec![closed(None), closed(Some(5))], vec![entry("whole", "m", false)]);
     let (stats, records) = run(&scenario, &target, clock).await;

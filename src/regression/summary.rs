@@ -70,6 +70,11 @@ struct RawPhase {
     name: String,
     #[serde(default)]
     achieved_rate: Option<f64>,
+    #[serde(default)]
+    duration_s: Option<f64>,
+    /// A warm-up phase: no count of the document has its requests.
+    #[serde(default)]
+    warm_up: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,11 +151,12 @@ impl LatencyUs {
 pub struct RunSummary {
     /// Metrics with at least one sample, by name.
     pub latencies: BTreeMap<String, LatencyUs>,
-    /// Requests sent per second of the whole run.
+    /// Requests sent per second of the run, its warm-up phases left out.
     pub request_rate: Option<f64>,
     /// Errors over sent requests, 0 to 1.
     pub error_rate: Option<f64>,
-    /// Each phase's name and achieved rate (requests per second), in order.
+    /// Each measured (not warm-up) phase's name and achieved rate
+    /// (requests per second), in order.
     pub phase_rates: Vec<(String, Option<f64>)>,
 }
 
@@ -172,12 +178,17 @@ impl RunSummary {
         {
             return Err(invalid(format!("requests.error_rate {share} is not between 0 and 1")));
         }
-        let request_rate = match (sent, raw.duration_s) {
+        // `requests.sent` leaves warm-up phases out: so does its time.
+        let warm_up_s: f64 = (raw.phases.iter())
+            .filter(|p| p.warm_up)
+            .filter_map(|p| p.duration_s)
+            .sum();
+        let request_rate = match (sent, raw.duration_s.map(|d| d - warm_up_s)) {
             (Some(sent), Some(d)) if d.is_finite() && d > 0.0 => Some(sent as f64 / d),
             _ => None,
         };
         let mut phase_rates = Vec::with_capacity(raw.phases.len());
-        for p in raw.phases {
+        for p in raw.phases.into_iter().filter(|p| !p.warm_up) {
             if let Some(rate) = p.achieved_rate
                 && !(rate.is_finite() && rate >= 0.0)
             {
@@ -430,6 +441,22 @@ mod tests {
         assert_eq!(s.request_rate, Some(100.0));
         assert_eq!(s.error_rate, Some(0.005));
         assert_eq!(s.phase_rates, [("steady".to_owned(), Some(99.5))]);
+    }
+
+    /// A warm-up phase's requests are in no count: its time is left out of
+    /// the request rate, and it has no phase rate to compare.
+    #[test]
+    fn warm_up_phases_are_left_out_of_the_rates() {
+        let text = r#"{
+            "schema_version": 1, "duration_s": 12.0,
+            "requests": {"total": 1000, "sent": 1000, "errors": 0, "error_rate": 0.0},
+            "phases": [{"name": "warm", "warm_up": true, "duration_s": 2.0, "achieved_rate": 5.0},
+                       {"name": "steady", "warm_up": false, "duration_s": 10.0, "achieved_rate": 100.0}],
+            "metrics": {}
+        }"#;
+        let s = RunSummary::parse(text, Path::new("s.json")).unwrap();
+        assert_eq!(s.request_rate, Some(100.0));
+        assert_eq!(s.phase_rates, [("steady".to_owned(), Some(100.0))]);
     }
 
     #[test]

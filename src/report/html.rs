@@ -37,6 +37,8 @@ table { border-collapse: collapse; width: 100%; background: white; border: 1px s
 th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: #f3f4f6; font-weight: 600; } td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td { background: #fef2f2; }
+tr.warm-up td { color: var(--muted); background: #f3f4f6; }
+.tag { font-size: 11px; padding: 0 6px; border: 1px solid var(--line); border-radius: 999px; }
 .verdict { font-weight: 700; font-size: 12px; text-transform: uppercase; letter-spacing: 0.03em; }
 .verdict.v-pass { color: #15803d; } .verdict.v-fail { color: #b91c1c; } .verdict.v-skip { color: #6b7280; }
 code { font-size: 12px; background: #f3f4f6; padding: 1px 4px; border-radius: 4px; }
@@ -316,12 +318,19 @@ fn phases_table(out: &mut String, run: &RunReport<'_>) {
         return;
     }
     out.push_str(r#"<h2>Phases</h2><table><tr><th>phase</th><th class="n">duration</th><th class="n">requested</th><th class="n">sent</th><th class="n">dropped</th><th class="n">completed</th><th class="n">rate asked</th><th class="n">rate achieved</th></tr>"#);
-    for p in &run.stats.phases {
+    for (i, p) in run.stats.phases.iter().enumerate() {
         let rate = |r: Option<f64>| r.map_or_else(|| "—".to_string(), |r| format!("{r:.1}/s"));
+        let warm_up = crate::checks::warm_up(run.scenario, i);
         let _ = write!(
             out,
-            r#"<tr><td>{}</td><td class="n">{:.1} s</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+            r#"<tr{}><td>{}{}</td><td class="n">{:.1} s</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+            if warm_up { r#" class="warm-up""# } else { "" },
             escape(&p.name),
+            if warm_up {
+                r#" <span class="tag">warm-up</span>"#
+            } else {
+                ""
+            },
             p.ended_us.saturating_sub(p.started_us) as f64 / 1e6,
             p.requested,
             p.sent,
@@ -406,6 +415,9 @@ fn header(out: &mut String, run: &RunReport<'_>) {
             r#"<div class="banner"><strong>The load generator fell behind</strong>, so these latencies do not blame the router: {}.</div>"#,
             escape(&run.validity.problems.join("; "))
         );
+    }
+    if let Some(note) = run.warm_up_note() {
+        let _ = write!(out, r#"<p class="muted">{}</p>"#, escape(&note));
     }
 }
 

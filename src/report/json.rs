@@ -197,6 +197,8 @@ struct ValidityDoc<'a> {
 struct PhaseDoc<'a> {
     name: &'a str,
     kind: &'static str,
+    /// A warm-up phase: its requests are in no other number of the document.
+    warm_up: bool,
     started_us: u64,
     ended_us: u64,
     duration_s: f64,
@@ -369,6 +371,7 @@ pub fn document<'a>(run: &'a RunReport<'a>) -> Summary<'a> {
             PhaseDoc {
                 name: &p.name,
                 kind: if open { "open" } else { "closed" },
+                warm_up: checks::warm_up(s, i),
                 started_us: p.started_us,
                 ended_us: p.ended_us,
                 duration_s: p.ended_us.saturating_sub(p.started_us) as f64 / 1e6,

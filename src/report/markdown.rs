@@ -89,6 +89,9 @@ fn heading(out: &mut String, run: &RunReport<'_>) {
     if run.stats.stopped {
         out.push_str("> ⏹️ The run was stopped before its end; the numbers cover what it saw.\n\n");
     }
+    if let Some(note) = run.warm_up_note() {
+        let _ = writeln!(out, "{}\n", md_cell(&note));
+    }
 }
 
 /// One row per check, ✅ or ❌, with a few offenders; nothing without checks.

@@ -186,6 +186,31 @@ impl<'a> RunReport<'a> {
     pub fn passed(&self) -> bool {
         checks::run_passed(self.checks, self.strict)
     }
+
+    /// The warm-up phases that ran, in a sentence (`None` without any): the
+    /// reports say so next to numbers that leave them out.
+    pub fn warm_up_note(&self) -> Option<String> {
+        let phases: Vec<String> = (self.stats.phases.iter().enumerate())
+            .filter(|(i, _)| checks::warm_up(self.scenario, *i))
+            .map(|(_, p)| {
+                format!(
+                    "`{}` ({:.1} s, {} sent)",
+                    p.name,
+                    p.ended_us.saturating_sub(p.started_us) as f64 / 1e6,
+                    p.sent
+                )
+            })
+            .collect();
+        let (last, rest) = phases.split_last()?;
+        let named = if rest.is_empty() {
+            format!("phase {last} was")
+        } else {
+            format!("phases {} and {last} were", rest.join(", "))
+        };
+        Some(format!(
+            "Warm-up: {named} left out of every number and check; the requests are in requests.csv, marked warm_up."
+        ))
+    }
 }
 
 /// Writes the end-of-run reports of `run` into `dir` (which must exist):

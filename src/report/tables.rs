@@ -2,6 +2,13 @@
 //! the run goes) and `timeseries.csv` (one row per second). `attempts.csv`
 //! is in [`super::attempts`].
 //!
+//! `requests.csv` has every request the engine made, warm-up phases'
+//! included: `phase` is the phase's number in the scenario, and `warm_up`
+//! says whether it was a warm-up phase, whose requests no metric or check
+//! counts (nor their rows of `attempts.csv`, whose `correlation_id` is the
+//! request's `id`). The other columns are the [`RequestRecord`]'s fields and
+//! the [`Timings`] derived from them.
+//!
 //! Times are Unix µs on the run's clock; empty fields are absent values.
 
 use std::fs::File;
@@ -32,6 +39,7 @@ fn create(path: &Path, header: &[&str]) -> io::Result<Writer> {
 struct RequestRow<'a> {
     id: &'a str,
     phase: u16,
+    warm_up: bool,
     mix: u16,
     stream: bool,
     outcome: Outcome,
@@ -65,9 +73,10 @@ struct RequestRow<'a> {
     error_chunk: bool,
 }
 
-const REQUEST_HEADER: [&str; 33] = [
+const REQUEST_HEADER: [&str; 34] = [
     "id",
     "phase",
+    "warm_up",
     "mix",
     "stream",
     "outcome",
@@ -117,13 +126,15 @@ impl RequestsCsv {
         Ok(RequestsCsv { path, writer, rows: 0 })
     }
 
-    pub fn write(&mut self, r: &RequestRecord) -> io::Result<()> {
+    /// Writes one request, `warm_up` when its phase was a warm-up one.
+    pub fn write(&mut self, r: &RequestRecord, warm_up: bool) -> io::Result<()> {
         let t = Timings::of(r);
         let c = &r.conformance;
         let shape = c.error_shape.as_ref();
         self.writer.serialize(RequestRow {
             id: &r.id,
             phase: r.phase,
+            warm_up,
             mix: r.mix,
             stream: r.stream,
             outcome: r.outcome,
@@ -235,7 +246,7 @@ mod tests {
     fn requests_are_written_as_they_come() {
         let dir = TempDir::new("requests-csv");
         let mut csv = RequestsCsv::create(dir.path()).unwrap();
-        csv.write(&stream("s,1", 0, 100, &[1_000, 3_000], 2)).unwrap();
+        csv.write(&stream("s,1", 0, 100, &[1_000, 3_000], 2), false).unwrap();
         let mut f = failed("f\"2", 5, Outcome::RateLimited);
         f.error = Some("slow down\nplease".into());
         f.conformance.retry_after = Some("2".into());
@@ -244,7 +255,7 @@ mod tests {
             availability_code: Some("model_deprecated".into()),
             fallback_models: vec!["x".into()],
         });
-        csv.write(&f).unwrap();
+        csv.write(&f, true).unwrap();
         assert_eq!(csv.rows(), 2);
         let path = csv.finish().unwrap();
         let rows = read(&path);
@@ -253,6 +264,8 @@ mod tests {
         let col = |name: &str| REQUEST_HEADER.iter().position(|h| *h == name).unwrap();
         assert_eq!(rows[1][col("id")], "s,1");
         assert_eq!(rows[1][col("outcome")], "ok");
+        assert_eq!(rows[1][col("warm_up")], "false");
+        assert_eq!(rows[2][col("warm_up")], "true");
         assert_eq!(rows[1][col("ttft_us")], "1100");
         assert_eq!(rows[1][col("tpot_us")], "2000");
         assert_eq!(rows[2][col("id")], "f\"2");

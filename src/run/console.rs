@@ -22,6 +22,13 @@ pub fn starting(scenario: &Scenario, started: &Started) {
         scenario.duration().as_secs_f64(),
         started.target.base_url,
     );
+    for p in scenario.phases.iter().filter(|p| p.warm_up) {
+        println!(
+            "  warm-up: phase {} ({:.1} s), written to requests.csv but left out of the metrics and checks",
+            p.name,
+            p.duration.as_secs_f64()
+        );
+    }
     if scenario.target != Target::Builtin {
         for p in started.mocks.providers() {
             println!("  mock {} ({}): {}", p.name(), p.provider.dialect(), p.base_url());

@@ -4,14 +4,21 @@
 //! overhead) so memory does not grow with the run's length; first at the
 //! floor when the scenario has one, then at the target, as phases or as a
 //! capacity sweep.
+//!
+//! The sink is where warm-up phases are set aside: their records are
+//! written to `requests.csv`, marked, and their journal attempts (found by
+//! the phase in the request id) to `attempts.csv`, and neither goes any
+//! further — not into the metrics, the overhead join or the evidence the
+//! checks judge.
 
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use mock_providers::{Clock, Journal};
+use mock_providers::{Clock, Journal, Record};
 use tokio::sync::{mpsc, watch};
 
 use super::evidence::{Retained, keep_everything};
@@ -20,7 +27,7 @@ use super::start::Started;
 use super::{REQUEST_TIMEOUT, RunError};
 use crate::checks;
 use crate::checks::sweep::SweepOutcome;
-use crate::load::engine::{self, Endpoint, EngineConfig, RunStats};
+use crate::load::engine::{self, Endpoint, EngineConfig, RunStats, phase_of_request_id};
 use crate::load::record::{Outcome, RequestRecord};
 use crate::metrics::Collector;
 use crate::report::{AttemptsCsv, FloorRun, ReportError, RequestsCsv};
@@ -249,13 +256,16 @@ impl Pass {
         let (tx, rx) = mpsc::channel::<RequestRecord>(4096);
         let (tally_tx, tally_rx) = watch::channel(Tally::default());
         let sent = Arc::new(AtomicU64::new(0));
+        let warm_up = WarmUp::of(scenario, first_phase);
         let sink = Sink {
             collector: Collector::numbered_from(scenario, first_phase),
             retained: keep.then(Retained::default),
             requests: files.requests.take(),
+            warm_up: warm_up.clone(),
             drain: Drain {
                 journals: self.journals.clone(),
                 csv: files.attempts.take(),
+                warm_up,
             },
         };
         let sink = tokio::spawn(sink.run(rx, tally_tx));
@@ -289,13 +299,46 @@ impl Pass {
     }
 }
 
+/// The phase numbers of one engine run that are warm-up phases.
+#[derive(Debug, Clone, Default)]
+struct WarmUp {
+    phases: HashSet<u16>,
+}
+
+impl WarmUp {
+    /// The warm-up phases of `scenario`, numbered from `first_phase` as the
+    /// engine numbers them.
+    fn of(scenario: &Scenario, first_phase: u16) -> WarmUp {
+        let phases = (scenario.phases.iter().enumerate())
+            .filter(|(_, p)| p.warm_up)
+            .filter_map(|(i, _)| u16::try_from(i).ok()?.checked_add(first_phase))
+            .collect();
+        WarmUp { phases }
+    }
+
+    fn record(&self, r: &RequestRecord) -> bool {
+        self.phases.contains(&r.phase)
+    }
+
+    /// Whether a journal attempt was made for a warm-up request (an attempt
+    /// without a request id of the engine's is not).
+    fn attempt(&self, a: &Record) -> bool {
+        !self.phases.is_empty()
+            && (a.correlation_id.as_deref())
+                .and_then(phase_of_request_id)
+                .is_some_and(|phase| self.phases.contains(&phase))
+    }
+}
+
 /// Where every request record goes as it arrives: counted, written,
 /// joined with the mock journals (drained every [`DRAIN_EVERY`]), and kept
-/// only when the checks need them all.
+/// only when the checks need them all; a warm-up phase's record is only
+/// written.
 struct Sink {
     collector: Collector,
     retained: Option<Retained>,
     requests: Option<Written<RequestsCsv>>,
+    warm_up: WarmUp,
     drain: Drain,
 }
 
@@ -333,11 +376,15 @@ impl Sink {
     }
 
     fn take(&mut self, record: RequestRecord) {
+        let warm_up = self.warm_up.record(&record);
+        if let Some(csv) = self.requests.as_mut() {
+            csv.write(|f| f.write(&record, warm_up));
+        }
+        if warm_up {
+            return;
+        }
         self.collector.record(&record);
         self.collector.remember_for_join(&record);
-        if let Some(csv) = self.requests.as_mut() {
-            csv.write(|f| f.write(&record));
-        }
         if let Some(kept) = self.retained.as_mut() {
             kept.requests.push(record);
         }
@@ -346,11 +393,12 @@ impl Sink {
 
 /// Drains the mock journals: each attempt is written to `attempts.csv`,
 /// joined with the requests (see [`crate::metrics::join`]), and forgotten
-/// unless retained.
+/// unless retained; a warm-up request's attempt is only written.
 struct Drain {
     /// (provider name, journal); every journal shares one clock.
     journals: Vec<(String, Journal)>,
     csv: Option<Written<AttemptsCsv>>,
+    warm_up: WarmUp,
 }
 
 impl Drain {
@@ -360,18 +408,48 @@ impl Drain {
         };
         // Everything journaled before `watermark_us` is in these drains.
         for (name, journal) in &self.journals {
-            let records = journal.drain();
+            let mut records = journal.drain();
             if records.is_empty() {
                 continue;
             }
             if let Some(csv) = self.csv.as_mut() {
                 csv.write(|f| f.write(name, &records));
             }
+            records.retain(|a| !self.warm_up.attempt(a));
             collector.absorb_attempts(&records);
             if let Some(kept) = retained.as_deref_mut() {
                 kept.attempts.extend(records);
             }
         }
         collector.settle_join(watermark_us);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::fixtures::{attempt, record, scenario};
+
+    /// Phase 1 of the fixture is warm-up: numbered 1 in the run, 1001 at the
+    /// floor; its records and its requests' attempts are set aside.
+    #[test]
+    fn warm_up_is_found_by_phase_number_and_request_id() {
+        let s = scenario(
+            "[[phases]]\nname = \"warm\"\nwarm-up = true\nduration-s = 1\narrival = { kind = \"constant\", rate = 5 }\n",
+        );
+        let run = WarmUp::of(&s, 0);
+        let floor = WarmUp::of(&s, FLOOR_FIRST_PHASE);
+        let mut r = record("r1-0", 0, 0);
+        r.phase = 1;
+        assert!(run.record(&r) && !floor.record(&r));
+        r.phase = 0;
+        assert!(!run.record(&r));
+        assert!(run.attempt(&attempt("r1-7", 503, 0, 1)));
+        assert!(!run.attempt(&attempt("r0-7", 200, 0, 1)));
+        assert!(floor.attempt(&attempt("r1001-7", 200, 0, 1)));
+        let mut anonymous = attempt("r1-7", 200, 0, 1);
+        anonymous.correlation_id = None;
+        assert!(!run.attempt(&anonymous), "an attempt of no known request counts");
+        assert!(!WarmUp::of(&scenario(""), 0).attempt(&attempt("r0-1", 200, 0, 1)));
     }
 }

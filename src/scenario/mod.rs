@@ -6,6 +6,7 @@
 //! `scenarios/README.md`.
 
 mod error;
+mod ports;
 pub mod raw;
 mod validate;
 
@@ -22,6 +23,7 @@ use crate::load::plan::Plan;
 pub use crate::load::plan::{Load, MixEntry, Phase};
 use crate::target::{Expectations, Profile, Target};
 pub use error::{FieldError, ScenarioError};
+pub use ports::{MIN_MOCK_PORT, MockPortsError, check_mock_ports, pin_mock_ports};
 use raw::{MetricName, RawScenario};
 pub use validate::MAX_SWEEP_STEPS;
 
@@ -112,6 +114,7 @@ impl Sweep {
             load: Load::Open(arrival),
             max_in_flight: self.max_in_flight,
             mix: (0..mix).collect(),
+            warm_up: false,
         }
     }
 }
@@ -294,6 +297,13 @@ impl Scenario {
         for mock in self.mocks.iter_mut().filter(|m| !m.own_seed) {
             mock.config.seed = seed;
         }
+    }
+
+    /// The same scenario with its mocks, in declaration order, on
+    /// `127.0.0.1:base`, `base + 1`, … (`--mock-ports`); `mock:NAME`
+    /// upstreams follow them. A `base` out of range changes nothing.
+    pub fn pin_mock_ports(&mut self, base: u16) -> Result<(), MockPortsError> {
+        pin_mock_ports(self.mocks.iter_mut().map(|m| &mut m.config), base)
     }
 
     /// The load plan the engine runs.

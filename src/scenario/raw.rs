@@ -107,6 +107,9 @@ pub struct RawPhase {
     pub users: Option<RawUsers>,
     pub max_in_flight: Option<u32>,
     pub mix: Option<Vec<String>>,
+    /// Sent like any phase, but its requests are only written to
+    /// `requests.csv` (marked): no metric or check sees them.
+    pub warm_up: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

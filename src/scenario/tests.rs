@@ -277,6 +277,22 @@ fn an_http_targets_headers_and_where_it_moves() {
     );
     assert_eq!(headers.len(), 1);
     assert!(command.is_none());
+    // A ready URL beside the API base on the same server (LiteLLM's
+    // /health/liveliness) moves with the server; one elsewhere stays.
+    for (ready, moved_ready) in [
+        (
+            "http://127.0.0.1:8080/health/liveliness",
+            "http://127.0.0.1:4000/health/liveliness",
+        ),
+        ("http://10.0.0.9:9/up", "http://10.0.0.9:9/up"),
+        ("http://127.0.0.1:80801/x", "http://127.0.0.1:80801/x"),
+    ] {
+        let s = parse(&text("").replace("http://127.0.0.1:8080/api/v1/health", ready)).unwrap();
+        let Target::Http { ready_url, .. } = s.target.moved_to("http://127.0.0.1:4000/v1") else {
+            panic!()
+        };
+        assert_eq!(ready_url.as_deref(), Some(moved_ready), "{ready}");
+    }
     let amended = moved
         .amended(
             &[("x-portkey-provider".into(), "anthropic".into())],
@@ -413,4 +429,56 @@ fn sweep_and_floor_mistakes_name_their_field() {
     let anthropic = floor("p").replacen("dialect = \"openai\"", "dialect = \"anthropic\"", 1);
     let e = parse(&anthropic).unwrap_err();
     assert!(e.path == "floor.provider" && e.message.contains("openai twin"), "{e}");
+}
+
+/// `warm-up = true` marks a phase; a scenario of warm-up phases alone has
+/// nothing to judge and is refused, naming the file, the line and the field.
+#[test]
+fn warm_up_phases_are_marked_and_cannot_be_all_there_is() {
+    let warm = BASE.replacen("[[phases]]\n", "[[phases]]\nwarm-up = true\n", 1);
+    let two = format!("{warm}[[phases]]\nduration-s = 1\narrival = {{ kind = \"constant\", rate = 5 }}\n");
+    let s = parse(&two).unwrap();
+    assert_eq!(s.phases.iter().map(|p| p.warm_up).collect::<Vec<_>>(), [true, false]);
+    assert!(!parse(BASE).unwrap().phases[0].warm_up, "not warm-up unless marked");
+
+    let e = parse(&warm).unwrap_err();
+    assert_eq!(e.path, "phases[0].warm-up");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("t.toml:27:11: phases[0].warm-up: every phase is a warm-up phase"),
+        "{text}"
+    );
+    assert!(text.contains("nothing would be measured or judged"), "{text}");
+
+    let e = parse(&BASE.replacen("[[phases]]\n", "[[phases]]\nwarm-up = \"yes\"\n", 1)).unwrap_err();
+    assert_eq!(e.path, "phases[0].warm-up", "{e}");
+    assert!(e.message.contains("bool"), "{e}");
+}
+
+/// A warm-up phase may not share a key with the measured phases when a
+/// check judges that key from all its traffic; a key of its own is fine.
+#[test]
+fn a_warm_up_phase_keeps_out_of_keys_judged_whole() {
+    let phases = "[[phases]]\nname = \"warm\"\nwarm-up = true\nduration-s = 1\nmix = [\"w\"]\narrival = { kind = \"constant\", rate = 5 }\n\
+                  [[phases]]\nduration-s = 1\nmix = [\"a\"]\narrival = { kind = \"constant\", rate = 5 }\n";
+    let shared = format!(
+        "{}[[mix]]\nname = \"w\"\nmodel = \"m/one\"\nkey = \"sk\"\n{phases}",
+        without_phases("")
+    );
+    let check = "[[checks]]\nkind = \"balance-delta\"\n";
+    let e = parse(&format!("{shared}{check}")).unwrap_err();
+    assert_eq!(e.path, "phases[0].warm-up", "{e}");
+    assert!(
+        e.message.contains("key `sk`") && e.message.contains("`balance-delta` (checks[0])"),
+        "{e}"
+    );
+    // Without such a check, or with a key of its own, it is fine.
+    parse(&format!("{shared}[[checks]]\nkind = \"billing-exact\"\n")).unwrap();
+    let own = shared
+        .replace("key = \"sk\"\n[[phases]]", "key = \"sk-warm\"\n[[phases]]")
+        .replace(
+            "[[router.keys]]\n",
+            "[[router.keys]]\nkey = \"sk-warm\"\n[[router.keys]]\n",
+        );
+    parse(&format!("{own}{check}")).unwrap();
 }

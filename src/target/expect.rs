@@ -73,6 +73,12 @@ impl Expectations {
         })
     }
 
+    /// The mock router provider number `index` calls, when its `base-url`
+    /// is `mock:NAME`.
+    pub fn mock(&self, index: usize) -> Option<&str> {
+        self.mocks.get(index)?.as_deref()
+    }
+
     /// The mock behind router provider number `index` (its own name when
     /// its `base-url` is not a `mock:` one).
     pub fn mock_name(&self, index: usize) -> Option<&str> {

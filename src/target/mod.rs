@@ -4,7 +4,8 @@
 //! router's own command) and waiting until it answers, what the scenario's
 //! `[router]` table expects of it ([`Expectations`]), what its kind of router
 //! has and how it writes money ([`Profile`], [`Feature`], [`usd`]), and how
-//! its accounts are read ([`AccountProbe`]).
+//! its accounts are read ([`AccountProbe`]); and another router's own
+//! configuration written from that table ([`export`]).
 //!
 //! No other harness module names `crate::router`: what the harness needs of
 //! the reference router's types reaches it from here (the `boundary` test at
@@ -13,6 +14,7 @@
 mod amount;
 mod builtin;
 mod expect;
+pub mod export;
 mod external;
 mod probe;
 mod profile;
@@ -129,6 +131,17 @@ impl Target {
         if let Some(profile) = profile {
             **p = profile.clone();
         }
+        Some(target)
+    }
+
+    /// This HTTP target polled for readiness at `url` (`--ready-url`);
+    /// `None` for the built-in one, which is ready when it starts.
+    pub fn ready_at(&self, url: &str) -> Option<Target> {
+        let mut target = self.clone();
+        let Target::Http { ready_url, .. } = &mut target else {
+            return None;
+        };
+        *ready_url = Some(url.to_string());
         Some(target)
     }
 

@@ -14,7 +14,10 @@ use gauntlet::Exit;
 use gauntlet::cli::{Cli, Command as CliCommand, MockArgs};
 use tokio::sync::oneshot;
 
-use crate::support::{CLI_OUT_OF_RANGE, CLI_TYPO, Mock, TempFile};
+use crate::support::{
+    CLI_OUT_OF_RANGE, CLI_TYPO, Mock, RUN, RUN_HTTP, RouterProcess, TempDir, TempFile, edit, free_port_block,
+    free_ports,
+};
 
 /// How long a command that should fail at once may take before the test
 /// calls it hung (a bound, not a wait: it normally exits in milliseconds).
@@ -238,4 +241,162 @@ fn validate_accepts_the_shipped_scenarios_and_refuses_a_bad_one() {
 
     let none = gauntlet(&["validate", "/nonexistent-dir-for-gauntlet"]);
     assert_eq!(none.code, Some(2), "{none:?}");
+}
+
+/// `gauntlet mock --mock-ports BASE` serves a file's providers on
+/// 127.0.0.1:BASE, BASE+1, … in the order they are declared.
+#[test]
+fn mock_ports_place_a_files_mocks_in_order() {
+    let file = TempFile::new("cli-mock-ports", RUN);
+    let base = free_port_block(2);
+    let mock = Mock::start(&["--config", file.path(), "--mock-ports", &base.to_string()]);
+    assert_eq!(mock.url_of("oai"), format!("http://127.0.0.1:{base}"));
+    assert_eq!(mock.url_of("ant"), format!("http://127.0.0.1:{}", base + 1));
+    // The port really is served.
+    let mut stream = TcpStream::connect(("127.0.0.1", base + 1)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET /__gauntlet/journal HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// A BASE whose ports leave 1024..=65535 is refused (exit 2) by every
+/// command that takes it, saying which bases fit.
+#[test]
+fn a_mock_ports_base_out_of_range_exits_2() {
+    let file = TempFile::new("cli-mock-ports-bad", RUN);
+    for args in [
+        vec!["mock", "--config", file.path(), "--mock-ports", "65535"],
+        vec!["run", file.path(), "--mock-ports", "65535"],
+        vec![
+            "export-config",
+            "--for",
+            "litellm",
+            file.path(),
+            "--mock-ports",
+            "65535",
+        ],
+    ] {
+        let run = gauntlet(&args);
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains(file.path())
+                && run.stderr.contains(
+                    "--mock-ports 65535: the last of 2 mocks would need port 65536, past 65535; \
+                     BASE must be between 1024 and 65534 for 2 mock(s)"
+                ),
+            "{args:?}: {run:?}"
+        );
+    }
+    let run = gauntlet(&["run", file.path(), "--mock-ports", "80"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("ports below 1024 are privileged"), "{run:?}");
+    let run = gauntlet(&["mock", "--dialect", "openai", "--mock-ports", "20000"]);
+    assert_eq!(run.code, Some(2), "--mock-ports needs --config: {run:?}");
+    assert!(run.stderr.contains("for one provider give --listen"), "{run:?}");
+}
+
+/// The two commands: a router configured for mocks on BASE (here a
+/// `gauntlet router` whose upstream is 127.0.0.1:BASE), and `gauntlet run
+/// --mock-ports BASE` of a scenario whose mock would otherwise take any
+/// port: the run's mock listens where the router calls, and every request
+/// is served.
+#[test]
+fn a_run_with_mock_ports_serves_the_mocks_where_the_router_calls() {
+    let base = free_port_block(1);
+    let router_port = free_ports(1)[0];
+    let router_text = edit(
+        &edit(RUN_HTTP, "{provider_port}", &base.to_string()),
+        "{router_port}",
+        &router_port.to_string(),
+    );
+    let router_file = TempFile::new("cli-run-mock-ports-router", &router_text);
+    let scenario = edit(
+        &router_text,
+        &format!("listen = \"127.0.0.1:{base}\""),
+        "listen = \"127.0.0.1:0\"",
+    );
+    let scenario = TempFile::new("cli-run-mock-ports", &scenario);
+    let router = RouterProcess::start(&["--config", router_file.path()]);
+    let out = TempDir::new("cli-run-mock-ports");
+    let target = format!("{}/api/v1", router.url());
+    let run = gauntlet(&[
+        "run",
+        scenario.path(),
+        "--mock-ports",
+        &base.to_string(),
+        "--target",
+        &target,
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .contains(&format!("mock oai (openai): http://127.0.0.1:{base}")),
+        "{run:?}"
+    );
+    drop(router);
+}
+
+/// `gauntlet export-config` writes to stdout or `--out FILE`; a scenario
+/// without a [router] table, or a mock on a random port, exits 2 saying so.
+#[test]
+fn export_config_writes_where_it_is_told_and_says_what_stands_in_its_way() {
+    let file = TempFile::new("cli-export", RUN);
+    let run = gauntlet(&[
+        "export-config",
+        "--for",
+        "litellm",
+        file.path(),
+        "--mock-ports",
+        "20000",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains("api_base: \"http://127.0.0.1:20000/v1\""),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("api_base: \"http://127.0.0.1:20001\""), "{run:?}");
+
+    let out = TempDir::new("cli-export");
+    let written = out.join("portkey.toml");
+    let run = gauntlet(&[
+        "export-config",
+        "--for",
+        "portkey",
+        file.path(),
+        "--mock-ports",
+        "20000",
+        "--out",
+        written.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    let text = std::fs::read_to_string(&written).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let header = table["target"]["headers"]["x-portkey-config"].as_str().unwrap();
+    let config: serde_json::Value = serde_json::from_str(header).unwrap();
+    assert_eq!(config["targets"][0]["custom_host"], "http://127.0.0.1:20000/v1");
+
+    let run = gauntlet(&["export-config", "--for", "litellm", file.path()]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains("calls mock `oai`, which listens on a random port"),
+        "{run:?}"
+    );
+
+    let bare = TempFile::new(
+        "cli-export-bare",
+        "schema = 1\n[meta]\nname = \"bare\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1/v1\"\n\
+         [[mix]]\nmodel = \"m\"\nkey = \"k\"\n[[phases]]\nduration-s = 1\narrival = { kind = \"constant\", rate = 1 }\n",
+    );
+    let run = gauntlet(&["export-config", "--for", "portkey", bare.path()]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("the scenario has no [router] table"), "{run:?}");
 }

@@ -8,7 +8,7 @@ use clap::Parser;
 use gauntlet::Exit;
 use gauntlet::cli::Cli;
 
-use crate::support::{RUN, RUN_HTTP, RouterProcess, TempDir, TempFile, edit, free_ports};
+use crate::support::{RUN, RUN_HTTP, RouterProcess, TempDir, TempFile, WARM_UP, edit, free_ports};
 
 /// The [`RUN`] scenario with its ttft check bound to `ttft_bound_ms`.
 fn scenario(ttft_bound_ms: &str) -> String {
@@ -321,5 +321,88 @@ async fn a_floor_of_failures_is_an_error_that_says_why() {
     assert!(
         error.contains("floor at mock `oai`") && error.contains("requests failed"),
         "{error}"
+    );
+}
+
+/// The rows of a CSV report, each as (column name → value).
+fn csv_rows(path: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
+    csv::Reader::from_path(path)
+        .unwrap()
+        .deserialize()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// A warm-up phase whose every request fails, after two retries each,
+/// leaves the checks passing: its requests are in `requests.csv` marked
+/// `warm_up`, its attempts in `attempts.csv`, and neither is in any count of
+/// `summary.json` or in the evidence the checks judge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_up_phase_is_written_down_and_judged_by_nothing() {
+    use gauntlet::run::{Run, RunOptions};
+    let file = TempFile::new("run-warm-up", WARM_UP);
+    let scenario = gauntlet::scenario::Scenario::load(std::path::Path::new(file.path())).unwrap();
+    let out = TempDir::new("run-warm-up");
+    let options = RunOptions {
+        out: Some(out.path().to_path_buf()),
+        ..RunOptions::default()
+    };
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let outcome = Run::new(&scenario, options).execute(stop).await;
+    assert_eq!(outcome.exit, Exit::Success, "{:#?}", outcome.results);
+    let dir = outcome.dir.unwrap();
+
+    let requests = csv_rows(&dir.join("requests.csv"));
+    let (warm, measured): (Vec<_>, Vec<_>) = requests.iter().partition(|r| r["warm_up"] == "true");
+    assert_eq!(warm.len(), 5, "the warm-up phase's five requests: {requests:#?}");
+    assert!(
+        warm.iter().all(|r| r["phase"] == "0" && r["outcome"] == "server_error"),
+        "{warm:#?}"
+    );
+    assert!(measured.len() >= 15, "{} measured", measured.len());
+    assert!(
+        measured
+            .iter()
+            .all(|r| r["warm_up"] == "false" && r["phase"] == "1" && r["outcome"] == "ok")
+    );
+    // Their upstream attempts are written down too: three each.
+    let attempts = csv_rows(&dir.join("attempts.csv"));
+    let warm_attempts = attempts
+        .iter()
+        .filter(|a| a["correlation_id"].starts_with("r0-"))
+        .count();
+    assert_eq!(warm_attempts, 15, "{attempts:#?}");
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let n = measured.len() as u64;
+    assert_eq!(doc["requests"]["total"], n, "{doc:#}");
+    assert_eq!(doc["requests"]["errors"], 0);
+    assert_eq!(doc["outcomes"]["server_error"], 0);
+    assert_eq!(doc["outcomes"]["ok"], n);
+    assert_eq!(doc["metrics"]["e2e"]["count"], n);
+    assert_eq!(doc["overhead_join"]["remembered"], n);
+    assert_eq!(doc["phases"][0]["warm_up"], true);
+    assert_eq!(doc["phases"][0]["sent"], 5);
+    assert_eq!(doc["phases"][1]["warm_up"], false);
+    let errors: Vec<String> = crate::support::report_schema()
+        .iter_errors(&doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // The retries of the warm-up are not the router's storm.
+    let storm = &doc["checks"][1];
+    assert_eq!(storm["kind"], "retry-storm");
+    let detail = storm["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("{n} upstream attempts for {n} requests")),
+        "{detail}"
+    );
+    let markdown = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(markdown.contains("Warm-up: phase `cold`"), "{markdown}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains(r#"<tr class="warm-up"><td>cold <span class="tag">warm-up</span>"#),
+        "{html}"
     );
 }

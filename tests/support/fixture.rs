@@ -60,6 +60,10 @@ pub const RUN: &str = fixture!("scenarios/run.toml");
 /// A scenario whose mock listens on `{provider_port}` and whose router (for
 /// a separate `gauntlet router` process) on `{router_port}`.
 pub const RUN_HTTP: &str = fixture!("scenarios/run-http.toml");
+/// A warm-up phase the mock fails every request of (retried by the router),
+/// then a measured phase with the fault cleared, and checks that would fail
+/// on the warm-up's requests.
+pub const WARM_UP: &str = fixture!("scenarios/warm-up.toml");
 /// One mock `up` behind the built-in router, a key `sk`, one mix entry; a
 /// test adds its phases or sweep and checks.
 pub const CAPACITY: &str = fixture!("scenarios/capacity.toml");

@@ -235,3 +235,22 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .map(|l| l.local_addr().expect("a bound address").port())
         .collect()
 }
+
+/// The first of `n` consecutive loopback ports free a moment ago (for
+/// `--mock-ports BASE`): blocks starting at ports the system hands out are
+/// tried until one binds whole. Use it at once.
+pub fn free_port_block(n: u16) -> u16 {
+    for _ in 0..100 {
+        let base = free_ports(1)[0];
+        if base.checked_add(n).is_none() {
+            continue;
+        }
+        let bound: Vec<_> = (base..base + n)
+            .map_while(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok())
+            .collect();
+        if bound.len() == usize::from(n) {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free loopback ports found");
+}

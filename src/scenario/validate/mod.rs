@@ -49,6 +49,7 @@ pub fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> 
     let faults = faults::faults(&raw.faults, &mock_names, total)?;
     let slo = checks::slo(raw.slo.as_ref())?;
     let checks = checks::checks(&raw, &slo, sweep.is_some())?;
+    phases::warm_up_keys(&phases, &mix, &checks)?;
     let floor = floor::floor(raw.floor.as_ref(), &raw.providers, sweep.is_some())?;
     let report_dir = (raw.report.as_ref())
         .and_then(|r| r.dir.clone())

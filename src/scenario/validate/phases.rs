@@ -1,6 +1,6 @@
 //! `[[phases]]`: the load, phase by phase (open-loop arrivals or closed-loop
-//! users, a duration, an in-flight cap, a part of the mix), or the steps a
-//! `[sweep]` plans.
+//! users, a duration, an in-flight cap, a part of the mix, whether it only
+//! warms the router up), or the steps a `[sweep]` plans.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use mock_providers::config::ConfigError;
 use super::err;
 use crate::load::arrival::Arrival;
 use crate::scenario::raw::{ArrivalKind, RawArrival, RawPhase};
-use crate::scenario::{DEFAULT_MAX_IN_FLIGHT, Load, MixEntry, Phase, Sweep};
+use crate::scenario::{Check, Conformance, DEFAULT_MAX_IN_FLIGHT, Load, MixEntry, Phase, Rule, Sweep};
 
 /// Validates `[[phases]]`; a sweep's steps stand in for them.
 pub fn phases(raw: &[RawPhase], sweep: Option<&Sweep>, mix: &[MixEntry]) -> Result<Vec<Phase>, ConfigError> {
@@ -101,9 +101,65 @@ pub fn phases(raw: &[RawPhase], sweep: Option<&Sweep>, mix: &[MixEntry]) -> Resu
             load,
             max_in_flight,
             mix: mix_indices,
+            warm_up: p.warm_up.unwrap_or(false),
         });
     }
+    if !phases.is_empty() && phases.iter().all(|p| p.warm_up) {
+        return Err(err(
+            format!("phases[{}].warm-up", phases.len() - 1),
+            "every phase is a warm-up phase, so nothing would be measured or judged; \
+             leave `warm-up = true` off at least one phase",
+        ));
+    }
     Ok(phases)
+}
+
+/// Refuses a warm-up phase that sends with a key a check judges from all of
+/// that key's traffic: its spend read from the router before and after the
+/// whole load, or its per-minute and per-day windows. The warm-up's
+/// requests would move them while the check cannot see them, and the check
+/// would blame the router. (`no-overdraft` is not one: warm-up spending
+/// only makes it more lenient.)
+pub fn warm_up_keys(phases: &[Phase], mix: &[MixEntry], checks: &[Check]) -> Result<(), ConfigError> {
+    let Some((c, check)) = checks.iter().enumerate().find_map(|(c, check)| match &check.rule {
+        Rule::Conformance(k) if reads_whole_key(k) => Some((c, k)),
+        _ => None,
+    }) else {
+        return Ok(());
+    };
+    let measured: Vec<&str> = (phases.iter().filter(|p| !p.warm_up))
+        .flat_map(|p| keys_of(p, mix))
+        .collect();
+    for (i, phase) in phases.iter().enumerate().filter(|(_, p)| p.warm_up) {
+        if let Some(key) = keys_of(phase, mix).find(|k| measured.contains(k)) {
+            return Err(err(
+                format!("phases[{i}].warm-up"),
+                format!(
+                    "this warm-up phase sends with key `{key}`, which the measured phases use too, and \
+                     `{}` (checks[{c}]) judges a key from all its traffic, warm-up included, though warm-up \
+                     requests are left out of the checks; give the warm-up phase a [[mix]] entry with a key \
+                     of its own (its `mix` list), or drop the check",
+                    check.kind()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The keys of the mix entries a phase draws from.
+fn keys_of<'a>(phase: &'a Phase, mix: &'a [MixEntry]) -> impl Iterator<Item = &'a str> + 'a {
+    (phase.mix.iter()).filter_map(|&m| mix.get(m)).map(|m| m.key.as_str())
+}
+
+/// Whether a check reads state every request of a key moves: its spend
+/// (before and after the whole load), its rate window or its daily free
+/// quota.
+fn reads_whole_key(check: &Conformance) -> bool {
+    matches!(
+        check,
+        Conformance::BalanceDelta | Conformance::KeyLimits | Conformance::FreeQuota
+    )
 }
 
 fn arrival(raw: &RawArrival, path: &str) -> Result<Arrival, ConfigError> {

@@ -47,13 +47,15 @@ impl Source<'_> {
     /// The command line that runs the scenario against the router at
     /// `url` (ready once `ready` answers), read with `profile`, its mocks
     /// where the configuration expects them, and `extra` arguments.
-    fn run_command(&self, url: &str, ready: &str, profile: &str, extra: &str) -> String {
+    /// The command line that runs the scenario against the router at `url`
+    /// (its profile says where readiness is asked).
+    fn run_command(&self, url: &str, profile: &str, extra: &str) -> String {
         let ports = self
             .mock_ports
             .map(|b| format!(" --mock-ports {b}"))
             .unwrap_or_default();
         format!(
-            "gauntlet run {}{ports} --target {url} --ready-url {ready} --profile {profile}{extra}",
+            "gauntlet run {}{ports} --target {url} --profile {profile}{extra}",
             self.file.display()
         )
     }

@@ -76,15 +76,13 @@ fn header(out: &mut String, source: &Source<'_>, upstreams: &[Upstream]) {
         "Start the proxy, then the run (which starts the mocks where the proxy expects them):",
     );
     command_line(out, "litellm --config THIS_FILE --port 4000");
-    command_line(out, &source.run_command(PROXY_URL, READY_URL, "litellm", ""));
+    command_line(out, &source.run_command(PROXY_URL, "litellm", ""));
     comment(out, "To try the proxy by hand, serve the mocks alone:");
     command_line(out, &source.mock_command());
 }
 
 /// Where `litellm --port 4000` serves the OpenAI API.
 const PROXY_URL: &str = "http://127.0.0.1:4000/v1";
-/// What answers once it is ready (its `/v1/models` wants a key).
-const READY_URL: &str = "http://127.0.0.1:4000/health/liveliness";
 
 fn dialect_name(dialect: Dialect) -> &'static str {
     match dialect {

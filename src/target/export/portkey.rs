@@ -25,9 +25,6 @@ use crate::router::config::{Dialect, RouterConfig};
 
 /// Where `npx @portkey-ai/gateway` listens.
 pub const GATEWAY_URL: &str = "http://127.0.0.1:8787/v1";
-/// What answers once the gateway is up (its `/v1/models` needs a provider
-/// the conditional config only picks for a chat request).
-const READY_URL: &str = "http://127.0.0.1:8787/";
 /// The statuses the reference router retries on one provider.
 const RETRY_ON: [u16; 6] = [429, 500, 502, 503, 504, 529];
 /// The statuses the reference router falls back to the next provider on
@@ -42,10 +39,7 @@ pub(super) fn config(source: &Source<'_>, upstreams: &[Upstream]) -> String {
     header(&mut out, source, upstreams);
     out.push_str("[target]\nkind = \"http\"\n");
     let _ = writeln!(out, "url = \"{GATEWAY_URL}\"    # where the gateway listens by default");
-    let _ = writeln!(out, "ready-url = \"{READY_URL}\"");
-    out.push_str(
-        "profile = \"openai\"    # Portkey reports no cost and keeps no balance: the billing checks are skipped\n",
-    );
+    out.push_str("profile = \"portkey\"    # no cost, no balance (the billing checks are skipped); ready at /\n");
     let header = toml::Value::String(combined.to_string());
     let _ = writeln!(out, "headers = {{ \"x-portkey-config\" = {header} }}");
     out.push('\n');
@@ -57,7 +51,7 @@ pub(super) fn config(source: &Source<'_>, upstreams: &[Upstream]) -> String {
     let flag = shell_quoted(&format!("x-portkey-config: {combined}"));
     command_line(
         &mut out,
-        &source.run_command(GATEWAY_URL, READY_URL, "openai", &format!(" --header {flag}")),
+        &source.run_command(GATEWAY_URL, "portkey", &format!(" --header {flag}")),
     );
     out.push('\n');
     comment(&mut out, "The config, indented:");

@@ -171,7 +171,7 @@ fn litellm_gets_deployments_prices_fallbacks_retries_and_the_master_key() {
         "the calendar starts at 2026-01-10T00:00:00Z and runs 3600× fast",
         "key `sk-first` is the master key, which no rpm or concurrency limit applies to",
         r#"{"key":"sk-second","key_alias":"second","max_parallel_requests":4}"#,
-        "gauntlet run scenarios/export.toml --target http://127.0.0.1:4000/v1 --ready-url http://127.0.0.1:4000/health/liveliness --profile litellm",
+        "gauntlet run scenarios/export.toml --target http://127.0.0.1:4000/v1 --profile litellm",
     ] {
         assert!(comments.contains(said), "{said}:\n{yaml}");
     }
@@ -186,8 +186,8 @@ fn portkey_gets_one_conditional_config_in_a_target_table() {
     let target = &table["target"];
     assert_eq!(target["kind"].as_str(), Some("http"));
     assert_eq!(target["url"].as_str(), Some("http://127.0.0.1:8787/v1"));
-    assert_eq!(target["profile"].as_str(), Some("openai"));
-    assert_eq!(target["ready-url"].as_str(), Some("http://127.0.0.1:8787/"));
+    assert_eq!(target["profile"].as_str(), Some("portkey"));
+    assert!(target.get("ready-url").is_none(), "the portkey profile says where");
     let header = target["headers"]["x-portkey-config"].as_str().unwrap();
     let config: serde_json::Value = serde_json::from_str(header).unwrap();
     let retry = serde_json::json!({ "attempts": 3, "on_status_codes": [429, 500, 502, 503, 504, 529] });
@@ -246,7 +246,7 @@ fn portkey_gets_one_conditional_config_in_a_target_table() {
     let comments = text.replace("\n#  ", "");
     for said in [
         "gauntlet mock --config scenarios/export.toml --mock-ports 19300",
-        "--mock-ports 19300 --target http://127.0.0.1:8787/v1 --ready-url http://127.0.0.1:8787/ --profile openai --header 'x-portkey-config: {",
+        "--mock-ports 19300 --target http://127.0.0.1:8787/v1 --profile portkey --header 'x-portkey-config: {",
         "a provider that keeps answering 429 is not cooled down (cooldown-after 2, 1.5 s)",
         "`openai/gpt-4o` is announced for removal",
         "key `sk-first` has 10 USD of prepaid credits",

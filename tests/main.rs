@@ -1,8 +1,9 @@
 //! The integration tests, one binary with a module per area (as ripgrep's
 //! `tests/tests.rs`): the command line, runs and capacity sweeps, compare
 //! and baselines, the conformance suite proving itself, the Python SDKs, the
-//! reference router on loopback, and the CI templates for a user's router
-//! (their `gauntlet run` commands against the real command line). `support`
+//! reference router on loopback, the CI templates for a user's router
+//! (their `gauntlet run` commands against the real command line), and the
+//! suite against a real LiteLLM and Portkey. `support`
 //! holds what they share, and `tests/fixtures/` the TOML they start from.
 
 // A test reports failure by panicking; unwrap, expect and panic! are how.
@@ -15,6 +16,7 @@ mod ci_files;
 mod cli;
 mod compare;
 mod conformance;
+mod external;
 mod router;
 mod run;
 mod sdk;

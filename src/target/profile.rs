@@ -15,6 +15,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -46,11 +47,15 @@ pub enum Feature {
     PerKeyLimits,
     /// Callers' own upstream keys, billed a fee.
     Byok,
+    /// A stream that breaks after its first token ends with a chunk whose
+    /// `finish_reason` is `"error"` (OpenRouter's convention) besides its
+    /// top-level `error` (which every OpenAI-compatible router owes).
+    ErrorFinishReason,
 }
 
 impl Feature {
     /// Every feature, in the order scenarios list them.
-    pub const ALL: [Feature; 10] = [
+    pub const ALL: [Feature; 11] = [
         Feature::PrepaidCredits,
         Feature::GenerationLookup,
         Feature::ReportedCost,
@@ -61,6 +66,7 @@ impl Feature {
         Feature::ProviderCooldown,
         Feature::PerKeyLimits,
         Feature::Byok,
+        Feature::ErrorFinishReason,
     ];
 
     /// The feature in words, for a skip's reason.
@@ -76,6 +82,7 @@ impl Feature {
             Feature::ProviderCooldown => "provider cooldown",
             Feature::PerKeyLimits => "per-key limits",
             Feature::Byok => "bring-your-own-key billing",
+            Feature::ErrorFinishReason => "finish_reason \"error\" on a stream that broke",
         }
     }
 
@@ -92,6 +99,7 @@ impl Feature {
             Feature::ProviderCooldown => "provider-cooldown",
             Feature::PerKeyLimits => "per-key-limits",
             Feature::Byok => "byok",
+            Feature::ErrorFinishReason => "error-finish-reason",
         }
     }
 }
@@ -122,6 +130,36 @@ pub enum Account {
     None,
 }
 
+/// A router's own backoff between retries, which no configuration of it
+/// changes: the k-th retry's wait is at most min(`cap`, `base` ×
+/// `factor`^(k−1)). With one, `backoff-jitter` holds the router to it rather
+/// than to the scenario's `[router.retry]` base, cap and factor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    pub base: Duration,
+    /// `None`: the waits keep growing.
+    pub cap: Option<Duration>,
+    pub factor: f64,
+}
+
+// The factor is a finite number above 1 (checked where it is read), so
+// equality is reflexive.
+impl Eq for Backoff {}
+
+impl Backoff {
+    /// The longest wait of retry `k` (from 1): min(cap, base × factor^(k−1)).
+    pub fn ceiling(&self, k: u32) -> Duration {
+        let growth = self.factor.powi(i32::try_from(k.saturating_sub(1)).unwrap_or(i32::MAX));
+        let nanos = self.base.as_nanos() as f64 * growth;
+        let cap = self.cap.unwrap_or(Duration::MAX);
+        if !nanos.is_finite() || nanos >= cap.as_nanos() as f64 {
+            cap
+        } else {
+            Duration::from_nanos(nanos.round() as u64)
+        }
+    }
+}
+
 /// How the harness reads and judges one kind of router.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
@@ -140,6 +178,8 @@ pub struct Profile {
     pub ready_auth: bool,
     /// Sent with every request, before the target's own headers.
     pub headers: Vec<(String, String)>,
+    /// The router's own backoff, when its configuration cannot set one.
+    pub backoff: Option<Backoff>,
     /// The features beyond cost, spend and generations.
     features: Vec<Feature>,
 }
@@ -159,6 +199,7 @@ impl Profile {
             ready: "models".into(),
             ready_auth: true,
             headers: Vec::new(),
+            backoff: None,
             features: Feature::ALL.to_vec(),
         }
     }
@@ -167,6 +208,12 @@ impl Profile {
     /// provider cooldown; spend, budgets and per-key limits need its
     /// database and virtual keys, so a profile of one's own says so
     /// (`base = "litellm"`, `account = "litellm"`, `features = [...]`).
+    ///
+    /// Its backoff is fixed in its code (`litellm/utils.py`,
+    /// `calculate_retry_after`; `litellm/constants.py`): retry k waits
+    /// 0.5 s × 2^(k−1), at most 8 s, plus a random 0 to 0.75 s; its
+    /// `router_settings.retry_after` only raises the floor. So the ceiling
+    /// is min(8.75 s, 1.25 s × 2^(k−1)).
     pub fn litellm() -> Profile {
         Profile {
             name: "litellm".into(),
@@ -177,17 +224,29 @@ impl Profile {
             ready: "/health/liveliness".into(),
             ready_auth: false,
             headers: Vec::new(),
+            backoff: Some(Backoff {
+                base: Duration::from_millis(1250),
+                cap: Some(Duration::from_millis(8750)),
+                factor: 2.0,
+            }),
             features: vec![Feature::ProviderCooldown],
         }
     }
 
     /// Portkey's open-source gateway: routes, retries and falls back as each
-    /// request's headers say; no cost, no accounts.
+    /// request's headers say; no cost, no accounts. Its backoff is
+    /// `async-retry`'s with jitter turned off (`src/handlers/retryHandler.ts`,
+    /// `randomize: false`): 1 s, 2 s, 4 s… without end.
     pub fn portkey() -> Profile {
         Profile {
             name: "portkey".into(),
             ready: "/".into(),
             ready_auth: false,
+            backoff: Some(Backoff {
+                base: Duration::from_secs(1),
+                cap: None,
+                factor: 2.0,
+            }),
             ..Profile::openai()
         }
     }
@@ -203,6 +262,7 @@ impl Profile {
             ready: "models".into(),
             ready_auth: true,
             headers: Vec::new(),
+            backoff: None,
             features: Vec::new(),
         }
     }
@@ -268,8 +328,20 @@ pub struct RawProfile {
     pub ready: Option<String>,
     pub ready_auth: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// The router's own backoff (replaces the base's).
+    pub backoff: Option<RawBackoff>,
     /// Replaces the base's features.
     pub features: Option<Vec<Feature>>,
+}
+
+/// `backoff = { base-ms = 1000, cap-ms = 8000, factor = 2 }` as written.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawBackoff {
+    pub base_ms: u64,
+    pub cap_ms: Option<u64>,
+    /// Default 2.
+    pub factor: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -336,6 +408,20 @@ impl RawProfile {
             let header = super::header(header, value).map_err(|e| bad("headers", e.to_string()))?;
             profile.headers.retain(|(n, _)| *n != header.0);
             profile.headers.push(header);
+        }
+        if let Some(b) = self.backoff {
+            let factor = b.factor.unwrap_or(2.0);
+            if b.base_ms == 0 || !(factor.is_finite() && factor > 1.0) || b.cap_ms.is_some_and(|cap| cap < b.base_ms) {
+                return Err(bad(
+                    "backoff",
+                    "`base-ms` must be above 0, `cap-ms` at least `base-ms`, and `factor` a number above 1".to_string(),
+                ));
+            }
+            profile.backoff = Some(Backoff {
+                base: Duration::from_millis(b.base_ms),
+                cap: b.cap_ms.map(Duration::from_millis),
+                factor,
+            });
         }
         if let Some(features) = &self.features {
             let derived = [Feature::ReportedCost, Feature::SpendReadout, Feature::GenerationLookup];

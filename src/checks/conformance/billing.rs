@@ -120,11 +120,34 @@ pub enum Unpriced {
     Overflow,
 }
 
+/// The catalog model `r` asked for, then its replacement if it has one.
+fn asked_models<'r>(
+    router: &'r RouterConfig,
+    ix: &Index<'_>,
+    r: &RequestRecord,
+) -> impl Iterator<Item = &'r std::sync::Arc<crate::target::Model>> {
+    let asked = ix.mix(r).and_then(|m| router.catalog.get(&m.model));
+    let replacement = asked
+        .and_then(|m| m.deprecation.as_ref())
+        .and_then(|d| router.catalog.get(&d.replacement));
+    asked.into_iter().chain(replacement)
+}
+
 /// What the router should have charged for answer `r`.
 pub fn expected_charge(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord) -> Result<Picodollars, Unpriced> {
     let attempt = ix.served(&r.id).ok_or(Unpriced::NotServed)?;
     let named = r.model.as_deref().ok_or(Unpriced::NoModel)?;
-    let model = (router.catalog.get(named)).ok_or_else(|| Unpriced::UnknownModel(named.to_string()))?;
+    let model = match router.catalog.get(named) {
+        Some(model) => model,
+        // A name the catalog does not know: the upstream's own id, or one
+        // of the router's own config (LiteLLM after a fallback names
+        // `gpt-4o-mini` or its fallback group `openai/gpt-4o@backup`). The
+        // model asked for, or its replacement, prices the answer if the
+        // attempt that served it went to one of its routes.
+        None => asked_models(router, ix, r)
+            .find(|m| ix.route_of(router, m, attempt).is_some())
+            .ok_or_else(|| Unpriced::UnknownModel(named.to_string()))?,
+    };
     let provider = ix.route_of(router, model, attempt).ok_or_else(|| Unpriced::NotARoute {
         named: named.to_string(),
         provider: attempt.provider.clone(),

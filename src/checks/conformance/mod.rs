@@ -177,7 +177,7 @@ pub fn judge(check: &Conformance, index: &Index<'_>) -> CheckResult {
     let profile = index.ev.scenario.target.profile();
     if let Some(feature) = needs(check).filter(|f| !profile.has(*f)) {
         return CheckResult {
-            detail: format!("the {} profile's routers have no {}", profile.name, feature.name()),
+            detail: format!("the {} profile's routers lack {}", profile.name, feature.name()),
             verdict: CheckVerdict::Skip,
             ..super::result(check.kind(), "count", false, 0.0, 0.0)
         };

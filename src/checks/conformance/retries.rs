@@ -118,9 +118,16 @@ fn unasked_waits<'a>(ix: &'a Index<'_>) -> UnaskedWaits<'a> {
     by_retry
 }
 
-/// The declared ceiling of retry `k`'s wait, µs: min(cap, base × factor^(k−1)).
-fn ceiling_us(router: &RouterConfig, k: u32) -> u64 {
-    u64::try_from(router.retry.backoff_ceiling(k).as_micros()).unwrap_or(u64::MAX)
+/// The ceiling of retry `k`'s wait, µs: min(cap, base × factor^(k−1)) of
+/// the router's own backoff when its profile says its code fixes one (no
+/// configuration of it could follow the scenario's), else of the
+/// scenario's `[router.retry]`.
+fn ceiling_us(ix: &Index<'_>, router: &RouterConfig, k: u32) -> u64 {
+    let ceiling = match ix.ev.scenario.target.profile().backoff {
+        Some(own) => own.ceiling(k),
+        None => router.retry.backoff_ceiling(k),
+    };
+    u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// How far past its ceiling a wait may run, µs.
@@ -239,7 +246,7 @@ pub fn backoff_jitter(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
     let mut v = Judging::new("backoff-jitter");
     let mut groups = Vec::new();
     for (k, waits) in unasked_waits(ix) {
-        let ceiling = ceiling_us(router, k);
+        let ceiling = ceiling_us(ix, router, k);
         for &(id, provider, gap) in &waits {
             v.judged();
             if gap > ceiling + ceiling_slack_us(ceiling) {

@@ -14,7 +14,7 @@ use mock_providers::{Outcome as MockOutcome, Record};
 use super::{Index, Judging, broke_mid_stream, percentile};
 use crate::checks::{CheckResult, Verdict as CheckVerdict};
 use crate::load::record::{Outcome, RequestRecord};
-use crate::target::{Cost, RouterConfig};
+use crate::target::{Cost, Feature, RouterConfig};
 
 /// Content chunks that may carry no token of the mock's: a tool call's
 /// opening delta (its id and name, arguments empty), as OpenAI itself sends
@@ -242,11 +242,16 @@ fn mock_tool_call<'a>(ix: &'a Index<'_>, a: &Record) -> Option<(&'a str, &'a str
 }
 
 /// `stream-error-chunk`: a stream whose upstream failed after its first
-/// token ended with a chunk carrying a top-level `error` and
-/// `finish_reason: "error"` (whatever the router did next: the client
-/// already had part of an answer that can no longer be completed).
+/// token ended with a chunk carrying a top-level `error`, and
+/// `finish_reason: "error"` where the profile's routers promise it
+/// ([`Feature::ErrorFinishReason`]) (whatever the router did next: the
+/// client already had part of an answer that can no longer be completed).
 pub fn error_chunk(ix: &Index<'_>) -> CheckResult {
     let mut v = Judging::new("stream-error-chunk");
+    // `finish_reason: "error"` is OpenRouter's convention; an OpenAI-style
+    // router ends with the top-level error alone (as OpenAI does, and as the
+    // OpenAI SDKs read it).
+    let finish_reason_owed = ix.ev.scenario.target.profile().has(Feature::ErrorFinishReason);
     for r in ix.ev.records.iter().filter(|r| r.stream) {
         // The first attempt that broke after streaming: the client had its
         // bytes, so nothing after it can make the stream whole again.
@@ -262,7 +267,7 @@ pub fn error_chunk(ix: &Index<'_>) -> CheckResult {
                     r.outcome.name()
                 )
             });
-        } else if r.conformance.finish_reason.as_deref() != Some("error") {
+        } else if finish_reason_owed && r.conformance.finish_reason.as_deref() != Some("error") {
             v.offend(&r.id, || {
                 format!(
                     "the error chunk's finish_reason is {:?}, not \"error\"",

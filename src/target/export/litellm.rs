@@ -16,7 +16,8 @@
 //!   cooldown (`allowed_fails_policy.RateLimitErrorAllowedFails` = the 429s
 //!   a provider may give before it cools down, `cooldown_time`);
 //!   `litellm_settings.request_timeout` from the deadline;
-//!   `general_settings.master_key` = the first key.
+//!   `general_settings.master_key` = the scenario's key, or, for several
+//!   keys (which LiteLLM knows only with its database), no key at all.
 //!
 //! Strings are written as JSON strings, which YAML reads as double-quoted
 //! scalars; numbers as exact decimals.
@@ -173,6 +174,10 @@ fn router_settings(out: &mut String, config: &RouterConfig, upstreams: &[Upstrea
     if !fallbacks.is_empty() {
         let _ = writeln!(out, "  fallbacks: [{}]", fallbacks.join(", "));
     }
+    out.push_str(
+        "  allowed_fails: 1000000    # other failures never cool a provider down (the scenario's router cools down \
+         on 429s alone)\n",
+    );
     out.push_str("  allowed_fails_policy:\n");
     let _ = writeln!(
         out,
@@ -196,25 +201,37 @@ fn litellm_settings(out: &mut String, config: &RouterConfig) {
     );
 }
 
-/// `general_settings.master_key`: the first key; the others as comments.
+/// `general_settings`: the one key as the master key; with several, none.
+/// LiteLLM without its database knows no key but its master key, and
+/// refuses to start without one unless told that this is on purpose.
 fn general_settings(out: &mut String, config: &RouterConfig) {
     let Some((first, others)) = config.keys.split_first() else {
-        comment(out, "The scenario has no [[router.keys]]: no master key is set.");
+        out.push_str("\ngeneral_settings:\n");
+        out.push_str("  dangerously_permit_weak_or_unset_master_key: true    # the scenario has no [[router.keys]]\n");
         return;
     };
     out.push_str("\ngeneral_settings:\n");
-    let _ = writeln!(
-        out,
-        "  master_key: {}    # the scenario's first key",
-        quoted(&first.key)
-    );
     if others.is_empty() {
+        let _ = writeln!(out, "  master_key: {}    # the scenario's key", quoted(&first.key));
         return;
     }
     comment(
         out,
-        "The other keys are virtual keys in LiteLLM, which need its database (general_settings.database_url); \
-         with it, create each with the master key:",
+        &format!(
+            "The scenario's requests carry {} keys, and LiteLLM without its database knows none but its \
+             master key: the proxy runs with no key at all, accepting any, which it does only with the next \
+             line. Keep such a proxy on loopback.",
+            config.keys.len()
+        ),
+    );
+    out.push_str("  dangerously_permit_weak_or_unset_master_key: true\n");
+    comment(
+        out,
+        &format!(
+            "With its database (general_settings.database_url), set master_key: {} instead and create the \
+             others with it:",
+            quoted(&first.key)
+        ),
     );
     for k in others {
         comment(
@@ -256,13 +273,20 @@ fn litellm_notes(config: &RouterConfig) -> Vec<String> {
             seconds(r.first_byte_timeout())
         ),
     ];
-    if let Some(first) = config.keys.first()
-        && (first.rpm.is_some() || first.concurrency.is_some())
-    {
-        notes.push(format!(
+    let limited: Vec<&str> = (config.keys.iter())
+        .filter(|k| k.rpm.is_some() || k.concurrency.is_some())
+        .map(|k| &*k.key)
+        .collect();
+    match (config.keys.as_slice(), limited.as_slice()) {
+        (_, []) => {}
+        ([only], _) => notes.push(format!(
             "key `{}` is the master key, which no rpm or concurrency limit applies to",
-            first.key
-        ));
+            only.key
+        )),
+        _ => notes.push(format!(
+            "the limits of key(s) {}: without its database the proxy has no keys to hold them",
+            limited.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        )),
     }
     if config.keys.iter().any(|k| k.concurrency.is_some()) {
         notes.push(

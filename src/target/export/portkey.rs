@@ -9,8 +9,9 @@
 //!   `/chat/completions` or `/messages` to, `api_key`,
 //!   `override_params.model` = the upstream id, and `retry` with `attempts`
 //!   = attempts per provider − 1 on the statuses the reference router
-//!   retries), or, for several routes, a `fallback` strategy over them in
-//!   order, on the statuses the reference router falls back on.
+//!   retries, honouring a 429's Retry-After), or, for several routes, a
+//!   `fallback` strategy over them in order, on the statuses the reference
+//!   router falls back on.
 //!
 //! Each model's own config (for a `[[mix]]` entry's headers) and the
 //! combined one, indented, follow as comments.
@@ -144,7 +145,9 @@ fn leaf(upstream: &Upstream, route: &Route, retries: u32) -> Value {
         "override_params": { "model": &*route.upstream_model },
     });
     if retries > 0 {
-        leaf["retry"] = json!({ "attempts": retries, "on_status_codes": RETRY_ON });
+        // Without `use_retry_after_header` the gateway ignores the
+        // upstream's Retry-After and waits its own 1 s, 2 s, 4 s…
+        leaf["retry"] = json!({ "attempts": retries, "on_status_codes": RETRY_ON, "use_retry_after_header": true });
     }
     leaf
 }
@@ -159,8 +162,10 @@ fn portkey_notes(config: &RouterConfig) -> Vec<String> {
             r.cooldown_after(),
             seconds(r.cooldown())
         ),
-        "retries wait 1 s, 2 s, 4 s… and not the upstream's Retry-After: `use_retry_after_header` is left out, \
-         as gateway 1.15.2 fails the request (500, a TypeError) when the upstream sends Retry-After with it"
+        "the backoff: retries wait 1 s, 2 s, 4 s… (async-retry without jitter), whatever the scenario's \
+         [router.retry] says; a 429's Retry-After replaces the wait (`use_retry_after_header`, which needs the \
+         gateway's own patches/ applied: the npm package alone answers such a 429 with a 500), and one of 60 s \
+         or more ends the retries"
             .to_string(),
         format!(
             "the deadline of {} s per request and the first-byte timeout of {} s per attempt: \

@@ -151,13 +151,14 @@ fn litellm_gets_deployments_prices_fallbacks_retries_and_the_master_key() {
         "router_settings:",
         "  num_retries: 3",
         "  fallbacks: [{\"openai/gpt-4o-mini\": [\"openai/gpt-4o-mini@ant\"]}]",
+        "  allowed_fails: 1000000",
         "  allowed_fails_policy:",
         "    RateLimitErrorAllowedFails: 1",
         "  cooldown_time: 1.5",
         "litellm_settings:",
         "  request_timeout: 12",
         "general_settings:",
-        "  master_key: \"sk-first\"",
+        "  dangerously_permit_weak_or_unset_master_key: true",
     ];
     assert_eq!(code, expected, "{yaml}");
     // What LiteLLM cannot do is said, not dropped.
@@ -169,7 +170,8 @@ fn litellm_gets_deployments_prices_fallbacks_retries_and_the_master_key() {
         "key `sk-second` has 0.5 USD of prepaid credits",
         "key `sk-byok` brings its own `ant` key",
         "the calendar starts at 2026-01-10T00:00:00Z and runs 3600× fast",
-        "key `sk-first` is the master key, which no rpm or concurrency limit applies to",
+        "the limits of key(s) `sk-first`, `sk-second`: without its database the proxy has no keys to hold them",
+        "set master_key: \"sk-first\" instead",
         r#"{"key":"sk-second","key_alias":"second","max_parallel_requests":4}"#,
         "gauntlet run scenarios/export.toml --target http://127.0.0.1:4000/v1 --profile litellm",
     ] {
@@ -190,7 +192,11 @@ fn portkey_gets_one_conditional_config_in_a_target_table() {
     assert!(target.get("ready-url").is_none(), "the portkey profile says where");
     let header = target["headers"]["x-portkey-config"].as_str().unwrap();
     let config: serde_json::Value = serde_json::from_str(header).unwrap();
-    let retry = serde_json::json!({ "attempts": 3, "on_status_codes": [429, 500, 502, 503, 504, 529] });
+    let retry = serde_json::json!({
+        "attempts": 3,
+        "on_status_codes": [429, 500, 502, 503, 504, 529],
+        "use_retry_after_header": true,
+    });
     let expected = serde_json::json!({
         "strategy": {
             "mode": "conditional",

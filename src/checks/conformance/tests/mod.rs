@@ -115,10 +115,7 @@ fn a_feature_the_profile_lacks_is_skipped() {
     ] {
         let result = case.judge(check);
         assert_eq!(result.verdict, crate::checks::Verdict::Skip, "{}", result.detail);
-        assert_eq!(
-            result.detail,
-            format!("the litellm profile's routers have no {feature}")
-        );
+        assert_eq!(result.detail, format!("the litellm profile's routers lack {feature}"));
     }
     assert_passes(&case.judge(Conformance::BillingExact));
 
@@ -136,7 +133,7 @@ fn a_feature_the_profile_lacks_is_skipped() {
     ] {
         let result = case.judge(check);
         assert_eq!(result.verdict, crate::checks::Verdict::Skip, "{}", result.detail);
-        assert_eq!(result.detail, format!("the openai profile's routers have no {feature}"));
+        assert_eq!(result.detail, format!("the openai profile's routers lack {feature}"));
     }
 }
 

@@ -503,6 +503,35 @@ mod tests {
     }
 
     #[test]
+    fn backoffs_grow_to_their_cap() {
+        let litellm = Profile::litellm().backoff.unwrap();
+        let ceilings: Vec<u128> = (1..=5).map(|k| litellm.ceiling(k).as_millis()).collect();
+        assert_eq!(ceilings, [1250, 2500, 5000, 8750, 8750]);
+        let portkey = Profile::portkey().backoff.unwrap();
+        assert_eq!(portkey.ceiling(6).as_millis(), 32_000);
+        assert_eq!(Profile::openai().backoff, None);
+        let p = raw("backoff = { base-ms = 100, cap-ms = 300, factor = 3 }")
+            .validate("gw")
+            .unwrap();
+        let ceilings: Vec<u128> = (1..=3).map(|k| p.backoff.unwrap().ceiling(k).as_millis()).collect();
+        assert_eq!(ceilings, [100, 300, 300]);
+        assert_eq!(
+            raw("backoff = { base-ms = 100, cap-ms = 50 }")
+                .validate("gw")
+                .unwrap_err()
+                .field,
+            "backoff"
+        );
+        assert_eq!(
+            raw("backoff = { base-ms = 100, factor = 1 }")
+                .validate("gw")
+                .unwrap_err()
+                .field,
+            "backoff"
+        );
+    }
+
+    #[test]
     fn a_declared_profile_is_checked() {
         let error = |text: &str, name: &str| raw(text).validate(name).unwrap_err();
         assert_eq!(error("", "litellm").field, "base");

@@ -13,8 +13,9 @@
 //! start together first (a LiteLLM start is some ten seconds of CPU), then
 //! the scenarios run one at a time, Portkey's and then LiteLLM's. The
 //! configs the test exports are also committed under
-//! `scenarios/external/<router>/` (with the mocks from port 18100), and
-//! another test holds those to the export.
+//! `scenarios/external/<router>/` (with the mocks from port 18100: LiteLLM's
+//! `config.yaml`, Portkey's `x-portkey-config` JSON), and another test
+//! holds those to the export.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{TempDir, free_port_block, free_ports};
+use crate::support::TempDir;
 
 const SUITE: &str = "scenarios/conformance";
 /// Where the committed configs point the mocks.
@@ -31,6 +32,46 @@ const SHIPPED_MOCK_PORTS: u16 = 18100;
 /// A LiteLLM proxy's start, import to ready (16–32 s seen alone; seven at
 /// once on two cores take longer).
 const READY_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// Ports for mocks and routers: below Linux's ephemeral range (32768 and
+/// up by default), which the system hands to outgoing connections — the
+/// routers' and the load's own — so a port picked there may be taken
+/// before the mock that a LiteLLM config names starts a minute later.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// The first of `n` consecutive ports in [`PORTS`] that bind now and that
+/// no earlier call handed out.
+fn port_block(n: u16) -> u16 {
+    use std::sync::Mutex;
+    static TAKEN: Mutex<Vec<std::ops::Range<u16>>> = Mutex::new(Vec::new());
+    let mut taken = TAKEN.lock().unwrap();
+    let mut seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+    for _ in 0..1000 {
+        // xorshift: any spread will do.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let span = u64::from(PORTS.end - PORTS.start - n);
+        let base = PORTS.start + u16::try_from(seed % span).unwrap();
+        let block = base..base + n;
+        if taken.iter().any(|t| t.start < block.end && block.start < t.end) {
+            continue;
+        }
+        let bound: Vec<_> = block
+            .clone()
+            .map_while(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok())
+            .collect();
+        if bound.len() == usize::from(n) {
+            taken.push(block);
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free loopback ports in {PORTS:?}");
+}
 
 fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -61,11 +102,13 @@ impl Router {
         }
     }
 
-    /// The committed export of `scenario`.
+    /// The committed export of `scenario`: LiteLLM's `config.yaml`, or the
+    /// `x-portkey-config` header's JSON (the export's `[target]` table is
+    /// no scenario, and every `*.toml` under `scenarios/` must be one).
     fn shipped_config(self, scenario: &str) -> PathBuf {
         let ext = match self {
             Router::Litellm => "yaml",
-            Router::Portkey => "toml",
+            Router::Portkey => "json",
         };
         workspace()
             .join("scenarios/external")
@@ -268,13 +311,20 @@ impl Drop for RouterProcess {
 }
 
 fn start_litellm(scenario: &str, dir: &Path) -> (RouterProcess, u16) {
-    let mock_ports = free_port_block(mock_count(scenario));
-    let port = free_ports(1)[0];
+    let mock_ports = port_block(mock_count(scenario));
+    let port = port_block(1);
     let config = dir.join(format!("litellm-{scenario}.yaml"));
     std::fs::write(&config, export(Router::Litellm, scenario, mock_ports)).unwrap();
     let mut command = Command::new(workspace().join(Router::Litellm.installed()));
     command
-        .args(["--config", config.to_str().unwrap(), "--port", &port.to_string()])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
         // Its bundled price map, not a download at start-up.
         .env("LITELLM_LOCAL_MODEL_COST_MAP", "True");
     let process = RouterProcess::start(
@@ -288,7 +338,7 @@ fn start_litellm(scenario: &str, dir: &Path) -> (RouterProcess, u16) {
 }
 
 fn start_portkey(dir: &Path) -> RouterProcess {
-    let port = free_ports(1)[0];
+    let port = port_block(1);
     let mut command = Command::new("node");
     command.args([
         workspace().join(Router::Portkey.installed()).to_str().unwrap(),
@@ -404,14 +454,23 @@ fn the_suite_gives_the_tables_verdicts_against_litellm_and_portkey() {
     let started = Instant::now();
     let scenarios = scenarios();
     let tables: BTreeMap<Router, Verdicts> = Router::ALL.iter().map(|r| (*r, expected(*r))).collect();
-    let dir = TempDir::new("external");
+    // GAUNTLET_EXTERNAL_OUT=DIR keeps every run's reports and router logs there.
+    let kept = std::env::var_os("GAUNTLET_EXTERNAL_OUT").map(PathBuf::from);
+    let temp = TempDir::new("external");
+    let dir = match &kept {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).unwrap();
+            dir.as_path()
+        }
+        None => temp.path(),
+    };
 
     // Every router starts at once, before anything is timed.
-    let mut portkey = start_portkey(dir.path());
+    let mut portkey = start_portkey(dir);
     let mut litellms: Vec<(String, RouterProcess, u16)> = scenarios
         .iter()
         .map(|s| {
-            let (process, mock_ports) = start_litellm(s, dir.path());
+            let (process, mock_ports) = start_litellm(s, dir);
             (s.clone(), process, mock_ports)
         })
         .collect();
@@ -455,9 +514,9 @@ fn the_suite_gives_the_tables_verdicts_against_litellm_and_portkey() {
     };
 
     for scenario in &scenarios {
-        let mock_ports = free_port_block(mock_count(scenario));
+        let mock_ports = port_block(mock_count(scenario));
         let header = portkey_header(&export(Router::Portkey, scenario, mock_ports));
-        let out = dir.join(&format!("portkey-{scenario}"));
+        let out = dir.join(format!("portkey-{scenario}"));
         let got = run(
             Router::Portkey,
             scenario,
@@ -470,7 +529,7 @@ fn the_suite_gives_the_tables_verdicts_against_litellm_and_portkey() {
     }
     drop(portkey);
     for (scenario, process, mock_ports) in litellms {
-        let out = dir.join(&format!("litellm-{scenario}"));
+        let out = dir.join(format!("litellm-{scenario}"));
         let got = run(Router::Litellm, &scenario, &process.url(), mock_ports, None, &out);
         drop(process);
         judge(Router::Litellm, &scenario, got);
@@ -496,7 +555,7 @@ fn the_suite_gives_the_tables_verdicts_against_litellm_and_portkey() {
         problems.is_empty(),
         "{} verdict(s) differ from scenarios/external/*.md (reports kept in {}):\n{}",
         problems.len(),
-        dir.path().display(),
+        dir.display(),
         problems.join("\n")
     );
 }
@@ -511,12 +570,27 @@ fn the_shipped_router_configs_are_the_exports_of_the_suite() {
         for scenario in scenarios() {
             let path = router.shipped_config(&scenario);
             let shipped = std::fs::read_to_string(&path).unwrap_or_default();
-            if shipped != export(router, &scenario, SHIPPED_MOCK_PORTS) {
-                stale.push(format!(
-                    "gauntlet export-config --for {} {SUITE}/{scenario}.toml --mock-ports {SHIPPED_MOCK_PORTS} --out {}",
-                    router.name(),
-                    path.strip_prefix(workspace()).unwrap().display()
-                ));
+            let exported = export(router, &scenario, SHIPPED_MOCK_PORTS);
+            let (now, command) = match router {
+                Router::Litellm => (
+                    exported,
+                    format!(
+                        "gauntlet export-config --for litellm {SUITE}/{scenario}.toml --mock-ports {SHIPPED_MOCK_PORTS} \
+                         --out {}",
+                        path.strip_prefix(workspace()).unwrap().display()
+                    ),
+                ),
+                Router::Portkey => (
+                    format!("{}\n", portkey_header(&exported)),
+                    format!(
+                        "the x-portkey-config of `gauntlet export-config --for portkey {SUITE}/{scenario}.toml \
+                         --mock-ports {SHIPPED_MOCK_PORTS}`, one line, into {}",
+                        path.strip_prefix(workspace()).unwrap().display()
+                    ),
+                ),
+            };
+            if shipped != now {
+                stale.push(command);
             }
         }
     }

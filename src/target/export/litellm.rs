@@ -76,7 +76,10 @@ fn header(out: &mut String, source: &Source<'_>, upstreams: &[Upstream]) {
         out,
         "Start the proxy, then the run (which starts the mocks where the proxy expects them):",
     );
-    command_line(out, "litellm --config THIS_FILE --port 4000");
+    command_line(
+        out,
+        "LITELLM_LOCAL_MODEL_COST_MAP=True litellm --config THIS_FILE --host 127.0.0.1 --port 4000",
+    );
     command_line(out, &source.run_command(PROXY_URL, "litellm", ""));
     comment(out, "To try the proxy by hand, serve the mocks alone:");
     command_line(out, &source.mock_command());

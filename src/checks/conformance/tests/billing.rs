@@ -593,6 +593,26 @@ fn billing_exact_rounds_a_float_cost_only_where_the_profile_says_floats() {
     );
 }
 
+/// LiteLLM names the upstream's id (`gpt-4o-mini`), or its own fallback
+/// group, after a fallback: priced by the model asked for when one of its
+/// routes served, an offence otherwise.
+#[test]
+fn billing_exact_prices_an_unknown_name_by_the_model_asked_for() {
+    let attempts = || vec![served("a", "oa", "gpt-4o-mini", usage(1000, 400, 0, 50))];
+    for named in ["gpt-4o-mini", "openai/gpt-4o-mini@second"] {
+        let records = vec![answer("a", MINI, named, Some("0.00015"))];
+        assert_passes(&Case::new(records, attempts()).judge(Conformance::BillingExact));
+    }
+    // Served by a mock model no route of the model asked for goes to.
+    let records = vec![answer("a", MINI, "gpt-4", Some("0.00015"))];
+    let attempts = vec![served("a", "oa", "gpt-4", usage(1000, 400, 0, 50))];
+    assert_fails(
+        &Case::new(records, attempts).judge(Conformance::BillingExact),
+        &["a"],
+        "the answer names `gpt-4`, which is not in the catalog",
+    );
+}
+
 // ---------------------------------------------------------------------------
 // usage-agrees
 // ---------------------------------------------------------------------------

@@ -138,6 +138,33 @@ fn backoff_jitter_passes_litellms_additive_jitter() {
 }
 
 #[test]
+fn backoff_jitter_holds_a_router_to_its_profiles_own_backoff() {
+    // The scenario says 10 ms; LiteLLM's code waits 0.5 to 1.25 s whatever
+    // it is told, and its profile says so: judged against 1.25 s.
+    let gaps = spread_over(12, 500 * MS, 1250 * MS);
+    for (profile, ceiling) in [("litellm", "1250.0"), ("portkey", "1000.0")] {
+        let toml = FIXTURE.replacen(
+            "[meta]",
+            &format!("[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:4000/v1\"\nprofile = \"{profile}\"\n[meta]"),
+            1,
+        );
+        let result = Case::of(&toml, Vec::new(), first_retries(&gaps)).judge(Conformance::BackoffJitter);
+        assert_passes(&result);
+        assert!(
+            result.detail.contains(&format!("ceiling {ceiling} ms, spread")),
+            "{}",
+            result.detail
+        );
+    }
+    // Without a profile of its own, the scenario's 10 ms ceiling holds.
+    assert_fails(
+        &jitter(first_retries(&gaps)),
+        &["j0", "j1", "j10", "j11", "j2"],
+        "above the 10.0 ms ceiling",
+    );
+}
+
+#[test]
 fn backoff_jitter_fails_one_fixed_wait_within_half_a_percent() {
     let result = jitter(first_retries(&fixed_gaps(8)));
     assert_fails(
@@ -170,17 +197,29 @@ fn backoff_jitter_fails_retries_without_waiting() {
 }
 
 #[test]
-fn backoff_jitter_fails_a_wait_above_the_ceiling() {
-    // The first retry may wait 10 ms, plus 25 ms of slack.
-    let mut gaps = jittered_gaps(11);
-    gaps.push(36 * MS);
+fn backoff_jitter_fails_waits_above_the_ceiling() {
+    // The first retry may wait 10 ms, plus 25 ms of slack: a quarter of
+    // the waits above that is a policy that overshoots.
+    let mut gaps = jittered_gaps(9);
+    gaps.extend([36 * MS, 37 * MS, 38 * MS]);
     let result = jitter(first_retries(&gaps));
     assert_fails(
         &result,
-        &["j11"],
-        "1 of 12 retries without Retry-After do not conform; first: j11: retry 1 on `oa` waited 36.0 ms, above \
+        &["j10", "j11", "j9"],
+        "3 of 12 retries without Retry-After do not conform; first: j10: retry 1 on `oa` waited 37.0 ms, above \
          the 10.0 ms ceiling",
     );
+}
+
+#[test]
+fn backoff_jitter_lets_a_late_tail_pass() {
+    // One wait in twelve delayed past the slack (a busy router's event
+    // loop, a busy machine): the policy still holds.
+    let mut gaps = jittered_gaps(11);
+    gaps.push(36 * MS);
+    let result = jitter(first_retries(&gaps));
+    assert_passes(&result);
+    assert!(result.detail.contains("but for a late tail of 1"), "{}", result.detail);
 }
 
 #[test]
@@ -198,8 +237,10 @@ fn backoff_jitter_doubles_the_ceiling_for_the_second_retry() {
         result.detail
     );
 
+    // The one second retry, at 40 ms, is all of its kind: above its
+    // ceiling and slack it offends.
     let mut attempts = first_retries(&jittered_gaps(11));
-    attempts.extend(retried("deep", T0 + 100 * S, &[40 * MS, 5 * MS]));
+    attempts.extend(retried("deep", T0 + 100 * S, &[5 * MS, 50 * MS]));
     assert_fails(
         &jitter(attempts),
         &["deep"],

@@ -56,6 +56,40 @@ fn stream_error_chunk_fails_another_finish_reason() {
     );
 }
 
+/// The fixture scenario, its target a router of `profile`.
+fn with_profile(profile: &str) -> String {
+    FIXTURE.replacen(
+        "[meta]",
+        &format!("[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:4000/v1\"\nprofile = \"{profile}\"\n[meta]"),
+        1,
+    )
+}
+
+#[test]
+fn stream_error_chunk_wants_finish_reason_error_only_of_routers_that_promise_it() {
+    // OpenAI's own way, which LiteLLM and Portkey follow: `data: {"error": …}`
+    // and the stream ends, no finish_reason.
+    for profile in ["litellm", "portkey", "openai"] {
+        let case = Case::of(
+            &with_profile(profile),
+            vec![errored_stream("s", true, None)],
+            vec![broken_stream("s", 3, T0)],
+        );
+        assert_passes(&case.judge(Conformance::StreamErrorChunk));
+        // The error chunk itself is still owed.
+        let case = Case::of(
+            &with_profile(profile),
+            vec![errored_stream("s", false, None)],
+            vec![broken_stream("s", 3, T0)],
+        );
+        assert_fails(
+            &case.judge(Conformance::StreamErrorChunk),
+            &["s"],
+            "carried no error chunk",
+        );
+    }
+}
+
 #[test]
 fn stream_error_chunk_does_not_judge_a_failure_before_the_first_token() {
     let case = Case::new(vec![errored_stream("s", false, None)], vec![broken_stream("s", 0, T0)]);

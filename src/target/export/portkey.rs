@@ -24,7 +24,7 @@ use super::{Source, Upstream, command_line, comment, not_expressible, seconds, s
 use crate::router::catalog::{Model, Route};
 use crate::router::config::{Dialect, RouterConfig};
 
-/// Where `npx @portkey-ai/gateway` listens.
+/// Where the gateway listens by default.
 pub const GATEWAY_URL: &str = "http://127.0.0.1:8787/v1";
 /// The statuses the reference router retries on one provider.
 const RETRY_ON: [u16; 6] = [429, 500, 502, 503, 504, 529];
@@ -48,7 +48,12 @@ pub(super) fn config(source: &Source<'_>, upstreams: &[Upstream]) -> String {
         &mut out,
         "Or, without editing the scenario, start the gateway and then the run:",
     );
-    command_line(&mut out, "npx @portkey-ai/gateway");
+    // The npm package alone answers every stream 500: install it with its own
+    // locked dependencies and patches (gauntlet's .ci/install-routers does).
+    command_line(
+        &mut out,
+        "node node_modules/@portkey-ai/gateway/build/start-server.js --port=8787 --headless",
+    );
     let flag = shell_quoted(&format!("x-portkey-config: {combined}"));
     command_line(
         &mut out,

@@ -12,7 +12,7 @@ use crate::cli::RunArgs;
 use crate::command::scenario_files;
 use crate::run::{Run, RunOptions};
 use crate::scenario::Scenario;
-use crate::target::{self, Defects, Target};
+use crate::target::{self, Defects, Profile, Target};
 
 /// Runs every scenario the arguments name; the exit code is the worst one.
 pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
@@ -76,12 +76,10 @@ fn prepare(args: &RunArgs) -> Result<(Vec<Scenario>, RunOptions), Exit> {
         }
         let profile = match &args.profile {
             Some(name) => Some(s.profile_named(name).ok_or_else(|| {
-                let mut known: Vec<&str> = target::BUILT_IN.to_vec();
-                known.extend(s.profiles.iter().map(|p| p.name.as_str()));
                 usage(format!(
                     "--profile: no profile `{name}` for {} (known: {})",
                     s.file.display(),
-                    known.join(", ")
+                    Profile::known_names(&s.profiles)
                 ))
             })?),
             None => None,

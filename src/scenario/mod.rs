@@ -287,7 +287,7 @@ impl Scenario {
 
     /// The profile called `name`: one the scenario declares, or a built-in one.
     pub fn profile_named(&self, name: &str) -> Option<Profile> {
-        (self.profiles.iter().find(|p| p.name == name).cloned()).or_else(|| Profile::built_in(name))
+        Profile::named(name, &self.profiles)
     }
 
     /// The same scenario under another seed: its own, and that of every

@@ -27,7 +27,7 @@ pub use crate::router::Defects;
 pub use amount::{Precision, usd};
 pub use expect::{Deprecation, Expectations, Model, Picodollars, RawRouter, RouterConfig};
 pub use probe::{AccountProbe, Accounts, Generation, KeyAccount, ProbeError};
-pub use profile::{Account, BUILT_IN, Cost, Feature, Profile, ProfileError, RawProfile};
+pub use profile::{Account, Cost, Feature, Profile, ProfileError, RawProfile};
 
 /// How long an external router may take to become ready, unless the
 /// scenario says otherwise.

@@ -278,6 +278,20 @@ impl Profile {
         }
     }
 
+    /// The profile called `name`: one of `declared` (a scenario's
+    /// `[profiles]`), or a built-in one.
+    pub fn named(name: &str, declared: &[Profile]) -> Option<Profile> {
+        (declared.iter().find(|p| p.name == name).cloned()).or_else(|| Profile::built_in(name))
+    }
+
+    /// Every profile name [`Profile::named`] knows beside `declared`, the
+    /// built-in ones first, for an error that lists them.
+    pub fn known_names(declared: &[Profile]) -> String {
+        let mut known: Vec<&str> = BUILT_IN.to_vec();
+        known.extend(declared.iter().map(|p| p.name.as_str()));
+        known.join(", ")
+    }
+
     /// Whether routers of this profile have `feature`.
     pub fn has(&self, feature: Feature) -> bool {
         match feature {

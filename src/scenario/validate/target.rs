@@ -8,7 +8,7 @@ use mock_providers::config::ConfigError;
 
 use super::{check_http_url, err};
 use crate::scenario::raw::{RawTarget, TargetKind};
-use crate::target::{self, BUILT_IN, DEFAULT_READY_TIMEOUT, Profile, RawProfile, Target};
+use crate::target::{self, DEFAULT_READY_TIMEOUT, Profile, RawProfile, Target};
 
 /// Validates `[profiles.NAME]`: the scenario's own router profiles.
 pub fn profiles(raw: &BTreeMap<String, RawProfile>) -> Result<Vec<Profile>, ConfigError> {
@@ -22,19 +22,15 @@ pub fn profiles(raw: &BTreeMap<String, RawProfile>) -> Result<Vec<Profile>, Conf
 
 /// The profile `name` names: one of `declared`, or a built-in one.
 fn named(name: &str, declared: &[Profile]) -> Result<Profile, ConfigError> {
-    (declared.iter().find(|p| p.name == name).cloned())
-        .or_else(|| Profile::built_in(name))
-        .ok_or_else(|| {
-            let mut known: Vec<&str> = BUILT_IN.to_vec();
-            known.extend(declared.iter().map(|p| p.name.as_str()));
-            err(
-                "target.profile",
-                format!(
-                    "no profile `{name}`: the built-in ones and the scenario's [profiles] are {}",
-                    known.join(", ")
-                ),
-            )
-        })
+    Profile::named(name, declared).ok_or_else(|| {
+        err(
+            "target.profile",
+            format!(
+                "no profile `{name}`: the built-in ones and the scenario's [profiles] are {}",
+                Profile::known_names(declared)
+            ),
+        )
+    })
 }
 
 /// Validates `[target]` (none is the built-in router).

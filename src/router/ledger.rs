@@ -58,10 +58,12 @@
 //! - `store`: the redb file, the write queue and the group-committing writer.
 
 mod account;
+mod codec;
 mod generations;
 mod store;
 #[cfg(test)]
 mod tests;
+mod wal;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -74,10 +76,11 @@ use tokio::sync::watch;
 
 use super::pricing::Picodollars;
 use account::Account;
-pub use account::Reservation;
+pub use account::{KeySettings, Reservation, StoredByok};
 use generations::{Generation, Generations};
-pub use store::{MAX_BATCH, StoreFailure};
+pub use store::{AccountCheck, CheckReport, FORMAT, MAX_BATCH, StoreFailure, wal_path};
 use store::{Op, Progress, Shared};
+pub use wal::WalError;
 
 /// What can go wrong with the ledger.
 #[derive(Debug, thiserror::Error)]
@@ -96,28 +99,69 @@ pub enum LedgerError {
     NegativeAmount { key: String, amount: Picodollars },
     #[error("credits of key `{key}` would overflow")]
     Overflow { key: String },
-    #[error("cannot open the ledger store {}: cannot {during}: {source}", path.display())]
+    #[error("cannot open the ledger {}: cannot {during}: {source}", path.display())]
     Open {
         path: PathBuf,
         during: &'static str,
         #[source]
         source: Box<redb::Error>,
     },
-    #[error("the ledger store {} holds an unreadable generation `{id}`: {source}", path.display())]
-    Corrupt {
+    #[error("cannot {during} the ledger {}: {source}", path.display())]
+    Io {
         path: PathBuf,
-        id: String,
+        during: &'static str,
         #[source]
-        source: serde_json::Error,
+        source: std::io::Error,
+    },
+    #[error(
+        "the ledger {} is an empty file (0 bytes), not a ledger: a new ledger is created only where no file is; move the empty file away to start afresh, or restore the ledger from a backup",
+        path.display()
+    )]
+    Empty { path: PathBuf },
+    #[error("the ledger {} is damaged: {what}", path.display())]
+    Damaged { path: PathBuf, what: String },
+    #[error(
+        "the ledger {} does not add up: {}; `gauntlet router --check-ledger {}` shows every account",
+        path.display(),
+        problems.join("; "),
+        path.display()
+    )]
+    Inconsistent { path: PathBuf, problems: Vec<String> },
+    #[error("the ledger {} is in use by another process", path.display())]
+    InUse { path: PathBuf },
+    #[error(
+        "the ledger {} is missing but its write-ahead log {}.wal is there: the ledger was removed, so the charges it held are gone; restore it from a backup, or remove the log to start afresh",
+        path.display(),
+        path.display()
+    )]
+    OrphanLog { path: PathBuf },
+    #[error(
+        "the write-ahead log {}.wal of the ledger is missing, and the ledger was not closed cleanly: the charges since its last checkpoint were in the log",
+        path.display()
+    )]
+    MissingLog { path: PathBuf },
+    #[error(
+        "the write-ahead log {}.wal is of epoch {log_epoch} but the ledger expects epoch {expected}: the ledger file was replaced or rolled back",
+        path.display()
+    )]
+    LogMismatch {
+        path: PathBuf,
+        log_epoch: u64,
+        expected: u64,
+    },
+    #[error("{source}")]
+    Wal {
+        #[source]
+        source: wal::WalError,
     },
     #[error("cannot start the ledger writer thread: {source}")]
     Spawn {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot encode generation `{id}`: {source}")]
+    #[error("cannot encode {what}: {source}")]
     Encode {
-        id: String,
+        what: String,
         #[source]
         source: serde_json::Error,
     },
@@ -228,7 +272,7 @@ pub struct Ledger {
 
 struct Inner {
     accounts: RwLock<HashMap<Arc<str>, Arc<Account>>>,
-    generations: Generations,
+    generations: Arc<Generations>,
     shared: Arc<Shared>,
     /// The writer's progress; `None` for an in-memory ledger.
     durable: Option<watch::Receiver<Progress>>,
@@ -266,12 +310,12 @@ impl Ledger {
     /// A ledger kept in memory only, for benchmarks and tests: nothing
     /// survives the process.
     pub fn in_memory() -> Ledger {
-        Ledger::with_state(HashMap::new(), Generations::default(), Shared::new(), None)
+        Ledger::with_state(HashMap::new(), Arc::new(Generations::default()), Shared::new(1), None)
     }
 
     fn with_state(
         accounts: HashMap<Arc<str>, Arc<Account>>,
-        generations: Generations,
+        generations: Arc<Generations>,
         shared: Arc<Shared>,
         durable: Option<watch::Receiver<Progress>>,
     ) -> Ledger {
@@ -315,7 +359,7 @@ impl Ledger {
                 .map(|(settlement, _)| settlement);
         }
         let encoded = serde_json::to_vec(&record).map_err(|source| LedgerError::Encode {
-            id: record.id.clone(),
+            what: format!("generation `{}`", record.id),
             source,
         })?;
         let (settlement, seq) = self.apply_settle(reservation, record, Some(encoded))?;
@@ -345,9 +389,17 @@ impl Ledger {
             seq: 0,
         });
         let mut generations = self.inner.generations.lock();
-        if let Some(first) = generations.get(hash, &generation.record.id) {
+        let first = match generations.get(hash, &generation.record.id) {
+            Some(first) => Some((first.settlement(true), first.seq)),
+            None => self
+                .inner
+                .generations
+                .settled_before(hash, &generation.record.id, &self.inner.shared)
+                .map_err(|cause| LedgerError::Failed { cause })?
+                .map(|settlement| (settlement, 0)),
+        };
+        if let Some(replay) = first {
             self.inner.shared.replayed.fetch_add(1, Ordering::Relaxed);
-            let replay = (first.settlement(true), first.seq);
             drop(generations);
             // A replay releases its own hold: the first settlement charged already.
             drop(reservation);
@@ -390,14 +442,16 @@ impl Ledger {
 
     /// The record of a settled generation, or `None` if the id was never settled.
     pub fn generation(&self, id: &str) -> Option<GenerationRecord> {
-        self.inner.generations.read(id, |generation| generation.record.clone())
+        self.inner
+            .generations
+            .read(id, &self.inner.shared, |generation| generation.record.clone())
     }
 
     /// The settlement recorded for a generation id (`replayed` is false).
     pub fn settlement(&self, id: &str) -> Option<Settlement> {
         self.inner
             .generations
-            .read(id, |generation| generation.settlement(false))
+            .read(id, &self.inner.shared, |generation| generation.settlement(false))
     }
 
     /// Counters since this ledger was opened.

@@ -1,25 +1,46 @@
-//! The durable store: the redb file, the write queue and the group-committing writer thread.
+//! The durable store: the redb file, its write-ahead log, the write queue
+//! and the writer thread, and the checks a file must pass to be opened.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 
-use super::account::{Account, Money};
+use super::account::{Account, KeySettings, Money};
+use super::codec::{self, DecodeError};
 use super::generations::{Generation, Generations};
+use super::wal::{self, Wal};
 use super::{GenerationRecord, Ledger, LedgerError, lock};
 use crate::router::pricing::Picodollars;
 
-/// The most operations the writer puts in one transaction.
+/// The most operations the writer puts in one group.
 pub const MAX_BATCH: usize = 1024;
+/// The layout of the ledger file this version reads and writes.
+pub const FORMAT: u64 = 2;
+/// The redb page cache: the ledger reads little once open.
+const CACHE_BYTES: usize = 16 << 20;
+/// The log is checkpointed (the redb file made durable, the log reset) once
+/// it holds this much, or this long after the last checkpoint.
+const CHECKPOINT_BYTES: u64 = 3 << 20;
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
-/// Key → (credits, spent, label), money in picodollars.
-const ACCOUNTS: TableDefinition<&str, (i64, i64, &str)> = TableDefinition::new("accounts");
-/// Generation id → (charged, uncollected, JSON of the [`GenerationRecord`]).
-const GENERATIONS: TableDefinition<&str, (i64, i64, &[u8])> = TableDefinition::new("generations");
+/// `format`, `applied` (the last log sequence number applied), `wal-epoch`
+/// (the log's epoch after the last checkpoint) and `clean` (1 once closed cleanly).
+const META: TableDefinition<&[u8], u64> = TableDefinition::new("meta");
+/// Key → account row ([`codec::encode_account`]).
+const ACCOUNTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("accounts");
+/// Generation id → generation row ([`codec::encode_generation`]).
+const GENERATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("generations");
+
+const META_FORMAT: &[u8] = b"format";
+const META_APPLIED: &[u8] = b"applied";
+const META_WAL_EPOCH: &[u8] = b"wal-epoch";
+const META_CLEAN: &[u8] = b"clean";
 
 /// Why the store stopped taking writes.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -30,8 +51,18 @@ pub enum StoreFailure {
         #[source]
         source: Arc<redb::Error>,
     },
+    #[error("cannot write the log {}: {source}", path.display())]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     #[error("account `{key}` is missing from the store")]
     MissingAccount { key: Arc<str> },
+    #[error("the stored row of `{key}` is damaged: {cause}")]
+    Damaged { key: String, cause: DecodeError },
+    #[error("cannot set a transaction's durability: {0}")]
+    Durability(String),
     #[error("the writer thread stopped unexpectedly")]
     WriterStopped,
 }
@@ -41,10 +72,13 @@ pub(super) struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     health: AtomicU8,
+    /// The store, for reading generation records; `None` in memory and once closed.
+    db: Mutex<Option<Arc<Database>>>,
     pub(super) commits: AtomicU64,
     pub(super) persisted: AtomicU64,
     pub(super) settled: AtomicU64,
     pub(super) replayed: AtomicU64,
+    pub(super) checkpoints: AtomicU64,
 }
 
 const OPEN: u8 = 0;
@@ -54,17 +88,18 @@ const FAILED: u8 = 2;
 #[derive(Default)]
 struct Queue {
     ops: Vec<Op>,
-    /// The sequence number the next queued operation gets (the first is 1).
+    /// The sequence number the next queued operation gets.
     next_seq: u64,
     /// No more operations are taken; the writer commits what is queued and stops.
     closed: bool,
 }
 
-/// A write for the store.
+/// A write for the store. Settings are [`KeySettings`] as JSON.
+#[derive(Debug)]
 pub(super) enum Op {
     Create {
         key: Arc<str>,
-        label: Arc<str>,
+        settings: Vec<u8>,
         credits: Picodollars,
     },
     AddCredits {
@@ -78,31 +113,37 @@ pub(super) enum Op {
         uncollected: Picodollars,
         record: Vec<u8>,
     },
+    Settings {
+        key: Arc<str>,
+        settings: Vec<u8>,
+    },
 }
 
-/// What the writer publishes after each commit.
+/// What the writer publishes after each group is durable.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Progress {
-    /// Every operation with a sequence number up to this one is on disk.
-    committed: u64,
-    failure: Option<StoreFailure>,
+    /// Every operation with a sequence number up to this one is durable.
+    pub(super) committed: u64,
+    pub(super) failure: Option<StoreFailure>,
     /// The writer has stopped and closed the file.
-    stopped: bool,
+    pub(super) stopped: bool,
 }
 
 impl Shared {
-    pub(super) fn new() -> Arc<Shared> {
+    pub(super) fn new(next_seq: u64) -> Arc<Shared> {
         Arc::new(Shared {
             queue: Mutex::new(Queue {
-                next_seq: 1,
+                next_seq,
                 ..Queue::default()
             }),
             wake: Condvar::new(),
             health: AtomicU8::new(OPEN),
+            db: Mutex::new(None),
             commits: AtomicU64::new(0),
             persisted: AtomicU64::new(0),
             settled: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
         })
     }
 
@@ -111,84 +152,609 @@ impl Shared {
         lock(&self.queue).closed = true;
         self.wake.notify_one();
     }
+
+    /// The stored generation `id`, read from the file; `None` if it is not
+    /// there (or the file is closed). A row that cannot be read is an error.
+    pub(super) fn stored_generation(&self, id: &str) -> Result<Option<Generation>, StoreFailure> {
+        let Some(db) = lock(&self.db).clone() else {
+            return Ok(None);
+        };
+        guard_read(id, || read_generation(&db, id))
+    }
+}
+
+fn read_generation(db: &Database, id: &str) -> Result<Option<Generation>, StoreFailure> {
+    let txn = db.begin_read().map_err(redb_failure("begin a read transaction"))?;
+    let table = match txn.open_table(GENERATIONS) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(redb_failure("open the generations table")(e)),
+    };
+    let Some(row) = table.get(id.as_bytes()).map_err(redb_failure("read a generation"))? else {
+        return Ok(None);
+    };
+    let damaged = |cause| StoreFailure::Damaged {
+        key: id.to_string(),
+        cause,
+    };
+    let row = row.value();
+    let decoded = codec::decode_generation(id.as_bytes(), row).map_err(damaged)?;
+    let record: GenerationRecord =
+        serde_json::from_slice(decoded.record).map_err(|e| damaged(DecodeError::Json(e.to_string())))?;
+    Ok(Some(Generation {
+        record,
+        charged: decoded.charged,
+        uncollected: decoded.uncollected,
+        seq: 0,
+    }))
+}
+
+/// Runs a read of the store, turning a panic inside redb into a failure.
+fn guard_read<T>(key: &str, read: impl FnOnce() -> Result<T, StoreFailure>) -> Result<T, StoreFailure> {
+    catch_unwind(AssertUnwindSafe(read)).unwrap_or_else(|payload| {
+        Err(StoreFailure::Damaged {
+            key: key.to_string(),
+            cause: DecodeError::Json(format!("the store panicked reading it: {}", panic_text(&*payload))),
+        })
+    })
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
+}
+
+/// The write-ahead log of the ledger at `path`.
+pub fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push(".wal");
+    PathBuf::from(wal)
+}
+
+/// What a ledger file holds, as [`check`] finds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Accounts by key: (credits, stored spent, sum of its generations' charges, generations).
+    pub accounts: Vec<AccountCheck>,
+    /// Generations stored.
+    pub generations: u64,
+    /// Log records replayed on top of the file (from a run that did not close cleanly).
+    pub replayed: usize,
+    /// Everything that does not add up; empty for a sound ledger.
+    pub problems: Vec<String>,
+}
+
+/// One account as [`check`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountCheck {
+    pub key: String,
+    pub label: String,
+    pub credits: Picodollars,
+    /// The spent the account row holds.
+    pub spent: Picodollars,
+    /// The sum of the charges of its settled generations.
+    pub charged: Picodollars,
+    pub generations: u64,
+}
+
+/// Opened and recovered: the file, its log and the accounts.
+struct Opened {
+    db: Database,
+    wal: Wal,
+    applied: u64,
+    accounts: HashMap<Arc<str>, Arc<Account>>,
+    report: CheckReport,
+}
+
+/// How thoroughly [`open_store`] reads the generations.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    /// Rows checked by their checksums and summed per account.
+    Open,
+    /// Also every record's JSON parsed and held to its row.
+    Check,
+}
+
+/// Creates a new, empty ledger at `path`, atomically: the file is written
+/// in full beside its place, made durable and renamed into place, so a kill
+/// at any moment leaves either no ledger or a complete empty one. Then its
+/// log, the same way.
+fn create_new(path: &Path) -> Result<(), LedgerError> {
+    let io = |during: &'static str| {
+        move |source: std::io::Error| LedgerError::Io {
+            path: path.to_path_buf(),
+            during,
+            source,
+        }
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("remove an unfinished new ledger beside")(e)),
+    }
+    {
+        let db = Database::create(&tmp).map_err(|e| LedgerError::Open {
+            path: path.to_path_buf(),
+            during: "create a new ledger",
+            source: Box::new(e.into()),
+        })?;
+        let txn = db.begin_write().map_err(open_failure(path, "create the tables"))?;
+        {
+            let mut meta = txn.open_table(META).map_err(open_failure(path, "create the tables"))?;
+            for (name, value) in [
+                (META_FORMAT, FORMAT),
+                (META_APPLIED, 0),
+                (META_WAL_EPOCH, 1),
+                (META_CLEAN, 1),
+            ] {
+                meta.insert(name, value)
+                    .map_err(open_failure(path, "create the tables"))?;
+            }
+            txn.open_table(ACCOUNTS)
+                .map_err(open_failure(path, "create the tables"))?;
+            txn.open_table(GENERATIONS)
+                .map_err(open_failure(path, "create the tables"))?;
+        }
+        txn.commit().map_err(open_failure(path, "create the tables"))?;
+        db.close().map_err(open_failure(path, "close a new ledger"))?;
+    }
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io("sync a new ledger"))?;
+    let wal = wal_path(path);
+    // A log left by an unfinished creation is replaced; no ledger relied on it.
+    Wal::create(&wal, 1).map_err(|source| LedgerError::Wal { source })?;
+    std::fs::rename(&tmp, path).map_err(io("rename a new ledger into"))?;
+    wal::sync_parent(path).map_err(io("sync the directory of"))?;
+    Ok(())
+}
+
+fn open_failure<'a, E: Into<redb::Error>>(path: &'a Path, during: &'static str) -> impl FnOnce(E) -> LedgerError + 'a {
+    move |e| LedgerError::Open {
+        path: path.to_path_buf(),
+        during,
+        source: Box::new(e.into()),
+    }
+}
+
+fn damaged(path: &Path, what: impl Into<String>) -> LedgerError {
+    LedgerError::Damaged {
+        path: path.to_path_buf(),
+        what: what.into(),
+    }
+}
+
+/// Runs `f`, turning a panic inside redb into [`LedgerError::Damaged`].
+fn guarded<T>(path: &Path, during: &str, f: impl FnOnce() -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(damaged(
+            path,
+            format!("redb panicked {during}: {}", panic_text(&*payload)),
+        ))
+    })
+}
+
+/// Opens the ledger at `path` (creating it if no file is there), checks it,
+/// replays its log and checkpoints. Fails on anything that does not add up.
+fn open_store(path: &Path, depth: Depth) -> Result<Opened, LedgerError> {
+    let wal_file = wal_path(path);
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if wal_file.exists() && !is_unfinished_creation(path) {
+                return Err(LedgerError::OrphanLog {
+                    path: path.to_path_buf(),
+                });
+            }
+            create_new(path)?;
+        }
+        Err(source) => {
+            return Err(LedgerError::Io {
+                path: path.to_path_buf(),
+                during: "read the metadata of",
+                source,
+            });
+        }
+        Ok(meta) if !meta.is_file() => return Err(damaged(path, "it is not a regular file")),
+        Ok(meta) if meta.len() == 0 => {
+            return Err(LedgerError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(_) => {}
+    }
+    let db = guarded(path, "opening the file", || {
+        Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .set_check_integrity_on_open(true)
+            .open(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse {
+                    path: path.to_path_buf(),
+                },
+                redb::DatabaseError::Storage(redb::StorageError::Io(source)) => LedgerError::Io {
+                    path: path.to_path_buf(),
+                    during: "read",
+                    source,
+                },
+                other => damaged(path, format!("redb cannot open it: {other}")),
+            })
+    })?;
+    let meta = guarded(path, "reading the meta table", || read_meta(&db, path))?;
+    let mut report = guarded(path, "reading the accounts and generations", || {
+        verify(&db, path, depth)
+    })?;
+    if depth == Depth::Open && !report.problems.is_empty() {
+        return Err(LedgerError::Inconsistent {
+            path: path.to_path_buf(),
+            problems: std::mem::take(&mut report.problems),
+        });
+    }
+
+    // The log: what was durable after the last checkpoint.
+    let (mut wal, records, epoch) = if wal_file.exists() {
+        let (wal, scan) = Wal::open(&wal_file, meta.applied + 1).map_err(|source| LedgerError::Wal { source })?;
+        match scan.epoch {
+            Some(epoch) if epoch == meta.wal_epoch => (wal, scan.records, epoch),
+            // A reset cut short: every record of the log is in the file already.
+            Some(epoch) if epoch + 1 == meta.wal_epoch && scan.records.is_empty() => (wal, Vec::new(), meta.wal_epoch),
+            None => (wal, Vec::new(), meta.wal_epoch),
+            Some(epoch) => {
+                return Err(LedgerError::LogMismatch {
+                    path: path.to_path_buf(),
+                    log_epoch: epoch,
+                    expected: meta.wal_epoch,
+                });
+            }
+        }
+    } else if meta.clean {
+        let wal = Wal::create(&wal_file, meta.wal_epoch).map_err(|source| LedgerError::Wal { source })?;
+        (wal, Vec::new(), meta.wal_epoch)
+    } else {
+        return Err(LedgerError::MissingLog {
+            path: path.to_path_buf(),
+        });
+    };
+    let mut ops = Vec::with_capacity(records.len());
+    for record in &records {
+        let op = codec::decode_op(&record.op).map_err(|cause| {
+            damaged(
+                wal.path(),
+                format!("log record {} is not an operation: {cause}", record.seq),
+            )
+        })?;
+        ops.push(op);
+    }
+    let mut applied = meta.applied;
+    if let Some(last) = records.last() {
+        let failure = |f: StoreFailure| damaged(wal.path(), format!("cannot replay the log: {f}"));
+        guarded(path, "replaying the log", || {
+            apply(&db, &ops, last.seq, Durability::None).map_err(failure)
+        })?;
+        applied = last.seq;
+        report.replayed = records.len();
+    }
+    checkpoint(&db, &mut wal, applied, epoch, false).map_err(|f| LedgerError::Failed { cause: f })?;
+    let accounts = guarded(path, "reading the accounts", || read_accounts(&db, path))?;
+    Ok(Opened {
+        db,
+        wal,
+        applied,
+        accounts,
+        report,
+    })
+}
+
+/// A ledger file is renamed into place after its log is created: a log
+/// beside a `.new` file and no ledger is a creation that was cut short.
+fn is_unfinished_creation(path: &Path) -> bool {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    Path::new(&tmp).exists()
+}
+
+struct Meta {
+    applied: u64,
+    wal_epoch: u64,
+    clean: bool,
+}
+
+fn read_meta(db: &Database, path: &Path) -> Result<Meta, LedgerError> {
+    let txn = db
+        .begin_read()
+        .map_err(open_failure(path, "begin a read transaction"))?;
+    let meta = match txn.open_table(META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            return Err(damaged(
+                path,
+                "it has no `meta` table: it is not a gauntlet ledger, or one written before format 2",
+            ));
+        }
+        Err(e) => return Err(damaged(path, format!("its `meta` table cannot be opened: {e}"))),
+    };
+    let get = |name: &[u8]| -> Result<u64, LedgerError> {
+        let value = meta
+            .get(name)
+            .map_err(|e| damaged(path, format!("its `meta` table cannot be read: {e}")))?;
+        value.map(|v| v.value()).ok_or_else(|| {
+            damaged(
+                path,
+                format!("its `meta` table has no `{}`", String::from_utf8_lossy(name)),
+            )
+        })
+    };
+    let format = get(META_FORMAT)?;
+    if format != FORMAT {
+        return Err(damaged(
+            path,
+            format!("it is a ledger of format {format}; this gauntlet reads format {FORMAT}"),
+        ));
+    }
+    Ok(Meta {
+        applied: get(META_APPLIED)?,
+        wal_epoch: get(META_WAL_EPOCH)?,
+        clean: get(META_CLEAN)? == 1,
+    })
+}
+
+/// Reads every account and generation, checks each row's checksum and that
+/// each account's spent is the sum of its generations' charges.
+fn verify(db: &Database, path: &Path, depth: Depth) -> Result<CheckReport, LedgerError> {
+    let txn = db
+        .begin_read()
+        .map_err(open_failure(path, "begin a read transaction"))?;
+    let mut report = CheckReport::default();
+    let mut accounts: Vec<AccountCheck> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let table = txn
+        .open_table(ACCOUNTS)
+        .map_err(|e| damaged(path, format!("its `accounts` table cannot be opened: {e}")))?;
+    let rows = table
+        .iter()
+        .map_err(|e| damaged(path, format!("its accounts cannot be read: {e}")))?;
+    for row in rows {
+        let (key, value) = row.map_err(|e| damaged(path, format!("its accounts cannot be read: {e}")))?;
+        let key_bytes = key.value();
+        let shown = String::from_utf8_lossy(key_bytes).into_owned();
+        let (credits, spent, settings) = match codec::decode_account(key_bytes, value.value()) {
+            Ok(decoded) => decoded,
+            Err(cause) => {
+                report
+                    .problems
+                    .push(format!("the row of account `{shown}` is damaged: {cause}"));
+                continue;
+            }
+        };
+        let label = match serde_json::from_slice::<KeySettings>(settings) {
+            Ok(settings) => settings.label,
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("the settings of account `{shown}` are not valid: {e}"));
+                continue;
+            }
+        };
+        index.insert(shown.clone(), accounts.len());
+        accounts.push(AccountCheck {
+            key: shown,
+            label,
+            credits,
+            spent,
+            charged: Picodollars::ZERO,
+            generations: 0,
+        });
+    }
+    let table = txn
+        .open_table(GENERATIONS)
+        .map_err(|e| damaged(path, format!("its `generations` table cannot be opened: {e}")))?;
+    let rows = table
+        .iter()
+        .map_err(|e| damaged(path, format!("its generations cannot be read: {e}")))?;
+    for row in rows {
+        let (id, value) = row.map_err(|e| damaged(path, format!("its generations cannot be read: {e}")))?;
+        report.generations += 1;
+        let id_bytes = id.value();
+        let shown = String::from_utf8_lossy(id_bytes);
+        let generation = match codec::decode_generation(id_bytes, value.value()) {
+            Ok(generation) => generation,
+            Err(cause) => {
+                report
+                    .problems
+                    .push(format!("the row of generation `{shown}` is damaged: {cause}"));
+                continue;
+            }
+        };
+        if depth == Depth::Check {
+            check_record(&shown, &generation, &mut report.problems);
+        }
+        match index.get(generation.key) {
+            Some(&i) => {
+                accounts[i].charged += generation.charged;
+                accounts[i].generations += 1;
+            }
+            None => report.problems.push(format!(
+                "generation `{shown}` charged key `{}`, which has no account",
+                generation.key
+            )),
+        }
+    }
+    for account in &accounts {
+        if account.spent != account.charged {
+            report.problems.push(format!(
+                "account `{}` says it spent {} but its {} generations charged {}",
+                account.key, account.spent, account.generations, account.charged
+            ));
+        }
+        if account.spent > account.credits {
+            report.problems.push(format!(
+                "account `{}` spent {} of {} in credits",
+                account.key, account.spent, account.credits
+            ));
+        }
+    }
+    report.accounts = accounts;
+    Ok(report)
+}
+
+/// Holds a generation's record to its row.
+fn check_record(id: &str, row: &codec::GenerationRow<'_>, problems: &mut Vec<String>) {
+    match serde_json::from_slice::<GenerationRecord>(row.record) {
+        Err(e) => problems.push(format!("the record of generation `{id}` is not valid: {e}")),
+        Ok(record) => {
+            if record.id != id || record.key != row.key {
+                problems.push(format!(
+                    "the record of generation `{id}` names generation `{}` of key `{}`",
+                    record.id, record.key
+                ));
+            }
+            if row.charged + row.uncollected != record.total_cost || row.charged < Picodollars::ZERO {
+                problems.push(format!(
+                    "generation `{id}` cost {} but {} was charged and {} left uncollected",
+                    record.total_cost, row.charged, row.uncollected
+                ));
+            }
+        }
+    }
+}
+
+fn read_accounts(db: &Database, path: &Path) -> Result<HashMap<Arc<str>, Arc<Account>>, LedgerError> {
+    let txn = db
+        .begin_read()
+        .map_err(open_failure(path, "begin a read transaction"))?;
+    let table = txn
+        .open_table(ACCOUNTS)
+        .map_err(open_failure(path, "open the accounts table"))?;
+    let mut accounts = HashMap::new();
+    for row in table.iter().map_err(open_failure(path, "read the accounts"))? {
+        let (key, value) = row.map_err(open_failure(path, "read the accounts"))?;
+        let shown = String::from_utf8_lossy(key.value()).into_owned();
+        let bad = |cause: DecodeError| damaged(path, format!("the row of account `{shown}` is damaged: {cause}"));
+        let key_text = codec::text(key.value()).map_err(bad)?;
+        let (credits, spent, settings) = codec::decode_account(key.value(), value.value()).map_err(bad)?;
+        let settings: KeySettings =
+            serde_json::from_slice(settings).map_err(|e| bad(DecodeError::Json(e.to_string())))?;
+        let key: Arc<str> = key_text.into();
+        let money = Money {
+            credits,
+            spent,
+            reserved: Picodollars::ZERO,
+        };
+        accounts.insert(Arc::clone(&key), Account::new(key, Arc::new(settings), money));
+    }
+    Ok(accounts)
+}
+
+/// Makes the file durable up to `applied` and starts the log afresh with
+/// the next epoch after `epoch`.
+fn checkpoint(db: &Database, wal: &mut Wal, applied: u64, epoch: u64, clean: bool) -> Result<(), StoreFailure> {
+    let next_epoch = epoch + 1;
+    let mut txn = db.begin_write().map_err(redb_failure("begin a checkpoint"))?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| StoreFailure::Durability(e.to_string()))?;
+    {
+        let mut meta = txn.open_table(META).map_err(redb_failure("open the meta table"))?;
+        for (name, value) in [
+            (META_APPLIED, applied),
+            (META_WAL_EPOCH, next_epoch),
+            (META_CLEAN, u64::from(clean)),
+        ] {
+            meta.insert(name, value).map_err(redb_failure("write the meta table"))?;
+        }
+    }
+    txn.commit().map_err(redb_failure("commit a checkpoint"))?;
+    wal.reset(next_epoch).map_err(|source| StoreFailure::Log {
+        path: wal.path().to_path_buf(),
+        source: Arc::new(source),
+    })
 }
 
 impl Ledger {
-    /// Opens (or creates) the redb file at `path`, reads every account and
-    /// generation record into memory and starts the writer thread.
+    /// Opens the ledger at `path`, or creates it if no file is there. The
+    /// file is checked (every page by redb, every row by its checksum, every
+    /// account's spent against its generations), its log is replayed and a
+    /// checkpoint taken; then the writer thread starts. Anything that does
+    /// not add up is an error naming the file; nothing is ever started
+    /// afresh over an existing file.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        let failed = |during: &'static str| {
-            move |source: redb::Error| LedgerError::Open {
-                path: path.to_path_buf(),
-                during,
-                source: Box::new(source),
-            }
-        };
-        let db = Database::create(path).map_err(|e| failed("open the file")(e.into()))?;
-        let mut accounts = HashMap::new();
-        let mut generations = Generations::default();
-        // A write transaction creates the tables on first use.
-        let txn = db.begin_write().map_err(|e| failed("begin a transaction")(e.into()))?;
-        {
-            let table = txn
-                .open_table(ACCOUNTS)
-                .map_err(|e| failed("open the accounts table")(e.into()))?;
-            for row in table.iter().map_err(|e| failed("read the accounts")(e.into()))? {
-                let (key, value) = row.map_err(|e| failed("read the accounts")(e.into()))?;
-                let (credits, spent, label) = value.value();
-                let key: Arc<str> = key.value().into();
-                let money = Money {
-                    credits: Picodollars(credits),
-                    spent: Picodollars(spent),
-                    reserved: Picodollars::ZERO,
-                };
-                accounts.insert(Arc::clone(&key), Account::new(key, label.into(), money));
-            }
-            let table = txn
-                .open_table(GENERATIONS)
-                .map_err(|e| failed("open the generations table")(e.into()))?;
-            for row in table.iter().map_err(|e| failed("read the generations")(e.into()))? {
-                let (id, value) = row.map_err(|e| failed("read the generations")(e.into()))?;
-                let (charged, uncollected, json) = value.value();
-                let mut record: GenerationRecord =
-                    serde_json::from_slice(json).map_err(|source| LedgerError::Corrupt {
-                        path: path.to_path_buf(),
-                        id: id.value().to_string(),
-                        source,
-                    })?;
-                // The table's key is the id settling is idempotent by.
-                if record.id != id.value() {
-                    record.id = id.value().to_string();
-                }
-                let generation = Generation {
-                    record,
-                    charged: Picodollars(charged),
-                    uncollected: Picodollars(uncollected),
-                    seq: 0,
-                };
-                generations.load(Box::new(generation));
-            }
-        }
-        txn.commit().map_err(|e| failed("commit the tables")(e.into()))?;
-
-        let shared = Shared::new();
-        let (progress, durable) = watch::channel(Progress::default());
+        let opened = open_store(path, Depth::Open)?;
+        let db = Arc::new(opened.db);
+        let shared = Shared::new(opened.applied + 1);
+        *lock(&shared.db) = Some(Arc::clone(&db));
+        let generations = Arc::new(Generations::durable());
+        let (progress, durable) = watch::channel(Progress {
+            committed: opened.applied,
+            ..Progress::default()
+        });
         let mut writer = Writer {
             db: Some(db),
+            wal: opened.wal,
             shared: Arc::clone(&shared),
+            generations: Arc::clone(&generations),
             progress,
             clean: false,
+            applied: opened.applied,
+            last_checkpoint: Instant::now(),
+            group: Vec::new(),
         };
         std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || writer.run())
             .map_err(|source| LedgerError::Spawn { source })?;
-        Ok(Ledger::with_state(accounts, generations, shared, Some(durable)))
+        Ok(Ledger::with_state(opened.accounts, generations, shared, Some(durable)))
+    }
+
+    /// Checks the ledger at `path` offline, without changing it: a copy of
+    /// the file and its log is opened and recovered as [`Ledger::open`]
+    /// would, every record is also held to its row, and everything found is
+    /// reported, problems included. An error only when the copy cannot be
+    /// read at all.
+    pub fn check(path: &Path) -> Result<CheckReport, LedgerError> {
+        let io = |during: &'static str| {
+            move |source: std::io::Error| LedgerError::Io {
+                path: path.to_path_buf(),
+                during,
+                source,
+            }
+        };
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.len() == 0 => {
+                return Err(LedgerError::Empty {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(_) => {}
+            Err(source) => return Err(io("read")(source)),
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "gauntlet-check-ledger-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).map_err(io("make a folder for a copy of"))?;
+        let copy = dir.join("ledger.redb");
+        let result = std::fs::copy(path, &copy)
+            .map_err(io("copy"))
+            .and_then(|_| match std::fs::copy(wal_path(path), wal_path(&copy)) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io("copy the log of")(e)),
+            })
+            .and_then(|()| open_store(&copy, Depth::Check))
+            .map(|opened| opened.report)
+            .map_err(|e| e.with_path(path));
+        let _ = std::fs::remove_dir_all(&dir);
+        result
     }
 
     /// Stops taking writes and reservations (on every handle), commits what
-    /// is queued and waits until the store is closed, so the file can be
-    /// reopened. Returns the store's failure, if it failed.
+    /// is queued, checkpoints and waits until the store is closed, so the
+    /// file can be reopened. Returns the store's failure, if it failed.
     pub async fn close(self) -> Result<(), LedgerError> {
         let shared = &self.inner.shared;
         // Only an open ledger becomes closed; a failed one stays failed.
@@ -254,7 +820,7 @@ impl Ledger {
         Ok(seq)
     }
 
-    /// Waits until the write `seq` is committed.
+    /// Waits until the write `seq` is durable.
     pub(super) async fn wait_durable(&self, seq: u64) -> Result<(), LedgerError> {
         let Some(durable) = &self.inner.durable else {
             return Ok(());
@@ -275,33 +841,72 @@ impl Ledger {
     }
 }
 
-/// The writer thread: owns the database, commits the queue in batches.
+/// The writer thread: owns the log and the database's writes.
 struct Writer {
     /// `None` once closed, in `drop`.
-    db: Option<Database>,
+    db: Option<Arc<Database>>,
+    wal: Wal,
     shared: Arc<Shared>,
+    generations: Arc<Generations>,
     progress: watch::Sender<Progress>,
     /// Stopped on purpose (queue closed and drained, or a commit failed).
     clean: bool,
+    /// The last sequence number applied to the file.
+    applied: u64,
+    last_checkpoint: Instant,
+    /// The group being written, reused.
+    group: Vec<u8>,
 }
 
 impl Writer {
     fn run(&mut self) {
         while let Some((batch, last_seq)) = self.next_batch() {
-            let Some(db) = &self.db else { return };
-            match commit(db, &batch) {
-                Ok(()) => {
-                    self.shared.commits.fetch_add(1, Ordering::Relaxed);
-                    self.shared.persisted.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    self.progress.send_modify(|progress| progress.committed = last_seq);
-                }
-                Err(failure) => {
-                    self.fail(failure);
-                    break;
-                }
+            if let Err(failure) = self.write(&batch, last_seq) {
+                self.fail(failure);
+                self.clean = true;
+                return;
             }
         }
+        let epoch = self.wal.epoch();
+        let result = match &self.db {
+            Some(db) => checkpoint(db, &mut self.wal, self.applied, epoch, true),
+            None => Ok(()),
+        };
+        if let Err(failure) = result {
+            self.fail(failure);
+        }
         self.clean = true;
+    }
+
+    /// Makes a batch durable in the log, tells the waiters, then applies it
+    /// to the file and checkpoints when due.
+    fn write(&mut self, batch: &[Op], last_seq: u64) -> Result<(), StoreFailure> {
+        let Some(db) = self.db.clone() else {
+            return Err(StoreFailure::WriterStopped);
+        };
+        let first = last_seq + 1 - batch.len() as u64;
+        self.group.clear();
+        let epoch = self.wal.epoch();
+        for (seq, op) in (first..).zip(batch) {
+            wal::push_record(&mut self.group, epoch, first, seq, |out| codec::encode_op(op, out));
+        }
+        self.wal.append(&self.group).map_err(|source| StoreFailure::Log {
+            path: self.wal.path().to_path_buf(),
+            source: Arc::new(source),
+        })?;
+        self.shared.commits.fetch_add(1, Ordering::Relaxed);
+        self.shared.persisted.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.progress.send_modify(|progress| progress.committed = last_seq);
+
+        apply(&db, batch, last_seq, Durability::None)?;
+        self.applied = last_seq;
+        self.generations.applied(batch);
+        if self.wal.used() >= CHECKPOINT_BYTES || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            checkpoint(&db, &mut self.wal, self.applied, epoch, false)?;
+            self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+            self.last_checkpoint = Instant::now();
+        }
+        Ok(())
     }
 
     /// The next batch and the sequence number of its last operation, or
@@ -337,6 +942,7 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        lock(&self.shared.db).take();
         drop(self.db.take());
         if !self.clean {
             self.fail(StoreFailure::WriterStopped);
@@ -352,9 +958,20 @@ fn redb_failure<E: Into<redb::Error>>(during: &'static str) -> impl FnOnce(E) ->
     }
 }
 
-/// Applies a batch in one write transaction and commits it durably.
-fn commit(db: &Database, batch: &[Op]) -> Result<(), StoreFailure> {
-    let txn = db.begin_write().map_err(redb_failure("begin a write transaction"))?;
+/// What a batch changes of one account.
+#[derive(Default)]
+struct AccountChange<'a> {
+    credits: Picodollars,
+    spent: Picodollars,
+    /// The last settings the batch sets.
+    settings: Option<&'a [u8]>,
+}
+
+/// Applies a batch in one write transaction, recording `last_seq` as applied.
+fn apply(db: &Database, batch: &[Op], last_seq: u64, durability: Durability) -> Result<(), StoreFailure> {
+    let mut txn = db.begin_write().map_err(redb_failure("begin a write transaction"))?;
+    txn.set_durability(durability)
+        .map_err(|e| StoreFailure::Durability(e.to_string()))?;
     {
         let mut accounts = txn
             .open_table(ACCOUNTS)
@@ -362,20 +979,25 @@ fn commit(db: &Database, batch: &[Op]) -> Result<(), StoreFailure> {
         let mut generations = txn
             .open_table(GENERATIONS)
             .map_err(redb_failure("open the generations table"))?;
-        // Creations go first; credits and charges add up per account. Every
-        // operation on an account was queued after the account's creation.
-        let mut deltas: HashMap<&Arc<str>, (Picodollars, Picodollars)> = HashMap::new();
+        // Creations go first; credits and charges add up per account, and
+        // the last settings of an account win. Every operation on an account
+        // was queued after the account's creation.
+        let mut changes: HashMap<&Arc<str>, AccountChange<'_>> = HashMap::new();
         for op in batch {
             match op {
-                Op::Create { key, label, credits } => {
-                    let exists = accounts.get(&**key).map_err(redb_failure("read an account"))?.is_some();
+                Op::Create { key, settings, credits } => {
+                    let exists = accounts
+                        .get(key.as_bytes())
+                        .map_err(redb_failure("read an account"))?
+                        .is_some();
                     if !exists {
+                        let row = codec::encode_account(key, *credits, Picodollars::ZERO, settings);
                         accounts
-                            .insert(&**key, (credits.0, 0, &**label))
+                            .insert(key.as_bytes(), row.as_slice())
                             .map_err(redb_failure("write an account"))?;
                     }
                 }
-                Op::AddCredits { key, amount } => deltas.entry(key).or_default().0 += *amount,
+                Op::AddCredits { key, amount } => changes.entry(key).or_default().credits += *amount,
                 Op::Settle {
                     key,
                     id,
@@ -383,33 +1005,86 @@ fn commit(db: &Database, batch: &[Op]) -> Result<(), StoreFailure> {
                     uncollected,
                     record,
                 } => {
+                    // A settle replayed from the log onto a file that has it
+                    // already is not charged twice.
+                    let stored = generations
+                        .get(id.as_bytes())
+                        .map_err(redb_failure("read a generation"))?
+                        .is_some();
+                    if stored {
+                        continue;
+                    }
+                    let row = codec::encode_generation(id, key, *charged, *uncollected, record);
                     generations
-                        .insert(&**id, (charged.0, uncollected.0, record.as_slice()))
+                        .insert(id.as_bytes(), row.as_slice())
                         .map_err(redb_failure("write a generation"))?;
                     if *charged > Picodollars::ZERO {
-                        deltas.entry(key).or_default().1 += *charged;
+                        changes.entry(key).or_default().spent += *charged;
                     }
                 }
+                Op::Settings { key, settings } => changes.entry(key).or_default().settings = Some(settings),
             }
         }
-        for (key, (credits, spent)) in deltas {
+        for (
+            key,
+            AccountChange {
+                credits,
+                spent,
+                settings,
+            },
+        ) in changes
+        {
             let row = accounts
-                .get(&**key)
+                .get(key.as_bytes())
                 .map_err(redb_failure("read an account"))?
                 .map(|row| {
-                    let (credits, spent, label) = row.value();
-                    (Picodollars(credits), Picodollars(spent), label.to_string())
-                });
-            let Some((old_credits, old_spent, label)) = row else {
+                    codec::decode_account(key.as_bytes(), row.value())
+                        .map(|(c, s, settings)| (c, s, settings.to_vec()))
+                        .map_err(|cause| StoreFailure::Damaged {
+                            key: key.to_string(),
+                            cause,
+                        })
+                })
+                .transpose()?;
+            let Some((old_credits, old_spent, old_settings)) = row else {
                 return Err(StoreFailure::MissingAccount { key: Arc::clone(key) });
             };
+            let settings = settings.unwrap_or(&old_settings);
+            let row = codec::encode_account(key, old_credits + credits, old_spent + spent, settings);
             accounts
-                .insert(
-                    &**key,
-                    ((old_credits + credits).0, (old_spent + spent).0, label.as_str()),
-                )
+                .insert(key.as_bytes(), row.as_slice())
                 .map_err(redb_failure("write an account"))?;
         }
+        let mut meta = txn.open_table(META).map_err(redb_failure("open the meta table"))?;
+        meta.insert(META_APPLIED, last_seq)
+            .map_err(redb_failure("write the meta table"))?;
     }
     txn.commit().map_err(redb_failure("commit"))
+}
+
+impl LedgerError {
+    /// The same error, naming `path` as the ledger (for checks run on a copy).
+    fn with_path(self, path: &Path) -> LedgerError {
+        match self {
+            LedgerError::Damaged { what, .. } => LedgerError::Damaged {
+                path: path.to_path_buf(),
+                what,
+            },
+            LedgerError::Inconsistent { problems, .. } => LedgerError::Inconsistent {
+                path: path.to_path_buf(),
+                problems,
+            },
+            LedgerError::MissingLog { .. } => LedgerError::MissingLog {
+                path: path.to_path_buf(),
+            },
+            LedgerError::LogMismatch {
+                log_epoch, expected, ..
+            } => LedgerError::LogMismatch {
+                path: path.to_path_buf(),
+                log_epoch,
+                expected,
+            },
+            other => other,
+        }
+    }
 }

@@ -426,6 +426,9 @@ impl RawRouter {
         if self.operator_key.as_deref().is_some_and(str::is_empty) {
             return Err(err(format!("{at}.operator-key"), "must not be empty"));
         }
+        if let Some(problem) = self.operator_key.as_deref().and_then(super::keys::key_problem) {
+            return Err(err(format!("{at}.operator-key"), problem));
+        }
         let byok_fee_bps = self.byok_fee_bps.unwrap_or(DEFAULT_BYOK_FEE_BPS);
         if byok_fee_bps > 10_000 {
             return Err(err(
@@ -596,8 +599,11 @@ impl RawRouter {
         let mut keys = Vec::with_capacity(self.keys.len());
         for (i, k) in self.keys.iter().enumerate() {
             let path = format!("{at}.keys[{i}]");
-            if k.key.is_empty() {
-                return Err(err(format!("{path}.key"), "must not be empty"));
+            if let Some(problem) = super::keys::key_problem(&k.key) {
+                return Err(err(format!("{path}.key"), format!("{problem}, got {:?}", k.key)));
+            }
+            if let Some(problem) = k.label.as_deref().and_then(super::keys::label_problem) {
+                return Err(err(format!("{path}.label"), problem));
             }
             if !seen.insert(k.key.as_str()) || self.operator_key.as_deref() == Some(k.key.as_str()) {
                 return Err(err(

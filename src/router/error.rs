@@ -146,6 +146,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::Insufficient { needed, available, .. } => ApiError::InsufficientCredits { needed, available },
             LedgerError::UnknownAccount { .. } => ApiError::BadRequest(e.to_string()),
             LedgerError::AccountExists { .. } => ApiError::Conflict(e.to_string()),
+            LedgerError::Overflow { .. } | LedgerError::NegativeAmount { .. } => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

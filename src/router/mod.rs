@@ -9,6 +9,7 @@
 //! - [`defects`]: deliberate misbehaviour, test-only, for proving checks.
 //! - [`catalog`]: models, prices, routes and the deprecation lifecycle.
 //! - [`error`]: errors with their status and OpenAI-shaped bodies.
+//! - [`keys`]: key strings, stored key settings, config keys against stored ones.
 //! - [`limits`]: per-key rate, concurrency, free-model quotas, in-flight budget.
 //! - [`pricing`]: money in picodollars, prices, the cost formula.
 //! - [`clock`]: calendar time that scenarios can warp.
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod defects;
 pub mod error;
+pub mod keys;
 pub mod ledger;
 pub mod limits;
 pub mod pricing;

@@ -21,7 +21,8 @@ use super::catalog::Resolution;
 use super::clock::CalendarClock;
 use super::config::{KeyConfig, RawDecimal, RouterConfig};
 use super::error::ApiError;
-use super::ledger::{Ledger, LedgerError};
+use super::keys::{differences, key_config, key_problem, label_problem, settings_of};
+use super::ledger::{KeySettings, Ledger, LedgerError, StoredByok};
 use super::limits::{KeyLimits, Limiter};
 use super::pricing::Picodollars;
 use super::retry::Retrier;
@@ -36,6 +37,8 @@ pub enum RouterError {
     Ledger(#[from] LedgerError),
     #[error("clock: {0}")]
     Clock(#[from] super::clock::ClockError),
+    #[error("ledger: {0}")]
+    StoredKey(String),
 }
 
 /// The reference router. Cheap to clone.
@@ -83,10 +86,19 @@ impl Router {
         };
         let limiter = Limiter::new(config.free);
         let mut keys = HashMap::with_capacity(config.keys.len());
+        // The config file seeds keys the ledger does not have; a stored key
+        // keeps its money and settings (see `keys`).
         for key in &config.keys {
-            ledger.ensure_account(&key.key, &key.label, key.credits).await?;
-            limiter.set_key(Arc::clone(&key.key), limits_of(key));
-            keys.insert(Arc::clone(&key.key), Arc::new(key.clone()));
+            let file = settings_of(key, &config);
+            let (_, stored) = ledger.ensure_key(&key.key, file.clone(), key.credits).await?;
+            for line in differences(&key.key, &file, &stored) {
+                eprintln!("warning: {line}");
+            }
+        }
+        for (key, settings) in ledger.keys() {
+            let served = key_config(&key, &settings, &config).map_err(RouterError::StoredKey)?;
+            limiter.set_key(Arc::clone(&key), limits_of(&served));
+            keys.insert(key, Arc::new(served));
         }
         let retrier = Retrier::new(config.retry.clone(), random_u64()).with_defects(config.defects.retry());
         let state = State {
@@ -267,18 +279,7 @@ impl Router {
             (&Method::POST, ["keys"]) => {
                 let raw: AdminKey = parse_json(body)?;
                 let key = self.create_key(raw).await?;
-                let balance = self
-                    .state
-                    .ledger
-                    .balance(&key.key)
-                    .ok_or_else(|| ApiError::Internal("no account".into()))?;
-                let mut out = serde_json::to_value(KeyInfo::new(&balance, false, key.rpm.map(|r| r.get())))
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-                out["key"] = serde_json::Value::String(key.key.to_string());
-                Ok(json(
-                    StatusCode::CREATED,
-                    serde_json::to_vec(&serde_json::json!({"data": out})).unwrap_or_default(),
-                ))
+                self.admin_key_info(&key, StatusCode::CREATED)
             }
             (&Method::POST, ["keys", key, "credits"]) => {
                 let raw: AdminCredits = parse_json(body)?;
@@ -292,15 +293,45 @@ impl Router {
                     .map_err(ApiError::from)?;
                 self.key_info(&key)
             }
+            (&Method::PATCH, ["keys", key]) => {
+                let raw: AdminKeyChange = parse_json(body)?;
+                let key = self.change_key(key, raw).await?;
+                self.admin_key_info(&key, StatusCode::OK)
+            }
             (&Method::GET, ["keys", key]) => {
                 let key = self.known_key(key)?;
-                self.key_info(&key)
+                self.admin_key_info(&key, StatusCode::OK)
             }
             _ => Err(ApiError::NoRoute {
                 method: method.to_string(),
                 path: format!("/api/v1{route}"),
             }),
         }
+    }
+
+    /// `{"data": KeyInfo + key, limits, byok provider}` for the admin routes.
+    fn admin_key_info(&self, key: &KeyConfig, status: StatusCode) -> Result<Response<RouterBody>, ApiError> {
+        let balance = self
+            .state
+            .ledger
+            .balance(&key.key)
+            .ok_or_else(|| ApiError::Internal("the key has no ledger account".into()))?;
+        let mut out = serde_json::to_value(KeyInfo::new(&balance, key.byok.is_some(), key.rpm.map(|r| r.get())))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        out["key"] = serde_json::Value::String(key.key.to_string());
+        out["rpm"] = serde_json::json!(key.rpm.map(|n| n.get()));
+        out["concurrency"] = serde_json::json!(key.concurrency.map(|n| n.get()));
+        out["in_flight_budget"] = serde_json::json!(key.in_flight_budget.map(super::wire::Usd));
+        out["byok_provider"] = serde_json::json!(
+            key.byok
+                .as_ref()
+                .and_then(|b| self.state.config.providers.get(b.provider))
+                .map(|p| p.name.to_string())
+        );
+        Ok(json(
+            status,
+            serde_json::to_vec(&serde_json::json!({"data": out})).unwrap_or_default(),
+        ))
     }
 
     fn known_key(&self, key: &str) -> Result<Arc<KeyConfig>, ApiError> {
@@ -314,41 +345,59 @@ impl Router {
             .next_generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key: Arc<str> = match raw.key {
-            Some(k) if !k.is_empty() => k.into(),
-            Some(_) => return Err(ApiError::BadRequest("`key` must not be empty".into())),
+            Some(k) => {
+                if let Some(problem) = key_problem(&k) {
+                    return Err(ApiError::BadRequest(format!("`key` {problem}")));
+                }
+                k.into()
+            }
             None => format!("sk-gx-{:016x}{n:04x}", random_u64()).into(),
-        };
-        let usd = |field: &str, v: &Option<RawDecimal>| {
-            v.as_ref()
-                .map(|d| {
-                    Picodollars::from_usd_decimal(&d.0).map_err(|e| ApiError::BadRequest(format!("`{field}`: {e}")))
-                })
-                .transpose()
-        };
-        let nonzero = |field: &str, v: Option<u32>| {
-            v.map(|n| {
-                std::num::NonZeroU32::new(n)
-                    .ok_or_else(|| ApiError::BadRequest(format!("`{field}` must be at least 1")))
-            })
-            .transpose()
-        };
-        let config = KeyConfig {
-            key: Arc::clone(&key),
-            label: raw.label.unwrap_or_else(|| "admin-created".into()),
-            credits: usd("credits", &raw.credits)?.unwrap_or_default(),
-            rpm: nonzero("rpm", raw.rpm)?,
-            concurrency: nonzero("concurrency", raw.concurrency)?,
-            in_flight_budget: usd("in_flight_budget", &raw.in_flight_budget)?,
-            byok: None,
         };
         if Some(&*key) == self.state.config.operator_key.as_deref() {
             return Err(ApiError::Conflict("that key is the operator key".into()));
         }
+        let credits = usd("credits", &raw.credits)?.unwrap_or_default();
+        let change = AdminKeyChange {
+            label: Some(raw.label),
+            rpm: Some(raw.rpm),
+            concurrency: Some(raw.concurrency),
+            in_flight_budget: Some(raw.in_flight_budget),
+            byok: Some(raw.byok),
+        };
+        let mut settings = KeySettings::labelled("admin-created");
+        change.apply_to(&mut settings)?;
+        let config = key_config(&key, &settings, &self.state.config).map_err(ApiError::BadRequest)?;
         self.state
             .ledger
-            .create_account(&key, &config.label, config.credits)
+            .create_key(&key, settings, credits)
             .await
             .map_err(ApiError::from)?;
+        Ok(self.serve_key(config))
+    }
+
+    /// `PATCH /admin/keys/KEY`: changes the settings given, durably, then serves them.
+    async fn change_key(&self, key: &str, raw: AdminKeyChange) -> Result<Arc<KeyConfig>, ApiError> {
+        let current = self.known_key(key)?;
+        let mut settings = self
+            .state
+            .ledger
+            .settings(&current.key)
+            .ok_or_else(|| ApiError::Internal("the key has no ledger account".into()))?
+            .as_ref()
+            .clone();
+        raw.apply_to(&mut settings)?;
+        let config = key_config(&current.key, &settings, &self.state.config).map_err(ApiError::BadRequest)?;
+        self.state
+            .ledger
+            .update_settings(&current.key, settings)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(self.serve_key(config))
+    }
+
+    /// Serves `config` from now on: its limits and its key.
+    fn serve_key(&self, config: KeyConfig) -> Arc<KeyConfig> {
+        let key = Arc::clone(&config.key);
         self.state.limiter.set_key(Arc::clone(&key), limits_of(&config));
         let config = Arc::new(config);
         self.state
@@ -356,8 +405,16 @@ impl Router {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key, Arc::clone(&config));
-        Ok(config)
+        config
     }
+}
+
+/// USD for the admin routes, naming the field when it is not valid.
+fn usd(field: &str, value: &Option<RawDecimal>) -> Result<Option<Picodollars>, ApiError> {
+    value
+        .as_ref()
+        .map(|d| Picodollars::from_usd_decimal(&d.0).map_err(|e| ApiError::BadRequest(format!("`{field}`: {e}"))))
+        .transpose()
 }
 
 #[derive(Debug, Deserialize)]
@@ -369,6 +426,68 @@ struct AdminKey {
     rpm: Option<u32>,
     concurrency: Option<u32>,
     in_flight_budget: Option<RawDecimal>,
+    byok: Option<AdminByok>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminByok {
+    provider: String,
+    api_key: String,
+}
+
+/// A change of a key's settings: an absent field is kept, `null` clears a
+/// limit or the BYOK credentials.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminKeyChange {
+    #[serde(default, deserialize_with = "present")]
+    label: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    rpm: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    concurrency: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    in_flight_budget: Option<Option<RawDecimal>>,
+    #[serde(default, deserialize_with = "present")]
+    byok: Option<Option<AdminByok>>,
+}
+
+/// A field that is present: `Some(None)` for `null`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl AdminKeyChange {
+    fn apply_to(self, settings: &mut KeySettings) -> Result<(), ApiError> {
+        let at_least_one = |field: &str, n: Option<u32>| match n {
+            Some(0) => Err(ApiError::BadRequest(format!("`{field}` must be at least 1"))),
+            n => Ok(n),
+        };
+        if let Some(label) = self.label {
+            let label = label.unwrap_or_default();
+            if let Some(problem) = label_problem(&label) {
+                return Err(ApiError::BadRequest(format!("`label` {problem}")));
+            }
+            settings.label = label;
+        }
+        if let Some(rpm) = self.rpm {
+            settings.rpm = at_least_one("rpm", rpm)?;
+        }
+        if let Some(concurrency) = self.concurrency {
+            settings.concurrency = at_least_one("concurrency", concurrency)?;
+        }
+        if let Some(budget) = self.in_flight_budget {
+            settings.in_flight_budget = usd("in_flight_budget", &budget)?.map(|p| p.0);
+        }
+        if let Some(byok) = self.byok {
+            settings.byok = byok.map(|b| StoredByok {
+                provider: b.provider,
+                api_key: b.api_key,
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Deserialize)]

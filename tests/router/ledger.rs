@@ -222,3 +222,201 @@ async fn a_restart_keeps_stored_balances_over_the_configured_ones() {
     stack.router.ledger().clone().close().await.unwrap();
     drop(stack);
 }
+
+/// `METHOD path` with `body` as `key` on the router process: the status and the body.
+async fn send(
+    client: &HttpClient,
+    router: &RouterProcess,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", router.url()))
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = client.request(req).await.expect("the router answers");
+    let status = response.status();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn field(text: &str, path: &[&str]) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    path.iter().fold(doc, |v, k| v[*k].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_made_through_the_admin_routes_survive_a_kill_9_and_a_clean_stop() {
+    let raw: RawProvidersFile = parse_toml(LEDGER_MOCKS).unwrap();
+    let mocks = MockSet::spawn(validate_providers(&raw.providers).unwrap())
+        .await
+        .unwrap();
+    let dir = TempDir::new("ledger-admin-keys");
+    let config = dir.join("router.toml");
+    let toml = router_toml(
+        &mocks.get("oai").unwrap().base_url(),
+        &mocks.get("ant").unwrap().base_url(),
+        &dir.join("ledger.redb"),
+    )
+    .replace("[router]\n", "[router]\noperator-key = \"sk-operator\"\n");
+    std::fs::write(&config, toml).unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let http = client();
+    let chat = json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]});
+
+    let mut router = RouterProcess::start(&args);
+    let (status, text) = send(
+        &http,
+        &router,
+        "POST",
+        "/api/v1/admin/keys",
+        "sk-operator",
+        json!({"key": "sk-new", "label": "new", "credits": "5", "rpm": 600, "byok": {"provider": "ant", "api_key": "sk-own"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let (status, text) = send(
+        &http,
+        &router,
+        "PATCH",
+        "/api/v1/admin/keys/sk-new",
+        "sk-operator",
+        json!({"label": "renamed", "concurrency": 3, "byok": null}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(field(&text, &["data", "byok_provider"]), json!(null), "{text}");
+    let (status, text) = send(
+        &http,
+        &router,
+        "POST",
+        "/api/v1/admin/keys/sk-new/credits",
+        "sk-operator",
+        json!({"amount": "2"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let (status, text) = send(
+        &http,
+        &router,
+        "POST",
+        "/api/v1/chat/completions",
+        "sk-new",
+        chat.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let cost = picos_at(&text, &["usage", "cost"]);
+    assert!(cost > 0);
+
+    router.kill_9();
+    let mut router = RouterProcess::start(&args);
+    let mut paid = cost;
+    for round in ["after kill -9", "after a clean stop"] {
+        let (status, text) = get(&http, &router, "/api/v1/key", "sk-new").await;
+        assert_eq!(status, StatusCode::OK, "{round}: {text}");
+        assert_eq!(field(&text, &["data", "label"]), json!("renamed"), "{round}");
+        assert_eq!(picos_at(&text, &["data", "limit"]), picos("7"), "{round}");
+        assert_eq!(picos_at(&text, &["data", "usage"]), paid, "{round}");
+        let (status, text) = get(&http, &router, "/api/v1/admin/keys/sk-new", "sk-operator").await;
+        assert_eq!(status, StatusCode::OK, "{round}: {text}");
+        assert_eq!(
+            (field(&text, &["data", "rpm"]), field(&text, &["data", "concurrency"])),
+            (json!(600), json!(3)),
+            "{round}: {text}"
+        );
+        // The key exists: creating it again is a conflict, not a fresh account.
+        let (status, text) = send(
+            &http,
+            &router,
+            "POST",
+            "/api/v1/admin/keys",
+            "sk-operator",
+            json!({"key": "sk-new", "credits": "100"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{round}: {text}");
+        let (status, text) = send(
+            &http,
+            &router,
+            "POST",
+            "/api/v1/chat/completions",
+            "sk-new",
+            chat.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{round}: {text}");
+        let (_, text) = get(&http, &router, "/api/v1/key", "sk-new").await;
+        let spent = picos_at(&text, &["data", "usage"]);
+        assert!(spent > paid, "{round}");
+        assert_eq!(router.interrupt(), Some(0), "{round}: a clean stop");
+        router = RouterProcess::start(&args);
+        let (_, text) = get(&http, &router, "/api/v1/key", "sk-new").await;
+        assert_eq!(
+            picos_at(&text, &["data", "usage"]),
+            spent,
+            "{round}: nothing lost by the stop"
+        );
+        paid = spent;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_input_that_could_never_work_is_a_4xx_with_the_reason() {
+    let dir = TempDir::new("ledger-admin-input");
+    let toml = router_toml("mock:oai", "mock:ant", &dir.join("ledger.redb"))
+        .replace("[router]\n", "[router]\noperator-key = \"sk-operator\"\n");
+    let stack = Stack::start(&format!("{LEDGER_MOCKS}\n{toml}")).await;
+    let admin = async |method: &str, path: &str, body: serde_json::Value| {
+        stack.send(method, path, Some("sk-operator"), Some(&body), &[]).await
+    };
+    for key in [
+        " sk-space",
+        "sk-space ",
+        "sk/slash",
+        "sk\u{1}ctl",
+        &"k".repeat(100_000),
+        "",
+    ] {
+        let answer = admin("POST", "/api/v1/admin/keys", json!({"key": key, "credits": "1"})).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{key:?}: {}", answer.text);
+        assert!(answer.text.contains("`key`"), "{}", answer.text);
+    }
+    let answer = admin(
+        "POST",
+        "/api/v1/admin/keys",
+        json!({"key": "sk-big", "credits": "9000000"}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    // 9.2 million USD in picodollars is about i64::MAX: the next top-up overflows.
+    let answer = admin(
+        "POST",
+        "/api/v1/admin/keys/sk-big/credits",
+        json!({"amount": "9000000"}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    assert!(answer.text.contains("overflow"), "{}", answer.text);
+    let answer = admin("PATCH", "/api/v1/admin/keys/sk-big", json!({"rpm": 0})).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    let answer = admin(
+        "PATCH",
+        "/api/v1/admin/keys/sk-big",
+        json!({"byok": {"provider": "nope", "api_key": "x"}}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    assert!(answer.text.contains("nope"), "{}", answer.text);
+    let answer = admin("PATCH", "/api/v1/admin/keys/sk-big", json!({"label": "a\nb"})).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    stack.router.ledger().clone().close().await.unwrap();
+}

@@ -130,6 +130,15 @@ impl Process {
 }
 
 impl Process {
+    /// SIGINT (what Ctrl-C sends), then waits for the process to end by
+    /// itself; returns its exit code.
+    pub fn interrupt(&mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-INT", &pid]).status().expect("run kill");
+        assert!(sent.success(), "kill -INT {pid} failed");
+        self.child.wait().expect("wait for the interrupted child").code()
+    }
+
     /// SIGKILL (what `Child::kill` sends on Unix), then reap the process.
     pub fn kill_9(&mut self) {
         self.child.kill().expect("cannot kill the child");
@@ -220,6 +229,11 @@ impl RouterProcess {
     /// Kills the router with SIGKILL, as a crash would, and reaps it.
     pub fn kill_9(&mut self) {
         self.process.kill_9();
+    }
+
+    /// Stops the router as Ctrl-C would; returns its exit code.
+    pub fn interrupt(&mut self) -> Option<i32> {
+        self.process.interrupt()
     }
 }
 

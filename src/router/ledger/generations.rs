@@ -131,6 +131,12 @@ impl Generations {
         Some(found)
     }
 
+    /// How many generation records are held in memory.
+    #[cfg(test)]
+    pub(super) fn held(&self) -> usize {
+        self.lock().len() + lock(&self.cache).len()
+    }
+
     /// The writer has applied `batch` to the file: its generations move from
     /// the table to the cache.
     pub(super) fn applied(&self, batch: &[Op]) {
@@ -161,6 +167,11 @@ impl GenerationTable {
             limit: Some(limit),
             ..GenerationTable::default()
         }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_hash.len() + self.collided.len()
     }
 
     /// The generation `id`, whose hash is `hash`.

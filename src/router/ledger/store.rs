@@ -377,11 +377,15 @@ fn open_store(path: &Path, depth: Depth) -> Result<Opened, LedgerError> {
                 redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse {
                     path: path.to_path_buf(),
                 },
-                redb::DatabaseError::Storage(redb::StorageError::Io(source)) => LedgerError::Io {
-                    path: path.to_path_buf(),
-                    during: "read",
-                    source,
-                },
+                redb::DatabaseError::Storage(redb::StorageError::Io(source))
+                    if source.kind() != std::io::ErrorKind::InvalidData =>
+                {
+                    LedgerError::Io {
+                        path: path.to_path_buf(),
+                        during: "read",
+                        source,
+                    }
+                }
                 other => damaged(path, format!("redb cannot open it: {other}")),
             })
     })?;

@@ -2,6 +2,8 @@
 
 use std::sync::atomic::AtomicUsize;
 
+use std::path::Path;
+
 use proptest::prelude::*;
 
 use super::account::Money;
@@ -587,4 +589,298 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(run_steps(steps))?;
     }
+}
+
+/// A directory for ledgers the tests damage: in memory (`/dev/shm`) where
+/// there is one, since every open syncs.
+fn scratch(name: &str) -> TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = shm.join(format!("gauntlet-ledger-{}-{n}-{name}", std::process::id()));
+        if std::fs::create_dir_all(&path).is_ok() {
+            return TempDir(path);
+        }
+    }
+    TempDir::new(name)
+}
+
+#[tokio::test]
+async fn an_empty_or_foreign_file_is_an_error_never_a_fresh_ledger() {
+    let dir = TempDir::new("empty");
+    std::fs::write(dir.file(), b"").unwrap();
+    let empty = Ledger::open(&dir.file()).unwrap_err();
+    assert!(matches!(empty, LedgerError::Empty { .. }), "{empty}");
+    assert!(empty.to_string().contains("ledger.redb"), "{empty}");
+    assert_eq!(
+        std::fs::metadata(dir.file()).unwrap().len(),
+        0,
+        "the empty file is left alone"
+    );
+
+    std::fs::write(dir.file(), b"hello, I am a text file and not a ledger at all").unwrap();
+    let foreign = Ledger::open(&dir.file()).unwrap_err();
+    assert!(matches!(foreign, LedgerError::Damaged { .. }), "{foreign}");
+
+    // A ledger's log without the ledger: the ledger was removed, not never made.
+    let dir = TempDir::new("orphan");
+    Ledger::open(&dir.file()).unwrap().close().await.unwrap();
+    std::fs::remove_file(dir.file()).unwrap();
+    let orphan = Ledger::open(&dir.file()).unwrap_err();
+    assert!(matches!(orphan, LedgerError::OrphanLog { .. }), "{orphan}");
+}
+
+#[tokio::test]
+async fn a_creation_cut_short_leaves_no_ledger_and_the_next_start_creates_one() {
+    let dir = TempDir::new("cut");
+    // What a kill during creation can leave: a half-written ledger and log
+    // beside their places, never at them.
+    let mut new = dir.file().into_os_string();
+    new.push(".new");
+    std::fs::write(&new, b"half a redb file").unwrap();
+    std::fs::write(format!("{}.wal.new", dir.file().display()), b"half a log").unwrap();
+    let ledger = Ledger::open(&dir.file()).unwrap();
+    ledger.create_account("sk-a", "alice", p(5)).await.unwrap();
+    ledger.close().await.unwrap();
+    assert_eq!(
+        Ledger::open(&dir.file()).unwrap().balance("sk-a").unwrap().credits,
+        p(5)
+    );
+    assert!(!Path::new(&new).exists());
+}
+
+#[tokio::test]
+async fn a_missing_log_is_an_error_unless_the_ledger_was_closed_cleanly() {
+    let dir = TempDir::new("missing-log");
+    let ledger = Ledger::open(&dir.file()).unwrap();
+    ledger.create_account("sk-a", "alice", p(5)).await.unwrap();
+    ledger.close().await.unwrap();
+    std::fs::remove_file(wal_path(&dir.file())).unwrap();
+    let reopened = Ledger::open(&dir.file()).unwrap();
+    assert_eq!(reopened.balance("sk-a").unwrap().credits, p(5));
+    // Open and not closed (as after a crash): the log is needed.
+    let crashed = scratch("crashed");
+    std::fs::copy(dir.file(), crashed.file()).unwrap();
+    reopened.close().await.unwrap();
+    let missing = Ledger::open(&crashed.file()).unwrap_err();
+    assert!(matches!(missing, LedgerError::MissingLog { .. }), "{missing}");
+}
+
+/// Copies a running ledger's file and log, as a crash would leave them.
+fn crash_image(from: &Path, to: &TempDir) {
+    std::fs::copy(from, to.file()).unwrap();
+    std::fs::copy(wal_path(from), wal_path(&to.file())).unwrap();
+}
+
+#[tokio::test]
+async fn a_crash_loses_nothing_that_was_acknowledged_and_the_log_replays_once() {
+    let dir = TempDir::new("crash");
+    let ledger = Ledger::open(&dir.file()).unwrap();
+    ledger
+        .create_key(
+            "sk-a",
+            KeySettings {
+                label: "alice".into(),
+                rpm: Some(60),
+                ..KeySettings::default()
+            },
+            p(1_000),
+        )
+        .await
+        .unwrap();
+    for i in 0..50 {
+        ledger
+            .settle(ledger.reserve("sk-a", p(10)).unwrap(), record(&format!("gen-{i}"), 3))
+            .await
+            .unwrap();
+    }
+    ledger.add_credits("sk-a", p(7)).await.unwrap();
+    ledger
+        .update_settings("sk-a", KeySettings::labelled("renamed"))
+        .await
+        .unwrap();
+    let image = scratch("crash-image");
+    crash_image(&dir.file(), &image);
+    ledger.close().await.unwrap();
+
+    for _ in 0..2 {
+        let recovered = Ledger::open(&image.file()).unwrap();
+        let balance = recovered.balance("sk-a").unwrap();
+        assert_eq!((balance.credits, balance.spent), (p(1_007), p(150)));
+        assert_eq!(recovered.settings("sk-a").unwrap().label, "renamed");
+        assert_eq!(recovered.settlement("gen-49").unwrap().charged, p(3));
+        assert!(recovered.generation("gen-0").is_some());
+        // A replayed settle of a recovered generation charges nothing.
+        let replay = recovered
+            .settle(recovered.reserve("sk-a", p(10)).unwrap(), record("gen-7", 3))
+            .await
+            .unwrap();
+        assert!(replay.replayed);
+        recovered.close().await.unwrap();
+    }
+    let report = Ledger::check(&image.file()).unwrap();
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(report.generations, 50);
+}
+
+#[tokio::test]
+async fn generation_records_are_served_from_the_file_with_a_bounded_cache() {
+    let dir = scratch("bounded");
+    let ledger = Ledger::open(&dir.file()).unwrap();
+    ledger.create_account("sk-a", "alice", p(1 << 40)).await.unwrap();
+    let n = super::generations::CACHE_LIMIT + 500;
+    for i in 0..n {
+        ledger
+            .settle(ledger.reserve("sk-a", p(10)).unwrap(), record(&format!("gen-{i}"), 1))
+            .await
+            .unwrap();
+    }
+    // Every record is there, the oldest from the file, and held in memory
+    // are at most the cache and what the writer has not applied yet.
+    for i in [0, 1, n / 2, n - 1] {
+        assert_eq!(ledger.generation(&format!("gen-{i}")).unwrap().id, format!("gen-{i}"));
+    }
+    assert!(
+        ledger
+            .settle(ledger.reserve("sk-a", p(10)).unwrap(), record("gen-0", 1))
+            .await
+            .unwrap()
+            .replayed
+    );
+    assert!(ledger.inner.generations.held() <= super::generations::CACHE_LIMIT + MAX_BATCH);
+    ledger.close().await.unwrap();
+
+    let memory = Ledger::in_memory();
+    memory.create_account("sk-a", "alice", p(1 << 40)).await.unwrap();
+    for i in 0..super::generations::MEMORY_LIMIT + 10 {
+        memory
+            .settle(memory.reserve("sk-a", p(10)).unwrap(), record(&format!("gen-{i}"), 1))
+            .await
+            .unwrap();
+    }
+    assert_eq!(memory.inner.generations.held(), super::generations::MEMORY_LIMIT);
+    assert!(memory.generation("gen-0").is_none(), "the oldest is forgotten");
+    assert!(
+        memory
+            .generation(&format!("gen-{}", super::generations::MEMORY_LIMIT + 9))
+            .is_some()
+    );
+}
+
+/// Everything a ledger says about money: each account's balance and each
+/// generation's settlement.
+fn money_of(ledger: &Ledger, keys: &[&str], ids: &[String]) -> Vec<String> {
+    let mut seen: Vec<String> = keys
+        .iter()
+        .map(|key| format!("{key}: {:?}", ledger.balance(key)))
+        .collect();
+    seen.extend(ids.iter().map(|id| format!("{id}: {:?}", ledger.settlement(id))));
+    seen
+}
+
+/// A small deterministic generator for the flips (xorshift64*).
+struct Flips(u64);
+
+impl Flips {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_flips_never_panic_and_every_changed_balance_or_charge_is_caught() {
+    const ROUNDS: usize = 160;
+    let dir = scratch("flips");
+    let keys = ["sk-flip-a", "sk-flip-b", "sk-flip-c"];
+    let ledger = Ledger::open(&dir.file()).unwrap();
+    for (i, key) in keys.iter().enumerate() {
+        ledger
+            .create_account(key, &format!("label {i}"), p(1_000_000))
+            .await
+            .unwrap();
+    }
+    let mut ids = Vec::new();
+    for i in 0..120 {
+        let key = keys[i % keys.len()];
+        let id = format!("gen-flip-{i}");
+        ledger
+            .settle(ledger.reserve(key, p(5_000)).unwrap(), record(&id, 1_000 + i as i64))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    ledger.add_credits("sk-flip-b", p(77)).await.unwrap();
+    let truth = money_of(&ledger, &keys, &ids);
+    ledger.close().await.unwrap();
+    let original = std::fs::read(dir.file()).unwrap();
+    // Where rows live, so that many flips land on them rather than on free space.
+    let hot: Vec<usize> = original
+        .windows(5)
+        .enumerate()
+        .filter(|(_, w)| *w == b"sk-fl" || *w == b"gen-f")
+        .map(|(at, _)| at)
+        .collect();
+    assert!(!hot.is_empty());
+
+    let (mut refused, mut opened, mut panics, mut undetected) = (0, 0, 0, Vec::new());
+    let mut flips = Flips(0x9e37_79b9_7f4a_7c15);
+    for round in 0..ROUNDS {
+        let mut bytes = original.clone();
+        let mut changed = Vec::new();
+        for _ in 0..1 + flips.below(3) {
+            let at = if round % 2 == 0 {
+                (hot[flips.below(hot.len())] + flips.below(160)).saturating_sub(60)
+            } else {
+                flips.below(bytes.len())
+            }
+            .min(bytes.len() - 1);
+            bytes[at] ^= 1 << flips.below(8);
+            changed.push(at);
+        }
+        let copy = scratch("flip");
+        std::fs::write(copy.file(), &bytes).unwrap();
+        std::fs::copy(wal_path(&dir.file()), wal_path(&copy.file())).unwrap();
+        let file = copy.file();
+        match std::panic::catch_unwind(|| Ledger::open(&file)) {
+            Err(_) => panics += 1,
+            Ok(Err(_)) => refused += 1,
+            Ok(Ok(reopened)) => {
+                opened += 1;
+                let seen = money_of(&reopened, &keys, &ids);
+                if seen != truth {
+                    undetected.push((
+                        changed.clone(),
+                        seen.iter()
+                            .zip(&truth)
+                            .filter(|(a, b)| a != b)
+                            .map(|(a, _)| a.clone())
+                            .collect::<Vec<_>>(),
+                    ));
+                }
+                reopened.close().await.unwrap();
+            }
+        }
+        let file = copy.file();
+        if std::panic::catch_unwind(|| Ledger::check(&file)).is_err() {
+            panics += 1;
+        }
+    }
+    eprintln!("{ROUNDS} damaged copies: {refused} refused, {opened} opened unchanged, {panics} panics");
+    assert_eq!(panics, 0);
+    assert!(
+        undetected.is_empty(),
+        "flips that changed money unnoticed: {undetected:?}"
+    );
+    assert!(
+        refused > ROUNDS / 4,
+        "most flips on rows are caught: {refused} of {ROUNDS}"
+    );
 }

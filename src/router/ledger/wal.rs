@@ -9,7 +9,8 @@
 //! len u32 | crc u32 | epoch u64 | group u64 | seq u64 | operation (len bytes)
 //! ```
 //!
-//! little-endian, the CRC over everything after it. The writer appends one
+//! little-endian, the CRC over everything after it, each record padded with
+//! zeros to a multiple of 8 bytes. The writer appends one
 //! group of records with one write and one `fdatasync`; `group` is the first
 //! sequence number of the record's group. After the redb file has been made
 //! durable up to some sequence number (a checkpoint), the log is reset by
@@ -138,8 +139,14 @@ fn record_at(bytes: &[u8], at: usize, epoch: u64) -> Option<(u64, u64, &[u8], us
     let len = usize::try_from(u32_at(head, 0)).ok().filter(|&len| len <= MAX_RECORD)?;
     let end = at.checked_add(RECORD_HEAD)?.checked_add(len)?;
     let body = bytes.get(at + 8..end)?;
-    (crc32fast::hash(body) == u32_at(head, 4))
-        .then(|| (u64_at(head, 16), u64_at(head, 24), &bytes[at + RECORD_HEAD..end], end))
+    (crc32fast::hash(body) == u32_at(head, 4)).then(|| {
+        (
+            u64_at(head, 16),
+            u64_at(head, 24),
+            &bytes[at + RECORD_HEAD..end],
+            end.next_multiple_of(8),
+        )
+    })
 }
 
 /// Appends one record to a group being built.
@@ -154,6 +161,7 @@ pub(super) fn push_record(out: &mut Vec<u8>, epoch: u64, group: u64, seq: u64, e
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32fast::hash(&out[start + 8..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    out.resize(out.len().next_multiple_of(8), 0);
 }
 
 /// Writes `len` zero bytes from `at`.
@@ -329,8 +337,8 @@ fn scan(bytes: &[u8], epoch: u64, first_seq: u64) -> Result<Vec<Record>, (usize,
     }
     let next = next.unwrap_or(first_seq);
     // The break is the end of the log unless a record of a later group than
-    // the one that was being written follows it.
-    for later in at + 1..bytes.len().saturating_sub(RECORD_HEAD) {
+    // the one that was being written follows it. Records start at multiples of 8.
+    for later in (at + 8..bytes.len().saturating_sub(RECORD_HEAD)).step_by(8) {
         if let Some((group, seq, _, _)) = record_at(bytes, later, epoch)
             && group > next
             && seq >= next

@@ -9,6 +9,9 @@
 //! byok-fee-bps = 500                  # BYOK fee, in basis points of the normal cost
 //! keep-alive-ms = 1000                # `: PROCESSING` comments while waiting for a token
 //! max-body-bytes = 1048576
+//! header-timeout-ms = 10000           # a request head must arrive within this (idle keep-alive too)
+//! body-timeout-ms = 10000             # the whole body, from its head; else 408 and the connection closes
+//! max-connections = 10000             # served at once; more wait in the listen backlog
 //! clock = { start = "2026-01-10", speed = 86400 }   # warp: one day per second
 //!
 //! [[router.providers]]
@@ -50,6 +53,10 @@
 //! cooldown-after = 3                  # 429s in a row that cool a provider down
 //! cooldown-ms = 10000
 //! ```
+//!
+//! `header-timeout-ms` and `body-timeout-ms` take 100 to 600000 (default
+//! 10 s each) and `max-connections` 1 to 1000000 (default 10000); what they
+//! guarantee against slow clients is on [`ConnectionLimits`].
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -131,6 +138,9 @@ pub struct RawRouter {
     pub byok_fee_bps: Option<u32>,
     pub keep_alive_ms: Option<u64>,
     pub max_body_bytes: Option<usize>,
+    pub header_timeout_ms: Option<u64>,
+    pub body_timeout_ms: Option<u64>,
+    pub max_connections: Option<u32>,
     pub clock: Option<RawClock>,
     pub free: Option<RawFree>,
     pub retry: Option<RawRetry>,
@@ -372,6 +382,8 @@ pub struct RouterConfig {
     pub byok_fee_bps: u32,
     pub keep_alive: Duration,
     pub max_body_bytes: usize,
+    /// Slow and idle clients: the read timeouts and the connection bound.
+    pub connections: ConnectionLimits,
     pub clock: ClockConfig,
     pub free: FreeLimits,
     pub retry: RetryPolicy,
@@ -443,6 +455,7 @@ impl RawRouter {
                 format!("must be at least 1024, got {max_body_bytes}"),
             ));
         }
+        let connections = self.validate_connections(at)?;
         let clock = match &self.clock {
             None => ClockConfig {
                 start: None,
@@ -465,6 +478,7 @@ impl RawRouter {
             byok_fee_bps,
             keep_alive: self.keep_alive_ms.map_or(DEFAULT_KEEP_ALIVE, Duration::from_millis),
             max_body_bytes,
+            connections,
             clock,
             free,
             retry: self
@@ -725,6 +739,92 @@ impl RawModel {
     }
 }
 
+/// How the router defends itself against slow and idle clients (see
+/// `serve`): a request must arrive within two timeouts, and connections are
+/// served up to a bound.
+///
+/// - `header_timeout` bounds the time from the start of a request's head
+///   (or of the wait for the next request on a kept-alive connection) until
+///   the head is whole; past it the connection is closed without an answer
+///   (hyper's `header_read_timeout`). An idle keep-alive connection is
+///   therefore closed after it too.
+/// - `body_timeout` bounds the time from a whole head until the whole body:
+///   a deadline, not an idle timeout, so a client trickling a byte at a
+///   time gains nothing. Past it the router answers 408 with an
+///   OpenAI-shaped error and closes the connection. It covers reading the
+///   request only, never the answer: a stream may last as long as it lasts.
+/// - `max_connections` bounds the connections served at once. At the bound
+///   the router stops accepting; new connections wait in the listen backlog
+///   (the kernel refuses them once that is full) and are accepted in order
+///   as served ones close. A client that sends nothing holds a slot for at
+///   most the larger timeout, so behind `n` such connections a newcomer is
+///   accepted within about ⌈n / max_connections⌉ × that timeout. It should
+///   stay below the process's open-file limit less the upstream connections;
+///   when accepting fails for want of descriptors (EMFILE) the router waits
+///   for one of its connections to close (or 50 ms) and tries again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+}
+
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Above the 8192 requests in flight of the largest committed capacity sweep.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
+/// The range of `header-timeout-ms` and `body-timeout-ms`: 100 ms to 10 minutes.
+pub const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=600_000;
+/// The range of `max-connections`.
+pub const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<u32> = 1..=1_000_000;
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS as usize,
+        }
+    }
+}
+
+impl RawRouter {
+    /// `header-timeout-ms`, `body-timeout-ms` and `max-connections`.
+    fn validate_connections(&self, at: &str) -> Result<ConnectionLimits, ConfigError> {
+        let timeout = |field: &str, value: Option<u64>, default: Duration| match value {
+            None => Ok(default),
+            Some(ms) if TIMEOUT_MS_RANGE.contains(&ms) => Ok(Duration::from_millis(ms)),
+            Some(ms) => Err(err(
+                format!("{at}.{field}"),
+                format!(
+                    "must be from {} to {} (ms), got {ms}",
+                    TIMEOUT_MS_RANGE.start(),
+                    TIMEOUT_MS_RANGE.end()
+                ),
+            )),
+        };
+        let max_connections = match self.max_connections {
+            None => DEFAULT_MAX_CONNECTIONS,
+            Some(n) if MAX_CONNECTIONS_RANGE.contains(&n) => n,
+            Some(n) => {
+                return Err(err(
+                    format!("{at}.max-connections"),
+                    format!(
+                        "must be from {} to {}, got {n}",
+                        MAX_CONNECTIONS_RANGE.start(),
+                        MAX_CONNECTIONS_RANGE.end()
+                    ),
+                ));
+            }
+        };
+        Ok(ConnectionLimits {
+            header_timeout: timeout("header-timeout-ms", self.header_timeout_ms, DEFAULT_HEADER_TIMEOUT)?,
+            body_timeout: timeout("body-timeout-ms", self.body_timeout_ms, DEFAULT_BODY_TIMEOUT)?,
+            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        })
+    }
+}
+
 /// A file with a `[router]` table (a scenario or a router config).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RawRouterFile {
@@ -821,6 +921,32 @@ api-key = "k"
         for bad in ["1", "0.5", "-2", "nan", "inf"] {
             let e = retry(&format!("factor = {bad}\n")).unwrap_err();
             assert_eq!(e.path, "router.retry.factor", "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_default_and_are_checked_against_their_ranges() {
+        let limits = |extra: &str| parse(&format!("[router]\n{extra}")).map(|c| c.connections);
+        assert_eq!(limits("").unwrap(), ConnectionLimits::default());
+        assert_eq!(
+            limits("header-timeout-ms = 100\nbody-timeout-ms = 600000\nmax-connections = 1\n").unwrap(),
+            ConnectionLimits {
+                header_timeout: Duration::from_millis(100),
+                body_timeout: Duration::from_secs(600),
+                max_connections: 1,
+            }
+        );
+        for (extra, path, value) in [
+            ("header-timeout-ms = 99", "router.header-timeout-ms", "99"),
+            ("header-timeout-ms = 600001", "router.header-timeout-ms", "600001"),
+            ("body-timeout-ms = 0", "router.body-timeout-ms", "0"),
+            ("body-timeout-ms = 99", "router.body-timeout-ms", "99"),
+            ("max-connections = 0", "router.max-connections", "0"),
+            ("max-connections = 1000001", "router.max-connections", "1000001"),
+        ] {
+            let e = limits(&format!("{extra}\n")).unwrap_err();
+            assert_eq!(e.path, path, "{extra}: {e}");
+            assert!(e.message.ends_with(&format!("got {value}")), "{extra}: {e}");
         }
     }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -50,6 +50,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The request body did not arrive in time; the connection is closed.
+    #[error("the request body did not arrive within {} ms", .after.as_millis())]
+    RequestTimeout { after: Duration },
 }
 
 impl ApiError {
@@ -68,6 +71,7 @@ impl ApiError {
             ApiError::Upstream { status, .. } => StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -89,6 +93,7 @@ impl ApiError {
             ApiError::Upstream { .. } => "upstream_error",
             ApiError::Conflict(_) => "conflict_error",
             ApiError::Internal(_) => "server_error",
+            ApiError::RequestTimeout { .. } => "timeout_error",
         }
     }
 
@@ -132,6 +137,9 @@ impl ApiError {
         }
         if let ApiError::Limited(Refusal { rate: Some(rate), .. }) = self {
             rate_headers(headers, rate);
+        }
+        if let ApiError::RequestTimeout { .. } = self {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
@@ -208,5 +216,20 @@ mod tests {
         assert_eq!(response.headers()[RETRY_AFTER], "2");
         assert_eq!(response.headers()["x-ratelimit-limit"], "60");
         assert_eq!(response.headers()["x-ratelimit-remaining"], "0");
+    }
+
+    #[test]
+    fn a_request_timeout_is_408_and_closes_the_connection() {
+        let e = ApiError::RequestTimeout {
+            after: Duration::from_secs(10),
+        };
+        let response: Response<Full<Bytes>> = e.response();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(response.headers()[http::header::CONNECTION], "close");
+        assert_eq!(e.body()["error"]["code"], 408);
+        assert_eq!(
+            e.body()["error"]["message"],
+            "the request body did not arrive within 10000 ms"
+        );
     }
 }

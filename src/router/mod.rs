@@ -6,6 +6,7 @@
 //! - [`body`]: the body of every response, whole or streamed.
 //! - [`chat`]: a chat completion from request to settled charge.
 //! - [`config`]: the `[router]` table, raw and validated.
+//! - [`conn`]: slow and idle clients: the body deadline, the connection bound.
 //! - [`defects`]: deliberate misbehaviour, test-only, for proving checks.
 //! - [`catalog`]: models, prices, routes and the deprecation lifecycle.
 //! - [`error`]: errors with their status and OpenAI-shaped bodies.
@@ -26,6 +27,7 @@ pub mod catalog;
 pub mod chat;
 pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod defects;
 pub mod error;
 pub mod keys;

@@ -20,6 +20,7 @@ pub use super::body::RouterBody;
 use super::catalog::Resolution;
 use super::clock::CalendarClock;
 use super::config::{KeyConfig, RawDecimal, RouterConfig};
+use super::conn::{AcceptErrors, BodyTimeout, DeadlineBody, Slots, widen_backlog};
 use super::error::ApiError;
 use super::keys::{differences, key_config, key_problem, label_problem, settings_of};
 use super::ledger::{KeySettings, Ledger, LedgerError, StoredByok};
@@ -533,7 +534,10 @@ where
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge { limit }),
-        Err(e) => Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
+        Err(e) => match e.downcast_ref::<BodyTimeout>() {
+            Some(&BodyTimeout(after)) => Err(ApiError::RequestTimeout { after }),
+            None => Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
+        },
     }
 }
 
@@ -559,36 +563,58 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves the router on `listener` until `shutdown` resolves, then lets open
 /// connections finish for a few seconds.
+///
+/// Slow clients are held to the config's
+/// [`ConnectionLimits`](super::config::ConnectionLimits): a request head
+/// must arrive within the header timeout (hyper closes the connection
+/// otherwise, an idle keep-alive one included), its body within the body
+/// timeout of the head (408, and the connection closes), and at most
+/// `max_connections` are served at once, the rest waiting in the listen
+/// backlog.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: impl std::future::Future<Output = ()>) {
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
 
+    let limits = router.config().connections;
+    widen_backlog(&listener);
+    let slots = Slots::new(limits.max_connections);
+    let mut accept_errors = AcceptErrors::default();
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).keep_alive(true);
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(limits.header_timeout);
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+        let (slot, stream) = tokio::select! {
+            accepted = async {
+                let slot = slots.take().await?;
+                Some((slot, listener.accept().await))
+            } => match accepted {
+                Some((slot, Ok((stream, _)))) => (slot, stream),
+                Some((slot, Err(e))) => {
+                    drop(slot);
+                    accept_errors.wait(&e, &slots).await;
                     continue;
                 }
+                None => break,
             },
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |req: Request<hyper::body::Incoming>| {
             let router = router.clone();
+            let req = req.map(|body| DeadlineBody::new(body, limits.body_timeout));
             async move { Ok::<_, Infallible>(router.handle(req).await) }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _ = conn.await;
+            drop(slot);
         });
     }
     drop(listener);

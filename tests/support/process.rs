@@ -93,20 +93,21 @@ pub struct Process {
 impl Process {
     /// Starts `gauntlet SUBCOMMAND ARGS` with stdout and stderr piped.
     pub fn start(subcommand: &str, args: &[&str]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-            .arg(subcommand)
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gauntlet"));
+        command.arg(subcommand).args(args);
+        Self::spawn(command, format!("gauntlet {subcommand} {args:?}"))
+    }
+
+    /// Starts `command` (described as `what`) with stdout and stderr piped.
+    fn spawn(mut command: Command, what: String) -> Process {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start the gauntlet binary");
         let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        Process {
-            child,
-            stdout,
-            what: format!("gauntlet {subcommand} {args:?}"),
-        }
+        Process { child, stdout, what }
     }
 
     /// The next line of stdout; if the process ended instead, fails the
@@ -210,7 +211,27 @@ impl RouterProcess {
     /// Starts `gauntlet router ARGS` and reads its stdout up to the
     /// `router listening on http://ADDR ...` line.
     pub fn start(args: &[&str]) -> RouterProcess {
-        let mut process = Process::start("router", args);
+        Self::listening(Process::start("router", args))
+    }
+
+    /// [`RouterProcess::start`] with the router's limit on open files
+    /// lowered to `open_files` (`ulimit -n` in a shell that then becomes
+    /// the router).
+    pub fn start_with_open_files(open_files: u32, args: &[&str]) -> RouterProcess {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {open_files} && exec \"$0\" router \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_gauntlet"))
+            .args(args);
+        Self::listening(Process::spawn(
+            command,
+            format!("gauntlet router {args:?} with {open_files} open files"),
+        ))
+    }
+
+    /// Reads `process`'s stdout up to its `router listening on` line.
+    fn listening(mut process: Process) -> RouterProcess {
         let line = process.line("listening");
         let url = line
             .strip_prefix("router listening on ")

@@ -259,8 +259,14 @@ pub struct BaselineArgs {
 #[derive(Debug, Args)]
 pub struct RouterArgs {
     /// A TOML file with a [router] table (scenarios/demo.toml has one).
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "check_ledger")]
+    pub config: Option<PathBuf>,
+
+    /// Check the ledger FILE offline instead of serving, without changing
+    /// it: every row, every account's spent against its generations, the
+    /// write-ahead log. Prints each account; exits 0 if it adds up, 3 if not.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "listen"])]
+    pub check_ledger: Option<PathBuf>,
 
     /// Listen here instead of the file's `listen` (port 0 picks a free port).
     #[arg(long, value_name = "ADDR")]

@@ -17,45 +17,62 @@
 //!
 //! # Durability
 //!
-//! [`Ledger::open`] keeps the ledger in a [redb] file with two tables:
-//! `accounts` (key → credits, spent, label) and `generations` (generation id →
-//! charged, uncollected, JSON of the [`GenerationRecord`]). Everything is read
-//! into memory at open; from then on `reserve`, `balance` and `generation`
-//! never touch the disk, and reservations are never written at all (a restart
-//! forgets requests in flight, which were not charged).
+//! [`Ledger::open`] keeps the ledger in a [redb] file (format [`FORMAT`])
+//! with three tables: `meta`, `accounts` (key → credits, spent and the key's
+//! [`KeySettings`]) and `generations` (generation id → charged, uncollected,
+//! the key charged and the JSON of the [`GenerationRecord`]); every row
+//! carries a CRC-32 of its key and value. Accounts are read into memory at
+//! open; generation records are read from the file when asked for, behind a
+//! bounded cache, so memory does not grow with the requests served.
+//! Reservations are never written (a restart forgets requests in flight,
+//! which were not charged).
 //!
-//! Writes (account creation, credits, settled charges) are applied to memory
-//! first, then queued for one writer thread that owns the `redb::Database`.
-//! The writer does group commit: it takes everything queued while its previous
-//! commit ran (at most [`MAX_BATCH`] operations), applies it in one write
-//! transaction, commits it with redb's default immediate durability (fsync),
-//! and then publishes the sequence number of the last operation committed.
-//! Each caller waits for its own sequence number, so `settle` and
-//! `add_credits` return only once their change is on disk: a client told a
-//! cost is never told about a charge that a crash could lose, and since the
-//! `generations` table is written in the same transaction as the charge, a
-//! replayed settle after a restart is recognised and charges nothing twice.
-//! Operations are committed in queue order, so a settle that is durable
+//! Writes (accounts, settings, credits, settled charges) are applied to
+//! memory first, then queued for one writer thread. The writer takes
+//! everything queued while it was busy (at most [`MAX_BATCH`] operations),
+//! appends it to the write-ahead log beside the file (`<ledger>.wal`, see
+//! `wal`) with one `write` and one `fdatasync`, and then publishes the
+//! sequence number of the last operation: each caller waits for its own, so
+//! `settle` and `add_credits` return only once their change is on disk, and a
+//! client told a cost is never told about a charge that a crash could lose.
+//! Only then does the writer apply the group to the redb file, without
+//! syncing it; every few seconds (or megabytes of log) it checkpoints: one
+//! synced redb commit, then the log starts afresh. Opening replays the log's
+//! records after the file's last checkpoint, so nothing acknowledged is lost
+//! and nothing is applied twice (a generation the file has is not charged
+//! again). Operations are logged in queue order, so a settle that is durable
 //! implies the credits and account it relied on are durable too.
 //!
-//! If a commit fails the ledger *fails*: redb documents that a failed commit
-//! may or may not have reached the disk and that the database then refuses
-//! further writes, so the in-memory state is not rolled back (it cannot know
-//! which way to roll). Every caller still waiting gets [`LedgerError::Failed`],
-//! and every later `reserve`, `settle`, `add_credits` or account creation is
-//! refused with the same error, so the router stops admitting paid requests.
-//! Reopening the file recovers the truth from disk.
+//! Opening never starts afresh over an existing file. A new ledger is
+//! created only where no file is, atomically (written beside its place and
+//! renamed). An empty, foreign or damaged file, a log that does not belong to
+//! the file, a row whose checksum fails, or an account whose spent is not the
+//! sum of its generations' charges is an error naming the file and what is
+//! wrong. redb checks every page's checksum at open, and a panic inside redb
+//! on a damaged file becomes an error too. [`Ledger::check`] (`gauntlet
+//! router --check-ledger FILE`) does all of this on a copy and reports every
+//! account and every problem.
+//!
+//! If a log write or a commit fails the ledger *fails*: the in-memory state
+//! is not rolled back (it cannot know which way to roll). Every caller still
+//! waiting gets [`LedgerError::Failed`], and every later `reserve`, `settle`,
+//! `add_credits` or account change is refused with the same error, so the
+//! router stops admitting paid requests. Reopening the file recovers the
+//! truth from disk.
 //!
 //! Dropping the last [`Ledger`] handle lets the writer commit what is queued
-//! and stop; [`Ledger::close`] does the same and waits until the file is
-//! closed. [`Ledger::in_memory`] has no store at all, for benchmarks: no
-//! writer, no queue, no sequence numbers, and a settle that never waits.
+//! and stop; [`Ledger::close`] does the same, checkpoints, and waits until
+//! the file is closed. [`Ledger::in_memory`] has no store at all, for
+//! benchmarks and tests: no writer, no queue, a settle that never waits, and
+//! only the last 50,000 generation records kept.
 //!
 //! # Layout
 //!
-//! - `account`: accounts, their money and the reservations held on it.
-//! - `generations`: the index of settled generations by id.
-//! - `store`: the redb file, the write queue and the group-committing writer.
+//! - `account`: accounts, their money, settings and reservations.
+//! - `generations`: settled generations by id, bounded in memory.
+//! - `store`: the redb file, the checks at open, the queue and the writer.
+//! - `wal`: the write-ahead log.
+//! - `codec`: rows and log records as bytes, with their checksums.
 
 mod account;
 mod codec;

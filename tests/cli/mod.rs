@@ -400,3 +400,59 @@ fn export_config_writes_where_it_is_told_and_says_what_stands_in_its_way() {
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(run.stderr.contains("the scenario has no [router] table"), "{run:?}");
 }
+
+#[tokio::test]
+async fn check_ledger_reports_a_sound_ledger_and_refuses_a_damaged_one_with_exit_3() {
+    use gauntlet::router::ledger::{GenerationRecord, Ledger};
+    use gauntlet::router::pricing::Picodollars;
+
+    let dir = TempDir::new("check-ledger");
+    let path = dir.join("ledger.redb");
+    let ledger = Ledger::open(&path).unwrap();
+    ledger
+        .create_account("sk-alice", "alice", Picodollars(10_000))
+        .await
+        .unwrap();
+    let record = GenerationRecord {
+        id: "gen-1".into(),
+        total_cost: Picodollars(1_234),
+        ..GenerationRecord::default()
+    };
+    let reservation = ledger.reserve("sk-alice", Picodollars(2_000)).unwrap();
+    ledger.settle(reservation, record).await.unwrap();
+    ledger.close().await.unwrap();
+    let file = path.to_str().unwrap();
+
+    let sound = gauntlet(&["router", "--check-ledger", file]);
+    assert_eq!(sound.code, Some(0), "{sound:?}");
+    assert!(sound.stdout.contains("1 accounts, 1 generations"), "{}", sound.stdout);
+    assert!(
+        sound.stdout.contains("sk-alice") && sound.stdout.contains("ok:"),
+        "{}",
+        sound.stdout
+    );
+
+    // An empty file at the ledger's place: refused by the check and by the router.
+    let empty = dir.write("empty.redb", "");
+    let router_toml = dir.write(
+        "router.toml",
+        &format!(
+            "[router]\nlisten = \"127.0.0.1:0\"\nledger-path = \"{}\"\n",
+            empty.display()
+        ),
+    );
+    for args in [
+        vec!["router", "--check-ledger", empty.to_str().unwrap()],
+        vec!["router", "--config", router_toml.to_str().unwrap()],
+    ] {
+        let refused = gauntlet(&args);
+        assert_eq!(refused.code, Some(3), "{args:?}: {refused:?}");
+        assert!(
+            refused.stderr.contains("empty.redb") && refused.stderr.contains("empty file"),
+            "{args:?}: {}",
+            refused.stderr
+        );
+        assert!(!refused.stderr.contains("panicked"), "{}", refused.stderr);
+    }
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "left as it was");
+}

@@ -884,3 +884,29 @@ async fn random_flips_never_panic_and_every_changed_balance_or_charge_is_caught(
         "most flips on rows are caught: {refused} of {ROUNDS}"
     );
 }
+
+#[tokio::test]
+async fn a_spent_that_is_not_the_sum_of_its_charges_is_refused_and_shown_by_the_check() {
+    let dir = TempDir::new("mismatch");
+    let ledger = Ledger::open(&dir.file()).unwrap();
+    ledger.create_account("sk-a", "alice", p(1_000)).await.unwrap();
+    ledger
+        .settle(ledger.reserve("sk-a", p(100)).unwrap(), record("gen-1", 40))
+        .await
+        .unwrap();
+    ledger.close().await.unwrap();
+    // A row rewritten with a valid checksum but a spent its charges do not make.
+    super::store::rewrite_account_for_test(&dir.file(), "sk-a", |credits, spent| (credits, spent + p(1)));
+
+    let refused = Ledger::open(&dir.file()).unwrap_err();
+    let message = refused.to_string();
+    assert!(matches!(refused, LedgerError::Inconsistent { .. }), "{message}");
+    assert!(
+        message.contains("sk-a") && message.contains("--check-ledger"),
+        "{message}"
+    );
+    let report = Ledger::check(&dir.file()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let account = &report.accounts[0];
+    assert_eq!((account.spent, account.charged, account.generations), (p(41), p(40), 1));
+}

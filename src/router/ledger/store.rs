@@ -24,10 +24,12 @@ pub const MAX_BATCH: usize = 1024;
 pub const FORMAT: u64 = 2;
 /// The redb page cache: the ledger reads little once open.
 const CACHE_BYTES: usize = 16 << 20;
-/// The log is checkpointed (the redb file made durable, the log reset) once
-/// it holds this much, or this long after the last checkpoint.
-const CHECKPOINT_BYTES: u64 = 3 << 20;
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+/// The applier checkpoints (makes the redb file durable) this long after
+/// its last checkpoint, or after [`CHECKPOINT_OPS`] operations.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+/// The writer starts the log afresh once it holds this much and every
+/// record of it is in a checkpoint.
+const RESET_BYTES: u64 = 2 << 20;
 
 /// `format`, `applied` (the last log sequence number applied), `wal-epoch`
 /// (the log's epoch after the last checkpoint) and `clean` (1 once closed cleanly).
@@ -404,7 +406,9 @@ fn open_store(path: &Path, depth: Depth) -> Result<Opened, LedgerError> {
     let (mut wal, records, epoch) = if wal_file.exists() {
         let (wal, scan) = Wal::open(&wal_file, meta.applied + 1).map_err(|source| LedgerError::Wal { source })?;
         match scan.epoch {
-            Some(epoch) if epoch == meta.wal_epoch => (wal, scan.records, epoch),
+            // The writer starts the log afresh (a later epoch) only once the
+            // file holds all of it, so its records follow the file's.
+            Some(epoch) if epoch >= meta.wal_epoch => (wal, scan.records, epoch),
             // A reset cut short: every record of the log is in the file already.
             Some(epoch) if epoch + 1 == meta.wal_epoch && scan.records.is_empty() => (wal, Vec::new(), meta.wal_epoch),
             None => (wal, Vec::new(), meta.wal_epoch),
@@ -443,7 +447,14 @@ fn open_store(path: &Path, depth: Depth) -> Result<Opened, LedgerError> {
         applied = last.seq;
         report.replayed = records.len();
     }
-    checkpoint(&db, &mut wal, applied, epoch, false).map_err(|f| LedgerError::Failed { cause: f })?;
+    // The file is durable with everything the log had; the log starts afresh.
+    let next_epoch = epoch + 1;
+    checkpoint(&db, applied, next_epoch, false).map_err(|cause| LedgerError::Failed { cause })?;
+    wal.reset(next_epoch).map_err(|source| LedgerError::Io {
+        path: wal.path().to_path_buf(),
+        during: "reset the write-ahead log of",
+        source,
+    })?;
     let accounts = guarded(path, "reading the accounts", || read_accounts(&db, path))?;
     Ok(Opened {
         db,
@@ -654,10 +665,9 @@ fn read_accounts(db: &Database, path: &Path) -> Result<HashMap<Arc<str>, Arc<Acc
     Ok(accounts)
 }
 
-/// Makes the file durable up to `applied` and starts the log afresh with
-/// the next epoch after `epoch`.
-fn checkpoint(db: &Database, wal: &mut Wal, applied: u64, epoch: u64, clean: bool) -> Result<(), StoreFailure> {
-    let next_epoch = epoch + 1;
+/// Makes the file durable up to `applied`, recording the log's epoch and
+/// whether the ledger was closed cleanly.
+fn checkpoint(db: &Database, applied: u64, epoch: u64, clean: bool) -> Result<(), StoreFailure> {
     let mut txn = db.begin_write().map_err(redb_failure("begin a checkpoint"))?;
     txn.set_durability(Durability::Immediate)
         .map_err(|e| StoreFailure::Durability(e.to_string()))?;
@@ -665,17 +675,13 @@ fn checkpoint(db: &Database, wal: &mut Wal, applied: u64, epoch: u64, clean: boo
         let mut meta = txn.open_table(META).map_err(redb_failure("open the meta table"))?;
         for (name, value) in [
             (META_APPLIED, applied),
-            (META_WAL_EPOCH, next_epoch),
+            (META_WAL_EPOCH, epoch),
             (META_CLEAN, u64::from(clean)),
         ] {
             meta.insert(name, value).map_err(redb_failure("write the meta table"))?;
         }
     }
-    txn.commit().map_err(redb_failure("commit a checkpoint"))?;
-    wal.reset(next_epoch).map_err(|source| StoreFailure::Log {
-        path: wal.path().to_path_buf(),
-        source: Arc::new(source),
-    })
+    txn.commit().map_err(redb_failure("commit a checkpoint"))
 }
 
 impl Ledger {
@@ -695,21 +701,7 @@ impl Ledger {
             committed: opened.applied,
             ..Progress::default()
         });
-        let mut writer = Writer {
-            db: Some(db),
-            wal: opened.wal,
-            shared: Arc::clone(&shared),
-            generations: Arc::clone(&generations),
-            progress,
-            clean: false,
-            applied: opened.applied,
-            last_checkpoint: Instant::now(),
-            group: Vec::new(),
-        };
-        std::thread::Builder::new()
-            .name("ledger-writer".into())
-            .spawn(move || writer.run())
-            .map_err(|source| LedgerError::Spawn { source })?;
+        Writer::spawn(db, opened.wal, opened.applied, &shared, &generations, progress)?;
         Ok(Ledger::with_state(opened.accounts, generations, shared, Some(durable)))
     }
 
@@ -735,10 +727,11 @@ impl Ledger {
             Ok(_) => {}
             Err(source) => return Err(io("read")(source)),
         }
+        static CHECKS: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "gauntlet-check-ledger-{}-{}",
             std::process::id(),
-            Instant::now().elapsed().as_nanos()
+            CHECKS.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).map_err(io("make a folder for a copy of"))?;
         let copy = dir.join("ledger.redb");
@@ -845,72 +838,156 @@ impl Ledger {
     }
 }
 
-/// The writer thread: owns the log and the database's writes.
+/// The writer thread: owns the log. It makes each group durable in the log,
+/// tells the waiters, and hands the group to the applier thread, which
+/// applies it to the file and checkpoints; so a group's `fdatasync` never
+/// waits for redb.
 struct Writer {
-    /// `None` once closed, in `drop`.
-    db: Option<Arc<Database>>,
     wal: Wal,
     shared: Arc<Shared>,
-    generations: Arc<Generations>,
     progress: watch::Sender<Progress>,
-    /// Stopped on purpose (queue closed and drained, or a commit failed).
+    /// Stopped on purpose (queue closed and drained, or a write failed).
     clean: bool,
-    /// The last sequence number applied to the file.
-    applied: u64,
-    last_checkpoint: Instant,
+    /// The last sequence number written to the log.
+    written: u64,
+    /// Groups for the applier; `None` once it was told to stop.
+    to_apply: Option<std::sync::mpsc::Sender<(Vec<Op>, u64)>>,
+    applier: Option<std::thread::JoinHandle<()>>,
+    /// What the applier has made durable in the file (its last checkpoint).
+    checkpointed: Arc<AtomicU64>,
+    /// The log's epoch, which the applier records at its checkpoints.
+    epoch: Arc<AtomicU64>,
     /// The group being written, reused.
     group: Vec<u8>,
 }
 
+/// The applier thread: applies logged groups to the file without syncing,
+/// and checkpoints (one synced commit) every [`CHECKPOINT_EVERY`] or
+/// [`CHECKPOINT_OPS`] operations.
+struct Applier {
+    db: Arc<Database>,
+    shared: Arc<Shared>,
+    generations: Arc<Generations>,
+    progress: watch::Sender<Progress>,
+    groups: std::sync::mpsc::Receiver<(Vec<Op>, u64)>,
+    checkpointed: Arc<AtomicU64>,
+    epoch: Arc<AtomicU64>,
+    applied: u64,
+}
+
+/// How long the applier gathers groups into one transaction.
+const APPLY_EVERY: Duration = Duration::from_millis(50);
+
+/// Operations after which the applier checkpoints even within [`CHECKPOINT_EVERY`].
+const CHECKPOINT_OPS: u64 = 65_536;
+
 impl Writer {
+    /// Starts the writer and its applier on an opened store.
+    fn spawn(
+        db: Arc<Database>,
+        wal: Wal,
+        applied: u64,
+        shared: &Arc<Shared>,
+        generations: &Arc<Generations>,
+        progress: watch::Sender<Progress>,
+    ) -> Result<(), LedgerError> {
+        let (to_apply, groups) = std::sync::mpsc::channel();
+        let checkpointed = Arc::new(AtomicU64::new(applied));
+        let epoch = Arc::new(AtomicU64::new(wal.epoch()));
+        let mut applier = Applier {
+            db,
+            shared: Arc::clone(shared),
+            generations: Arc::clone(generations),
+            progress: progress.clone(),
+            groups,
+            checkpointed: Arc::clone(&checkpointed),
+            epoch: Arc::clone(&epoch),
+            applied,
+        };
+        let applier = std::thread::Builder::new()
+            .name("ledger-applier".into())
+            .spawn(move || applier.run())
+            .map_err(|source| LedgerError::Spawn { source })?;
+        let mut writer = Writer {
+            wal,
+            shared: Arc::clone(shared),
+            progress,
+            clean: false,
+            written: applied,
+            to_apply: Some(to_apply),
+            applier: Some(applier),
+            checkpointed,
+            epoch,
+            group: Vec::new(),
+        };
+        std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|source| LedgerError::Spawn { source })?;
+        Ok(())
+    }
+
     fn run(&mut self) {
         while let Some((batch, last_seq)) = self.next_batch() {
-            if let Err(failure) = self.write(&batch, last_seq) {
-                self.fail(failure);
-                self.clean = true;
-                return;
+            if let Err(failure) = self.write(batch, last_seq) {
+                fail(&self.shared, &self.progress, failure);
+                break;
             }
         }
-        let epoch = self.wal.epoch();
-        let result = match &self.db {
-            Some(db) => checkpoint(db, &mut self.wal, self.applied, epoch, true),
-            None => Ok(()),
-        };
-        if let Err(failure) = result {
-            self.fail(failure);
+        // The applier applies what it was given, checkpoints and stops.
+        self.to_apply.take();
+        if let Some(applier) = self.applier.take()
+            && applier.join().is_err()
+        {
+            fail(&self.shared, &self.progress, StoreFailure::WriterStopped);
+        }
+        // Everything is in the file: the log starts afresh.
+        if self.checkpointed.load(Ordering::Acquire) == self.written
+            && self.progress.borrow().failure.is_none()
+            && let Err(source) = self.wal.reset(self.wal.epoch() + 1)
+        {
+            let failure = StoreFailure::Log {
+                path: self.wal.path().to_path_buf(),
+                source: Arc::new(source),
+            };
+            fail(&self.shared, &self.progress, failure);
         }
         self.clean = true;
     }
 
-    /// Makes a batch durable in the log, tells the waiters, then applies it
-    /// to the file and checkpoints when due.
-    fn write(&mut self, batch: &[Op], last_seq: u64) -> Result<(), StoreFailure> {
-        let Some(db) = self.db.clone() else {
-            return Err(StoreFailure::WriterStopped);
+    /// Makes a batch durable in the log, tells the waiters and hands it on.
+    fn write(&mut self, batch: Vec<Op>, last_seq: u64) -> Result<(), StoreFailure> {
+        let log_failure = |wal: &Wal, source: std::io::Error| StoreFailure::Log {
+            path: wal.path().to_path_buf(),
+            source: Arc::new(source),
         };
+        // Once everything in the log is in a checkpoint, the log can start afresh.
+        if self.wal.used() >= RESET_BYTES && self.checkpointed.load(Ordering::Acquire) == self.written {
+            let next = self.wal.epoch() + 1;
+            self.wal.reset(next).map_err(|e| log_failure(&self.wal, e))?;
+            self.epoch.store(next, Ordering::Release);
+        }
         let first = last_seq + 1 - batch.len() as u64;
         self.group.clear();
         let epoch = self.wal.epoch();
-        for (seq, op) in (first..).zip(batch) {
+        for (seq, op) in (first..).zip(&batch) {
             wal::push_record(&mut self.group, epoch, first, seq, |out| codec::encode_op(op, out));
         }
-        self.wal.append(&self.group).map_err(|source| StoreFailure::Log {
-            path: self.wal.path().to_path_buf(),
-            source: Arc::new(source),
-        })?;
+        self.wal.append(&self.group).map_err(|e| log_failure(&self.wal, e))?;
+        self.written = last_seq;
         self.shared.commits.fetch_add(1, Ordering::Relaxed);
         self.shared.persisted.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.progress.send_modify(|progress| progress.committed = last_seq);
-
-        apply(&db, batch, last_seq, Durability::None)?;
-        self.applied = last_seq;
-        self.generations.applied(batch);
-        if self.wal.used() >= CHECKPOINT_BYTES || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-            checkpoint(&db, &mut self.wal, self.applied, epoch, false)?;
-            self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
-            self.last_checkpoint = Instant::now();
+        match &self.to_apply {
+            Some(to_apply) if to_apply.send((batch, last_seq)).is_ok() => Ok(()),
+            // The applier stopped: it failed, and said why.
+            _ => Err(self
+                .progress
+                .borrow()
+                .failure
+                .clone()
+                .unwrap_or(StoreFailure::WriterStopped)),
         }
-        Ok(())
     }
 
     /// The next batch and the sequence number of its last operation, or
@@ -931,25 +1008,87 @@ impl Writer {
         let last_seq = queue.next_seq - 1 - queue.ops.len() as u64;
         Some((batch, last_seq))
     }
+}
 
-    /// Records the cause and marks the ledger failed before any waiter is
-    /// woken, so that a waiter told of the failure can no longer reserve
-    /// and anyone refused sees the cause.
-    fn fail(&self, failure: StoreFailure) {
-        self.progress.send_modify(|progress| {
-            progress.failure.get_or_insert(failure);
-            self.shared.health.store(FAILED, Ordering::Release);
-        });
-        lock(&self.shared.queue).closed = true;
+impl Applier {
+    fn run(&mut self) {
+        let mut last_checkpoint = Instant::now();
+        let mut since = 0u64;
+        let result = loop {
+            let (mut ops, mut last) = match self.groups.recv_timeout(CHECKPOINT_EVERY) {
+                Ok(group) => group,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if since > 0
+                        && let Err(failure) = self.checkpoint(false)
+                    {
+                        break Err(failure);
+                    }
+                    since = 0;
+                    last_checkpoint = Instant::now();
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
+            };
+            // Whatever else comes within APPLY_EVERY goes into the same
+            // transaction: fewer, larger transactions write far fewer pages.
+            let deadline = Instant::now() + APPLY_EVERY;
+            while let Some(wait) = deadline.checked_duration_since(Instant::now()) {
+                match self.groups.recv_timeout(wait) {
+                    Ok((more, more_last)) => {
+                        ops.extend(more);
+                        last = more_last;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Err(failure) = apply(&self.db, &ops, last, Durability::None) {
+                break Err(failure);
+            }
+            self.applied = last;
+            self.generations.applied(&ops);
+            since += ops.len() as u64;
+            if since >= CHECKPOINT_OPS || last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                if let Err(failure) = self.checkpoint(false) {
+                    break Err(failure);
+                }
+                self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+                since = 0;
+                last_checkpoint = Instant::now();
+            }
+        };
+        let result = result.and_then(|()| self.checkpoint(true));
+        if let Err(failure) = result {
+            fail(&self.shared, &self.progress, failure);
+        }
     }
+
+    fn checkpoint(&self, clean: bool) -> Result<(), StoreFailure> {
+        checkpoint(&self.db, self.applied, self.epoch.load(Ordering::Acquire), clean)?;
+        self.checkpointed.store(self.applied, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Records the cause and marks the ledger failed before any waiter is
+/// woken, so that a waiter told of the failure can no longer reserve and
+/// anyone refused sees the cause.
+fn fail(shared: &Shared, progress: &watch::Sender<Progress>, failure: StoreFailure) {
+    progress.send_modify(|progress| {
+        progress.failure.get_or_insert(failure);
+        shared.health.store(FAILED, Ordering::Release);
+    });
+    shared.close_queue();
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        self.to_apply.take();
+        if let Some(applier) = self.applier.take() {
+            let _ = applier.join();
+        }
         lock(&self.shared.db).take();
-        drop(self.db.take());
         if !self.clean {
-            self.fail(StoreFailure::WriterStopped);
+            fail(&self.shared, &self.progress, StoreFailure::WriterStopped);
         }
         self.progress.send_modify(|progress| progress.stopped = true);
     }

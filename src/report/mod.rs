@@ -394,6 +394,24 @@ pub(crate) mod tests {
         assert!(dir.path().join(json::SUMMARY_JSON).is_file());
     }
 
+    /// A full disk (`summary.json` a link to `/dev/full`, where every write
+    /// fails with ENOSPC) is an error naming the file.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_is_an_error_naming_the_file() {
+        let s = Sample::new();
+        let dir = TempDir::new("write-reports-full");
+        std::os::unix::fs::symlink("/dev/full", dir.path().join(json::SUMMARY_JSON)).unwrap();
+        let e = write_reports(dir.path(), &s.report()).unwrap_err();
+        assert_eq!(e.path, dir.path().join(json::SUMMARY_JSON));
+        assert_eq!(e.source.kind(), io::ErrorKind::StorageFull, "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("cannot write {}: No space left on device", e.path.display())),
+            "{e}"
+        );
+    }
+
     #[test]
     fn write_reports_writes_every_file() {
         let s = Sample::new();

@@ -21,6 +21,7 @@ use std::time::Duration;
 use mock_providers::{Clock, Journal, Record};
 use tokio::sync::{mpsc, watch};
 
+use super::console::Console;
 use super::evidence::{Retained, keep_everything};
 use super::progress::{PROGRESS_EVERY, Tally, Window, show_progress};
 use super::start::Started;
@@ -157,14 +158,16 @@ pub struct Pass {
     /// (provider name, journal); every journal shares one clock.
     journals: Vec<(String, Journal)>,
     stop: watch::Receiver<bool>,
+    pub console: Console,
 }
 
 impl Pass {
-    pub fn new(started: &Started, stop: watch::Receiver<bool>) -> Pass {
+    pub fn new(started: &Started, stop: watch::Receiver<bool>, console: Console) -> Pass {
         Pass {
             clock: started.clock,
             journals: started.journals.clone(),
             stop,
+            console,
         }
     }
 
@@ -181,7 +184,7 @@ impl Pass {
             return Ok(None);
         };
         let url = format!("{}/v1", mock.base_url());
-        println!("  floor: the same phases straight at {} ({url})", f.provider);
+        (self.console).line(&format!("  floor: the same phases straight at {} ({url})", f.provider));
         let floor = Endpoint {
             base_url: url.clone(),
             headers: Vec::new(),
@@ -193,7 +196,7 @@ impl Pass {
         if self.stopped() {
             eprintln!("stopped during the floor; the router was not measured");
         }
-        println!("  router: {}", started.target.base_url);
+        (self.console).line(&format!("  router: {}", started.target.base_url));
         let summary = out.collector.summary();
         if summary.sent > 0 && summary.errors == summary.sent {
             // A floor of failures is no floor: the ratios would compare the
@@ -429,6 +432,24 @@ impl Drain {
 mod tests {
     use super::*;
     use crate::metrics::fixtures::{attempt, record, scenario};
+
+    /// `requests.csv` on a full disk (a link to `/dev/full`): the run's
+    /// files end with an error naming it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_under_requests_csv_is_an_error_naming_it() {
+        let dir = crate::report::tests::TempDir::new("drive-full-disk");
+        let requests = dir.path().join(crate::report::tables::REQUESTS_CSV);
+        std::os::unix::fs::symlink("/dev/full", &requests).unwrap();
+        let mut files = Files::create(dir.path());
+        let csv = files.requests.as_mut().expect("created: /dev/full opens");
+        for i in 0..200 {
+            csv.write(|f| f.write(&record(&format!("r0-{i}"), 0, 0), false));
+        }
+        let e = files.finish().unwrap_err();
+        assert_eq!(e.path, requests);
+        assert!(e.to_string().contains("No space left on device"), "{e}");
+    }
 
     /// Phase 1 of the fixture is warm-up: numbered 1 in the run, 1001 at the
     /// floor; its records and its requests' attempts are set aside.

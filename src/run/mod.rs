@@ -31,6 +31,7 @@ use crate::checks::{self, CheckResult};
 use crate::report::{self, ReportError, RunReport};
 use crate::scenario::Scenario;
 use crate::target::{Defects, TargetError};
+use console::Console;
 use drive::{Driven, Files, Pass};
 use start::Started;
 
@@ -87,6 +88,8 @@ pub enum RunError {
     Sink(String),
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error("cannot write to standard output: {0}")]
+    Console(#[source] std::io::Error),
 }
 
 impl RunError {
@@ -135,11 +138,15 @@ impl<'a> Run<'a> {
         let plan = evidence::Plan::of(scenario);
         let dir = make_run_dir(scenario, self.options.out.as_deref())?;
         *dir_out = Some(dir.clone());
+        let console = Console::default();
         let started = Started::start(scenario, self.options.defects, &dir).await?;
-        console::starting(scenario, &started);
-        let result = self.measure(&plan, &started, &dir, stop).await;
+        console::starting(&console, scenario, &started);
+        let result = self.measure(&plan, &started, &dir, stop, &console).await;
         started.stop().await;
-        result
+        // The console failed (a full disk, a closed pipe) once the rest is reported.
+        let results = result?;
+        console.finish().map_err(RunError::Console)?;
+        Ok(results)
     }
 
     /// The stages between start and stop, on the started mocks and target.
@@ -149,11 +156,12 @@ impl<'a> Run<'a> {
         started: &Started,
         dir: &Path,
         stop: watch::Receiver<bool>,
+        console: &Console,
     ) -> Result<Vec<CheckResult>, RunError> {
         let scenario = self.scenario;
         let probe = started.probe(scenario);
         let before = plan.accounts_before(&probe).await;
-        let pass = Pass::new(started, stop);
+        let pass = Pass::new(started, stop, console.clone());
         let floor = pass.floor(scenario, started).await?;
         let mut files = Files::create(dir);
         let timeline = started.play_faults(scenario);
@@ -181,9 +189,9 @@ impl<'a> Run<'a> {
         run.strict = self.options.strict;
         report::write_reports(dir, &run)?;
         if let Some(floor) = &floor {
-            console::floor(floor, &summary);
+            console::floor(console, floor, &summary);
         }
-        console::checks(&results, dir);
+        console::checks(console, &results, dir);
         written?;
         Ok(results)
     }

@@ -69,7 +69,7 @@ impl Pass {
         let mut step = scenario.clone();
         step.phases = vec![plan.phase(number - 1, rate, scenario.mix.len())];
         let first_phase = u16::try_from(number - 1).unwrap_or(u16::MAX);
-        console::step_starting(number, rate, plan.step_duration.as_secs_f64());
+        console::step_starting(&self.console, number, rate, plan.step_duration.as_secs_f64());
         let driven = self.drive(&step, target, first_phase, files, false).await?;
         let summary = driven.collector.summary();
         let slo: Vec<CheckResult> = checks::evaluate(&step, &summary, &driven.stats, None)
@@ -79,7 +79,7 @@ impl Pass {
             .map(|(r, _)| r)
             .collect();
         let judged = Step::judge(number, rate, refined, &step, &summary, &driven.stats, slo);
-        console::step_judged(&judged);
+        console::step_judged(&self.console, &judged);
         Ok((driven, judged))
     }
 }

@@ -27,6 +27,7 @@ use super::progress::{PROGRESS_EVERY, Tally, Window, show_progress};
 use super::start::Started;
 use super::{REQUEST_TIMEOUT, RunError};
 use crate::checks;
+use crate::checks::stopped::Cut;
 use crate::checks::sweep::SweepOutcome;
 use crate::load::engine::{self, Endpoint, EngineConfig, RunStats, phase_of_request_id};
 use crate::load::record::{Outcome, RequestRecord};
@@ -48,6 +49,8 @@ pub struct Driven {
     pub stats: RunStats,
     /// `Some` when asked to keep everything.
     pub retained: Option<Retained>,
+    /// What a stop cut short of the scenario's load, if one did.
+    pub cut: Option<Cut>,
 }
 
 impl Driven {
@@ -60,6 +63,7 @@ impl Driven {
                 stopped: true,
             },
             retained: None,
+            cut: Some(Cut::before_load(scenario)),
         }
     }
 
@@ -193,12 +197,13 @@ impl Pass {
         let out = self
             .drive(scenario, &floor, FLOOR_FIRST_PHASE, &mut Files::default(), false)
             .await?;
-        if self.stopped() {
-            eprintln!("stopped during the floor; the router was not measured");
+        if !out.stats.stopped {
+            (self.console).line(&format!("  router: {}", started.target.base_url));
         }
-        (self.console).line(&format!("  router: {}", started.target.base_url));
         let summary = out.collector.summary();
-        if summary.sent > 0 && summary.errors == summary.sent {
+        // A floor the stop cut short (its last answers cut off) is reported
+        // as stopped, not judged unusable.
+        if !out.stats.stopped && summary.sent > 0 && summary.errors == summary.sent {
             // A floor of failures is no floor: the ratios would compare the
             // router with error answers.
             let outcomes: Vec<String> = Outcome::ALL
@@ -234,10 +239,11 @@ impl Pass {
         };
         match &scenario.sweep {
             None if self.stopped() => Ok((Driven::empty(scenario), None)),
-            None => self
-                .drive(scenario, &target, 0, files, keep_everything(scenario))
-                .await
-                .map(|out| (out, None)),
+            None => {
+                let mut out = (self.drive(scenario, &target, 0, files, keep_everything(scenario))).await?;
+                out.cut = Cut::in_phases(scenario, &out.stats);
+                Ok((out, None))
+            }
             Some(plan) => self
                 .sweep(scenario, plan, &target, files)
                 .await
@@ -298,6 +304,7 @@ impl Pass {
             collector: sink.collector,
             stats,
             retained: sink.retained,
+            cut: None,
         })
     }
 }

@@ -15,6 +15,8 @@ use crate::support::{RUN, RUN_HTTP, RouterProcess, TempDir, TempFile, WARM_UP, e
 
 #[cfg(unix)]
 mod faults;
+#[cfg(unix)]
+mod stop;
 
 /// The [`RUN`] scenario with its ttft check bound to `ttft_bound_ms`.
 fn scenario(ttft_bound_ms: &str) -> String {

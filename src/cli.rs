@@ -21,6 +21,11 @@ pub enum Command {
     /// Serve the reference router from the [router] table of a file until Ctrl-C.
     Router(RouterArgs),
     /// Run scenarios: start the mocks and the target, drive the load, check, report.
+    ///
+    /// Exit codes: 0 no check failed, 1 a check failed, 2 a bad scenario or
+    /// usage, 3 the run itself failed (the error says why), 130 stopped by
+    /// Ctrl-C or SIGTERM (the run in progress reports what it saw, its
+    /// checks skipped; stderr names what was not run).
     Run(RunArgs),
     /// Check scenario files (or every *.toml under folders) without running them.
     Validate(ValidateArgs),

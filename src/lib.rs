@@ -17,7 +17,8 @@
 //!   to a library call and an exit code.
 //!
 //! Exit codes, for every command: 0 all checks pass, 1 a check failed,
-//! 2 bad scenario or usage, 3 the run itself failed.
+//! 2 bad scenario or usage, 3 the run itself failed, 130 `gauntlet run`
+//! was stopped (Ctrl-C or SIGTERM) before it finished.
 
 pub mod checks;
 pub mod cli;
@@ -44,11 +45,15 @@ pub enum Exit {
     Usage = 2,
     /// The run itself failed (a port taken, a target unreachable).
     RunFailed = 3,
+    /// The run was stopped (Ctrl-C or SIGTERM) before it finished: its
+    /// verdict is incomplete. 128 + SIGINT, as shells report a command
+    /// Ctrl-C ended.
+    Stopped = 130,
 }
 
 impl Exit {
-    /// The worse of two exits: a failed run over a usage error over a
-    /// failed check over success.
+    /// The worse of two exits: a stop over a failed run over a usage error
+    /// over a failed check over success.
     pub fn worse(self, other: Exit) -> Exit {
         if (other as u8) > (self as u8) { other } else { self }
     }

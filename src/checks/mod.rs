@@ -14,6 +14,7 @@
 //! judged.
 
 pub mod conformance;
+pub mod stopped;
 pub mod sweep;
 
 use std::fmt::Write as _;

@@ -1,16 +1,19 @@
 //! `gauntlet run SCENARIO|DIR...`: loads every scenario the arguments name,
 //! applies the command line's overrides, and runs each (`--repeat` times)
 //! with [`crate::run::Run`]; the exit code is the worst run's. One Ctrl-C
-//! stops the whole batch.
+//! (or SIGTERM) stops the whole batch: the run in progress reports what it
+//! saw, its checks skipped, stderr says what was cut short and which runs
+//! were not run, and the exit code is 130.
 
 use std::future::Future;
+use std::io::IsTerminal;
 
 use tokio::sync::watch;
 
 use crate::Exit;
 use crate::cli::RunArgs;
 use crate::command::scenario_files;
-use crate::run::{Run, RunOptions};
+use crate::run::{Outcome, Run, RunOptions};
 use crate::scenario::Scenario;
 use crate::target::{self, Defects, Profile, Target};
 
@@ -23,19 +26,27 @@ pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopper = async move {
         stop.await;
+        // After a progress line a terminal shows without a newline.
+        let lead = if std::io::stderr().is_terminal() { "\n" } else { "" };
+        eprintln!(
+            "{lead}stopping: requests in flight get up to {} s, then the reports are written",
+            crate::load::engine::DEFAULT_STOP_GRACE.as_secs()
+        );
         let _ = stop_tx.send(true);
     };
     let batch = async {
         let mut worst = Exit::Success;
-        'all: for scenario in &scenarios {
-            for _ in 0..args.repeat {
+        for (i, scenario) in scenarios.iter().enumerate() {
+            for repeat in 1..=args.repeat {
                 let outcome = Run::new(scenario, options.clone()).execute(stop_rx.clone()).await;
                 if let Some(e) = &outcome.error {
                     eprintln!("error: {e}");
                 }
                 worst = worst.worse(outcome.exit);
                 if *stop_rx.borrow() {
-                    break 'all;
+                    let later = scenarios.get(i + 1..).unwrap_or_default();
+                    say_stopped(scenario, &outcome, args.repeat - repeat, later);
+                    return Exit::Stopped;
                 }
             }
         }
@@ -44,6 +55,32 @@ pub async fn run(args: RunArgs, stop: impl Future<Output = ()>) -> Exit {
     tokio::select! {
         exit = batch => exit,
         () = async { stopper.await; std::future::pending::<()>().await } => Exit::RunFailed,
+    }
+}
+
+/// Says on stderr what a stop left undone: of the run it came during
+/// (`outcome`, of `scenario`, with `repeats_left` more repeats to go), and
+/// the `later` scenarios not run.
+fn say_stopped(scenario: &Scenario, outcome: &Outcome, repeats_left: u32, later: &[Scenario]) {
+    let name = &scenario.meta.name;
+    match (&outcome.cut, &outcome.error) {
+        (Some(cut), _) => eprintln!(
+            "stopped: {name}: {}; {} checks skipped",
+            cut.sentence(),
+            outcome.results.len()
+        ),
+        // Its error is above.
+        (None, Some(_)) => {}
+        (None, None) => eprintln!("stopped: {name}: its load had ended when the stop came; its checks were judged"),
+    }
+    let mut not_run = Vec::new();
+    if repeats_left > 0 {
+        let s = if repeats_left == 1 { "" } else { "s" };
+        not_run.push(format!("{name} ({repeats_left} more repeat{s})"));
+    }
+    not_run.extend(later.iter().map(|s| s.meta.name.clone()));
+    if !not_run.is_empty() {
+        eprintln!("stopped: not run: {}", not_run.join(", "));
     }
 }
 

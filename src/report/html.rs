@@ -381,18 +381,18 @@ fn header(out: &mut String, run: &RunReport<'_>) {
         let _ = write!(out, r#"<div class="muted">{}</div>"#, escape(&s.meta.description));
     }
     out.push_str("<p>");
-    let _ = write!(
-        out,
-        r#"<span class="badge {}">{}</span>"#,
-        if failed == 0 { "pass" } else { "fail" },
-        crate::checks::verdicts_line(run.checks)
-    );
+    let (class, verdict) = match (run.cut, failed) {
+        (Some(_), _) => ("warn", format!("stopped, {} checks skipped", run.checks.len())),
+        (None, 0) => ("pass", crate::checks::verdicts_line(run.checks)),
+        (None, _) => ("fail", crate::checks::verdicts_line(run.checks)),
+    };
+    let _ = write!(out, r#"<span class="badge {class}">{verdict}</span>"#);
     if run.validity.valid {
         out.push_str(r#"<span class="badge pass">run valid</span>"#);
     } else {
         out.push_str(r#"<span class="badge warn">generator fell behind</span>"#);
     }
-    if run.stats.stopped {
+    if run.stats.stopped && run.cut.is_none() {
         out.push_str(r#"<span class="badge warn">stopped early</span>"#);
     }
     out.push_str("</p>");
@@ -415,6 +415,9 @@ fn header(out: &mut String, run: &RunReport<'_>) {
             r#"<div class="banner"><strong>The load generator fell behind</strong>, so these latencies do not blame the router: {}.</div>"#,
             escape(&run.validity.problems.join("; "))
         );
+    }
+    if let (Some(note), Some(_)) = (run.stop_note(), run.cut) {
+        let _ = write!(out, r#"<div class="banner">{}</div>"#, escape(&note));
     }
     if let Some(note) = run.warm_up_note() {
         let _ = write!(out, r#"<p class="muted">{}</p>"#, escape(&note));

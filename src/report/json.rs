@@ -31,9 +31,11 @@ pub struct Summary<'a> {
     started_at: Option<String>,
     ended_at: Option<String>,
     duration_s: f64,
-    /// The run was stopped before its end (Ctrl-C).
+    /// The run was stopped before its end (Ctrl-C, SIGTERM).
     stopped: bool,
-    /// Every check passed.
+    /// What the stop cut short (`null` when none did).
+    stop: Option<StopDoc<'a>>,
+    /// Every check passed, and no stop cut the run short.
     passed: bool,
     /// The load generator kept up.
     valid: bool,
@@ -53,6 +55,13 @@ pub struct Summary<'a> {
     /// A capacity sweep's steps and knee (`[sweep]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     sweep: Option<SweepDoc>,
+}
+
+#[derive(Serialize)]
+struct StopDoc<'a> {
+    reason: &'a str,
+    cut_short: Option<&'a str>,
+    not_started: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -400,7 +409,12 @@ pub fn document<'a>(run: &'a RunReport<'a>) -> Summary<'a> {
         started_at: timestamp(run.started_us),
         ended_at: timestamp(run.ended_us),
         duration_s: run.duration_s(),
-        stopped: run.stats.stopped,
+        stopped: run.stopped(),
+        stop: run.cut.map(|cut| StopDoc {
+            reason: &cut.reason,
+            cut_short: cut.cut_short.as_deref(),
+            not_started: &cut.not_started,
+        }),
         passed: run.passed(),
         valid: run.validity.valid,
         validity: ValidityDoc {

@@ -1,8 +1,9 @@
 //! `junit.xml`: one `<testcase>` per check, so CI systems show each check
 //! as a test; a failed check carries a `<failure>` whose message is the
 //! measured value against the bound and whose text is the detail and the
-//! offending request ids. An invalid run (the generator fell behind) is
-//! noted in the suite's `<system-out>`.
+//! offending request ids. An invalid run (the generator fell behind), and a
+//! run a stop cut short (its checks skipped), are noted in the suite's
+//! `<system-out>`.
 
 use std::fmt::Write as _;
 
@@ -65,12 +66,18 @@ pub fn render(run: &RunReport<'_>) -> String {
             escape(&text)
         );
     }
+    let mut notes = Vec::new();
     if !run.validity.valid {
-        let _ = writeln!(
-            out,
-            "    <system-out>the load generator fell behind (not the router's fault): {}</system-out>",
-            escape(&run.validity.problems.join("; "))
-        );
+        notes.push(format!(
+            "the load generator fell behind (not the router's fault): {}",
+            run.validity.problems.join("; ")
+        ));
+    }
+    if let (Some(note), Some(_)) = (run.stop_note(), run.cut) {
+        notes.push(note);
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(out, "    <system-out>{}</system-out>", escape(&notes.join("\n")));
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out

@@ -73,8 +73,11 @@ pub fn render(run: &RunReport<'_>) -> String {
 /// generator fell behind or the run was stopped.
 fn heading(out: &mut String, run: &RunReport<'_>) {
     let failed = run.checks.iter().filter(|c| c.failed()).count();
-    let mark = if failed == 0 { "✅" } else { "❌" };
-    let verdict = format!("{mark} {}", crate::checks::verdicts_line(run.checks));
+    let verdict = match (run.cut, failed) {
+        (Some(_), _) => format!("⏹️ stopped, {} checks skipped", run.checks.len()),
+        (None, 0) => format!("✅ {}", crate::checks::verdicts_line(run.checks)),
+        (None, _) => format!("❌ {}", crate::checks::verdicts_line(run.checks)),
+    };
     let _ = writeln!(out, "## gauntlet · {} — {verdict}\n", md_cell(&run.scenario.meta.name));
     if !run.scenario.meta.description.is_empty() {
         let _ = writeln!(out, "{}\n", md_cell(&run.scenario.meta.description));
@@ -86,8 +89,8 @@ fn heading(out: &mut String, run: &RunReport<'_>) {
             md_cell(&run.validity.problems.join("; "))
         );
     }
-    if run.stats.stopped {
-        out.push_str("> ⏹️ The run was stopped before its end; the numbers cover what it saw.\n\n");
+    if let Some(note) = run.stop_note() {
+        let _ = writeln!(out, "> ⏹️ {}\n", md_cell(&note));
     }
     if let Some(note) = run.warm_up_note() {
         let _ = writeln!(out, "{}\n", md_cell(&note));

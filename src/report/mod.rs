@@ -27,6 +27,7 @@ pub mod tables;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::checks::stopped::Cut;
 use crate::checks::sweep::SweepOutcome;
 use crate::checks::{self, CheckResult, Validity};
 use crate::load::engine::RunStats;
@@ -55,6 +56,9 @@ pub struct RunReport<'a> {
     pub sweep: Option<&'a SweepOutcome>,
     /// Whether a skipped check fails the run (`--strict`).
     pub strict: bool,
+    /// What a stop (Ctrl-C, SIGTERM) cut short, when one did: the checks
+    /// are skipped, and every report says so.
+    pub cut: Option<&'a Cut>,
 }
 
 /// The floor of a run: its phases sent by the same engine straight at a
@@ -175,6 +179,7 @@ impl<'a> RunReport<'a> {
             floor: None,
             sweep: None,
             strict: false,
+            cut: None,
         }
     }
 
@@ -182,9 +187,30 @@ impl<'a> RunReport<'a> {
         (self.ended_us - self.started_us) as f64 / 1e6
     }
 
-    /// No check failed (nor, when strict, was skipped).
+    /// No check failed (nor, when strict, was skipped), and no stop cut
+    /// the run short.
     pub fn passed(&self) -> bool {
-        checks::run_passed(self.checks, self.strict)
+        self.cut.is_none() && checks::run_passed(self.checks, self.strict)
+    }
+
+    /// Whether the run was stopped before its end.
+    pub fn stopped(&self) -> bool {
+        self.stats.stopped || self.cut.is_some()
+    }
+
+    /// What the reports say of a stopped run, a sentence; `None` when it
+    /// was not stopped.
+    pub fn stop_note(&self) -> Option<String> {
+        match self.cut {
+            Some(cut) => Some(format!(
+                "Stopped: {}. Its checks are skipped; the numbers cover what it saw.",
+                cut.sentence()
+            )),
+            None if self.stats.stopped => {
+                Some("Stopped: the run was stopped before its end; the numbers cover what it saw.".into())
+            }
+            None => None,
+        }
     }
 
     /// The warm-up phases that ran, in a sentence (`None` without any): the
@@ -392,6 +418,24 @@ pub(crate) mod tests {
             "{e}"
         );
         assert!(dir.path().join(json::SUMMARY_JSON).is_file());
+    }
+
+    /// A full disk (`summary.json` a link to `/dev/full`, where every write
+    /// fails with ENOSPC) is an error naming the file.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_is_an_error_naming_the_file() {
+        let s = Sample::new();
+        let dir = TempDir::new("write-reports-full");
+        std::os::unix::fs::symlink("/dev/full", dir.path().join(json::SUMMARY_JSON)).unwrap();
+        let e = write_reports(dir.path(), &s.report()).unwrap_err();
+        assert_eq!(e.path, dir.path().join(json::SUMMARY_JSON));
+        assert_eq!(e.source.kind(), io::ErrorKind::StorageFull, "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("cannot write {}: No space left on device", e.path.display())),
+            "{e}"
+        );
     }
 
     #[test]

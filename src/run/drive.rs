@@ -21,11 +21,13 @@ use std::time::Duration;
 use mock_providers::{Clock, Journal, Record};
 use tokio::sync::{mpsc, watch};
 
+use super::console::Console;
 use super::evidence::{Retained, keep_everything};
 use super::progress::{PROGRESS_EVERY, Tally, Window, show_progress};
 use super::start::Started;
 use super::{REQUEST_TIMEOUT, RunError};
 use crate::checks;
+use crate::checks::stopped::Cut;
 use crate::checks::sweep::SweepOutcome;
 use crate::load::engine::{self, Endpoint, EngineConfig, RunStats, phase_of_request_id};
 use crate::load::record::{Outcome, RequestRecord};
@@ -47,6 +49,8 @@ pub struct Driven {
     pub stats: RunStats,
     /// `Some` when asked to keep everything.
     pub retained: Option<Retained>,
+    /// What a stop cut short of the scenario's load, if one did.
+    pub cut: Option<Cut>,
 }
 
 impl Driven {
@@ -59,6 +63,7 @@ impl Driven {
                 stopped: true,
             },
             retained: None,
+            cut: Some(Cut::before_load(scenario)),
         }
     }
 
@@ -157,14 +162,16 @@ pub struct Pass {
     /// (provider name, journal); every journal shares one clock.
     journals: Vec<(String, Journal)>,
     stop: watch::Receiver<bool>,
+    pub console: Console,
 }
 
 impl Pass {
-    pub fn new(started: &Started, stop: watch::Receiver<bool>) -> Pass {
+    pub fn new(started: &Started, stop: watch::Receiver<bool>, console: Console) -> Pass {
         Pass {
             clock: started.clock,
             journals: started.journals.clone(),
             stop,
+            console,
         }
     }
 
@@ -181,7 +188,7 @@ impl Pass {
             return Ok(None);
         };
         let url = format!("{}/v1", mock.base_url());
-        println!("  floor: the same phases straight at {} ({url})", f.provider);
+        (self.console).line(&format!("  floor: the same phases straight at {} ({url})", f.provider));
         let floor = Endpoint {
             base_url: url.clone(),
             headers: Vec::new(),
@@ -190,12 +197,13 @@ impl Pass {
         let out = self
             .drive(scenario, &floor, FLOOR_FIRST_PHASE, &mut Files::default(), false)
             .await?;
-        if self.stopped() {
-            eprintln!("stopped during the floor; the router was not measured");
+        if !out.stats.stopped {
+            (self.console).line(&format!("  router: {}", started.target.base_url));
         }
-        println!("  router: {}", started.target.base_url);
         let summary = out.collector.summary();
-        if summary.sent > 0 && summary.errors == summary.sent {
+        // A floor the stop cut short (its last answers cut off) is reported
+        // as stopped, not judged unusable.
+        if !out.stats.stopped && summary.sent > 0 && summary.errors == summary.sent {
             // A floor of failures is no floor: the ratios would compare the
             // router with error answers.
             let outcomes: Vec<String> = Outcome::ALL
@@ -231,10 +239,11 @@ impl Pass {
         };
         match &scenario.sweep {
             None if self.stopped() => Ok((Driven::empty(scenario), None)),
-            None => self
-                .drive(scenario, &target, 0, files, keep_everything(scenario))
-                .await
-                .map(|out| (out, None)),
+            None => {
+                let mut out = (self.drive(scenario, &target, 0, files, keep_everything(scenario))).await?;
+                out.cut = Cut::in_phases(scenario, &out.stats);
+                Ok((out, None))
+            }
             Some(plan) => self
                 .sweep(scenario, plan, &target, files)
                 .await
@@ -295,6 +304,7 @@ impl Pass {
             collector: sink.collector,
             stats,
             retained: sink.retained,
+            cut: None,
         })
     }
 }
@@ -429,6 +439,24 @@ impl Drain {
 mod tests {
     use super::*;
     use crate::metrics::fixtures::{attempt, record, scenario};
+
+    /// `requests.csv` on a full disk (a link to `/dev/full`): the run's
+    /// files end with an error naming it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_under_requests_csv_is_an_error_naming_it() {
+        let dir = crate::report::tests::TempDir::new("drive-full-disk");
+        let requests = dir.path().join(crate::report::tables::REQUESTS_CSV);
+        std::os::unix::fs::symlink("/dev/full", &requests).unwrap();
+        let mut files = Files::create(dir.path());
+        let csv = files.requests.as_mut().expect("created: /dev/full opens");
+        for i in 0..200 {
+            csv.write(|f| f.write(&record(&format!("r0-{i}"), 0, 0), false));
+        }
+        let e = files.finish().unwrap_err();
+        assert_eq!(e.path, requests);
+        assert!(e.to_string().contains("No space left on device"), "{e}");
+    }
 
     /// Phase 1 of the fixture is warm-up: numbered 1 in the run, 1001 at the
     /// floor; its records and its requests' attempts are set aside.

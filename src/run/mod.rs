@@ -12,7 +12,9 @@
 //! 5. **judge**: every check against the metrics and the evidence;
 //! 6. **report**: the report files and the console summary.
 //!
-//! A run cut short (the stop signal) still judges and reports what it saw.
+//! A run cut short (the stop signal) still reports what it saw: its checks
+//! are skipped, saying what the stop cut short ([`Cut`]), its reports are
+//! marked stopped, and its exit class is [`Exit::Stopped`].
 
 mod console;
 mod drive;
@@ -27,10 +29,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::Exit;
+use crate::checks::stopped::Cut;
+use crate::checks::sweep::SweepOutcome;
 use crate::checks::{self, CheckResult};
-use crate::report::{self, ReportError, RunReport};
+use crate::report::{self, FloorRun, ReportError, RunReport};
 use crate::scenario::Scenario;
 use crate::target::{Defects, TargetError};
+use console::Console;
 use drive::{Driven, Files, Pass};
 use start::Started;
 
@@ -58,7 +63,8 @@ pub struct Run<'a> {
 /// How a run ended.
 #[derive(Debug)]
 pub struct Outcome {
-    /// The exit class: success, a check failed, or the run itself failed.
+    /// The exit class: success, a check failed, the run itself failed, or
+    /// it was stopped.
     pub exit: Exit,
     /// The run's report folder, once it was made.
     pub dir: Option<PathBuf>,
@@ -66,6 +72,9 @@ pub struct Outcome {
     pub results: Vec<CheckResult>,
     /// Why the run failed, when it did (exit class 3).
     pub error: Option<RunError>,
+    /// What a stop left undone, when one cut the run short (exit class
+    /// [`Exit::Stopped`]; its checks are skipped).
+    pub cut: Option<Cut>,
 }
 
 /// Why a run could not be carried out.
@@ -87,6 +96,8 @@ pub enum RunError {
     Sink(String),
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error("cannot write to standard output: {0}")]
+    Console(#[source] std::io::Error),
 }
 
 impl RunError {
@@ -102,12 +113,16 @@ impl<'a> Run<'a> {
         Run { scenario, options }
     }
 
-    /// Runs the scenario to its end, or until `stop` turns true.
+    /// Runs the scenario to its end, or until `stop` turns true: then it
+    /// judges and reports what it saw, its checks skipped ([`Cut`]), and
+    /// its exit class is [`Exit::Stopped`].
     pub async fn execute(&self, stop: watch::Receiver<bool>) -> Outcome {
         let mut dir = None;
         match self.stages(stop, &mut dir).await {
-            Ok(results) => Outcome {
-                exit: if checks::run_passed(&results, self.options.strict) {
+            Ok(Judged { results, cut }) => Outcome {
+                exit: if cut.is_some() {
+                    Exit::Stopped
+                } else if checks::run_passed(&results, self.options.strict) {
                     Exit::Success
                 } else {
                     Exit::CheckFailed
@@ -115,31 +130,53 @@ impl<'a> Run<'a> {
                 dir,
                 results,
                 error: None,
+                cut,
             },
             Err(e) => Outcome {
                 exit: e.exit(),
                 dir,
                 results: Vec::new(),
                 error: Some(e),
+                cut: None,
             },
         }
     }
 
     /// plan → start → drive → collect → judge → report.
-    async fn stages(
-        &self,
-        stop: watch::Receiver<bool>,
-        dir_out: &mut Option<PathBuf>,
-    ) -> Result<Vec<CheckResult>, RunError> {
+    async fn stages(&self, stop: watch::Receiver<bool>, dir_out: &mut Option<PathBuf>) -> Result<Judged, RunError> {
         let scenario = self.scenario;
         let plan = evidence::Plan::of(scenario);
         let dir = make_run_dir(scenario, self.options.out.as_deref())?;
         *dir_out = Some(dir.clone());
-        let started = Started::start(scenario, self.options.defects, &dir).await?;
-        console::starting(scenario, &started);
-        let result = self.measure(&plan, &started, &dir, stop).await;
-        started.stop().await;
-        result
+        let console = Console::default();
+        let judged = match Started::start(scenario, self.options.defects, &dir, stop.clone()).await? {
+            // Stopped while the target started: nothing was sent.
+            None => {
+                let driven = Driven::empty(scenario);
+                let sweep = (scenario.sweep.as_ref()).map(|plan| SweepOutcome {
+                    min_knee: plan.min_knee,
+                    ..SweepOutcome::default()
+                });
+                Files::create(&dir).finish()?;
+                let reported = Reported {
+                    driven: &driven,
+                    sweep: sweep.as_ref(),
+                    floor: None,
+                    index: None,
+                };
+                self.report(&dir, &console, &reported)
+            }
+            Some(started) => {
+                console::starting(&console, scenario, &started);
+                let judged = self.measure(&plan, &started, &dir, stop, &console).await;
+                started.stop().await;
+                judged
+            }
+        };
+        // The console failed (a full disk, a closed pipe) once the rest is reported.
+        let judged = judged?;
+        console.finish().map_err(RunError::Console)?;
+        Ok(judged)
     }
 
     /// The stages between start and stop, on the started mocks and target.
@@ -149,11 +186,12 @@ impl<'a> Run<'a> {
         started: &Started,
         dir: &Path,
         stop: watch::Receiver<bool>,
-    ) -> Result<Vec<CheckResult>, RunError> {
+        console: &Console,
+    ) -> Result<Judged, RunError> {
         let scenario = self.scenario;
         let probe = started.probe(scenario);
         let before = plan.accounts_before(&probe).await;
-        let pass = Pass::new(started, stop);
+        let pass = Pass::new(started, stop, console.clone());
         let floor = pass.floor(scenario, started).await?;
         let mut files = Files::create(dir);
         let timeline = started.play_faults(scenario);
@@ -161,32 +199,75 @@ impl<'a> Run<'a> {
         timeline.abort();
         // A file that could not be written fails the run, once the rest is reported.
         let written = files.finish();
-        let (driven, sweep) = driven?;
-        let accounts = match &driven.retained {
+        let (mut driven, sweep) = driven?;
+        if let Some(floor) = floor.as_ref().filter(|f| f.stats.stopped) {
+            driven.cut = Some(Cut::in_floor(scenario, &floor.stats));
+        }
+        // A run cut short collects nothing more: its checks are skipped.
+        let kept = driven.retained.as_ref().filter(|_| driven.cut.is_none());
+        let accounts = match kept {
             Some(kept) => plan.accounts_after(&probe, before, &kept.requests).await,
             None => before,
         };
-        let index = (driven.retained.as_ref())
-            .map(|kept| evidence::index(scenario, kept, &accounts, started.router_started_us));
-        let Driven { collector, stats, .. } = &driven;
+        let index = kept.map(|kept| evidence::index(scenario, kept, &accounts, started.router_started_us));
+        let reported = Reported {
+            driven: &driven,
+            sweep: sweep.as_ref(),
+            floor: floor.as_ref(),
+            index: index.as_ref(),
+        };
+        let judged = self.report(dir, console, &reported)?;
+        written?;
+        Ok(judged)
+    }
+
+    /// The judge and report stages: every check (skipped, when a stop cut
+    /// the run short), the report files, the console's table.
+    fn report(&self, dir: &Path, console: &Console, reported: &Reported<'_>) -> Result<Judged, RunError> {
+        let scenario = self.scenario;
+        let Driven {
+            collector, stats, cut, ..
+        } = reported.driven;
         let summary = collector.summary();
-        let results = match &sweep {
+        let results = match reported.sweep {
             // A sweep's verdict is its knee; each step's checks are in its row.
             Some(sweep) => sweep.results(),
-            None => checks::evaluate(scenario, &summary, stats, index.as_ref()),
+            None => checks::evaluate(scenario, &summary, stats, reported.index),
+        };
+        let results = match cut {
+            Some(cut) => cut.skip(results),
+            None => results,
         };
         let mut run = RunReport::new(scenario, &summary, &results, stats, collector);
-        run.floor = floor.as_ref();
-        run.sweep = sweep.as_ref();
+        run.floor = reported.floor;
+        run.sweep = reported.sweep;
+        run.cut = cut.as_ref();
         run.strict = self.options.strict;
         report::write_reports(dir, &run)?;
-        if let Some(floor) = &floor {
-            console::floor(floor, &summary);
+        // A floor the stop cut short has no router run to compare with.
+        if let Some(floor) = reported.floor.filter(|f| !f.stats.stopped) {
+            console::floor(console, floor, &summary);
         }
-        console::checks(&results, dir);
-        written?;
-        Ok(results)
+        console::checks(console, &results, dir);
+        Ok(Judged {
+            results,
+            cut: cut.clone(),
+        })
     }
+}
+
+/// What the judge and report stages work from.
+struct Reported<'a> {
+    driven: &'a Driven,
+    sweep: Option<&'a SweepOutcome>,
+    floor: Option<&'a FloorRun>,
+    index: Option<&'a checks::conformance::Index<'a>>,
+}
+
+/// A run's verdicts, and what a stop cut short of it.
+struct Judged {
+    results: Vec<CheckResult>,
+    cut: Option<Cut>,
 }
 
 /// The report folder of a run, created: `<dir>/<scenario>-<UTC time>`, with

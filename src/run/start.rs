@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use mock_providers::{Clock, Journal, MockSet};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::RunError;
@@ -25,8 +26,15 @@ pub struct Started {
 
 impl Started {
     /// Starts the scenario's mocks, then its target; on failure stops what
-    /// started.
-    pub async fn start(scenario: &Scenario, defects: Defects, dir: &std::path::Path) -> Result<Started, RunError> {
+    /// started. `None` when `stop` turned true first (a router that is slow
+    /// to become ready is not waited for): the mocks are stopped, and a
+    /// router whose command the run started is killed.
+    pub async fn start(
+        scenario: &Scenario,
+        defects: Defects,
+        dir: &std::path::Path,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<Option<Started>, RunError> {
         let configs = scenario.mocks.iter().map(|m| m.config.clone()).collect();
         let mocks = MockSet::spawn(configs)
             .await
@@ -34,7 +42,16 @@ impl Started {
         let clock = *mocks.providers().first().map_or(&Clock::new(), |p| p.journal().clock());
         let router_started_us = clock.now_us();
         let mock_url = |name: &str| mocks.get(name).map(|p| p.base_url());
-        let target = match target::start(&scenario.target, scenario.expect.as_ref(), mock_url, defects, dir).await {
+        // True once stopped; never resolves when nobody can stop the run.
+        let stopped = async move { stop.wait_for(|stopped| *stopped).await.is_ok() };
+        let target = tokio::select! {
+            target = target::start(&scenario.target, scenario.expect.as_ref(), mock_url, defects, dir) => target,
+            true = stopped => {
+                mocks.shutdown().await;
+                return Ok(None);
+            }
+        };
+        let target = match target {
             Ok(target) => target,
             Err(e) => {
                 mocks.shutdown().await;
@@ -46,13 +63,13 @@ impl Started {
             .iter()
             .map(|p| (p.name().to_string(), p.journal().clone()))
             .collect();
-        Ok(Started {
+        Ok(Some(Started {
             mocks,
             target,
             journals,
             clock,
             router_started_us,
-        })
+        }))
     }
 
     /// Asks the target about its accounts, as its profile says.

@@ -1,9 +1,11 @@
 //! An external router as a target: its own command started (when the
 //! scenario gives one, with its output in a log file of the run), and its
 //! readiness URL polled until it answers 2xx — giving up early on a definite
-//! answer: a 4xx held for [`DEFINITE_FOR`] (its body shown), a refused
-//! connection held as long when nothing is starting, or the command's exit
-//! (its last output shown).
+//! answer: a 4xx held for [`DEFINITE_FOR`] (its body shown), a connection
+//! refused for [`REFUSED_FOR`] when nothing is starting (so a wrong URL or a
+//! router that is not running fails within 2 s, saying that nothing listens
+//! there), or the command's exit (its last output shown). While a command
+//! starts the router, a refused connection is only "not yet".
 
 use std::fs::File;
 use std::path::Path;
@@ -21,9 +23,13 @@ use super::TargetError;
 const READY_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The pause between readiness requests.
 const READY_POLL: Duration = Duration::from_millis(100);
-/// How long a definite "no" (a 4xx, or a refused connection with nothing
-/// starting) must last before readiness gives up.
+/// How long a definite "no" (a 4xx) must last before readiness gives up.
 pub const DEFINITE_FOR: Duration = Duration::from_secs(2);
+/// How long connections may be refused (or otherwise fail to connect)
+/// before readiness gives up, when the run started no command: a router
+/// launched a moment before the run gets this long to listen, and a run
+/// against a port where nothing listens fails within 2 s.
+pub const REFUSED_FOR: Duration = Duration::from_secs(1);
 /// How much of an answer's body an error quotes.
 const QUOTED_BODY_CHARS: usize = 300;
 /// How many of the command's last output lines an error quotes.
@@ -66,8 +72,12 @@ pub fn spawn(argv: &[String], log: &Path) -> Result<Launched, TargetError> {
         program: program.clone(),
         source,
     };
-    let out = File::create(log).map_err(spawn_error)?;
-    let err = out.try_clone().map_err(spawn_error)?;
+    let log_error = |source| TargetError::Log {
+        path: log.to_path_buf(),
+        source,
+    };
+    let out = File::create(log).map_err(log_error)?;
+    let err = out.try_clone().map_err(log_error)?;
     let child = tokio::process::Command::new(program)
         .args(rest)
         .stdin(std::process::Stdio::null())
@@ -97,6 +107,7 @@ pub async fn wait_ready(
         why,
     };
     let start = tokio::time::Instant::now();
+    // Since when the answer has been a definite "no", and for how long one counts.
     let mut definite_since: Option<tokio::time::Instant> = None;
     loop {
         if let Some(launched) = launched.as_deref_mut()
@@ -114,33 +125,68 @@ pub async fn wait_ready(
         let request = request
             .body(Empty::new())
             .map_err(|_| TargetError::BadUrl(url.to_string()))?;
-        let (definite, last) = match tokio::time::timeout(READY_REQUEST_TIMEOUT, client.request(request)).await {
+        // `hold`: how long this answer must last to be definite, if it can be.
+        let (hold, last) = match tokio::time::timeout(READY_REQUEST_TIMEOUT, client.request(request)).await {
             Ok(Ok(r)) if r.status().is_success() => return Ok(()),
             Ok(Ok(r)) => {
                 let status = r.status();
                 let body = r.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                 let body: String = String::from_utf8_lossy(&body).chars().take(QUOTED_BODY_CHARS).collect();
                 (
-                    status.is_client_error(),
+                    status.is_client_error().then_some(DEFINITE_FOR),
                     format!("it answered {status}: {}", body.trim()),
                 )
             }
             Ok(Err(e)) => {
-                let cause = std::error::Error::source(&e).map_or_else(String::new, |c| format!(": {c}"));
+                let last = if refused(&e) {
+                    let port = uri.port_u16().unwrap_or(80);
+                    format!(
+                        "nothing listens at {}:{port} (connection refused for {}); is the router running there?",
+                        uri.host().unwrap_or_default(),
+                        humantime(REFUSED_FOR)
+                    )
+                } else {
+                    let cause = std::error::Error::source(&e).map_or_else(String::new, |c| format!(": {c}"));
+                    format!("{e}{cause}")
+                };
                 // Refused while a command starts the router is not yet an answer.
-                (launched.is_none() && e.is_connect(), format!("{e}{cause}"))
+                ((launched.is_none() && e.is_connect()).then_some(REFUSED_FOR), last)
             }
-            Err(_) => (false, format!("no answer within {READY_REQUEST_TIMEOUT:?}")),
+            Err(_) => (None, format!("no answer within {READY_REQUEST_TIMEOUT:?}")),
         };
         let now = tokio::time::Instant::now();
-        definite_since = if definite { definite_since.or(Some(now)) } else { None };
-        if definite_since.is_some_and(|since| now.duration_since(since) >= DEFINITE_FOR) {
+        definite_since = hold.and(definite_since.or(Some(now)));
+        if let (Some(hold), Some(since)) = (hold, definite_since)
+            && now.duration_since(since) >= hold
+        {
             return Err(not_ready(last));
         }
         if now.duration_since(start) >= timeout {
             return Err(not_ready(format!("no 2xx within {timeout:?}; last: {last}")));
         }
         tokio::time::sleep(READY_POLL).await;
+    }
+}
+
+/// Whether a request failed because its connection was refused (nothing
+/// listens on the port).
+fn refused(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// `1 s`, `500 ms`.
+fn humantime(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
     }
 }
 
@@ -201,8 +247,10 @@ mod tests {
         assert!(wait_ready(&url, &[], Duration::from_secs(30), None).await.is_err());
     }
 
+    /// Refused for [`REFUSED_FOR`] with nothing starting: given up well
+    /// within 2 s, saying nothing listens there.
     #[tokio::test]
-    async fn a_refused_connection_with_nothing_starting_gives_up_soon() {
+    async fn a_refused_connection_with_nothing_starting_gives_up_within_2_s() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
@@ -215,8 +263,27 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
-        assert!(e.to_string().contains("did not become ready"), "{e}");
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= REFUSED_FOR && elapsed < Duration::from_secs(2),
+            "{elapsed:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the target at http://127.0.0.1:{port}/v1/models did not become ready: nothing listens at \
+                 127.0.0.1:{port} (connection refused for 1 s); is the router running there?"
+            )
+        );
+    }
+
+    /// A log file that cannot be created is named, not blamed on the command.
+    #[test]
+    fn a_log_that_cannot_be_created_is_named() {
+        let log = std::env::temp_dir().join(format!("gauntlet-no-such-dir-{}/target.log", std::process::id()));
+        let argv = ["sh", "-c", "exit 0"].map(String::from);
+        let e = spawn(&argv, &log).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("cannot create {}: ", log.display())), "{e}");
     }
 
     #[tokio::test]

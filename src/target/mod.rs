@@ -228,6 +228,12 @@ pub enum TargetError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot create {}: {source}", path.display())]
+    Log {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("`{0}` is not a URL")]
     BadUrl(String),
     #[error("the target at {url} did not become ready: {why}")]

@@ -1,6 +1,9 @@
 //! `gauntlet run` end to end: a small scenario run in-process through the
 //! command line, its reports, the built binary's exit code when a check
-//! fails, and the `http` target path against a separate router process.
+//! fails, and the `http` target path against a separate router process;
+//! `faults` has the run under faults of its surroundings (an unwritable
+//! report folder, a full disk, a refused target), `stop` the run stopped by
+//! a signal.
 
 use std::path::PathBuf;
 
@@ -9,6 +12,11 @@ use gauntlet::Exit;
 use gauntlet::cli::Cli;
 
 use crate::support::{RUN, RUN_HTTP, RouterProcess, TempDir, TempFile, WARM_UP, edit, free_ports};
+
+#[cfg(unix)]
+mod faults;
+#[cfg(unix)]
+mod stop;
 
 /// The [`RUN`] scenario with its ttft check bound to `ttft_bound_ms`.
 fn scenario(ttft_bound_ms: &str) -> String {

@@ -78,11 +78,12 @@ impl CalendarClock {
         Timestamp::from_microsecond(us).unwrap_or(Timestamp::MAX)
     }
 
-    /// Real time until the calendar reaches `when` (zero if it has).
+    /// Real time until the calendar reaches `when` (zero if it has; the
+    /// longest `Duration` if the clock is too slow to say).
     pub fn real_until(&self, when: Timestamp) -> Duration {
         let now_us = self.now().as_microsecond();
         let left_us = when.as_microsecond().saturating_sub(now_us).max(0) as f64;
-        Duration::from_secs_f64(left_us / 1e6 / self.speed)
+        Duration::try_from_secs_f64(left_us / 1e6 / self.speed).unwrap_or(Duration::MAX)
     }
 
     /// The calendar day (days since the Unix epoch, UTC) at `instant`.
@@ -100,6 +101,14 @@ mod tests {
         assert_eq!(parse_time("1970-01-02").unwrap().as_second(), 86_400);
         assert_eq!(parse_time("1970-01-01T00:01:00Z").unwrap().as_second(), 60);
         assert!(parse_time("yesterday").is_err());
+    }
+
+    /// A clock slow enough that the wait until a date overflows a
+    /// `Duration` says the longest wait instead of panicking.
+    #[test]
+    fn a_wait_past_any_duration_saturates() {
+        let clock = CalendarClock::warped(parse_time("2026-01-01").unwrap(), 1e-300).unwrap();
+        assert_eq!(clock.real_until(parse_time("2026-01-02").unwrap()), Duration::MAX);
     }
 
     #[tokio::test(start_paused = true)]

@@ -47,7 +47,8 @@ pub struct Range {
     pub max: f64,
     /// `min` itself is out of range (a rate must be above 0).
     pub above_min: bool,
-    /// What the number counts, for messages: "milliseconds", "seconds".
+    /// What the number counts, for messages: "milliseconds", "seconds"
+    /// ("" for a plain number).
     pub unit: &'static str,
 }
 
@@ -106,11 +107,16 @@ impl Range {
 
 impl fmt::Display for Range {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (min, max, unit) = (number(self.min), number(self.max), self.unit);
-        if self.above_min {
-            write!(f, "must be a finite number of {unit} above {min} and at most {max}")
+        let (min, max) = (number(self.min), number(self.max));
+        let of = if self.unit.is_empty() {
+            String::new()
         } else {
-            write!(f, "must be a finite number of {unit} between {min} and {max}")
+            format!(" of {}", self.unit)
+        };
+        if self.above_min {
+            write!(f, "must be a finite number{of} above {min} and at most {max}")
+        } else {
+            write!(f, "must be a finite number{of} between {min} and {max}")
         }
     }
 }
@@ -120,7 +126,8 @@ impl fmt::Display for Range {
 pub struct Count {
     pub min: u64,
     pub max: u64,
-    /// What is counted, for messages: "milliseconds", "per minute".
+    /// What is counted, for messages: "milliseconds", "per minute" ("" for
+    /// a plain number).
     pub unit: &'static str,
     /// Said after the range, when there is something to add.
     pub note: Option<&'static str>,
@@ -162,7 +169,10 @@ impl Count {
 
 impl fmt::Display for Count {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "must be between {} and {} {}", self.min, self.max, self.unit)?;
+        write!(f, "must be between {} and {}", self.min, self.max)?;
+        if !self.unit.is_empty() {
+            write!(f, " {}", self.unit)?;
+        }
         if let Some(note) = self.note {
             write!(f, " ({note})")?;
         }
@@ -232,6 +242,11 @@ mod tests {
             rate.to_string(),
             "must be a finite number of requests per second above 0 and at most 10000000"
         );
+        assert_eq!(
+            Range::above(0.0, 100.0, "").to_string(),
+            "must be a finite number above 0 and at most 100"
+        );
+        assert_eq!(Count::new(1, 9, "").to_string(), "must be between 1 and 9");
         assert_eq!(DELAY_MS.clamp(f64::INFINITY), 3_600_000.0);
         assert_eq!(DELAY_MS.clamp(f64::NAN), 0.0);
         assert_eq!(PER_MINUTE.check(0u32).unwrap_err().value, "0");

@@ -12,7 +12,8 @@
 //! header-timeout-ms = 10000           # a request head must arrive within this (idle keep-alive too)
 //! body-timeout-ms = 10000             # the whole body, from its head; else 408 and the connection closes
 //! max-connections = 10000             # served at once; more wait in the listen backlog
-//! clock = { start = "2026-01-10", speed = 86400 }   # warp: one day per second
+//! clock = { start = "2026-01-10", speed = 86400 }   # warp: one day per second; start may be
+//!                                     # an offset from now ("+365d": a year ahead); none: now
 //!
 //! [[router.providers]]
 //! name = "openai-like"
@@ -30,6 +31,8 @@
 //! cache-write = "0.1875"              # default: the prompt price
 //! system-prefix = "You are served by gauntlet."
 //! deprecation = { announced = "2026-01-01", removed = "2026-02-01", replacement = "openai/gpt-4o" }
+//! # or counted from the clock's start (w, d, h, m, s), true on any day:
+//! # deprecation = { announced = "-30d", removed = "+180d", replacement = "openai/gpt-4o" }
 //!
 //! [[router.keys]]
 //! key = "sk-demo"
@@ -53,6 +56,13 @@
 //! cooldown-after = 3                  # 429s in a row that cool a provider down
 //! cooldown-ms = 10000
 //! ```
+//!
+//! A calendar time (`clock.start`, `deprecation.announced` and `.removed`)
+//! is a date, a UTC time, or an offset (`+30d`, `-12h`; see the clock
+//! module): lifecycle offsets count from the clock's start (`clock.start`,
+//! else the moment the table is read), a `clock.start` offset from that
+//! moment. Offsets keep a file true on any day; absolute dates against the
+//! real clock change its verdicts on the day they pass.
 //!
 //! Every duration, rate and count has a range, checked here (so `gauntlet
 //! router`, `gauntlet run` and `gauntlet validate` refuse alike): whatever
@@ -104,7 +114,7 @@ mod bounds;
 use bounds::{Count, OutOfRange, Range};
 
 use super::catalog::{Catalog, Deprecation, FREE_SUFFIX, MIN_GRACE, Model, Route};
-use super::clock::parse_time;
+use super::clock::When;
 use super::defects::Defects;
 use super::pricing::{Picodollars, Prices, TokenPrice};
 use super::retry::RetryPolicy;
@@ -511,8 +521,11 @@ fn usd(path: String, raw: &Option<RawDecimal>) -> Result<Option<Picodollars>, Co
         .transpose()
 }
 
-fn time(path: String, text: &str) -> Result<Timestamp, ConfigError> {
-    parse_time(text).map_err(|e| err(path, e.to_string()))
+/// A calendar time: absolute, or an offset (`+30d`) from `origin`.
+fn time(path: String, text: &str, origin: Timestamp) -> Result<Timestamp, ConfigError> {
+    When::parse(text)
+        .and_then(|when| when.at(origin, text))
+        .map_err(|e| err(path, e.to_string()))
 }
 
 impl RawRouter {
@@ -542,19 +555,23 @@ impl RawRouter {
         let keep_alive = millis(format!("{at}.keep-alive-ms"), bounds::KEEP_ALIVE_MS, self.keep_alive_ms)?
             .unwrap_or(DEFAULT_KEEP_ALIVE);
         let connections = self.validate_connections(at)?;
+        let now = Timestamp::now();
         let clock = match &self.clock {
             None => ClockConfig {
                 start: None,
                 speed: 1.0,
             },
-            Some(c) => c.validate(at)?,
+            Some(c) => c.validate(at, now)?,
         };
+        // Lifecycle offsets count from the clock's start: the one given, or
+        // now (a clock without a start reads the real time from now on).
+        let origin = clock.start.unwrap_or(now);
         let free = match &self.free {
             None => FreeLimits::default(),
             Some(f) => f.validate(at)?,
         };
         let (providers, names) = self.validate_providers(at)?;
-        let models = self.validate_models(at, &names)?;
+        let models = self.validate_models(at, &names, origin)?;
         let keys = self.validate_keys(at, &names)?;
 
         Ok(RouterConfig {
@@ -613,8 +630,14 @@ impl RawRouter {
         Ok((providers, names))
     }
 
-    /// The `[[router.models]]`; `names` are the providers' indices by name.
-    fn validate_models(&self, at: &str, names: &HashMap<String, usize>) -> Result<Vec<Model>, ConfigError> {
+    /// The `[[router.models]]`; `names` are the providers' indices by name,
+    /// `origin` the clock's start that lifecycle offsets count from.
+    fn validate_models(
+        &self,
+        at: &str,
+        names: &HashMap<String, usize>,
+        origin: Timestamp,
+    ) -> Result<Vec<Model>, ConfigError> {
         let mut seen = HashSet::new();
         let mut models = Vec::with_capacity(self.models.len());
         for (i, m) in self.models.iter().enumerate() {
@@ -630,7 +653,7 @@ impl RawRouter {
             let prices = m.validate_prices(&path, free)?;
             let deprecation = match &m.deprecation {
                 None => None,
-                Some(d) => Some(self.validate_deprecation(&path, m, d)?),
+                Some(d) => Some(self.validate_deprecation(&path, m, d, origin)?),
             };
             models.push(Model {
                 id: m.id.as_str().into(),
@@ -656,12 +679,19 @@ impl RawRouter {
         Ok(models)
     }
 
-    /// The deprecation of the model `m` at `path`: a grace period of at
-    /// least [`MIN_GRACE`] and a replacement that is another model, itself
-    /// not deprecated.
-    fn validate_deprecation(&self, path: &str, m: &RawModel, d: &RawDeprecation) -> Result<Deprecation, ConfigError> {
-        let announced = time(format!("{path}.deprecation.announced"), &d.announced)?;
-        let removed = time(format!("{path}.deprecation.removed"), &d.removed)?;
+    /// The deprecation of the model `m` at `path`: dates absolute or
+    /// counted from `origin` (the clock's start), a grace period of at least
+    /// [`MIN_GRACE`], and a replacement that is another model, itself not
+    /// deprecated.
+    fn validate_deprecation(
+        &self,
+        path: &str,
+        m: &RawModel,
+        d: &RawDeprecation,
+        origin: Timestamp,
+    ) -> Result<Deprecation, ConfigError> {
+        let announced = time(format!("{path}.deprecation.announced"), &d.announced, origin)?;
+        let removed = time(format!("{path}.deprecation.removed"), &d.removed, origin)?;
         let grace = removed.as_second() - announced.as_second();
         if grace < MIN_GRACE.as_secs() as i64 {
             return Err(err(
@@ -748,12 +778,13 @@ impl RawRouter {
 }
 
 impl RawClock {
-    fn validate(&self, at: &str) -> Result<ClockConfig, ConfigError> {
+    /// The clock; a `start` written as an offset counts from `now`.
+    fn validate(&self, at: &str, now: Timestamp) -> Result<ClockConfig, ConfigError> {
         let speed = real(format!("{at}.clock.speed"), bounds::CLOCK_SPEED, self.speed)?.unwrap_or(1.0);
         let start = self
             .start
             .as_deref()
-            .map(|s| time(format!("{at}.clock.start"), s))
+            .map(|s| time(format!("{at}.clock.start"), s, now))
             .transpose()?;
         Ok(ClockConfig { start, speed })
     }
@@ -930,6 +961,7 @@ pub struct RawRouterFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::clock::parse_time;
 
     fn parse(text: &str) -> Result<RouterConfig, ConfigError> {
         let file: RawRouterFile = toml::from_str(text).unwrap();
@@ -1119,6 +1151,51 @@ api-key = "k"
             .unwrap_err();
             assert_eq!(e.path, path, "{e}");
         }
+    }
+
+    /// Lifecycle dates may count from the clock's start: the one given
+    /// (itself possibly counted from now), or now.
+    #[test]
+    fn lifecycle_dates_count_from_the_clocks_start() {
+        let models = "[[router.models]]\nid = \"m\"\nproviders = [\"p\"]\nprompt = 1\ncompletion = 1\n\
+                      deprecation = { announced = \"-30d\", removed = \"+180d\", replacement = \"n\" }\n\
+                      [[router.models]]\nid = \"n\"\nproviders = [\"p\"]\nprompt = 1\ncompletion = 1\n";
+        let with_clock = |clock: &str| {
+            parse(&format!(
+                "{}{models}",
+                BASE.replacen("[router]\n", &format!("[router]\n{clock}\n"), 1)
+            ))
+        };
+        let dates = |config: &RouterConfig| {
+            let d = config.catalog.get("m").unwrap().deprecation.clone().unwrap();
+            (d.announced, d.removed)
+        };
+        let pinned = with_clock("clock = { start = \"2030-05-01\" }").unwrap();
+        assert_eq!(
+            dates(&pinned),
+            (parse_time("2030-04-01").unwrap(), parse_time("2030-10-28").unwrap())
+        );
+        let before = Timestamp::now();
+        for clock in ["", "clock = { start = \"+0s\", speed = 2 }"] {
+            let config = with_clock(clock).unwrap();
+            let (announced, _) = dates(&config);
+            let from_now = announced.as_second() + 30 * 86_400 - before.as_second();
+            assert!(
+                (0..=5).contains(&from_now),
+                "{clock}: announced {announced}, {from_now} s off"
+            );
+        }
+        let ahead = with_clock("clock = { start = \"+365d\" }").unwrap();
+        let start = ahead.clock.start.unwrap();
+        assert!(start.as_second() - before.as_second() >= 365 * 86_400);
+        assert_eq!(dates(&ahead).0.as_second(), start.as_second() - 30 * 86_400);
+        let e = with_clock("clock = { start = \"+3 days\" }").unwrap_err();
+        assert_eq!(e.path, "router.clock.start", "{e}");
+        let e = parse(&format!("{BASE}{}", models.replace("-30d", "in a month"))).unwrap_err();
+        assert_eq!(e.path, "router.models[0].deprecation.announced", "{e}");
+        assert!(e.message.contains("+30d"), "{e}");
+        let e = parse(&format!("{BASE}{}", models.replace("+180d", "-20d"))).unwrap_err();
+        assert!(e.message.contains("at least 14 days"), "{e}");
     }
 
     #[test]

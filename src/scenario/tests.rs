@@ -53,6 +53,42 @@ fn every_shipped_scenario_validates() {
     }
 }
 
+/// No time bombs: a shipped scenario's lifecycle dates count from its
+/// clock's start (`+30d`), or its clock starts on a date of its own. An
+/// absolute date against the real clock (the demo's grace period ended on
+/// 2027-06-01) breaks the scenario on that day.
+#[test]
+fn no_shipped_scenario_dates_its_lifecycle_by_the_real_clock() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let relative = |text: &str| text.trim_start().starts_with(['+', '-']);
+    let mut checked = 0;
+    for file in scenario_files(&[root.join("scenarios")]).unwrap() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let Some(router) = parse_toml::<raw::RawScenario>(&text).unwrap().router else {
+            continue;
+        };
+        let pinned = router
+            .clock
+            .as_ref()
+            .and_then(|c| c.start.as_deref())
+            .is_some_and(|start| !relative(start));
+        for model in &router.models {
+            let Some(d) = &model.deprecation else { continue };
+            checked += 1;
+            for (field, date) in [("announced", &d.announced), ("removed", &d.removed)] {
+                assert!(
+                    pinned || relative(date),
+                    "{}: `{}` deprecation.{field} = \"{date}\" is a date of the real calendar: write it \
+                     from the clock's start (\"+30d\", \"-12h\") or give [router] a clock.start",
+                    file.display(),
+                    model.id
+                );
+            }
+        }
+    }
+    assert!(checked >= 2, "the demo's lifecycle models at least");
+}
+
 #[test]
 fn the_documented_example_validates() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/README.md")).unwrap();

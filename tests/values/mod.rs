@@ -517,6 +517,24 @@ const ROUTER_FIELDS: &[Field<Place>] = &[
         toml: |v| format!("byok-fee-bps = {v}"),
     },
     Field {
+        name: "header-timeout-ms",
+        kind: Kind::U64,
+        place: Place::Top,
+        toml: |v| format!("header-timeout-ms = {v}"),
+    },
+    Field {
+        name: "body-timeout-ms",
+        kind: Kind::U64,
+        place: Place::Top,
+        toml: |v| format!("body-timeout-ms = {v}"),
+    },
+    Field {
+        name: "max-connections",
+        kind: Kind::U32,
+        place: Place::Top,
+        toml: |v| format!("max-connections = {v}"),
+    },
+    Field {
         name: "clock.speed",
         kind: Kind::F64,
         place: Place::Top,

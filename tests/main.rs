@@ -3,7 +3,8 @@
 //! and baselines, the conformance suite proving itself, the Python SDKs, the
 //! reference router on loopback, the CI templates for a user's router
 //! (their `gauntlet run` commands against the real command line), and the
-//! suite against a real LiteLLM and Portkey. `support`
+//! suite against a real LiteLLM and Portkey, the demo on another day, and
+//! the property that every value that validates runs. `support`
 //! holds what they share, and `tests/fixtures/` the TOML they start from.
 
 // A test reports failure by panicking; unwrap, expect and panic! are how.
@@ -16,7 +17,9 @@ mod ci_files;
 mod cli;
 mod compare;
 mod conformance;
+mod demo;
 mod external;
 mod router;
 mod run;
 mod sdk;
+mod values;

@@ -36,6 +36,11 @@
 //! retry-after-ms = 1000
 //! probability = 0.1
 //! ```
+//!
+//! Every delay, length, limit and fault time has a range ([`crate::bounds`]:
+//! delays up to an hour, lengths up to a million tokens, limits up to 10
+//! million a second); a value outside it is refused as
+//! `providers[0].defaults.ttft-ms = 1e300: must be …`.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -45,22 +50,27 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::Dialect;
-use crate::distribution::{Distribution, RawDistribution};
+use crate::bounds::{self, Count, OutOfRange};
+use crate::distribution::{Distribution, DistributionError, RawDistribution};
 use crate::faults::{Fault, RawFault};
 use crate::limits::KeyLimits;
 
 /// The default address: loopback, any free port.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:0";
 
-/// A configuration error: where (file, field path, line) and what is wrong.
+/// A configuration error: where (file, field path, line), the value when
+/// it is the problem, and what is wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}{}: {message}", location(.file, .line), if .path.is_empty() { String::new() } else { format!(": {}", .path) })]
+#[error("{}{}{}: {message}", location(.file, .line), if .path.is_empty() { String::new() } else { format!(": {}", .path) }, .value.as_ref().map(|v| format!(" = {v}")).unwrap_or_default())]
 pub struct ConfigError {
     pub file: Option<PathBuf>,
     /// 1-based line and column in the file, when known.
     pub line: Option<(usize, usize)>,
     /// The field path, like `providers[0].models[1].ttft-ms`.
     pub path: String,
+    /// The value at `path`, when the error is about it (one out of its
+    /// range): shown as `path = value: message`.
+    pub value: Option<String>,
     pub message: String,
 }
 
@@ -80,7 +90,16 @@ impl ConfigError {
             file: None,
             line: None,
             path: path.into(),
+            value: None,
             message: message.into(),
+        }
+    }
+
+    /// The value at `path` is out of its range.
+    pub fn out_of_range(path: impl Into<String>, e: OutOfRange) -> Self {
+        ConfigError {
+            value: Some(e.value),
+            ..ConfigError::new(path, e.expected)
         }
     }
 
@@ -259,13 +278,25 @@ impl ProviderConfig {
 impl RawBehaviour {
     /// Applies these fields over `base`; `path` prefixes error paths.
     fn apply(&self, base: &Behaviour, path: &str) -> Result<Behaviour, ConfigError> {
-        let dist =
-            |field: &str, raw: &Option<RawDistribution>, base: Distribution| -> Result<Distribution, ConfigError> {
-                raw.as_ref().map_or(Ok(base), |r| {
-                    r.validate()
-                        .map_err(|e| ConfigError::new(format!("{path}.{field}"), e.to_string()))
+        let dist = |field: &str,
+                    raw: &Option<RawDistribution>,
+                    range: bounds::Range,
+                    base: Distribution|
+         -> Result<Distribution, ConfigError> {
+            raw.as_ref().map_or(Ok(base), |r| {
+                r.validate(range).map_err(|e| {
+                    // A table's parameter is named by its own path.
+                    let path = match (r, e.parameter()) {
+                        (RawDistribution::Table(_), Some(parameter)) => format!("{path}.{field}.{parameter}"),
+                        _ => format!("{path}.{field}"),
+                    };
+                    match e {
+                        DistributionError::OutOfRange { range, .. } => ConfigError::out_of_range(path, range),
+                        e => ConfigError::new(path, e.to_string()),
+                    }
                 })
-            };
+            })
+        };
         let share = |field: &str, raw: Option<f64>, base: f64| -> Result<f64, ConfigError> {
             match raw {
                 None => Ok(base),
@@ -277,12 +308,22 @@ impl RawBehaviour {
             }
         };
         let behaviour = Behaviour {
-            ttft_ms: dist("ttft-ms", &self.ttft_ms, base.ttft_ms)?,
-            itl_ms: dist("itl-ms", &self.itl_ms, base.itl_ms)?,
-            output_tokens: dist("output-tokens", &self.output_tokens, base.output_tokens)?,
+            ttft_ms: dist("ttft-ms", &self.ttft_ms, bounds::DELAY_MS, base.ttft_ms)?,
+            itl_ms: dist("itl-ms", &self.itl_ms, bounds::DELAY_MS, base.itl_ms)?,
+            output_tokens: dist(
+                "output-tokens",
+                &self.output_tokens,
+                bounds::OUTPUT_TOKENS,
+                base.output_tokens,
+            )?,
             cache_read_share: share("cache-read-share", self.cache_read_share, base.cache_read_share)?,
             cache_write_share: share("cache-write-share", self.cache_write_share, base.cache_write_share)?,
-            reasoning_tokens: self.reasoning_tokens.unwrap_or(base.reasoning_tokens),
+            reasoning_tokens: in_range(
+                format!("{path}.reasoning-tokens"),
+                bounds::REASONING_TOKENS,
+                self.reasoning_tokens,
+            )?
+            .unwrap_or(base.reasoning_tokens),
             role_chunk: self.role_chunk.unwrap_or(base.role_chunk),
         };
         if behaviour.cache_read_share + behaviour.cache_write_share > 1.0 {
@@ -312,13 +353,16 @@ impl RawModel {
     }
 }
 
-fn positive(path: String, value: Option<u32>) -> Result<Option<NonZeroU32>, ConfigError> {
-    match value {
-        None => Ok(None),
-        Some(v) => NonZeroU32::new(v)
-            .map(Some)
-            .ok_or_else(|| ConfigError::new(path, "must be at least 1 (leave it out for no limit)")),
-    }
+/// `value`, when given, in `range`.
+fn in_range<T: Copy + Into<u64>>(path: String, range: Count, value: Option<T>) -> Result<Option<T>, ConfigError> {
+    value
+        .map(|v| range.check(v).map_err(|e| ConfigError::out_of_range(path, e)))
+        .transpose()
+}
+
+/// A per-key limit, when given: in `range`, whose lowest value is at least 1.
+fn limit(path: String, range: Count, value: Option<u32>) -> Result<Option<NonZeroU32>, ConfigError> {
+    Ok(in_range(path, range, value)?.and_then(NonZeroU32::new))
 }
 
 impl RawProvider {
@@ -389,9 +433,9 @@ impl RawProvider {
             keys.push(KeyConfig {
                 key: raw.key.clone(),
                 limits: KeyLimits {
-                    rpm: positive(format!("{path}.rpm"), raw.rpm)?,
-                    tpm: positive(format!("{path}.tpm"), raw.tpm)?,
-                    concurrency: positive(format!("{path}.concurrency"), raw.concurrency)?,
+                    rpm: limit(format!("{path}.rpm"), bounds::PER_MINUTE, raw.rpm)?,
+                    tpm: limit(format!("{path}.tpm"), bounds::PER_MINUTE, raw.tpm)?,
+                    concurrency: limit(format!("{path}.concurrency"), bounds::CONCURRENCY, raw.concurrency)?,
                 },
             });
         }
@@ -415,8 +459,10 @@ pub fn validate_faults(raw: &[RawFault], path: &str) -> Result<Vec<Fault>, Confi
     raw.iter()
         .enumerate()
         .map(|(i, f)| {
-            f.validate(i)
-                .map_err(|(field, message)| ConfigError::new(format!("{path}[{i}].{field}"), message))
+            f.validate(i).map_err(|e| ConfigError {
+                value: e.value,
+                ..ConfigError::new(format!("{path}[{i}].{}", e.field), e.message)
+            })
         })
         .collect()
 }
@@ -460,10 +506,8 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Confi
 fn toml_error(text: &str, path: &str, error: &toml::de::Error) -> ConfigError {
     let line = error.span().map(|span| line_col(text, span.start));
     ConfigError {
-        file: None,
         line,
-        path: path.to_string(),
-        message: with_suggestion(error.message().trim()),
+        ..ConfigError::new(path, with_suggestion(error.message().trim()))
     }
 }
 
@@ -579,6 +623,83 @@ mod tests {
         }
     }
 
+    /// `ttft-ms = 1e300` and `itl-ms = 1e20` validated, then panicked (or
+    /// stalled) the mock: every delay has a range, named with its value.
+    #[test]
+    fn a_delay_out_of_range_is_refused_with_its_path_and_value() {
+        let provider = "[[providers]]\nname = \"a\"\ndialect = \"openai\"\n[providers.defaults]\n";
+        for (field, written, shown) in [
+            ("ttft-ms", "1e300", "1e300"),
+            ("itl-ms", "1e20", "1e20"),
+            ("ttft-ms", "inf", "inf"),
+            ("itl-ms", "nan", "NaN"),
+            ("ttft-ms", "-1", "-1"),
+            ("itl-ms", "3600001", "3600001"),
+        ] {
+            let err = parse(&format!("{provider}{field} = {written}\n")).unwrap_err();
+            let path = format!("providers[0].defaults.{field}");
+            assert_eq!(err.path, path, "{written}: {err}");
+            assert!(
+                err.to_string().ends_with(&format!(
+                    "{path} = {shown}: must be a finite number of milliseconds between 0 and 3600000"
+                )),
+                "{err}"
+            );
+        }
+        // A table's parameter is named by its own path.
+        let err = parse(&format!(
+            "{provider}ttft-ms = {{ dist = \"lognormal\", p50 = 100, p99 = 1e300 }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(err.path, "providers[0].defaults.ttft-ms.p99", "{err}");
+        let err = parse(&format!("{provider}output-tokens = 1e9\n")).unwrap_err();
+        assert_eq!(err.path, "providers[0].defaults.output-tokens", "{err}");
+        // The edges of the range are in it.
+        parse(&format!("{provider}ttft-ms = 3600000\nitl-ms = 0\n")).unwrap();
+    }
+
+    #[test]
+    fn counts_and_fault_times_out_of_range_are_refused() {
+        let provider = "[[providers]]\nname = \"a\"\ndialect = \"openai\"\n";
+        let cases = [
+            (
+                "[[providers.keys]]\nkey = \"k\"\nrpm = 4000000000\n",
+                "providers[0].keys[0].rpm",
+                "4000000000",
+            ),
+            (
+                "[[providers.keys]]\nkey = \"k\"\nconcurrency = 2000000\n",
+                "providers[0].keys[0].concurrency",
+                "2000000",
+            ),
+            (
+                "[providers.defaults]\nreasoning-tokens = 4294967295\n",
+                "providers[0].defaults.reasoning-tokens",
+                "4294967295",
+            ),
+            (
+                "[[providers.faults]]\nkind = \"hang\"\ndelay-ms = 9223372036854775807\n",
+                "providers[0].faults[0].delay-ms",
+                "9223372036854775807",
+            ),
+            (
+                "[[providers.faults]]\nkind = \"status\"\nstatus = 429\nretry-after-ms = 86400001\n",
+                "providers[0].faults[0].retry-after-ms",
+                "86400001",
+            ),
+            (
+                "[[providers.faults]]\nkind = \"cut\"\nafter-tokens = 1\nuntil-ms = 604800001\n",
+                "providers[0].faults[0].until-ms",
+                "604800001",
+            ),
+        ];
+        for (table, path, value) in cases {
+            let err = parse(&format!("{provider}{table}")).unwrap_err();
+            assert_eq!(err.path, path, "{err}");
+            assert!(err.to_string().contains(&format!("{path} = {value}: must be")), "{err}");
+        }
+    }
+
     #[test]
     fn defaults_flow_into_models() {
         let providers = parse(
@@ -596,9 +717,16 @@ mod tests {
         let err = ConfigError {
             file: Some("s.toml".into()),
             line: Some((3, 1)),
-            path: "providers[0]".into(),
-            message: "bad".into(),
+            ..ConfigError::new("providers[0]", "bad")
         };
         assert_eq!(err.to_string(), "s.toml:3:1: providers[0]: bad");
+        let err = ConfigError::out_of_range(
+            "providers[0].defaults.itl-ms",
+            bounds::DELAY_MS.check(1e20).unwrap_err(),
+        );
+        assert_eq!(
+            err.to_string(),
+            "<config>: providers[0].defaults.itl-ms = 1e20: must be a finite number of milliseconds between 0 and 3600000"
+        );
     }
 }

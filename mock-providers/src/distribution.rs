@@ -10,7 +10,9 @@
 //! ttft-ms = { dist = "lognormal", p50 = 300, p99 = 1200 }
 //! ```
 //!
-//! Samples are clamped at zero: a normal draw never yields a negative delay.
+//! Every parameter must lie in the field's range (validation says which,
+//! see [`crate::bounds`]); samples are clamped at zero, so a normal draw
+//! never yields a negative delay, and the caller clamps them to the range.
 
 use std::fmt;
 
@@ -18,6 +20,8 @@ use rand::RngExt;
 use rand_distr::StandardNormal;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+
+use crate::bounds::{OutOfRange, Range};
 
 /// The z-score of the 99th percentile of the standard normal distribution.
 const Z_P99: f64 = 2.326_347_874_040_841;
@@ -114,8 +118,10 @@ pub enum DistKind {
 pub enum DistributionError {
     #[error("missing `{field}`")]
     Missing { field: &'static str },
-    #[error("`{field}` must be a finite number >= 0, got {value}")]
-    Negative { field: &'static str, value: f64 },
+    /// A parameter outside the field's range; `field` is `value` for the
+    /// bare-number form.
+    #[error("`{field}` = {0}", .range)]
+    OutOfRange { field: &'static str, range: OutOfRange },
     /// A parameter of another kind; `takes` lists this kind's, quoted.
     #[error("`{field}` does not apply to dist = \"{dist}\" (it takes {takes})")]
     DoesNotApply {
@@ -131,12 +137,31 @@ pub enum DistributionError {
     LognormalOrder { p50: f64, p99: f64 },
 }
 
+impl DistributionError {
+    /// The parameter whose value is out of range, when it is one written
+    /// in a table (`p99` of `{ dist = "lognormal", … }`); `None` for a bare
+    /// number and for the other errors.
+    pub fn parameter(&self) -> Option<&'static str> {
+        match self {
+            DistributionError::OutOfRange { field, .. } if *field != "value" => Some(field),
+            _ => None,
+        }
+    }
+}
+
 impl RawDistribution {
-    /// Validates the raw form; the error says what is wrong, without the path
-    /// (the caller knows the field it came from).
-    pub fn validate(&self) -> Result<Distribution, DistributionError> {
+    /// Validates the raw form, every parameter in `range`; the error says
+    /// what is wrong, without the path (the caller knows the field it came
+    /// from).
+    pub fn validate(&self, range: Range) -> Result<Distribution, DistributionError> {
+        let in_range = |field: &'static str, value: Option<f64>| -> Result<f64, DistributionError> {
+            let value = value.ok_or(DistributionError::Missing { field })?;
+            range
+                .check(value)
+                .map_err(|range| DistributionError::OutOfRange { field, range })
+        };
         let table = match self {
-            RawDistribution::Constant(v) => return non_negative("value", Some(*v)).map(Distribution::Constant),
+            RawDistribution::Constant(v) => return in_range("value", Some(*v)).map(Distribution::Constant),
             RawDistribution::Table(table) => table,
         };
         let allowed: &[&str] = match table.dist {
@@ -166,23 +191,23 @@ impl RawDistribution {
             });
         }
         match table.dist {
-            DistKind::Constant => non_negative("value", table.value).map(Distribution::Constant),
+            DistKind::Constant => in_range("value", table.value).map(Distribution::Constant),
             DistKind::Uniform => {
-                let min = non_negative("min", table.min)?;
-                let max = non_negative("max", table.max)?;
+                let min = in_range("min", table.min)?;
+                let max = in_range("max", table.max)?;
                 if max < min {
                     return Err(DistributionError::UniformOrder { min, max });
                 }
                 Ok(Distribution::Uniform { min, max })
             }
             DistKind::Normal => {
-                let mean = non_negative("mean", table.mean)?;
-                let stddev = non_negative("stddev", table.stddev)?;
+                let mean = in_range("mean", table.mean)?;
+                let stddev = in_range("stddev", table.stddev)?;
                 Ok(Distribution::Normal { mean, stddev })
             }
             DistKind::Lognormal => {
-                let p50 = non_negative("p50", table.p50)?;
-                let p99 = non_negative("p99", table.p99)?;
+                let p50 = in_range("p50", table.p50)?;
+                let p99 = in_range("p99", table.p99)?;
                 if p50 <= 0.0 {
                     return Err(DistributionError::LognormalMedian { p50 });
                 }
@@ -203,14 +228,6 @@ impl DistKind {
             DistKind::Normal => "normal",
             DistKind::Lognormal => "lognormal",
         }
-    }
-}
-
-fn non_negative(field: &'static str, value: Option<f64>) -> Result<f64, DistributionError> {
-    match value {
-        None => Err(DistributionError::Missing { field }),
-        Some(v) if !v.is_finite() || v < 0.0 => Err(DistributionError::Negative { field, value: v }),
-        Some(v) => Ok(v),
     }
 }
 
@@ -291,6 +308,8 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
+    use crate::bounds::DELAY_MS;
+
     fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
         v.sort_by(f64::total_cmp);
         v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -333,7 +352,7 @@ mod tests {
         let raw: RawDistribution = toml::from_str::<toml::Table>("d = { dist = \"uniform\", min = 5, max = 1 }")
             .map(|t| t["d"].clone().try_into().unwrap())
             .unwrap();
-        assert!(raw.validate().unwrap_err().to_string().contains("min <= max"));
+        assert!(raw.validate(DELAY_MS).unwrap_err().to_string().contains("min <= max"));
         let raw = RawDistribution::Table(RawDistributionTable {
             dist: DistKind::Lognormal,
             value: Some(1.0),
@@ -345,9 +364,16 @@ mod tests {
             p99: Some(2.0),
         });
         assert_eq!(
-            raw.validate().unwrap_err().to_string(),
+            raw.validate(DELAY_MS).unwrap_err().to_string(),
             "`value` does not apply to dist = \"lognormal\" (it takes `p50` and `p99`)"
         );
-        assert!(RawDistribution::Constant(-1.0).validate().is_err());
+        for bad in [-1.0, 1e300, f64::NAN, f64::INFINITY] {
+            let e = RawDistribution::Constant(bad).validate(DELAY_MS).unwrap_err();
+            assert_eq!(e.parameter(), None, "{e}");
+        }
+        assert_eq!(
+            RawDistribution::Constant(3_600_000.0).validate(DELAY_MS),
+            Ok(Distribution::Constant(3_600_000.0))
+        );
     }
 }

@@ -16,7 +16,10 @@
 //! key = "sk-upstream-1"    # only attempts with this upstream key
 //! ```
 //!
-//! The first fault in the list that matches an attempt acts on it.
+//! The first fault in the list that matches an attempt acts on it. The
+//! times and counts have ranges (see [`crate::bounds`]): `retry-after-ms`
+//! up to a day, `delay-ms` up to an hour, `from-ms` and `until-ms` up to a
+//! week, `after-tokens` up to a million.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -24,6 +27,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+
+use crate::bounds::{self, Count};
 
 /// A fault as written in a file or sent to the control route.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -122,19 +127,50 @@ impl Clone for Fault {
 
 const DEFAULT_HANG: Duration = Duration::from_secs(30);
 
+/// Why a fault is refused: the field, its value when that is the problem,
+/// and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultError {
+    pub field: &'static str,
+    pub value: Option<String>,
+    pub message: String,
+}
+
+impl From<(&'static str, String)> for FaultError {
+    fn from((field, message): (&'static str, String)) -> Self {
+        FaultError {
+            field,
+            value: None,
+            message,
+        }
+    }
+}
+
+/// `value`, when given, in `range`.
+fn in_range<T: Copy + Into<u64>>(field: &'static str, range: Count, value: Option<T>) -> Result<Option<T>, FaultError> {
+    value
+        .map(|v| {
+            range.check(v).map_err(|e| FaultError {
+                field,
+                value: Some(e.value),
+                message: e.expected,
+            })
+        })
+        .transpose()
+}
+
 impl RawFault {
-    /// Validates one fault; `index` names it when it has no name. Errors are
-    /// `(field, message)`.
-    pub fn validate(&self, index: usize) -> Result<Fault, (&'static str, String)> {
-        let only = |field: &'static str, given: bool, kinds: &str| -> Result<(), (&'static str, String)> {
+    /// Validates one fault; `index` names it when it has no name.
+    pub fn validate(&self, index: usize) -> Result<Fault, FaultError> {
+        let only = |field: &'static str, given: bool, kinds: &str| -> Result<(), FaultError> {
             if given {
-                Err((
+                Err(FaultError::from((
                     field,
                     format!(
                         "`{field}` does not apply to kind = \"{}\" (only to {kinds})",
                         self.kind.name()
                     ),
-                ))
+                )))
             } else {
                 Ok(())
             }
@@ -159,57 +195,67 @@ impl RawFault {
             self.after_tokens.is_some() && matches!(self.kind, FaultKind::Hang | FaultKind::SlowFirstByte),
             "status, cut, malformed-chunk and reset",
         )?;
+        let retry_after_ms = in_range("retry-after-ms", bounds::RETRY_AFTER_MS, self.retry_after_ms)?;
+        let delay_ms = in_range("delay-ms", bounds::FAULT_DELAY_MS, self.delay_ms)?;
+        let after_tokens = in_range("after-tokens", bounds::AFTER_TOKENS, self.after_tokens)?;
+        let from_ms = in_range("from-ms", bounds::FAULT_WINDOW_MS, self.from_ms)?;
+        let until_ms = in_range("until-ms", bounds::FAULT_WINDOW_MS, self.until_ms)?;
         let action = match self.kind {
             FaultKind::Status => {
                 let status = self
                     .status
                     .ok_or(("status", "kind = \"status\" needs `status`".to_string()))?;
                 if !(400..=599).contains(&status) {
-                    return Err(("status", format!("must be an error status in 400..=599, got {status}")));
+                    return Err(FaultError::from((
+                        "status",
+                        format!("must be an error status in 400..=599, got {status}"),
+                    )));
                 }
                 FaultAction::Status {
                     status,
-                    retry_after: self.retry_after_ms.map(Duration::from_millis),
-                    after_tokens: self.after_tokens,
+                    retry_after: retry_after_ms.map(Duration::from_millis),
+                    after_tokens,
                 }
             }
             FaultKind::Hang => FaultAction::Hang {
-                duration: self.delay_ms.map_or(DEFAULT_HANG, Duration::from_millis),
+                duration: delay_ms.map_or(DEFAULT_HANG, Duration::from_millis),
             },
             FaultKind::SlowFirstByte => FaultAction::SlowFirstByte {
                 delay: Duration::from_millis(
-                    self.delay_ms
-                        .ok_or(("delay-ms", "kind = \"slow-first-byte\" needs `delay-ms`".to_string()))?,
+                    delay_ms.ok_or(("delay-ms", "kind = \"slow-first-byte\" needs `delay-ms`".to_string()))?,
                 ),
             },
             FaultKind::Cut => FaultAction::Cut {
-                after_tokens: self
-                    .after_tokens
+                after_tokens: after_tokens
                     .ok_or(("after-tokens", "kind = \"cut\" needs `after-tokens`".to_string()))?,
             },
             FaultKind::MalformedChunk => FaultAction::MalformedChunk {
-                after_tokens: self.after_tokens.ok_or((
+                after_tokens: after_tokens.ok_or((
                     "after-tokens",
                     "kind = \"malformed-chunk\" needs `after-tokens`".to_string(),
                 ))?,
             },
-            FaultKind::Reset => FaultAction::Reset {
-                after_tokens: self.after_tokens,
-            },
+            FaultKind::Reset => FaultAction::Reset { after_tokens },
         };
         if let Some(p) = self.probability.filter(|p| !(0.0..=1.0).contains(p)) {
-            return Err(("probability", format!("must be between 0 and 1, got {p}")));
+            return Err(FaultError::from((
+                "probability",
+                format!("must be between 0 and 1, got {p}"),
+            )));
         }
-        if let (Some(from), Some(until)) = (self.from_ms, self.until_ms)
+        if let (Some(from), Some(until)) = (from_ms, until_ms)
             && until <= from
         {
-            return Err(("until-ms", format!("must be after from-ms = {from}, got {until}")));
+            return Err(FaultError::from((
+                "until-ms",
+                format!("must be after from-ms = {from}, got {until}"),
+            )));
         }
         if self.max_hits == Some(0) {
-            return Err((
+            return Err(FaultError::from((
                 "max-hits",
                 "must be at least 1 (remove the fault to disable it)".to_string(),
-            ));
+            )));
         }
         Ok(Fault {
             name: self
@@ -217,8 +263,8 @@ impl RawFault {
                 .clone()
                 .unwrap_or_else(|| format!("faults[{index}]:{}", self.kind.name())),
             action,
-            from: Duration::from_millis(self.from_ms.unwrap_or(0)),
-            until: self.until_ms.map(Duration::from_millis),
+            from: Duration::from_millis(from_ms.unwrap_or(0)),
+            until: until_ms.map(Duration::from_millis),
             probability: self.probability.unwrap_or(1.0),
             max_hits: self.max_hits,
             model: self.model.clone(),
@@ -380,16 +426,16 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        assert_eq!(raw(FaultKind::Status).validate(0).unwrap_err().0, "status");
+        assert_eq!(raw(FaultKind::Status).validate(0).unwrap_err().field, "status");
         let mut f = raw(FaultKind::Cut);
         f.status = Some(500);
-        assert_eq!(f.validate(0).unwrap_err().0, "status");
+        assert_eq!(f.validate(0).unwrap_err().field, "status");
         let mut f = raw(FaultKind::Status);
         f.status = Some(200);
-        assert!(f.validate(0).unwrap_err().1.contains("400..=599"));
+        assert!(f.validate(0).unwrap_err().message.contains("400..=599"));
         let mut f = raw(FaultKind::Reset);
         f.probability = Some(1.5);
-        assert_eq!(f.validate(0).unwrap_err().0, "probability");
+        assert_eq!(f.validate(0).unwrap_err().field, "probability");
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,6 +4,7 @@
 //!
 //! The map:
 //! - [`config`]: `[[providers]]` tables, raw and validated.
+//! - [`bounds`]: the range of every delay, length, limit and fault time.
 //! - [`distribution`]: seeded delay and length distributions.
 //! - [`tokens`]: the documented prompt-token count, the nonce, the vocabulary.
 //! - [`plan`]: what an attempt will get (delays, pieces, usage).
@@ -26,6 +27,7 @@
 
 pub mod anthropic;
 mod attempt;
+pub mod bounds;
 pub mod config;
 pub mod connector;
 pub mod distribution;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::bounds;
 use crate::config::{Behaviour, ToolCall};
 use crate::journal::Usage;
 use crate::tokens::{Fnv64, VOCABULARY};
@@ -96,8 +97,14 @@ pub fn fault_roll(seed: u64, attempt: u32) -> f64 {
     rng.random::<f64>()
 }
 
+/// The longest delay a plan holds: the top of [`bounds::DELAY_MS`].
+pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+
+/// A sampled delay in milliseconds, clamped into [`bounds::DELAY_MS`] (a
+/// distribution's tail, or one built in code, may reach past it).
 fn ms(value: f64) -> Duration {
-    Duration::from_secs_f64(value / 1000.0)
+    let ms = bounds::DELAY_MS.clamp(value);
+    Duration::try_from_secs_f64(ms / 1000.0).map_or(MAX_DELAY, |d| d.min(MAX_DELAY))
 }
 
 /// Splits a text into pieces of about four characters (on char boundaries).
@@ -120,7 +127,9 @@ pub fn split_pieces(text: &str) -> Vec<Cow<'static, str>> {
 pub fn plan(seed: u64, attempt: u32, behaviour: &Behaviour, tool_call: Option<&ToolCall>, ask: &Ask) -> Plan {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let ttft = ms(behaviour.ttft_ms.sample(&mut rng));
-    let sampled = behaviour.output_tokens.sample(&mut rng).round() as u64;
+    let sampled = bounds::OUTPUT_TOKENS
+        .clamp(behaviour.output_tokens.sample(&mut rng))
+        .round() as u64;
     // Reasoning tokens come first and count against max_tokens too.
     let reasoning = ask
         .max_tokens
@@ -164,7 +173,9 @@ pub fn plan(seed: u64, attempt: u32, behaviour: &Behaviour, tool_call: Option<&T
         prompt_tokens: prompt,
         cache_read_tokens: share(behaviour.cache_read_share),
         cache_write_tokens: share(behaviour.cache_write_share),
-        completion_tokens: pieces.len() as u32 + reasoning,
+        completion_tokens: u32::try_from(pieces.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(reasoning),
         reasoning_tokens: reasoning,
     };
     Plan {
@@ -256,6 +267,28 @@ mod tests {
         assert_eq!(p.pieces.concat(), call.arguments);
         assert_eq!(p.finish, Finish::ToolCalls);
         assert_eq!(p.usage.completion_tokens as usize, p.pieces.len());
+    }
+
+    /// A delay past any range (a distribution built in code, bypassing
+    /// validation) is clamped to the longest delay, not a panic.
+    #[test]
+    fn delays_past_their_range_are_clamped() {
+        let b = Behaviour {
+            ttft_ms: Distribution::Constant(1e300),
+            itl_ms: Distribution::Constant(1e20),
+            output_tokens: Distribution::Constant(f64::INFINITY),
+            ..Behaviour::default()
+        };
+        let hour = MAX_DELAY;
+        let p = plan(7, 1, &b, None, &ask(Some(4)));
+        assert_eq!(p.ttft, hour);
+        assert_eq!(p.gaps, vec![hour; 3]);
+        assert_eq!(p.generation_time(), hour * 4);
+        let nan = Behaviour {
+            ttft_ms: Distribution::Constant(f64::NAN),
+            ..Behaviour::default()
+        };
+        assert_eq!(plan(7, 1, &nan, None, &ask(None)).ttft, Duration::ZERO);
     }
 
     #[test]

@@ -17,9 +17,12 @@ use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Distribution, Exp, Exp1, Gamma};
 
-/// The highest rate accepted, per second: one arrival per nanosecond, the
-/// resolution of [`Duration`].
-pub const MAX_RATE: f64 = 1e9;
+/// The highest rate accepted, per second: 10 million, far past what one
+/// load generator sends (the scenario format's range of a rate).
+pub const MAX_RATE: f64 = 1e7;
+
+/// The largest burst accepted: a million requests at once.
+pub const MAX_BURST: u64 = 1_000_000;
 
 /// The highest gamma burstiness accepted. Past it nearly every gap is zero
 /// and a phase degenerates into one enormous burst at its start.
@@ -41,9 +44,9 @@ pub enum ArrivalError {
     /// A ramp from 0 to 0.
     #[error("from and to must not both be 0")]
     EmptyRamp,
-    /// A burst of no requests.
-    #[error("count must be at least 1")]
-    EmptyBurst,
+    /// A burst of no requests, or more than [`MAX_BURST`].
+    #[error("count must be at least 1 and at most {max}, got {count}", max = MAX_BURST)]
+    BurstCount { count: u64 },
 }
 
 /// How requests arrive during a phase (open loop: regardless of responses).
@@ -94,7 +97,7 @@ pub enum Arrival {
 impl Arrival {
     /// Checks the parameters: rates finite and above 0 (a ramp's ends may be
     /// 0 but not both), at most [`MAX_RATE`]; burstiness above 0 and at most
-    /// [`MAX_BURSTINESS`]; a burst of at least one request. The error
+    /// [`MAX_BURSTINESS`]; a burst of 1 to [`MAX_BURST`] requests. The error
     /// names the field.
     pub fn validate(&self) -> Result<(), ArrivalError> {
         match *self {
@@ -115,8 +118,8 @@ impl Arrival {
                 Ok(())
             }
             Arrival::Burst { count } => {
-                if count == 0 {
-                    return Err(ArrivalError::EmptyBurst);
+                if !(1..=MAX_BURST).contains(&count) {
+                    return Err(ArrivalError::BurstCount { count });
                 }
                 Ok(())
             }
@@ -589,6 +592,8 @@ mod tests {
                 "both",
             ),
             (Arrival::Burst { count: 0 }, "count"),
+            (Arrival::Burst { count: u64::MAX }, "count"),
+            (Arrival::Constant { rate: 2e7 }, "rate"),
         ];
         for (arrival, field) in cases {
             let Err(error) = arrival.validate() else {
@@ -612,7 +617,7 @@ mod tests {
         let message = |arrival: Arrival| arrival.validate().map_err(|e| e.to_string()).err();
         assert_eq!(
             message(Arrival::Constant { rate: -1.5 }).as_deref(),
-            Some("rate must be above 0 and at most 1000000000 per second, got -1.5")
+            Some("rate must be above 0 and at most 10000000 per second, got -1.5")
         );
         assert_eq!(
             message(Arrival::Ramp {
@@ -621,7 +626,7 @@ mod tests {
                 poisson: false
             })
             .as_deref(),
-            Some("to must be at least 0 and at most 1000000000 per second, got -2")
+            Some("to must be at least 0 and at most 10000000 per second, got -2")
         );
         assert_eq!(
             message(Arrival::Gamma {

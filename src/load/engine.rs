@@ -14,7 +14,10 @@
 //!   `max_in_flight` requests are already out. Nothing is ever queued. A
 //!   late generator sends immediately, without catching-up sleeps, so the
 //!   record's `sent_us − intended_us` is the dispatch delay, and latency is
-//!   measured from `intended_us` (no coordinated omission).
+//!   measured from `intended_us` (no coordinated omission). A generator
+//!   still sending [`LATE_LIMIT`] after its phase's end (a rate it cannot
+//!   keep up with) gives the rest of the schedule up: the phase did not get
+//!   its rate, which the run's validity check reports.
 //! - **Closed loop**: `users` tasks each send, read the whole answer, think,
 //!   and repeat until the phase ends or `max_requests` have started;
 //!   `intended_us = sent_us`. The in-flight cap does not apply (at most
@@ -39,7 +42,6 @@ use mock_providers::Clock;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{Rng, RngExt, SeedableRng};
 use serde::Serialize;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout_at};
 
@@ -315,10 +317,15 @@ async fn open_loop(shared: &Arc<Shared>, run: &PhaseRun, phase: &Phase, arrival:
         run.max_requests,
     );
     let mut done = true;
+    let give_up = run.end.checked_add(LATE_LIMIT).unwrap_or(run.end);
     for offset in schedule {
         let intended = run.start + offset;
         if !wait_precisely(intended, &mut halt).await {
             return;
+        }
+        if Instant::now() > give_up {
+            done = false;
+            break;
         }
         let Some(mix) = run.picker.pick(&mut rng) else {
             done = false;
@@ -353,7 +360,11 @@ async fn open_loop(shared: &Arc<Shared>, run: &PhaseRun, phase: &Phase, arrival:
                     intended_us,
                     Outcome::Dropped,
                 );
-                deliver_later(shared, record);
+                // A full channel holds the generator back rather than
+                // queueing the record in a task of its own: a sink that
+                // cannot keep up means a generator that cannot (the run is
+                // invalid either way), and memory stays bounded at any rate.
+                let _ = shared.records.send(record).await;
             }
         }
     }
@@ -461,19 +472,6 @@ async fn perform(
     let _ = shared.records.send(record).await;
 }
 
-/// Hands `record` to the channel without making the generator wait.
-fn deliver_later(shared: &Arc<Shared>, record: RequestRecord) {
-    match shared.records.try_send(record) {
-        Ok(()) | Err(TrySendError::Closed(_)) => {}
-        Err(TrySendError::Full(record)) => {
-            let shared = Arc::clone(shared);
-            tokio::spawn(async move {
-                let _ = shared.records.send(record).await;
-            });
-        }
-    }
-}
-
 /// Sleeps until `at` (at once if it has passed); `false` if the run was
 /// stopped first.
 async fn wait_until(at: Instant, halt: &mut watch::Receiver<Option<Instant>>) -> bool {
@@ -484,6 +482,10 @@ async fn wait_until(at: Instant, halt: &mut watch::Receiver<Option<Instant>>) ->
     }
 }
 
+/// How long after its phase's end a generator behind its schedule still
+/// sends: past it, the rest of the schedule is given up.
+pub const LATE_LIMIT: Duration = Duration::from_secs(1);
+
 /// How long before an intended send the open loop stops sleeping on the
 /// timer (whose resolution is 1 ms) and yields until the moment instead.
 const SPIN_WINDOW: Duration = Duration::from_micros(1500);
@@ -493,8 +495,15 @@ const SPIN_WINDOW: Duration = Duration::from_micros(1500);
 /// requests leave when intended rather than on the timer's next tick (which
 /// alone gave a dispatch delay p99 of 1.7 ms at 5,000 req/s). The cost is a
 /// scheduler task that stays busy while arrivals are closer than the window.
-/// `false` if the run was stopped first.
+/// `false` if the run was stopped first — also when `at` has passed: a
+/// generator behind a rate it cannot keep up with (10 million a second)
+/// sends back to back, so it spends its task's scheduling budget here too,
+/// letting the stop through instead of running the whole schedule late.
 async fn wait_precisely(at: Instant, halt: &mut watch::Receiver<Option<Instant>>) -> bool {
+    tokio::task::coop::consume_budget().await;
+    if halt.borrow().is_some() {
+        return false;
+    }
     if let Some(early) = at.checked_sub(SPIN_WINDOW)
         && Instant::now() < early
         && !wait_until(early, halt).await

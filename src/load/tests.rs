@@ -352,6 +352,60 @@ async fn stop_ends_the_run_and_records_every_started_request() {
     }
 }
 
+/// A phase at a rate no generator keeps up with (the highest a scenario
+/// accepts) used to go on sending its whole schedule, late, for minutes
+/// after a 100 ms phase; the generator now gives up a second after the
+/// phase's end, and the phase says it did not get through its schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generator_behind_its_schedule_gives_up_after_the_phase() {
+    let (_mocks, target, clock) = mock(|_| {}).await;
+    let mut phase = open(
+        "flood",
+        100 * MS,
+        Arrival::Constant {
+            rate: super::arrival::MAX_RATE,
+        },
+        vec![0],
+    );
+    phase.max_in_flight = NonZeroU32::new(4).unwrap();
+    let scenario = scenario(vec![phase], vec![entry("whole", "m", false)]);
+    let started = std::time::Instant::now();
+    let (stats, records) = tokio::time::timeout(Duration::from_secs(20), run(&scenario, &target, clock))
+        .await
+        .expect("the run ends");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let phase = &stats.phases[0];
+    assert!(!phase.schedule_done, "{phase:?}");
+    assert!(phase.requested < 1_000_000, "{phase:?}");
+    assert_eq!(records.len() as u64, phase.requested);
+}
+
+/// A stop reaches a generator sending back to back behind its schedule
+/// (it never waited, so it never looked at the stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_reaches_a_generator_behind_its_schedule() {
+    let (_mocks, target, clock) = mock(|_| {}).await;
+    let phase = open(
+        "flood",
+        Duration::from_secs(60),
+        Arrival::Constant {
+            rate: super::arrival::MAX_RATE,
+        },
+        vec![0],
+    );
+    let scenario = scenario(vec![phase], vec![entry("whole", "m", false)]);
+    let started = std::time::Instant::now();
+    let stop = tokio::time::sleep(200 * MS);
+    let (stats, _) = tokio::time::timeout(
+        Duration::from_secs(20),
+        run_with(&scenario, &target, clock, config(0), stop),
+    )
+    .await
+    .expect("the run ends");
+    assert!(stats.stopped);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_timeout_is_a_timeout() {
     let (mocks, target, clock) = mock(|_| {}).await;

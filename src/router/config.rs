@@ -12,7 +12,8 @@
 //! header-timeout-ms = 10000           # a request head must arrive within this (idle keep-alive too)
 //! body-timeout-ms = 10000             # the whole body, from its head; else 408 and the connection closes
 //! max-connections = 10000             # served at once; more wait in the listen backlog
-//! clock = { start = "2026-01-10", speed = 86400 }   # warp: one day per second
+//! clock = { start = "2026-01-10", speed = 86400 }   # warp: one day per second; start may be
+//!                                     # an offset from now ("+365d": a year ahead); none: now
 //!
 //! [[router.providers]]
 //! name = "openai-like"
@@ -30,6 +31,8 @@
 //! cache-write = "0.1875"              # default: the prompt price
 //! system-prefix = "You are served by gauntlet."
 //! deprecation = { announced = "2026-01-01", removed = "2026-02-01", replacement = "openai/gpt-4o" }
+//! # or counted from the clock's start (w, d, h, m, s), true on any day:
+//! # deprecation = { announced = "-30d", removed = "+180d", replacement = "openai/gpt-4o" }
 //!
 //! [[router.keys]]
 //! key = "sk-demo"
@@ -54,9 +57,45 @@
 //! cooldown-ms = 10000
 //! ```
 //!
-//! `header-timeout-ms` and `body-timeout-ms` take 100 to 600000 (default
-//! 10 s each) and `max-connections` 1 to 1000000 (default 10000); what they
-//! guarantee against slow clients is on [`ConnectionLimits`].
+//! A calendar time (`clock.start`, `deprecation.announced` and `.removed`)
+//! is a date, a UTC time, or an offset (`+30d`, `-12h`; see the clock
+//! module): lifecycle offsets count from the clock's start (`clock.start`,
+//! else the moment the table is read), a `clock.start` offset from that
+//! moment. Offsets keep a file true on any day; absolute dates against the
+//! real clock change its verdicts on the day they pass.
+//!
+//! Every duration, rate and count has a range, checked here (so `gauntlet
+//! router`, `gauntlet run` and `gauntlet validate` refuse alike): whatever
+//! validates runs. A value outside it, `inf` and `nan` included, is refused
+//! with its path and value, e.g. `router.keep-alive-ms = 0: must be between
+//! 1 and 3600000 milliseconds`.
+//!
+//! | field | range |
+//! |---|---|
+//! | `keep-alive-ms` | 1 to 3,600,000 (an hour) |
+//! | `max-body-bytes` | 1,024 to 1,073,741,824 (1 GiB) |
+//! | `byok-fee-bps` | 0 to 10,000 |
+//! | `clock.speed` | 0.001 to 10,000,000 times real time |
+//! | `free.per-minute`; keys' `rpm` | 1 to 600,000,000 (10 million a second) |
+//! | `free.per-day`, `free.per-day-after-purchase` | 0 to 1,000,000,000 |
+//! | keys' `concurrency` | 1 to 1,000,000 |
+//! | models' `default-max-tokens` | 1 to 1,000,000 |
+//! | models' `context-length` | 1 to 100,000,000 |
+//! | `retry.base-ms`, `retry.cap-ms` | 1 to 3,600,000, the cap at least the base |
+//! | `retry.factor` | above 1, at most 1,000 |
+//! | `retry.attempts-per-provider` (`retries-per-provider`) | 1 to 1,000 (0 to 999) |
+//! | `retry.deadline-ms` | 1 to 86,400,000 (a day) |
+//! | `retry.first-byte-timeout-ms` | 1 to 3,600,000 (an hour) |
+//! | `retry.budget-ratio` | 0 to 1,000 retries per request |
+//! | `retry.budget-window-ms` | 10 to 86,400,000 |
+//! | `retry.budget-min-retries` | 0 to 1,000,000 |
+//! | `retry.cooldown-after` | 1 to 1,000,000 |
+//! | `retry.cooldown-ms` | 0 to 86,400,000 (a day) |
+//! | `header-timeout-ms`, `body-timeout-ms` | 100 to 600,000 (default 10 s each) |
+//! | `max-connections` | 1 to 1,000,000 (default 10,000) |
+//!
+//! What the connection limits guarantee against slow clients is on
+//! [`ConnectionLimits`].
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -70,25 +109,68 @@ use jiff::Timestamp;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
+mod bounds;
+
+use bounds::{Count, OutOfRange, Range};
+
 use super::catalog::{Catalog, Deprecation, FREE_SUFFIX, MIN_GRACE, Model, Route};
-use super::clock::parse_time;
+use super::clock::When;
 use super::defects::Defects;
 use super::pricing::{Picodollars, Prices, TokenPrice};
 use super::retry::RetryPolicy;
 
-/// A validation error: the field path and what is wrong.
+/// A validation error: the field path, the value when it is the problem
+/// (one out of its range), and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{path}{}: {message}", .value.as_ref().map(|v| format!(" = {v}")).unwrap_or_default())]
 pub struct ConfigError {
     pub path: String,
+    pub value: Option<String>,
     pub message: String,
 }
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
         path: path.into(),
+        value: None,
         message: message.into(),
     }
+}
+
+fn out_of_range(path: impl Into<String>, e: OutOfRange) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        value: Some(e.value),
+        message: e.expected,
+    }
+}
+
+/// `value`, when given, in `range`.
+fn count<T: Copy + TryInto<u64> + fmt::Display>(
+    path: impl Into<String>,
+    range: Count,
+    value: Option<T>,
+) -> Result<Option<T>, ConfigError> {
+    value
+        .map(|v| range.check(v).map_err(|e| out_of_range(path, e)))
+        .transpose()
+}
+
+/// A number of milliseconds, when given, in `range`.
+fn millis(path: impl Into<String>, range: Count, value: Option<u64>) -> Result<Option<Duration>, ConfigError> {
+    Ok(count(path, range, value)?.map(Duration::from_millis))
+}
+
+/// A limit, when given, in `range` (whose lowest value is at least 1).
+fn limit(path: impl Into<String>, range: Count, value: Option<u32>) -> Result<Option<NonZeroU32>, ConfigError> {
+    Ok(count(path, range, value)?.and_then(NonZeroU32::new))
+}
+
+/// A real number, when given, in `range`.
+fn real(path: impl Into<String>, range: Range, value: Option<f64>) -> Result<Option<f64>, ConfigError> {
+    value
+        .map(|v| range.check(v).map_err(|e| out_of_range(path, e)))
+        .transpose()
 }
 
 /// A decimal written as a TOML string (`"0.15"`, exact) or number (`0.15`,
@@ -201,44 +283,68 @@ pub struct RawUpstream {
 
 impl RawRetry {
     /// Builds the policy; unset fields keep the retry module's defaults.
+    /// Each field is checked against its range first, so the error names it.
     pub fn validate(&self, at: &str) -> Result<RetryPolicy, ConfigError> {
-        let ms = Duration::from_millis;
+        let path = |field: &str| format!("{at}.{field}");
+        let defaults = RetryPolicy::default();
         let mut b = RetryPolicy::builder();
-        if let Some(v) = self.base_ms {
-            b = b.base(ms(v));
+        let base = millis(path("base-ms"), bounds::BACKOFF_MS, self.base_ms)?;
+        let cap = millis(path("cap-ms"), bounds::BACKOFF_MS, self.cap_ms)?;
+        let (lowest, highest) = (base.unwrap_or(defaults.base()), cap.unwrap_or(defaults.cap()));
+        if highest < lowest {
+            let (field, message) = match cap {
+                Some(_) => (
+                    "cap-ms",
+                    format!("must be at least base-ms ({} ms)", lowest.as_millis()),
+                ),
+                None => (
+                    "base-ms",
+                    format!(
+                        "is above the default cap-ms ({} ms): give cap-ms too",
+                        highest.as_millis()
+                    ),
+                ),
+            };
+            return Err(err(path(field), message));
         }
-        if let Some(v) = self.cap_ms {
-            b = b.cap(ms(v));
+        if let Some(v) = base {
+            b = b.base(v);
         }
-        if let Some(v) = self.factor {
-            if !(v.is_finite() && v > 1.0) {
-                return Err(err(format!("{at}.factor"), format!("must be a number > 1, got {v}")));
-            }
+        if let Some(v) = cap {
+            b = b.cap(v);
+        }
+        if let Some(v) = real(path("factor"), bounds::BACKOFF_FACTOR, self.factor)? {
             b = b.factor(v);
         }
         if let Some(v) = self.attempts_per_provider(at)? {
             b = b.attempts_per_provider(v);
         }
-        if let Some(v) = self.deadline_ms {
-            b = b.deadline(ms(v));
+        if let Some(v) = millis(path("deadline-ms"), bounds::DEADLINE_MS, self.deadline_ms)? {
+            b = b.deadline(v);
         }
-        if let Some(v) = self.first_byte_timeout_ms {
-            b = b.first_byte_timeout(ms(v));
+        let first_byte = self.first_byte_timeout_ms;
+        if let Some(v) = millis(path("first-byte-timeout-ms"), bounds::FIRST_BYTE_TIMEOUT_MS, first_byte)? {
+            b = b.first_byte_timeout(v);
         }
-        if let Some(v) = self.budget_ratio {
+        if let Some(v) = real(path("budget-ratio"), bounds::BUDGET_RATIO, self.budget_ratio)? {
             b = b.budget_ratio(v);
         }
-        if let Some(v) = self.budget_window_ms {
-            b = b.budget_window(ms(v));
+        if let Some(v) = millis(
+            path("budget-window-ms"),
+            bounds::BUDGET_WINDOW_MS,
+            self.budget_window_ms,
+        )? {
+            b = b.budget_window(v);
         }
-        if let Some(v) = self.budget_min_retries {
+        let min_retries = self.budget_min_retries;
+        if let Some(v) = count(path("budget-min-retries"), bounds::BUDGET_MIN_RETRIES, min_retries)? {
             b = b.budget_min_retries(v);
         }
-        if let Some(v) = nonzero(format!("{at}.cooldown-after"), self.cooldown_after)? {
+        if let Some(v) = limit(path("cooldown-after"), bounds::COOLDOWN_AFTER, self.cooldown_after)? {
             b = b.cooldown_after(v);
         }
-        if let Some(v) = self.cooldown_ms {
-            b = b.cooldown(ms(v));
+        if let Some(v) = millis(path("cooldown-ms"), bounds::COOLDOWN_MS, self.cooldown_ms)? {
+            b = b.cooldown(v);
         }
         b.build().map_err(|e| err(at, e.to_string()))
     }
@@ -251,12 +357,11 @@ impl RawRetry {
                 format!("{at}.retries-per-provider"),
                 "give `attempts-per-provider` or `retries-per-provider` (attempts − 1), not both",
             )),
-            (attempts, None) => nonzero(format!("{at}.attempts-per-provider"), attempts),
-            (None, Some(retries)) => retries
-                .checked_add(1)
-                .and_then(NonZeroU32::new)
-                .map(Some)
-                .ok_or_else(|| err(format!("{at}.retries-per-provider"), format!("{retries} is too many"))),
+            (attempts, None) => limit(format!("{at}.attempts-per-provider"), bounds::ATTEMPTS, attempts),
+            (None, Some(retries)) => Ok(
+                count(format!("{at}.retries-per-provider"), bounds::RETRIES, Some(retries))?
+                    .and_then(|r| NonZeroU32::new(r.saturating_add(1))),
+            ),
         }
     }
 }
@@ -416,13 +521,11 @@ fn usd(path: String, raw: &Option<RawDecimal>) -> Result<Option<Picodollars>, Co
         .transpose()
 }
 
-fn nonzero(path: String, v: Option<u32>) -> Result<Option<NonZeroU32>, ConfigError> {
-    v.map(|v| NonZeroU32::new(v).ok_or_else(|| err(path, "must be at least 1 (leave it out for no limit)")))
-        .transpose()
-}
-
-fn time(path: String, text: &str) -> Result<Timestamp, ConfigError> {
-    parse_time(text).map_err(|e| err(path, e.to_string()))
+/// A calendar time: absolute, or an offset (`+30d`) from `origin`.
+fn time(path: String, text: &str, origin: Timestamp) -> Result<Timestamp, ConfigError> {
+    When::parse(text)
+        .and_then(|when| when.at(origin, text))
+        .map_err(|e| err(path, e.to_string()))
 }
 
 impl RawRouter {
@@ -441,34 +544,34 @@ impl RawRouter {
         if let Some(problem) = self.operator_key.as_deref().and_then(super::keys::key_problem) {
             return Err(err(format!("{at}.operator-key"), problem));
         }
-        let byok_fee_bps = self.byok_fee_bps.unwrap_or(DEFAULT_BYOK_FEE_BPS);
-        if byok_fee_bps > 10_000 {
-            return Err(err(
-                format!("{at}.byok-fee-bps"),
-                format!("must be at most 10000 (100 %), got {byok_fee_bps}"),
-            ));
-        }
-        let max_body_bytes = self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
-        if max_body_bytes < 1024 {
-            return Err(err(
-                format!("{at}.max-body-bytes"),
-                format!("must be at least 1024, got {max_body_bytes}"),
-            ));
-        }
+        let byok_fee_bps = count(format!("{at}.byok-fee-bps"), bounds::BYOK_FEE_BPS, self.byok_fee_bps)?
+            .unwrap_or(DEFAULT_BYOK_FEE_BPS);
+        let max_body_bytes = count(
+            format!("{at}.max-body-bytes"),
+            bounds::MAX_BODY_BYTES,
+            self.max_body_bytes,
+        )?
+        .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        let keep_alive = millis(format!("{at}.keep-alive-ms"), bounds::KEEP_ALIVE_MS, self.keep_alive_ms)?
+            .unwrap_or(DEFAULT_KEEP_ALIVE);
         let connections = self.validate_connections(at)?;
+        let now = Timestamp::now();
         let clock = match &self.clock {
             None => ClockConfig {
                 start: None,
                 speed: 1.0,
             },
-            Some(c) => c.validate(at)?,
+            Some(c) => c.validate(at, now)?,
         };
+        // Lifecycle offsets count from the clock's start: the one given, or
+        // now (a clock without a start reads the real time from now on).
+        let origin = clock.start.unwrap_or(now);
         let free = match &self.free {
             None => FreeLimits::default(),
             Some(f) => f.validate(at)?,
         };
         let (providers, names) = self.validate_providers(at)?;
-        let models = self.validate_models(at, &names)?;
+        let models = self.validate_models(at, &names, origin)?;
         let keys = self.validate_keys(at, &names)?;
 
         Ok(RouterConfig {
@@ -476,7 +579,7 @@ impl RawRouter {
             operator_key: self.operator_key.as_deref().map(Into::into),
             ledger_path: self.ledger_path.clone(),
             byok_fee_bps,
-            keep_alive: self.keep_alive_ms.map_or(DEFAULT_KEEP_ALIVE, Duration::from_millis),
+            keep_alive,
             max_body_bytes,
             connections,
             clock,
@@ -527,8 +630,14 @@ impl RawRouter {
         Ok((providers, names))
     }
 
-    /// The `[[router.models]]`; `names` are the providers' indices by name.
-    fn validate_models(&self, at: &str, names: &HashMap<String, usize>) -> Result<Vec<Model>, ConfigError> {
+    /// The `[[router.models]]`; `names` are the providers' indices by name,
+    /// `origin` the clock's start that lifecycle offsets count from.
+    fn validate_models(
+        &self,
+        at: &str,
+        names: &HashMap<String, usize>,
+        origin: Timestamp,
+    ) -> Result<Vec<Model>, ConfigError> {
         let mut seen = HashSet::new();
         let mut models = Vec::with_capacity(self.models.len());
         for (i, m) in self.models.iter().enumerate() {
@@ -544,7 +653,7 @@ impl RawRouter {
             let prices = m.validate_prices(&path, free)?;
             let deprecation = match &m.deprecation {
                 None => None,
-                Some(d) => Some(self.validate_deprecation(&path, m, d)?),
+                Some(d) => Some(self.validate_deprecation(&path, m, d, origin)?),
             };
             models.push(Model {
                 id: m.id.as_str().into(),
@@ -553,19 +662,36 @@ impl RawRouter {
                 free,
                 system_prefix: m.system_prefix.as_deref().map(Into::into),
                 deprecation,
-                default_max_tokens: m.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-                context_length: m.context_length.unwrap_or(DEFAULT_CONTEXT_LENGTH),
+                default_max_tokens: count(
+                    format!("{path}.default-max-tokens"),
+                    bounds::MAX_TOKENS,
+                    m.default_max_tokens,
+                )?
+                .unwrap_or(DEFAULT_MAX_TOKENS),
+                context_length: count(
+                    format!("{path}.context-length"),
+                    bounds::CONTEXT_LENGTH,
+                    m.context_length,
+                )?
+                .unwrap_or(DEFAULT_CONTEXT_LENGTH),
             });
         }
         Ok(models)
     }
 
-    /// The deprecation of the model `m` at `path`: a grace period of at
-    /// least [`MIN_GRACE`] and a replacement that is another model, itself
-    /// not deprecated.
-    fn validate_deprecation(&self, path: &str, m: &RawModel, d: &RawDeprecation) -> Result<Deprecation, ConfigError> {
-        let announced = time(format!("{path}.deprecation.announced"), &d.announced)?;
-        let removed = time(format!("{path}.deprecation.removed"), &d.removed)?;
+    /// The deprecation of the model `m` at `path`: dates absolute or
+    /// counted from `origin` (the clock's start), a grace period of at least
+    /// [`MIN_GRACE`], and a replacement that is another model, itself not
+    /// deprecated.
+    fn validate_deprecation(
+        &self,
+        path: &str,
+        m: &RawModel,
+        d: &RawDeprecation,
+        origin: Timestamp,
+    ) -> Result<Deprecation, ConfigError> {
+        let announced = time(format!("{path}.deprecation.announced"), &d.announced, origin)?;
+        let removed = time(format!("{path}.deprecation.removed"), &d.removed, origin)?;
         let grace = removed.as_second() - announced.as_second();
         if grace < MIN_GRACE.as_secs() as i64 {
             return Err(err(
@@ -641,8 +767,8 @@ impl RawRouter {
                 key: k.key.as_str().into(),
                 label: k.label.clone().unwrap_or_else(|| format!("key {i}")),
                 credits: usd(format!("{path}.credits"), &k.credits)?.unwrap_or_default(),
-                rpm: nonzero(format!("{path}.rpm"), k.rpm)?,
-                concurrency: nonzero(format!("{path}.concurrency"), k.concurrency)?,
+                rpm: limit(format!("{path}.rpm"), bounds::PER_MINUTE, k.rpm)?,
+                concurrency: limit(format!("{path}.concurrency"), bounds::CONCURRENCY, k.concurrency)?,
                 in_flight_budget: usd(format!("{path}.in-flight-budget"), &k.in_flight_budget)?,
                 byok,
             });
@@ -652,18 +778,13 @@ impl RawRouter {
 }
 
 impl RawClock {
-    fn validate(&self, at: &str) -> Result<ClockConfig, ConfigError> {
-        let speed = self.speed.unwrap_or(1.0);
-        if !speed.is_finite() || speed <= 0.0 {
-            return Err(err(
-                format!("{at}.clock.speed"),
-                format!("must be a number > 0, got {speed}"),
-            ));
-        }
+    /// The clock; a `start` written as an offset counts from `now`.
+    fn validate(&self, at: &str, now: Timestamp) -> Result<ClockConfig, ConfigError> {
+        let speed = real(format!("{at}.clock.speed"), bounds::CLOCK_SPEED, self.speed)?.unwrap_or(1.0);
         let start = self
             .start
             .as_deref()
-            .map(|s| time(format!("{at}.clock.start"), s))
+            .map(|s| time(format!("{at}.clock.start"), s, now))
             .transpose()?;
         Ok(ClockConfig { start, speed })
     }
@@ -673,9 +794,15 @@ impl RawFree {
     fn validate(&self, at: &str) -> Result<FreeLimits, ConfigError> {
         let d = FreeLimits::default();
         Ok(FreeLimits {
-            per_minute: nonzero(format!("{at}.free.per-minute"), self.per_minute)?.unwrap_or(d.per_minute),
-            per_day: self.per_day.unwrap_or(d.per_day),
-            per_day_after_purchase: self.per_day_after_purchase.unwrap_or(d.per_day_after_purchase),
+            per_minute: limit(format!("{at}.free.per-minute"), bounds::PER_MINUTE, self.per_minute)?
+                .unwrap_or(d.per_minute),
+            per_day: count(format!("{at}.free.per-day"), bounds::PER_DAY, self.per_day)?.unwrap_or(d.per_day),
+            per_day_after_purchase: count(
+                format!("{at}.free.per-day-after-purchase"),
+                bounds::PER_DAY,
+                self.per_day_after_purchase,
+            )?
+            .unwrap_or(d.per_day_after_purchase),
             purchase_threshold: usd(format!("{at}.free.purchase-threshold"), &self.purchase_threshold)?
                 .unwrap_or(d.purchase_threshold),
         })
@@ -834,6 +961,7 @@ pub struct RawRouterFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::clock::parse_time;
 
     fn parse(text: &str) -> Result<RouterConfig, ConfigError> {
         let file: RawRouterFile = toml::from_str(text).unwrap();
@@ -922,6 +1050,152 @@ api-key = "k"
             let e = retry(&format!("factor = {bad}\n")).unwrap_err();
             assert_eq!(e.path, "router.retry.factor", "{bad}: {e}");
         }
+    }
+
+    /// `keep-alive-ms = 0` validated, then every stream answered 200 with
+    /// an empty body (a zero-period interval panicked).
+    #[test]
+    fn keep_alive_out_of_range_is_refused_with_its_value() {
+        let with = |line: &str| parse(&BASE.replacen("[router]\n", &format!("[router]\n{line}\n"), 1));
+        for (line, shown) in [("keep-alive-ms = 0", "0"), ("keep-alive-ms = 3600001", "3600001")] {
+            let e = with(line).unwrap_err();
+            assert_eq!(e.path, "router.keep-alive-ms", "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!("router.keep-alive-ms = {shown}: must be between 1 and 3600000 milliseconds")
+            );
+        }
+        assert_eq!(with("keep-alive-ms = 1").unwrap().keep_alive, Duration::from_millis(1));
+    }
+
+    /// Every duration, rate and count of the table has a range; the error
+    /// names the field and the value.
+    #[test]
+    fn durations_rates_and_counts_out_of_range_are_refused() {
+        let with = |table: &str| parse(&BASE.replacen("[router]\n", &format!("[router]\n{table}\n"), 1));
+        let cases = [
+            ("clock = { speed = 1e-300 }", "router.clock.speed", "1e-300"),
+            ("clock = { speed = inf }", "router.clock.speed", "inf"),
+            ("clock = { speed = nan }", "router.clock.speed", "NaN"),
+            (
+                "max-body-bytes = 9223372036854775807",
+                "router.max-body-bytes",
+                "9223372036854775807",
+            ),
+            (
+                "free = { per-minute = 4000000000 }",
+                "router.free.per-minute",
+                "4000000000",
+            ),
+            ("free = { per-day = 4000000000 }", "router.free.per-day", "4000000000"),
+            ("retry = { base-ms = 0 }", "router.retry.base-ms", "0"),
+            (
+                "retry = { cap-ms = 9223372036854775807 }",
+                "router.retry.cap-ms",
+                "9223372036854775807",
+            ),
+            ("retry = { factor = 1e300 }", "router.retry.factor", "1e300"),
+            ("retry = { deadline-ms = 0 }", "router.retry.deadline-ms", "0"),
+            (
+                "retry = { first-byte-timeout-ms = 86400001 }",
+                "router.retry.first-byte-timeout-ms",
+                "86400001",
+            ),
+            ("retry = { budget-ratio = inf }", "router.retry.budget-ratio", "inf"),
+            ("retry = { budget-window-ms = 1 }", "router.retry.budget-window-ms", "1"),
+            (
+                "retry = { budget-min-retries = 4000000000 }",
+                "router.retry.budget-min-retries",
+                "4000000000",
+            ),
+            (
+                "retry = { attempts-per-provider = 4000000000 }",
+                "router.retry.attempts-per-provider",
+                "4000000000",
+            ),
+            (
+                "retry = { cooldown-after = 4000000000 }",
+                "router.retry.cooldown-after",
+                "4000000000",
+            ),
+            (
+                "retry = { cooldown-ms = 86400001 }",
+                "router.retry.cooldown-ms",
+                "86400001",
+            ),
+        ];
+        for (table, path, shown) in cases {
+            let e = with(table).unwrap_err();
+            assert_eq!(e.path, path, "{table}: {e}");
+            assert!(
+                e.to_string().starts_with(&format!("{path} = {shown}: must be")),
+                "{table}: {e}"
+            );
+        }
+        let keys = [
+            ("rpm = 4000000000", "router.keys[0].rpm"),
+            ("concurrency = 4000000000", "router.keys[0].concurrency"),
+        ];
+        for (field, path) in keys {
+            let e = parse(&format!("{BASE}[[router.keys]]\nkey = \"k\"\n{field}\n")).unwrap_err();
+            assert_eq!(e.path, path, "{e}");
+        }
+        let models = [
+            ("default-max-tokens = 0", "router.models[0].default-max-tokens"),
+            ("context-length = 4000000000", "router.models[0].context-length"),
+        ];
+        for (field, path) in models {
+            let e = parse(&format!(
+                "{BASE}[[router.models]]\nid = \"m\"\nproviders = [\"p\"]\nprompt = 1\ncompletion = 1\n{field}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.path, path, "{e}");
+        }
+    }
+
+    /// Lifecycle dates may count from the clock's start: the one given
+    /// (itself possibly counted from now), or now.
+    #[test]
+    fn lifecycle_dates_count_from_the_clocks_start() {
+        let models = "[[router.models]]\nid = \"m\"\nproviders = [\"p\"]\nprompt = 1\ncompletion = 1\n\
+                      deprecation = { announced = \"-30d\", removed = \"+180d\", replacement = \"n\" }\n\
+                      [[router.models]]\nid = \"n\"\nproviders = [\"p\"]\nprompt = 1\ncompletion = 1\n";
+        let with_clock = |clock: &str| {
+            parse(&format!(
+                "{}{models}",
+                BASE.replacen("[router]\n", &format!("[router]\n{clock}\n"), 1)
+            ))
+        };
+        let dates = |config: &RouterConfig| {
+            let d = config.catalog.get("m").unwrap().deprecation.clone().unwrap();
+            (d.announced, d.removed)
+        };
+        let pinned = with_clock("clock = { start = \"2030-05-01\" }").unwrap();
+        assert_eq!(
+            dates(&pinned),
+            (parse_time("2030-04-01").unwrap(), parse_time("2030-10-28").unwrap())
+        );
+        let before = Timestamp::now();
+        for clock in ["", "clock = { start = \"+0s\", speed = 2 }"] {
+            let config = with_clock(clock).unwrap();
+            let (announced, _) = dates(&config);
+            let from_now = announced.as_second() + 30 * 86_400 - before.as_second();
+            assert!(
+                (0..=5).contains(&from_now),
+                "{clock}: announced {announced}, {from_now} s off"
+            );
+        }
+        let ahead = with_clock("clock = { start = \"+365d\" }").unwrap();
+        let start = ahead.clock.start.unwrap();
+        assert!(start.as_second() - before.as_second() >= 365 * 86_400);
+        assert_eq!(dates(&ahead).0.as_second(), start.as_second() - 30 * 86_400);
+        let e = with_clock("clock = { start = \"+3 days\" }").unwrap_err();
+        assert_eq!(e.path, "router.clock.start", "{e}");
+        let e = parse(&format!("{BASE}{}", models.replace("-30d", "in a month"))).unwrap_err();
+        assert_eq!(e.path, "router.models[0].deprecation.announced", "{e}");
+        assert!(e.message.contains("+30d"), "{e}");
+        let e = parse(&format!("{BASE}{}", models.replace("+180d", "-20d"))).unwrap_err();
+        assert!(e.message.contains("at least 14 days"), "{e}");
     }
 
     #[test]

@@ -190,8 +190,11 @@ pub enum Head {
 }
 
 /// Reads `retry-after-ms` (OpenAI's, exact) or `retry-after` (seconds, or an
-/// HTTP date which the router treats as one second).
+/// HTTP date which the router treats as one second). A value too long for
+/// a `Duration` (`retry-after: 1e300`) is the longest one; the retry
+/// policy clamps it to a day.
 pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let seconds = |secs: f64| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX);
     if let Some(ms) = headers
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
@@ -199,11 +202,11 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
         && ms.is_finite()
         && ms >= 0.0
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(seconds(ms / 1000.0));
     }
     let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
     match value.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs >= 0.0 => Some(Duration::from_secs_f64(secs)),
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Some(seconds(secs)),
         Ok(_) => None,
         Err(_) => Some(Duration::from_secs(1)),
     }
@@ -238,6 +241,16 @@ mod tests {
         headers.clear();
         headers.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(1)));
+    }
+
+    /// An upstream's `retry-after: 1e300` once panicked the router.
+    #[test]
+    fn a_retry_after_too_long_for_a_duration_is_the_longest() {
+        for (name, value) in [("retry-after", "1e300"), ("retry-after-ms", "1e300")] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static(value));
+            assert_eq!(retry_after(&headers), Some(Duration::MAX), "{name}: {value}");
+        }
     }
 
     #[test]

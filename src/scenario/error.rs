@@ -37,7 +37,7 @@ pub struct FieldError {
     pub path: String,
     pub message: String,
     /// The value written at `path`, as written (shortened), when there is one
-    /// and the message does not already quote it.
+    /// and the message does not already quote it: `path = value: message`.
     pub value: Option<String>,
 }
 
@@ -49,24 +49,27 @@ impl fmt::Display for FieldError {
         }
         if !self.path.is_empty() {
             write!(f, ": {}", self.path)?;
+            if let Some(value) = &self.value {
+                write!(f, " = {value}")?;
+            }
         }
-        write!(f, ": {}", self.message)?;
-        if let Some(value) = &self.value {
-            write!(f, " (found `{value}`)")?;
-        }
-        Ok(())
+        write!(f, ": {}", self.message)
     }
 }
 
 impl ScenarioError {
     /// The field error of `text` (the file `file`), its line and value
-    /// found in the text when the error does not carry them.
+    /// found in the text when the error does not carry them (the value as
+    /// written, else as the error read it).
     pub fn field(e: ConfigError, file: &Path, text: &str) -> ScenarioError {
         let found = locate(text, &e.path);
         let line = e.line.or_else(|| found.as_ref().map(|(line, _)| *line));
-        let value = found
-            .and_then(|(_, value)| value)
-            .filter(|v| !e.message.contains(v.trim_matches('"')));
+        let written = found.and_then(|(_, value)| value);
+        let value = match e.value {
+            // A value out of its range: the message says the range, never the value.
+            Some(read) => Some(written.unwrap_or(read)),
+            None => written.filter(|v| !e.message.contains(v.trim_matches('"'))),
+        };
         ScenarioError::Field(FieldError {
             file: file.to_path_buf(),
             line,
@@ -207,10 +210,7 @@ mod tests {
             Path::new("s.toml"),
             TEXT,
         );
-        assert_eq!(
-            e.to_string(),
-            "s.toml:7:14: phases[1].duration-s: must be > 0 (found `-3`)"
-        );
+        assert_eq!(e.to_string(), "s.toml:7:14: phases[1].duration-s = -3: must be > 0");
         assert_eq!(e.path(), "phases[1].duration-s");
         // A message that quotes the value already is not repeated.
         let e = ScenarioError::field(

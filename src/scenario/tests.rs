@@ -53,6 +53,42 @@ fn every_shipped_scenario_validates() {
     }
 }
 
+/// No time bombs: a shipped scenario's lifecycle dates count from its
+/// clock's start (`+30d`), or its clock starts on a date of its own. An
+/// absolute date against the real clock (the demo's grace period ended on
+/// 2027-06-01) breaks the scenario on that day.
+#[test]
+fn no_shipped_scenario_dates_its_lifecycle_by_the_real_clock() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let relative = |text: &str| text.trim_start().starts_with(['+', '-']);
+    let mut checked = 0;
+    for file in scenario_files(&[root.join("scenarios")]).unwrap() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let Some(router) = parse_toml::<raw::RawScenario>(&text).unwrap().router else {
+            continue;
+        };
+        let pinned = router
+            .clock
+            .as_ref()
+            .and_then(|c| c.start.as_deref())
+            .is_some_and(|start| !relative(start));
+        for model in &router.models {
+            let Some(d) = &model.deprecation else { continue };
+            checked += 1;
+            for (field, date) in [("announced", &d.announced), ("removed", &d.removed)] {
+                assert!(
+                    pinned || relative(date),
+                    "{}: `{}` deprecation.{field} = \"{date}\" is a date of the real calendar: write it \
+                     from the clock's start (\"+30d\", \"-12h\") or give [router] a clock.start",
+                    file.display(),
+                    model.id
+                );
+            }
+        }
+    }
+    assert!(checked >= 2, "the demo's lifecycle models at least");
+}
+
 #[test]
 fn the_documented_example_validates() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/README.md")).unwrap();
@@ -112,6 +148,11 @@ fn mistakes_name_their_field() {
         (
             "arrival = { kind = \"constant\", rate = 5 }",
             "arrival = { kind = \"constant\", rate = -5 }",
+            "phases[0].arrival.rate",
+        ),
+        (
+            "arrival = { kind = \"constant\", rate = 5 }",
+            "arrival = { kind = \"ramp\", from = 0, to = 0 }",
             "phases[0].arrival",
         ),
     ];
@@ -481,4 +522,179 @@ fn a_warm_up_phase_keeps_out_of_keys_judged_whole() {
             "[[router.keys]]\nkey = \"sk-warm\"\n[[router.keys]]\n",
         );
     parse(&format!("{own}{check}")).unwrap();
+}
+
+/// `duration-s = 1e308` validated and then panicked; `inf` was refused as
+/// "must be > 0". Each is refused naming the field, the value and the range.
+#[test]
+fn a_phase_duration_out_of_range_names_its_value_and_range() {
+    let second =
+        |duration: &str| format!("{BASE}[[phases]]\n{duration}\narrival = {{ kind = \"constant\", rate = 5 }}\n");
+    for written in ["inf", "-inf", "nan", "1e308", "-1", "0", "0.0001", "604801"] {
+        let e = parse(&second(&format!("duration-s = {written}"))).unwrap_err();
+        assert_eq!(e.path, "phases[1].duration-s", "{written}: {e}");
+        let want =
+            format!("phases[1].duration-s = {written}: must be a finite number of seconds between 0.001 and 604800");
+        assert!(e.to_string().ends_with(&want), "want …{want:?}, got {e}");
+    }
+    for written in ["0", "604800001", "9223372036854775807"] {
+        let e = parse(&second(&format!("duration-ms = {written}"))).unwrap_err();
+        assert_eq!(e.path, "phases[1].duration-ms", "{written}: {e}");
+        assert!(
+            e.to_string().ends_with(&format!(
+                "phases[1].duration-ms = {written}: must be between 1 and 604800000 milliseconds"
+            )),
+            "{e}"
+        );
+    }
+    // The edges are in the range.
+    let s = parse(&second("duration-s = 604800")).unwrap();
+    assert_eq!(s.phases[1].duration, Duration::from_secs(604_800));
+    let s = parse(&second("duration-s = 0.001")).unwrap();
+    assert_eq!(s.phases[1].duration, Duration::from_millis(1));
+}
+
+/// Every duration, rate and count of a scenario's own tables has a range;
+/// the error names the field and the value as written.
+#[test]
+fn rates_counts_and_bounds_out_of_range_name_their_value() {
+    let arrival = "arrival = { kind = \"constant\", rate = 5 }";
+    let replaced: &[(&str, &str, &str, &str)] = &[
+        (
+            arrival,
+            "arrival = { kind = \"constant\", rate = 1e8 }",
+            "phases[0].arrival.rate",
+            "1e8",
+        ),
+        (
+            arrival,
+            "arrival = { kind = \"poisson\", rate = nan }",
+            "phases[0].arrival.rate",
+            "nan",
+        ),
+        (
+            arrival,
+            "arrival = { kind = \"constant\", rate = -5 }",
+            "phases[0].arrival.rate",
+            "-5",
+        ),
+        (
+            arrival,
+            "arrival = { kind = \"gamma\", rate = 5, burstiness = inf }",
+            "phases[0].arrival.burstiness",
+            "inf",
+        ),
+        (
+            arrival,
+            "arrival = { kind = \"ramp\", from = 1e300, to = 5 }",
+            "phases[0].arrival.from",
+            "1e300",
+        ),
+        (
+            arrival,
+            "arrival = { kind = \"burst\", count = 2000000 }",
+            "phases[0].arrival.count",
+            "2000000",
+        ),
+        (
+            arrival,
+            "users = { count = 4000000000 }",
+            "phases[0].users.count",
+            "4000000000",
+        ),
+        (
+            arrival,
+            "users = { count = 2, think-ms = 9223372036854775807 }",
+            "phases[0].users.think-ms",
+            "9223372036854775807",
+        ),
+        (
+            arrival,
+            &format!("{arrival}\nmax-in-flight = 4000000000"),
+            "phases[0].max-in-flight",
+            "4000000000",
+        ),
+        (
+            "key = \"sk\"\n[[phases]]",
+            "key = \"sk\"\nweight = 4000000000\n[[phases]]",
+            "mix[0].weight",
+            "4000000000",
+        ),
+        (
+            "key = \"sk\"\n[[phases]]",
+            "key = \"sk\"\nprompt-chars = 4000000000\n[[phases]]",
+            "mix[0].prompt-chars",
+            "4000000000",
+        ),
+        (
+            "key = \"sk\"\n[[phases]]",
+            "key = \"sk\"\nmax-tokens = 4000000000\n[[phases]]",
+            "mix[0].max-tokens",
+            "4000000000",
+        ),
+    ];
+    for (from, to, path, shown) in replaced {
+        assert!(BASE.contains(from), "{from}");
+        let e = parse(&BASE.replacen(from, to, 1)).unwrap_err();
+        assert_eq!(e.path, *path, "{to}: {e}");
+        assert!(
+            e.to_string().contains(&format!("{path} = {shown}: must be")),
+            "{to}: {e}"
+        );
+    }
+    let appended: &[(&str, &str, &str)] = &[
+        ("[slo]\nttft-ms = 1e300\n", "slo.ttft-ms", "1e300"),
+        ("[slo]\ne2e-ms = inf\n", "slo.e2e-ms", "inf"),
+        (
+            "[[checks]]\nkind = \"latency\"\nmetric = \"ttft\"\nmax-ms = 1e20\n",
+            "checks[0].max-ms",
+            "1e20",
+        ),
+        (
+            "[[checks]]\nkind = \"stream-chunk-delay\"\nmax-ms = nan\n",
+            "checks[0].max-ms",
+            "nan",
+        ),
+        (
+            "[[checks]]\nkind = \"retry-storm\"\nmax = inf\n",
+            "checks[0].max",
+            "inf",
+        ),
+    ];
+    for (extra, path, shown) in appended {
+        let e = parse(&format!("{BASE}{extra}")).unwrap_err();
+        assert_eq!(e.path, *path, "{extra}: {e}");
+        assert!(
+            e.to_string().contains(&format!("{path} = {shown}: must be")),
+            "{extra}: {e}"
+        );
+    }
+    let sweep = BASE.replacen(
+        "[[phases]]\nduration-s = 1\narrival = { kind = \"constant\", rate = 5 }\n",
+        "",
+        1,
+    ) + "[[checks]]\nkind = \"error-rate\"\nmax = 0.1\n[sweep]\nrates = [1, 2]\n";
+    for (line, path, shown) in [
+        ("step-duration-s = 1e308", "sweep.step-duration-s", "1e308"),
+        ("max-in-flight = 4000000000", "sweep.max-in-flight", "4000000000"),
+    ] {
+        let e = parse(&format!("{sweep}{line}\n")).unwrap_err();
+        assert_eq!(e.path, path, "{line}: {e}");
+        assert!(
+            e.to_string().contains(&format!("{path} = {shown}: must be")),
+            "{line}: {e}"
+        );
+    }
+    let http = |line: &str| {
+        format!(
+            "schema = 1\n[meta]\nname = \"x\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:9000/v1\"\n{line}\n[[mix]]\nmodel = \"any\"\nkey = \"k\"\n[[phases]]\nduration-ms = 100\nusers = {{ count = 1 }}\n"
+        )
+    };
+    let e = parse(&http("ready-timeout-ms = 9223372036854775807")).unwrap_err();
+    assert_eq!(e.path, "target.ready-timeout-ms", "{e}");
+    let e = parse(&http(
+        "profile = \"gw\"\n[profiles.gw]\nbackoff = { base-ms = 9223372036854775807 }",
+    ))
+    .unwrap_err();
+    assert_eq!(e.path, "profiles.gw.backoff.base-ms", "{e}");
 }

@@ -33,12 +33,14 @@ pub struct Expectations {
     pub limit_in_retries: bool,
 }
 
-/// A `[router]` field that is wrong: where, and why.
+/// A `[router]` field that is wrong: where, the value when it is out of
+/// its range, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{path}{}: {message}", .value.as_ref().map(|v| format!(" = {v}")).unwrap_or_default())]
 pub struct ExpectError {
     /// The field path, e.g. `router.models[0].prompt`.
     pub path: String,
+    pub value: Option<String>,
     pub message: String,
 }
 
@@ -54,6 +56,7 @@ impl Expectations {
                 if !mock_names.contains(name.as_str()) {
                     return Err(ExpectError {
                         path: format!("{path}.providers[{i}].base-url"),
+                        value: None,
                         message: format!("no [[providers]] is named `{name}`"),
                     });
                 }
@@ -63,6 +66,7 @@ impl Expectations {
         }
         let config = raw.validate(path).map_err(|e| ExpectError {
             path: e.path,
+            value: e.value,
             message: e.message,
         })?;
         let limit_in_retries = raw.retry.as_ref().is_some_and(|r| r.retries_per_provider.is_some());

@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use mock_providers::bounds::{Count, OutOfRange, Range};
 use serde::Deserialize;
 
 use super::Precision;
@@ -365,17 +366,59 @@ pub enum RawPrecision {
     Float,
 }
 
-/// What is wrong with a `[profiles.NAME]` table: the field, and why.
+/// What is wrong with a `[profiles.NAME]` table: the field, its value when
+/// that is out of range, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileError {
     pub field: &'static str,
+    pub value: Option<String>,
     pub message: String,
+}
+
+/// A router's own backoff base and cap: a millisecond to an hour.
+const BACKOFF_MS: Count = Count::new(1, 3_600_000, "milliseconds");
+/// Its growth from one retry to the next.
+const BACKOFF_FACTOR: Range = Range::above(1.0, 1000.0, "");
+
+impl RawBackoff {
+    fn validate(&self) -> Result<Backoff, ProfileError> {
+        let range = |field: &'static str, e: OutOfRange| ProfileError {
+            field,
+            value: Some(e.value),
+            message: e.expected,
+        };
+        let base_ms = BACKOFF_MS
+            .check(self.base_ms)
+            .map_err(|e| range("backoff.base-ms", e))?;
+        let cap_ms = (self.cap_ms)
+            .map(|cap| BACKOFF_MS.check(cap).map_err(|e| range("backoff.cap-ms", e)))
+            .transpose()?;
+        let factor = BACKOFF_FACTOR
+            .check(self.factor.unwrap_or(2.0))
+            .map_err(|e| range("backoff.factor", e))?;
+        if let Some(cap) = cap_ms.filter(|cap| *cap < base_ms) {
+            return Err(ProfileError {
+                field: "backoff.cap-ms",
+                value: Some(cap.to_string()),
+                message: format!("must be at least base-ms ({base_ms})"),
+            });
+        }
+        Ok(Backoff {
+            base: Duration::from_millis(base_ms),
+            cap: cap_ms.map(Duration::from_millis),
+            factor,
+        })
+    }
 }
 
 impl RawProfile {
     /// The profile `name` this table declares.
     pub fn validate(&self, name: &str) -> Result<Profile, ProfileError> {
-        let bad = |field: &'static str, message: String| ProfileError { field, message };
+        let bad = |field: &'static str, message: String| ProfileError {
+            field,
+            value: None,
+            message,
+        };
         if Profile::built_in(name).is_some() {
             return Err(bad(
                 "base",
@@ -424,18 +467,7 @@ impl RawProfile {
             profile.headers.push(header);
         }
         if let Some(b) = self.backoff {
-            let factor = b.factor.unwrap_or(2.0);
-            if b.base_ms == 0 || !(factor.is_finite() && factor > 1.0) || b.cap_ms.is_some_and(|cap| cap < b.base_ms) {
-                return Err(bad(
-                    "backoff",
-                    "`base-ms` must be above 0, `cap-ms` at least `base-ms`, and `factor` a number above 1".to_string(),
-                ));
-            }
-            profile.backoff = Some(Backoff {
-                base: Duration::from_millis(b.base_ms),
-                cap: b.cap_ms.map(Duration::from_millis),
-                factor,
-            });
+            profile.backoff = Some(b.validate()?);
         }
         if let Some(features) = &self.features {
             let derived = [Feature::ReportedCost, Feature::SpendReadout, Feature::GenerationLookup];
@@ -530,19 +562,16 @@ mod tests {
         let ceilings: Vec<u128> = (1..=3).map(|k| p.backoff.unwrap().ceiling(k).as_millis()).collect();
         assert_eq!(ceilings, [100, 300, 300]);
         assert_eq!(
-            raw("backoff = { base-ms = 100, cap-ms = 50 }")
-                .validate("gw")
-                .unwrap_err()
-                .field,
-            "backoff"
-        );
-        assert_eq!(
             raw("backoff = { base-ms = 100, factor = 1 }")
                 .validate("gw")
                 .unwrap_err()
                 .field,
-            "backoff"
+            "backoff.factor"
         );
+        let e = raw("backoff = { base-ms = 100, cap-ms = 50 }")
+            .validate("gw")
+            .unwrap_err();
+        assert_eq!((e.field, e.value.as_deref()), ("backoff.cap-ms", Some("50")));
     }
 
     #[test]

@@ -108,6 +108,46 @@ fn an_invalid_value_exits_2_naming_file_path_and_problem() {
     );
 }
 
+/// `ttft-ms = 1e300` used to validate: the mock panicked on every request
+/// and a run without an error check still exited 0. Every command that
+/// reads the file now refuses it (exit 2) naming the field, the value and
+/// the range, before anything starts.
+#[test]
+fn a_delay_out_of_range_is_refused_by_run_validate_and_mock() {
+    let scenario = edit(RUN, "ttft-ms = 5", "ttft-ms = 1e300");
+    let scenario = &scenario[..scenario.find("[slo]").expect("the fixture has checks")];
+    let file = TempFile::new("cli-1e300", scenario);
+    let out = TempDir::new("cli-1e300");
+    let out = out.path().to_str().unwrap();
+    let want = "providers[0].defaults.ttft-ms = 1e300: must be a finite number of milliseconds between 0 and 3600000";
+    for args in [
+        vec!["run", file.path(), "--out", out],
+        vec!["validate", file.path()],
+        vec!["mock", "--config", file.path()],
+    ] {
+        let run = gauntlet(&args);
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert!(run.stderr.contains(file.path()), "{args:?}: {:?}", run.stderr);
+        assert!(run.stderr.contains(want), "{args:?}: {:?}", run.stderr);
+    }
+}
+
+/// `keep-alive-ms = 0` used to be served: every stream answered 200 with an
+/// empty body. `gauntlet router` refuses it (exit 2).
+#[test]
+fn a_zero_keep_alive_is_refused_by_the_router() {
+    let config = "[router]\nkeep-alive-ms = 0\n[[router.providers]]\nname = \"p\"\ndialect = \"openai\"\nbase-url = \"http://127.0.0.1:1\"\napi-key = \"k\"\n";
+    let file = TempFile::new("cli-keep-alive", config);
+    let run = gauntlet(&["router", "--config", file.path(), "--listen", "127.0.0.1:0"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("router.keep-alive-ms = 0: must be between 1 and 3600000 milliseconds"),
+        "{:?}",
+        run.stderr
+    );
+}
+
 #[test]
 fn a_missing_file_exits_2_naming_it() {
     let missing = std::env::temp_dir().join(format!("gauntlet-cli-missing-{}.toml", std::process::id()));

@@ -350,6 +350,28 @@ async fn usage_arrives_exactly_once_whatever_stream_options_say() {
     }
 }
 
+/// A zero keep-alive period (validation refuses it; set here in code, as
+/// defence in depth) once answered every stream 200 with an empty body:
+/// the period is taken as the shortest one instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_keep_alive_period_still_streams() {
+    let stack = Stack::start_with(&config(), |c| c.keep_alive = Duration::ZERO).await;
+    for provider in ["oai", "ant"] {
+        let streamed = tokio::time::timeout(
+            Duration::from_secs(10),
+            stack.stream("sk-a", &chat(&format!("{provider}/plain"), true)),
+        )
+        .await
+        .expect("the stream ends");
+        assert_well_formed(&streamed);
+        assert_eq!(
+            shape(&streamed),
+            ["role", "content", "finish", "usage"],
+            "{provider}: {streamed:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_comments_fill_the_wait_for_the_first_token() {
     let stack = Stack::start(&config()).await;

@@ -102,8 +102,14 @@ fn bad_distributions_are_named() {
     load_error(
         "[[providers]]\nname = \"a\"\ndialect = \"openai\"\n[providers.defaults]\noutput-tokens = -4\n",
         "providers[0].defaults.output-tokens",
-        ">= 0",
+        "must be a finite number of tokens between 0 and 1000000",
     );
+    let err = load_error(
+        "[[providers]]\nname = \"a\"\ndialect = \"openai\"\n[providers.defaults]\nitl-ms = { dist = \"normal\", mean = 10, stddev = 1e20 }\n",
+        "providers[0].defaults.itl-ms.stddev",
+        "must be a finite number of milliseconds between 0 and 3600000",
+    );
+    assert_eq!(err.value.as_deref(), Some("1e20"));
     let err = load_error(
         "[[providers]]\nname = \"a\"\ndialect = \"openai\"\n[providers.defaults]\nttft-ms = { dist = \"lognormel\", p50 = 1, p99 = 2 }\n",
         "providers[0].defaults.ttft-ms.dist",

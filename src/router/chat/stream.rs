@@ -180,6 +180,9 @@ async fn resend(state: &State, p: &Prepared, provider: usize) -> Option<Incoming
 /// first chunk.
 pub const FIRST_CHUNK_DELAY: Duration = Duration::from_millis(25);
 
+/// The shortest keep-alive period.
+const MIN_KEEP_ALIVE: Duration = Duration::from_millis(1);
+
 /// The upstream events of one stream turned into client chunks, and what
 /// has been made of them so far.
 struct Pump {
@@ -204,7 +207,10 @@ struct Pump {
 impl Pump {
     fn new(state: &State, p: &Prepared, provider: usize, first: Bytes) -> Pump {
         let dialect = state.config.providers[provider].dialect;
-        let keep_alive = state.config.keep_alive;
+        // Validation keeps the period in 1 ms ..= 1 h; a config built in
+        // code gets the same floor rather than a zero-period panic.
+        let keep_alive = state.config.keep_alive.max(MIN_KEEP_ALIVE);
+        let first_tick = Instant::now().checked_add(keep_alive).unwrap_or_else(Instant::now);
         Pump {
             parser: SseParser::new(),
             translator: StreamTranslator::new(dialect, &p.generation_id, &p.model.id, p.created),
@@ -212,7 +218,7 @@ impl Pump {
             first_token: None,
             pending: Some(first),
             stall: state.retrier.policy().first_byte_timeout(),
-            keep_alive: tokio::time::interval_at(Instant::now() + keep_alive, keep_alive),
+            keep_alive: tokio::time::interval_at(first_tick, keep_alive),
             buffer: state.config.defects.buffer_stream,
             first_delay: state.config.defects.delay_first_chunk.then_some(FIRST_CHUNK_DELAY),
         }

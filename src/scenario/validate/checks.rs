@@ -3,7 +3,7 @@
 
 use mock_providers::config::ConfigError;
 
-use super::{err, ms, share};
+use super::{ATTEMPTS_PER_REQUEST, PERCENTILE, err, ms, real, share};
 use std::time::Duration;
 
 use crate::scenario::raw::{CheckKind, RawCheck, RawScenario, RawSlo};
@@ -44,13 +44,7 @@ pub fn checks(raw: &RawScenario, slo: &Slo, sweep: bool) -> Result<Vec<Check>, C
                         "a latency check needs `metric` (e2e, e2e-from-send, ttft, itl, tpot, dispatch, overhead)",
                     )
                 })?;
-                let percentile = c.percentile.unwrap_or(99.0);
-                if !(percentile > 0.0 && percentile <= 100.0) {
-                    return Err(err(
-                        format!("{path}.percentile"),
-                        format!("must be in (0, 100], got {percentile}"),
-                    ));
-                }
+                let percentile = real(&format!("{path}.percentile"), PERCENTILE, c.percentile.unwrap_or(99.0))?;
                 let max = ms(
                     c.max_ms
                         .ok_or_else(|| err(format!("{path}.max-ms"), "a latency check needs `max-ms`"))?,
@@ -151,13 +145,7 @@ fn conformance(kind: CheckKind, c: &RawCheck, path: &str, raw: &RawScenario) -> 
         refuse("max", c.max.is_some())?;
     }
     let bound = || -> Result<(f64, Duration), ConfigError> {
-        let percentile = c.percentile.unwrap_or(99.0);
-        if !(percentile > 0.0 && percentile <= 100.0) {
-            return Err(err(
-                format!("{path}.percentile"),
-                format!("must be in (0, 100], got {percentile}"),
-            ));
-        }
+        let percentile = real(&format!("{path}.percentile"), PERCENTILE, c.percentile.unwrap_or(99.0))?;
         let max = c
             .max_ms
             .ok_or_else(|| err(format!("{path}.max-ms"), "a stream timing check needs `max-ms`"))?;
@@ -200,9 +188,7 @@ fn conformance(kind: CheckKind, c: &RawCheck, path: &str, raw: &RawScenario) -> 
                     "a retry-storm check needs `max`: upstream attempts per client request, at most",
                 )
             })?;
-            if !(max.is_finite() && max >= 1.0) {
-                return Err(err(format!("{path}.max"), format!("must be at least 1, got {max}")));
-            }
+            let max = real(&format!("{path}.max"), ATTEMPTS_PER_REQUEST, max)?;
             Conformance::RetryStorm { max }
         }
         CheckKind::Fallback => Conformance::Fallback,

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use mock_providers::config::ConfigError;
 
-use super::err;
+use super::{MAX_TOKENS, PROMPT_CHARS, WEIGHT, count, err};
 use crate::scenario::MixEntry;
 use crate::scenario::raw::RawMix;
 use crate::target::{self, Expectations};
@@ -31,12 +31,16 @@ pub fn mix(raw: &[RawMix], expect: Option<&Expectations>) -> Result<Vec<MixEntry
         if !mix_names.insert(name.clone()) {
             return Err(err(format!("{path}.name"), format!("`{name}` is used twice")));
         }
-        if m.weight == Some(0) {
-            return Err(err(
-                format!("{path}.weight"),
-                "must be at least 1 (remove the entry to leave it out)",
-            ));
-        }
+        let weight = count(&format!("{path}.weight"), WEIGHT, m.weight.unwrap_or(1))?;
+        let prompt_chars = count(
+            &format!("{path}.prompt-chars"),
+            PROMPT_CHARS,
+            m.prompt_chars.unwrap_or(64),
+        )?;
+        let max_tokens = m
+            .max_tokens
+            .map(|t| count(&format!("{path}.max-tokens"), MAX_TOKENS, t))
+            .transpose()?;
         if let Some(models) = &router_models
             && !models.contains(&m.model)
         {
@@ -57,9 +61,6 @@ pub fn mix(raw: &[RawMix], expect: Option<&Expectations>) -> Result<Vec<MixEntry
                 format!("`{}` is not a [[router.keys]] key", m.key),
             ));
         }
-        if m.max_tokens == Some(0) {
-            return Err(err(format!("{path}.max-tokens"), "must be at least 1"));
-        }
         let mut headers = Vec::new();
         for (name, value) in m.headers.iter().flatten() {
             let header =
@@ -68,13 +69,13 @@ pub fn mix(raw: &[RawMix], expect: Option<&Expectations>) -> Result<Vec<MixEntry
         }
         mix.push(MixEntry {
             name,
-            weight: m.weight.unwrap_or(1),
+            weight,
             model: m.model.clone(),
             key: m.key.clone(),
             stream: m.stream.unwrap_or(false),
-            prompt_chars: m.prompt_chars.unwrap_or(64),
+            prompt_chars,
             system: m.system.clone(),
-            max_tokens: m.max_tokens,
+            max_tokens,
             tools: m.tools.unwrap_or(false),
             headers,
         });

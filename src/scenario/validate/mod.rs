@@ -20,13 +20,56 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mock_providers::bounds::{Count, Range};
 use mock_providers::config::ConfigError;
 
 use super::raw::RawScenario;
 use super::{DEFAULT_REPORT_DIR, Scenario};
+use crate::load::arrival::{MAX_BURST, MAX_BURSTINESS, MAX_RATE};
 use crate::target::Target;
 
 pub use sweep::MAX_SWEEP_STEPS;
+
+// The ranges of the scenario's own durations, rates and counts (the mocks'
+// are `mock_providers::bounds`, the router's are checked by its config):
+// whatever validates runs. Documented in scenarios/README.md ("Ranges").
+
+/// A phase's (or a sweep step's) length in seconds: a millisecond to a week.
+pub const PHASE_SECONDS: Range = Range::new(0.001, 604_800.0, "seconds");
+/// The same in milliseconds.
+pub const PHASE_MS: Count = Count::new(1, 604_800_000, "milliseconds");
+/// An arrival rate: above 0, up to 10 million a second.
+pub const RATE: Range = Range::above(0.0, MAX_RATE, "requests per second");
+/// A ramp's end, which may be 0.
+pub const RAMP_RATE: Range = Range::new(0.0, MAX_RATE, "requests per second");
+/// A gamma process's burstiness (the gaps' coefficient of variation).
+pub const BURSTINESS: Range = Range::above(0.0, MAX_BURSTINESS, "");
+/// A burst's requests.
+pub const BURST: Count = Count::new(1, MAX_BURST, "requests");
+/// A closed-loop phase's users.
+pub const USERS: Count = Count::new(1, 100_000, "users");
+/// A user's pause between requests: up to an hour.
+pub const THINK_MS: Count = Count::new(0, 3_600_000, "milliseconds");
+/// A phase's (or a sweep's) cap of requests in flight.
+pub const MAX_IN_FLIGHT: Count = Count::new(1, 1_000_000, "requests");
+/// A mix entry's weight.
+pub const WEIGHT: Count = Count::new(1, 1_000_000, "");
+/// A mix entry's prompt filler.
+pub const PROMPT_CHARS: Count = Count::new(0, 10_000_000, "characters");
+/// A mix entry's `max_tokens`.
+pub const MAX_TOKENS: Count = Count::new(1, 1_000_000, "tokens");
+/// A latency bound (`[slo]`, a check's `max-ms`): a microsecond to an hour.
+pub const BOUND_MS: Range = Range::new(0.001, 3_600_000.0, "milliseconds");
+/// A check's percentile.
+pub const PERCENTILE: Range = Range::above(0.0, 100.0, "");
+/// A `retry-storm` check's bound.
+pub const ATTEMPTS_PER_REQUEST: Range = Range::new(1.0, 1000.0, "upstream attempts per request");
+/// How much a sweep's rate grows from step to step, times.
+pub const SWEEP_FACTOR: Range = Range::above(1.0, 1000.0, "");
+/// How much a sweep's rate grows from step to step, requests per second.
+pub const SWEEP_STEP: Range = Range::above(0.0, MAX_RATE, "requests per second");
+/// How long an external router may take to become ready: up to an hour.
+pub const READY_TIMEOUT_MS: Count = Count::new(1, 3_600_000, "milliseconds");
 
 /// Validates every table of `raw`, read from `file`.
 pub fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ConfigError> {
@@ -76,13 +119,25 @@ fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::new(path, message)
 }
 
-/// A number of milliseconds > 0.
+/// `value` in `range`, or an error naming `path` and the value.
+fn real(path: &str, range: Range, value: f64) -> Result<f64, ConfigError> {
+    range.check(value).map_err(|e| ConfigError::out_of_range(path, e))
+}
+
+/// `value` in `range`, or an error naming `path` and the value.
+fn count<T: Copy + Into<u64>>(path: &str, range: Count, value: T) -> Result<T, ConfigError> {
+    range.check(value).map_err(|e| ConfigError::out_of_range(path, e))
+}
+
+/// A number of seconds as a `Duration`, the longest one past its range
+/// (the callers check the range first; this only never panics).
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX)
+}
+
+/// A latency bound in milliseconds, in [`BOUND_MS`].
 fn ms(value: f64, path: &str) -> Result<Duration, ConfigError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(Duration::from_secs_f64(value / 1000.0))
-    } else {
-        Err(err(path, format!("must be a number of milliseconds > 0, got {value}")))
-    }
+    Ok(seconds(real(path, BOUND_MS, value)? / 1000.0))
 }
 
 fn share(v: f64, path: &str) -> Result<(), ConfigError> {

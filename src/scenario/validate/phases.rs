@@ -7,7 +7,12 @@ use std::time::Duration;
 
 use mock_providers::config::ConfigError;
 
-use super::err;
+use mock_providers::bounds::Range;
+
+use super::{
+    BURST, BURSTINESS, MAX_IN_FLIGHT, PHASE_MS, PHASE_SECONDS, RAMP_RATE, RATE, THINK_MS, USERS, count, err, real,
+    seconds,
+};
 use crate::load::arrival::Arrival;
 use crate::scenario::raw::{ArrivalKind, RawArrival, RawPhase};
 use crate::scenario::{Check, Conformance, DEFAULT_MAX_IN_FLIGHT, Load, MixEntry, Phase, Rule, Sweep};
@@ -41,15 +46,14 @@ pub fn phases(raw: &[RawPhase], sweep: Option<&Sweep>, mix: &[MixEntry]) -> Resu
                     "give duration-ms or duration-s, not both",
                 ));
             }
-            (Some(ms), None) if ms > 0 => Duration::from_millis(ms),
-            (None, Some(s)) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
+            (Some(ms), None) => Duration::from_millis(count(&format!("{path}.duration-ms"), PHASE_MS, ms)?),
+            (None, Some(s)) => seconds(real(&format!("{path}.duration-s"), PHASE_SECONDS, s)?),
             (None, None) => {
                 return Err(err(
                     format!("{path}.duration-s"),
                     "a phase needs a duration (duration-s or duration-ms)",
                 ));
             }
-            _ => return Err(err(format!("{path}.duration-s"), "must be > 0")),
         };
         let load = match (&p.arrival, &p.users) {
             (Some(_), Some(_)) => {
@@ -66,13 +70,18 @@ pub fn phases(raw: &[RawPhase], sweep: Option<&Sweep>, mix: &[MixEntry]) -> Resu
             }
             (Some(a), None) => Load::Open(arrival(a, &format!("{path}.arrival"))?),
             (None, Some(u)) => Load::Closed {
-                users: NonZeroU32::new(u.count)
-                    .ok_or_else(|| err(format!("{path}.users.count"), "must be at least 1"))?,
-                think: Duration::from_millis(u.think_ms.unwrap_or(0)),
+                users: NonZeroU32::new(count(&format!("{path}.users.count"), USERS, u.count)?)
+                    .unwrap_or(NonZeroU32::MIN),
+                think: Duration::from_millis(count(
+                    &format!("{path}.users.think-ms"),
+                    THINK_MS,
+                    u.think_ms.unwrap_or(0),
+                )?),
             },
         };
-        let max_in_flight = NonZeroU32::new(p.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT))
-            .ok_or_else(|| err(format!("{path}.max-in-flight"), "must be at least 1"))?;
+        let max_in_flight = p.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+        let max_in_flight = NonZeroU32::new(count(&format!("{path}.max-in-flight"), MAX_IN_FLIGHT, max_in_flight)?)
+            .unwrap_or(NonZeroU32::MIN);
         let mix_indices = match &p.mix {
             None => (0..mix.len()).collect(),
             Some(names) => names
@@ -191,28 +200,35 @@ fn arrival(raw: &RawArrival, path: &str) -> Result<Arrival, ConfigError> {
             format!("does not apply to kind = \"{}\"", kind_name(raw.kind)),
         ));
     }
+    let within = |field: &str, range: Range, v: Option<f64>| -> Result<f64, ConfigError> {
+        real(&format!("{path}.{field}"), range, need(field, v)?)
+    };
     let arrival = match raw.kind {
         ArrivalKind::Constant => Arrival::Constant {
-            rate: need("rate", raw.rate)?,
+            rate: within("rate", RATE, raw.rate)?,
         },
         ArrivalKind::Poisson => Arrival::Poisson {
-            rate: need("rate", raw.rate)?,
+            rate: within("rate", RATE, raw.rate)?,
         },
         ArrivalKind::Gamma => Arrival::Gamma {
-            rate: need("rate", raw.rate)?,
-            burstiness: need("burstiness", raw.burstiness)?,
+            rate: within("rate", RATE, raw.rate)?,
+            burstiness: within("burstiness", BURSTINESS, raw.burstiness)?,
         },
         ArrivalKind::Ramp => Arrival::Ramp {
-            from: need("from", raw.from)?,
-            to: need("to", raw.to)?,
+            from: within("from", RAMP_RATE, raw.from)?,
+            to: within("to", RAMP_RATE, raw.to)?,
             poisson: raw.poisson.unwrap_or(false),
         },
         ArrivalKind::Burst => Arrival::Burst {
-            count: raw
-                .count
-                .ok_or_else(|| err(format!("{path}.count"), "kind = \"burst\" needs `count`"))?,
+            count: count(
+                &format!("{path}.count"),
+                BURST,
+                raw.count
+                    .ok_or_else(|| err(format!("{path}.count"), "kind = \"burst\" needs `count`"))?,
+            )?,
         },
     };
+    // What the ranges leave to it: a ramp from 0 to 0.
     arrival.validate().map_err(|e| err(path, e.to_string()))?;
     Ok(arrival)
 }

@@ -24,7 +24,12 @@ pub fn router(
             ));
         }
         None => None,
-        Some(router) => Some(Expectations::validate(router, "router", mock_names).map_err(|e| err(e.path, e.message))?),
+        Some(router) => Some(
+            Expectations::validate(router, "router", mock_names).map_err(|e| ConfigError {
+                value: e.value,
+                ..err(e.path, e.message)
+            })?,
+        ),
     };
     Ok(expect)
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mock_providers::config::ConfigError;
 
-use super::err;
+use super::{MAX_IN_FLIGHT, PHASE_SECONDS, RATE, SWEEP_FACTOR, SWEEP_STEP, count, err, real, seconds};
 use crate::scenario::raw::{RawSweep, SweepArrival};
 use crate::scenario::{DEFAULT_MAX_IN_FLIGHT, Sweep};
 
@@ -15,16 +15,7 @@ pub const MAX_SWEEP_STEPS: usize = 50;
 /// Validates `[sweep]`: explicit `rates`, or `from`/`to` with a `factor` or
 /// a `step`.
 pub fn sweep(raw: &RawSweep) -> Result<Sweep, ConfigError> {
-    let rate = |v: f64, path: &str| -> Result<f64, ConfigError> {
-        if v.is_finite() && v > 0.0 && v <= crate::load::arrival::MAX_RATE {
-            Ok(v)
-        } else {
-            Err(err(
-                path,
-                format!("must be a rate above 0 (requests per second), got {v}"),
-            ))
-        }
-    };
+    let rate = |v: f64, path: &str| real(path, RATE, v);
     let rates = match (&raw.rates, raw.from, raw.to) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
             return Err(err("sweep.rates", "give `rates`, or `from` and `to`, not both"));
@@ -54,10 +45,14 @@ pub fn sweep(raw: &RawSweep) -> Result<Sweep, ConfigError> {
             }
             let next: Box<dyn Fn(f64) -> f64> = match (raw.factor, raw.step) {
                 (Some(_), Some(_)) => return Err(err("sweep.step", "give `factor` or `step`, not both")),
-                (Some(f), None) if f.is_finite() && f > 1.0 => Box::new(move |r| r * f),
-                (Some(f), None) => return Err(err("sweep.factor", format!("must be above 1, got {f}"))),
-                (None, Some(s)) if s.is_finite() && s > 0.0 => Box::new(move |r| r + s),
-                (None, Some(s)) => return Err(err("sweep.step", format!("must be above 0, got {s}"))),
+                (Some(f), None) => {
+                    let f = real("sweep.factor", SWEEP_FACTOR, f)?;
+                    Box::new(move |r| r * f)
+                }
+                (None, Some(s)) => {
+                    let s = real("sweep.step", SWEEP_STEP, s)?;
+                    Box::new(move |r| r + s)
+                }
                 (None, None) => return Err(err("sweep.factor", "give `factor` (e.g. 2) or `step` (req/s)")),
             };
             let mut rates = vec![from];
@@ -93,11 +88,14 @@ pub fn sweep(raw: &RawSweep) -> Result<Sweep, ConfigError> {
     }
     let step_duration = match raw.step_duration_s {
         None => Duration::from_secs(10),
-        Some(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
-        Some(s) => return Err(err("sweep.step-duration-s", format!("must be above 0, got {s}"))),
+        Some(s) => seconds(real("sweep.step-duration-s", PHASE_SECONDS, s)?),
     };
-    let max_in_flight = NonZeroU32::new(raw.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT))
-        .ok_or_else(|| err("sweep.max-in-flight", "must be at least 1"))?;
+    let max_in_flight = count(
+        "sweep.max-in-flight",
+        MAX_IN_FLIGHT,
+        raw.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+    )?;
+    let max_in_flight = NonZeroU32::new(max_in_flight).unwrap_or(NonZeroU32::MIN);
     let refine = raw.refine.unwrap_or(0);
     if refine > 10 {
         return Err(err("sweep.refine", format!("at most 10 bisection steps, got {refine}")));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mock_providers::config::ConfigError;
 
-use super::{check_http_url, err};
+use super::{READY_TIMEOUT_MS, check_http_url, count, err};
 use crate::scenario::raw::{RawTarget, TargetKind};
 use crate::target::{self, DEFAULT_READY_TIMEOUT, Profile, RawProfile, Target};
 
@@ -14,8 +14,10 @@ use crate::target::{self, DEFAULT_READY_TIMEOUT, Profile, RawProfile, Target};
 pub fn profiles(raw: &BTreeMap<String, RawProfile>) -> Result<Vec<Profile>, ConfigError> {
     raw.iter()
         .map(|(name, p)| {
-            p.validate(name)
-                .map_err(|e| err(format!("profiles.{name}.{}", e.field), e.message))
+            p.validate(name).map_err(|e| ConfigError {
+                value: e.value,
+                ..err(format!("profiles.{name}.{}", e.field), e.message)
+            })
         })
         .collect()
 }
@@ -85,7 +87,11 @@ pub fn target(raw: Option<&RawTarget>, profiles: &[Profile]) -> Result<Target, C
                     profile: Box::new(profile),
                     command: t.command.clone(),
                     ready_url: t.ready_url.clone(),
-                    ready_timeout: t.ready_timeout_ms.map_or(DEFAULT_READY_TIMEOUT, Duration::from_millis),
+                    ready_timeout: t
+                        .ready_timeout_ms
+                        .map(|ms| count("target.ready-timeout-ms", READY_TIMEOUT_MS, ms))
+                        .transpose()?
+                        .map_or(DEFAULT_READY_TIMEOUT, Duration::from_millis),
                     headers,
                 }
             }

@@ -109,7 +109,7 @@ use jiff::Timestamp;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-mod bounds;
+pub mod bounds;
 
 use bounds::{Count, OutOfRange, Range};
 

@@ -461,9 +461,14 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 
 impl AdminKeyChange {
     fn apply_to(self, settings: &mut KeySettings) -> Result<(), ApiError> {
-        let at_least_one = |field: &str, n: Option<u32>| match n {
-            Some(0) => Err(ApiError::BadRequest(format!("`{field}` must be at least 1"))),
-            n => Ok(n),
+        use super::config::bounds::{CONCURRENCY, Count, PER_MINUTE};
+        // The same ranges as the config file's keys.
+        let in_range = |field: &str, n: Option<u32>, range: Count| match n {
+            Some(n) => range
+                .check(n)
+                .map(Some)
+                .map_err(|e| ApiError::BadRequest(format!("`{field}` = {}: {}", e.value, e.expected))),
+            None => Ok(None),
         };
         if let Some(label) = self.label {
             let label = label.unwrap_or_default();
@@ -473,10 +478,10 @@ impl AdminKeyChange {
             settings.label = label;
         }
         if let Some(rpm) = self.rpm {
-            settings.rpm = at_least_one("rpm", rpm)?;
+            settings.rpm = in_range("rpm", rpm, PER_MINUTE)?;
         }
         if let Some(concurrency) = self.concurrency {
-            settings.concurrency = at_least_one("concurrency", concurrency)?;
+            settings.concurrency = in_range("concurrency", concurrency, CONCURRENCY)?;
         }
         if let Some(budget) = self.in_flight_budget {
             settings.in_flight_budget = usd("in_flight_budget", &budget)?.map(|p| p.0);

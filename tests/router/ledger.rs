@@ -406,8 +406,11 @@ async fn admin_input_that_could_never_work_is_a_4xx_with_the_reason() {
     .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
     assert!(answer.text.contains("overflow"), "{}", answer.text);
-    let answer = admin("PATCH", "/api/v1/admin/keys/sk-big", json!({"rpm": 0})).await;
-    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    for change in [json!({"rpm": 0}), json!({"concurrency": 2_000_000})] {
+        let answer = admin("PATCH", "/api/v1/admin/keys/sk-big", change.clone()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{change}: {}", answer.text);
+        assert!(answer.text.contains("must be between"), "{}", answer.text);
+    }
     let answer = admin(
         "PATCH",
         "/api/v1/admin/keys/sk-big",

@@ -423,3 +423,47 @@ async fn admin_input_that_could_never_work_is_a_4xx_with_the_reason() {
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
     stack.router.ledger().clone().close().await.unwrap();
 }
+
+#[test]
+fn a_kill_during_the_first_creation_leaves_no_ledger_or_a_whole_one() {
+    use std::process::{Command, Stdio};
+
+    let dir = TempDir::new("ledger-creation-kill");
+    let mut outcomes = (0, 0);
+    for round in 0..16u64 {
+        let ledger = dir.join(&format!("ledger-{round}.redb"));
+        let config = dir.write(
+            &format!("router-{round}.toml"),
+            &format!(
+                "[router]\nlisten = \"127.0.0.1:0\"\nledger-path = \"{}\"\n",
+                ledger.display()
+            ),
+        );
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+            .args(["router", "--config", config.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kills spread over the creation, which takes a few milliseconds.
+        std::thread::sleep(Duration::from_micros(round * 1_500));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if !ledger.exists() {
+            outcomes.0 += 1;
+            continue;
+        }
+        outcomes.1 += 1;
+        // Whatever is at the ledger's place is a whole ledger.
+        let opened = gauntlet::router::ledger::Ledger::open(&ledger);
+        assert!(opened.is_ok(), "round {round}: {:?}", opened.err());
+    }
+    // Later starts work on every one of them.
+    for round in [0u64, 15] {
+        let config = dir.join(&format!("router-{round}.toml"));
+        let mut router = RouterProcess::start(&["--config", config.to_str().unwrap()]);
+        assert_eq!(router.interrupt(), Some(0));
+    }
+    eprintln!("{} kills left no ledger, {} a whole one", outcomes.0, outcomes.1);
+}

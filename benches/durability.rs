@@ -316,7 +316,7 @@ async fn memory(routers: &Routers, http: &Http) {
     let mut sent = 0;
     let started = Instant::now();
     while sent < TOTAL {
-        let (done, failed, _) = closed_loop(http, &routers.url(true), 32, f64::MAX, STEP).await;
+        let (done, failed, _) = closed_loop(http, &routers.url(true), 32, 3600.0, STEP).await;
         sent += done + failed;
         println!(
             "  {sent:>9} requests  RSS {:>7.1} MB  ({failed} failed, {:.0} s)",

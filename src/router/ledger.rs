@@ -75,6 +75,7 @@
 //! - `codec`: rows and log records as bytes, with their checksums.
 
 mod account;
+mod bloom;
 mod codec;
 mod generations;
 mod store;
@@ -451,6 +452,7 @@ impl Ledger {
         generation.charged = charged;
         generation.uncollected = uncollected;
         let answer = (generation.settlement(false), generation.seq);
+        self.inner.generations.settled(&generation.record.id);
         generations.insert(hash, generation);
         drop(generations);
         self.inner.shared.settled.fetch_add(1, Ordering::Relaxed);

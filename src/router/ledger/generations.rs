@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
+use super::bloom::Bloom;
 use super::store::{Op, Shared, StoreFailure};
 use super::{GenerationRecord, Settlement, lock};
 use crate::router::pricing::Picodollars;
@@ -48,6 +49,8 @@ pub(super) struct Generations {
     table: Mutex<GenerationTable>,
     cache: Mutex<GenerationTable>,
     durable: bool,
+    /// Durable only: the ids the file may hold (all settled ones).
+    stored: Mutex<Bloom>,
 }
 
 impl Default for Generations {
@@ -58,6 +61,7 @@ impl Default for Generations {
             table: Mutex::new(GenerationTable::bounded(MEMORY_LIMIT)),
             cache: Mutex::new(GenerationTable::default()),
             durable: false,
+            stored: Mutex::new(Bloom::with_capacity(0)),
         }
     }
 }
@@ -74,13 +78,22 @@ pub(super) struct GenerationTable {
 }
 
 impl Generations {
-    /// The generations of a durable ledger.
-    pub(super) fn durable() -> Generations {
+    /// The generations of a durable ledger whose file holds the ids in `stored`.
+    pub(super) fn durable(stored: Bloom) -> Generations {
         Generations {
             hasher: RandomState::new(),
             table: Mutex::new(GenerationTable::default()),
             cache: Mutex::new(GenerationTable::bounded(CACHE_LIMIT)),
             durable: true,
+            stored: Mutex::new(stored),
+        }
+    }
+
+    /// A durable ledger has settled `id`: the file will hold it. Called
+    /// while the caller holds [`lock`](Self::lock).
+    pub(super) fn settled(&self, id: &str) {
+        if self.durable {
+            lock(&self.stored).insert(id);
         }
     }
 
@@ -107,6 +120,10 @@ impl Generations {
         }
         if let Some(found) = lock(&self.cache).get(hash, id) {
             return Ok(Some(found.settlement(true)));
+        }
+        // Most ids are new: the filter says so without reading the file.
+        if !lock(&self.stored).may_contain(id) {
+            return Ok(None);
         }
         Ok(shared.stored_generation(id)?.map(|found| found.settlement(true)))
     }

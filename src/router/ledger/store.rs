@@ -12,6 +12,7 @@ use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, Table
 use tokio::sync::watch;
 
 use super::account::{Account, KeySettings, Money};
+use super::bloom::Bloom;
 use super::codec::{self, DecodeError};
 use super::generations::{Generation, Generations};
 use super::wal::{self, Wal};
@@ -245,6 +246,8 @@ pub struct AccountCheck {
 /// Opened and recovered: the file, its log and the accounts.
 struct Opened {
     db: Database,
+    /// Every generation id the file holds.
+    stored: Bloom,
     wal: Wal,
     applied: u64,
     accounts: HashMap<Arc<str>, Arc<Account>>,
@@ -392,8 +395,9 @@ fn open_store(path: &Path, depth: Depth) -> Result<Opened, LedgerError> {
             })
     })?;
     let meta = guarded(path, "reading the meta table", || read_meta(&db, path))?;
+    let mut stored = Bloom::with_capacity(0);
     let mut report = guarded(path, "reading the accounts and generations", || {
-        verify(&db, path, depth)
+        verify(&db, path, depth, &mut stored)
     })?;
     if depth == Depth::Open && !report.problems.is_empty() {
         return Err(LedgerError::Inconsistent {
@@ -438,6 +442,11 @@ fn open_store(path: &Path, depth: Depth) -> Result<Opened, LedgerError> {
         })?;
         ops.push(op);
     }
+    for op in &ops {
+        if let Op::Settle { id, .. } = op {
+            stored.insert(id);
+        }
+    }
     let mut applied = meta.applied;
     if let Some(last) = records.last() {
         let failure = |f: StoreFailure| damaged(wal.path(), format!("cannot replay the log: {f}"));
@@ -458,6 +467,7 @@ fn open_store(path: &Path, depth: Depth) -> Result<Opened, LedgerError> {
     let accounts = guarded(path, "reading the accounts", || read_accounts(&db, path))?;
     Ok(Opened {
         db,
+        stored,
         wal,
         applied,
         accounts,
@@ -520,7 +530,7 @@ fn read_meta(db: &Database, path: &Path) -> Result<Meta, LedgerError> {
 
 /// Reads every account and generation, checks each row's checksum and that
 /// each account's spent is the sum of its generations' charges.
-fn verify(db: &Database, path: &Path, depth: Depth) -> Result<CheckReport, LedgerError> {
+fn verify(db: &Database, path: &Path, depth: Depth, stored: &mut Bloom) -> Result<CheckReport, LedgerError> {
     let txn = db
         .begin_read()
         .map_err(open_failure(path, "begin a read transaction"))?;
@@ -576,6 +586,7 @@ fn verify(db: &Database, path: &Path, depth: Depth) -> Result<CheckReport, Ledge
         report.generations += 1;
         let id_bytes = id.value();
         let shown = String::from_utf8_lossy(id_bytes);
+        stored.insert(&shown);
         let generation = match codec::decode_generation(id_bytes, value.value()) {
             Ok(generation) => generation,
             Err(cause) => {
@@ -696,7 +707,7 @@ impl Ledger {
         let db = Arc::new(opened.db);
         let shared = Shared::new(opened.applied + 1);
         *lock(&shared.db) = Some(Arc::clone(&db));
-        let generations = Arc::new(Generations::durable());
+        let generations = Arc::new(Generations::durable(opened.stored));
         let (progress, durable) = watch::channel(Progress {
             committed: opened.applied,
             ..Progress::default()

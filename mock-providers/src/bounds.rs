@@ -154,15 +154,14 @@ impl Count {
     }
 
     /// `value` when it is in the range; otherwise what is wrong with it.
-    pub fn check<T: Copy + Into<u64>>(&self, value: T) -> Result<T, OutOfRange> {
-        let wide: u64 = value.into();
-        if self.contains(wide) {
-            Ok(value)
-        } else {
-            Err(OutOfRange {
-                value: wide.to_string(),
+    /// Takes any integer (a `usize` too); one too wide for `u64` is out of range.
+    pub fn check<T: Copy + TryInto<u64> + fmt::Display>(&self, value: T) -> Result<T, OutOfRange> {
+        match value.try_into() {
+            Ok(wide) if self.contains(wide) => Ok(value),
+            _ => Err(OutOfRange {
+                value: value.to_string(),
                 expected: self.to_string(),
-            })
+            }),
         }
     }
 }

@@ -354,7 +354,11 @@ impl RawModel {
 }
 
 /// `value`, when given, in `range`.
-fn in_range<T: Copy + Into<u64>>(path: String, range: Count, value: Option<T>) -> Result<Option<T>, ConfigError> {
+fn in_range<T: Copy + TryInto<u64> + std::fmt::Display>(
+    path: String,
+    range: Count,
+    value: Option<T>,
+) -> Result<Option<T>, ConfigError> {
     value
         .map(|v| range.check(v).map_err(|e| ConfigError::out_of_range(path, e)))
         .transpose()

@@ -147,7 +147,11 @@ impl From<(&'static str, String)> for FaultError {
 }
 
 /// `value`, when given, in `range`.
-fn in_range<T: Copy + Into<u64>>(field: &'static str, range: Count, value: Option<T>) -> Result<Option<T>, FaultError> {
+fn in_range<T: Copy + TryInto<u64> + std::fmt::Display>(
+    field: &'static str,
+    range: Count,
+    value: Option<T>,
+) -> Result<Option<T>, FaultError> {
     value
         .map(|v| {
             range.check(v).map_err(|e| FaultError {

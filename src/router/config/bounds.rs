@@ -4,7 +4,7 @@
 //! field and the value, instead of panicking once the router serves). The
 //! table of ranges is in the module documentation of `config`.
 
-use std::fmt;
+pub use mock_providers::bounds::{Count, OutOfRange, Range};
 
 /// Keep-alive comments while a stream waits for its first token.
 pub const KEEP_ALIVE_MS: Count = Count::new(1, 3_600_000, "milliseconds");
@@ -45,116 +45,6 @@ pub const BUDGET_MIN_RETRIES: Count = Count::new(0, 1_000_000, "retries");
 pub const COOLDOWN_AFTER: Count = Count::new(1, 1_000_000, "rate limits in a row");
 /// How long a provider cools down: up to a day.
 pub const COOLDOWN_MS: Count = Count::new(0, 86_400_000, "milliseconds");
-
-/// A value outside its range: the value as it reads, and what it must be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutOfRange {
-    pub value: String,
-    pub expected: String,
-}
-
-/// A range of real numbers: finite, from `min` (or above it) to `max`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Range {
-    pub min: f64,
-    pub max: f64,
-    /// `min` itself is out of range.
-    pub above_min: bool,
-    /// What the number counts ("" for a plain number).
-    pub unit: &'static str,
-}
-
-impl Range {
-    pub const fn new(min: f64, max: f64, unit: &'static str) -> Self {
-        Range {
-            min,
-            max,
-            above_min: false,
-            unit,
-        }
-    }
-
-    pub const fn above(min: f64, max: f64, unit: &'static str) -> Self {
-        Range {
-            min,
-            max,
-            above_min: true,
-            unit,
-        }
-    }
-
-    pub fn check(&self, value: f64) -> Result<f64, OutOfRange> {
-        let low = if self.above_min {
-            value > self.min
-        } else {
-            value >= self.min
-        };
-        if value.is_finite() && low && value <= self.max {
-            Ok(value)
-        } else {
-            Err(OutOfRange {
-                value: number(value),
-                expected: self.to_string(),
-            })
-        }
-    }
-}
-
-impl fmt::Display for Range {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (min, max) = (number(self.min), number(self.max));
-        let of = if self.unit.is_empty() {
-            String::new()
-        } else {
-            format!(" of {}", self.unit)
-        };
-        if self.above_min {
-            write!(f, "must be a finite number{of} above {min} and at most {max}")
-        } else {
-            write!(f, "must be a finite number{of} between {min} and {max}")
-        }
-    }
-}
-
-/// A range of whole numbers, both ends included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Count {
-    pub min: u64,
-    pub max: u64,
-    pub unit: &'static str,
-}
-
-impl Count {
-    pub const fn new(min: u64, max: u64, unit: &'static str) -> Self {
-        Count { min, max, unit }
-    }
-
-    pub fn check<T: Copy + TryInto<u64> + fmt::Display>(&self, value: T) -> Result<T, OutOfRange> {
-        match value.try_into() {
-            Ok(wide) if (self.min..=self.max).contains(&wide) => Ok(value),
-            _ => Err(OutOfRange {
-                value: value.to_string(),
-                expected: self.to_string(),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for Count {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "must be between {} and {} {}", self.min, self.max, self.unit)
-    }
-}
-
-/// A number as a reader writes it: plain decimals for everyday magnitudes,
-/// exponents for huge and tiny ones (`1e300`), and `inf`, `-inf`, `NaN`.
-pub fn number(value: f64) -> String {
-    if value == 0.0 || (value.is_finite() && (1e-4..1e16).contains(&value.abs())) {
-        format!("{value}")
-    } else {
-        format!("{value:?}")
-    }
-}
 
 #[cfg(test)]
 mod tests {

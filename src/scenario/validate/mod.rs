@@ -125,7 +125,7 @@ fn real(path: &str, range: Range, value: f64) -> Result<f64, ConfigError> {
 }
 
 /// `value` in `range`, or an error naming `path` and the value.
-fn count<T: Copy + Into<u64>>(path: &str, range: Count, value: T) -> Result<T, ConfigError> {
+fn count<T: Copy + TryInto<u64> + std::fmt::Display>(path: &str, range: Count, value: T) -> Result<T, ConfigError> {
     range.check(value).map_err(|e| ConfigError::out_of_range(path, e))
 }
 

@@ -30,17 +30,7 @@ fn router_toml(oai: &str, ant: &str, ledger: &Path) -> String {
 
 /// `GET path` as `key` on the router process: the status and the body.
 async fn get(client: &HttpClient, router: &RouterProcess, path: &str, key: &str) -> (StatusCode, String) {
-    let req = Request::get(format!("{}{path}", router.url()))
-        .header("authorization", format!("Bearer {key}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = client.request(req).await.expect("the router answers");
-    let status = response.status();
-    let body = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    send(client, router, "GET", path, key, None).await
 }
 
 /// What one client saw: the generation id (from the head of the stream) and
@@ -223,23 +213,28 @@ async fn a_restart_keeps_stored_balances_over_the_configured_ones() {
     drop(stack);
 }
 
-/// `METHOD path` with `body` as `key` on the router process: the status and the body.
+/// `METHOD path` with a JSON `body` (none: empty) as `key` on the router
+/// process: the status and the body.
 async fn send(
     client: &HttpClient,
     router: &RouterProcess,
     method: &str,
     path: &str,
     key: &str,
-    body: serde_json::Value,
+    body: Option<serde_json::Value>,
 ) -> (StatusCode, String) {
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(method)
         .uri(format!("{}{path}", router.url()))
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let response = client.request(req).await.expect("the router answers");
+        .header("authorization", format!("Bearer {key}"));
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let bytes = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+    let response = client
+        .request(req.body(Full::new(bytes)).unwrap())
+        .await
+        .expect("the router answers");
     let status = response.status();
     let body = http_body_util::BodyExt::collect(response.into_body())
         .await
@@ -278,9 +273,7 @@ async fn keys_made_through_the_admin_routes_survive_a_kill_9_and_a_clean_stop() 
         &router,
         "POST",
         "/api/v1/admin/keys",
-        "sk-operator",
-        json!({"key": "sk-new", "label": "new", "credits": "5", "rpm": 600, "byok": {"provider": "ant", "api_key": "sk-own"}}),
-    )
+        "sk-operator", Some(json!({"key": "sk-new", "label": "new", "credits": "5", "rpm": 600, "byok": {"provider": "ant", "api_key": "sk-own"}})))
     .await;
     assert_eq!(status, StatusCode::CREATED, "{text}");
     let (status, text) = send(
@@ -289,7 +282,7 @@ async fn keys_made_through_the_admin_routes_survive_a_kill_9_and_a_clean_stop() 
         "PATCH",
         "/api/v1/admin/keys/sk-new",
         "sk-operator",
-        json!({"label": "renamed", "concurrency": 3, "byok": null}),
+        Some(json!({"label": "renamed", "concurrency": 3, "byok": null})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
@@ -300,7 +293,7 @@ async fn keys_made_through_the_admin_routes_survive_a_kill_9_and_a_clean_stop() 
         "POST",
         "/api/v1/admin/keys/sk-new/credits",
         "sk-operator",
-        json!({"amount": "2"}),
+        Some(json!({"amount": "2"})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
@@ -310,7 +303,7 @@ async fn keys_made_through_the_admin_routes_survive_a_kill_9_and_a_clean_stop() 
         "POST",
         "/api/v1/chat/completions",
         "sk-new",
-        chat.clone(),
+        Some(chat.clone()),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
@@ -340,7 +333,7 @@ async fn keys_made_through_the_admin_routes_survive_a_kill_9_and_a_clean_stop() 
             "POST",
             "/api/v1/admin/keys",
             "sk-operator",
-            json!({"key": "sk-new", "credits": "100"}),
+            Some(json!({"key": "sk-new", "credits": "100"})),
         )
         .await;
         assert_eq!(status, StatusCode::CONFLICT, "{round}: {text}");
@@ -350,7 +343,7 @@ async fn keys_made_through_the_admin_routes_survive_a_kill_9_and_a_clean_stop() 
             "POST",
             "/api/v1/chat/completions",
             "sk-new",
-            chat.clone(),
+            Some(chat.clone()),
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{round}: {text}");

@@ -2,10 +2,13 @@
 //! and the writer thread, and the checks a file must pass to be opened.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -75,6 +78,14 @@ pub(super) struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     health: AtomicU8,
+    /// Every operation with a sequence number up to this one is durable.
+    committed: AtomicU64,
+    /// The writer has stopped: nothing more becomes durable.
+    stopped: AtomicBool,
+    /// Tasks waiting for a write to be durable, with its sequence number.
+    /// The writer wakes just the ones its group covers, so a group wakes
+    /// its own writers and nobody else.
+    waiters: Mutex<Vec<(u64, Waker)>>,
     /// The store, for reading generation records; `None` in memory and once closed.
     db: Mutex<Option<Arc<Database>>>,
     pub(super) commits: AtomicU64,
@@ -95,6 +106,9 @@ struct Queue {
     next_seq: u64,
     /// No more operations are taken; the writer commits what is queued and stops.
     closed: bool,
+    /// The writer waits on [`Shared::wake`]: the next operation must wake it.
+    /// (A notification nobody waits for still costs a system call.)
+    writer_waits: bool,
 }
 
 /// A write for the store. Settings are [`KeySettings`] as JSON.
@@ -122,11 +136,10 @@ pub(super) enum Op {
     },
 }
 
-/// What the writer publishes after each group is durable.
+/// What the writer publishes when it fails or stops (what is durable is
+/// [`Shared::committed`], and its waiters are woken one by one).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Progress {
-    /// Every operation with a sequence number up to this one is durable.
-    pub(super) committed: u64,
     pub(super) failure: Option<StoreFailure>,
     /// The writer has stopped and closed the file.
     pub(super) stopped: bool,
@@ -141,6 +154,9 @@ impl Shared {
             }),
             wake: Condvar::new(),
             health: AtomicU8::new(OPEN),
+            committed: AtomicU64::new(next_seq - 1),
+            stopped: AtomicBool::new(false),
+            waiters: Mutex::new(Vec::new()),
             db: Mutex::new(None),
             commits: AtomicU64::new(0),
             persisted: AtomicU64::new(0),
@@ -154,6 +170,29 @@ impl Shared {
     pub(super) fn close_queue(&self) {
         lock(&self.queue).closed = true;
         self.wake.notify_one();
+    }
+
+    /// Publishes that every operation up to `seq` is durable and wakes the
+    /// tasks waiting for one of them (and only those).
+    fn publish(&self, seq: u64) {
+        self.committed.store(seq, Ordering::Release);
+        let mut waiters = lock(&self.waiters);
+        let mut at = 0;
+        while at < waiters.len() {
+            if waiters[at].0 <= seq {
+                waiters.swap_remove(at).1.wake();
+            } else {
+                at += 1;
+            }
+        }
+    }
+
+    /// Wakes every waiting task, after a failure or once the writer stopped
+    /// (each then sees why it will not be durable).
+    fn wake_all(&self) {
+        for (_, waker) in lock(&self.waiters).drain(..) {
+            waker.wake();
+        }
     }
 
     /// The stored generation `id`, read from the file; `None` if it is not
@@ -708,10 +747,7 @@ impl Ledger {
         let shared = Shared::new(opened.applied + 1);
         *lock(&shared.db) = Some(Arc::clone(&db));
         let generations = Arc::new(Generations::durable(opened.stored));
-        let (progress, durable) = watch::channel(Progress {
-            committed: opened.applied,
-            ..Progress::default()
-        });
+        let (progress, durable) = watch::channel(Progress::default());
         Writer::spawn(db, opened.wal, opened.applied, &shared, &generations, progress)?;
         Ok(Ledger::with_state(opened.accounts, generations, shared, Some(durable)))
     }
@@ -821,8 +857,8 @@ impl Ledger {
         let seq = queue.next_seq;
         queue.next_seq += 1;
         queue.ops.push(op());
-        if queue.ops.len() == 1 {
-            // The writer waits only on an empty queue.
+        if queue.writer_waits {
+            queue.writer_waits = false;
             shared.wake.notify_one();
         }
         Ok(seq)
@@ -830,22 +866,62 @@ impl Ledger {
 
     /// Waits until the write `seq` is durable.
     pub(super) async fn wait_durable(&self, seq: u64) -> Result<(), LedgerError> {
-        let Some(durable) = &self.inner.durable else {
+        if self.inner.durable.is_none() {
             return Ok(());
-        };
-        let mut durable = durable.clone();
-        let failure = match durable
-            .wait_for(|progress| progress.committed >= seq || progress.failure.is_some() || progress.stopped)
-            .await
-        {
-            Ok(progress) if progress.committed >= seq => None,
-            Ok(progress) => Some(progress.failure.clone().unwrap_or(StoreFailure::WriterStopped)),
-            Err(_) => Some(StoreFailure::WriterStopped),
-        };
-        match failure {
-            Some(cause) => Err(LedgerError::Failed { cause }),
-            None => Ok(()),
         }
+        let durable = Durable {
+            shared: &self.inner.shared,
+            seq,
+        };
+        match durable.await {
+            Ok(()) => Ok(()),
+            Err(()) => Err(self.failure()),
+        }
+    }
+}
+
+/// Ready once the write `seq` is durable (`Ok`), or once it never will be
+/// because the store failed or stopped (`Err`; the cause is in the
+/// progress the writer published).
+struct Durable<'a> {
+    shared: &'a Shared,
+    seq: u64,
+}
+
+impl Durable<'_> {
+    fn state(&self) -> Option<Result<(), ()>> {
+        if self.shared.committed.load(Ordering::Acquire) >= self.seq {
+            Some(Ok(()))
+        } else if self.shared.health.load(Ordering::Acquire) == FAILED || self.shared.stopped.load(Ordering::Acquire) {
+            Some(Err(()))
+        } else {
+            None
+        }
+    }
+}
+
+impl Future for Durable<'_> {
+    type Output = Result<(), ()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(done) = self.state() {
+            return Poll::Ready(done);
+        }
+        // Looked at again under the waiters' lock, which the writer takes
+        // after publishing: either this sees the news or the writer sees
+        // this waker.
+        let mut waiters = lock(&self.shared.waiters);
+        if let Some(done) = self.state() {
+            return Poll::Ready(done);
+        }
+        match waiters
+            .iter_mut()
+            .find(|(seq, waker)| *seq == self.seq && waker.will_wake(cx.waker()))
+        {
+            Some(_) => {}
+            None => waiters.push((self.seq, cx.waker().clone())),
+        }
+        Poll::Pending
     }
 }
 
@@ -988,7 +1064,7 @@ impl Writer {
         self.written = last_seq;
         self.shared.commits.fetch_add(1, Ordering::Relaxed);
         self.shared.persisted.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.progress.send_modify(|progress| progress.committed = last_seq);
+        self.shared.publish(last_seq);
         match &self.to_apply {
             Some(to_apply) if to_apply.send((batch, last_seq)).is_ok() => Ok(()),
             // The applier stopped: it failed, and said why.
@@ -1009,6 +1085,7 @@ impl Writer {
             if queue.closed {
                 return None;
             }
+            queue.writer_waits = true;
             queue = self.shared.wake.wait(queue).unwrap_or_else(PoisonError::into_inner);
         }
         let batch = if queue.ops.len() <= MAX_BATCH {
@@ -1042,15 +1119,12 @@ impl Applier {
             };
             // Whatever else comes within APPLY_EVERY goes into the same
             // transaction: fewer, larger transactions write far fewer pages.
-            let deadline = Instant::now() + APPLY_EVERY;
-            while let Some(wait) = deadline.checked_duration_since(Instant::now()) {
-                match self.groups.recv_timeout(wait) {
-                    Ok((more, more_last)) => {
-                        ops.extend(more);
-                        last = more_last;
-                    }
-                    Err(_) => break,
-                }
+            // The applier sleeps meanwhile rather than waiting on the
+            // channel, so a group sent to it wakes nobody.
+            std::thread::sleep(APPLY_EVERY);
+            while let Ok((more, more_last)) = self.groups.try_recv() {
+                ops.extend(more);
+                last = more_last;
             }
             if let Err(failure) = apply(&self.db, &ops, last, Durability::None) {
                 break Err(failure);
@@ -1088,6 +1162,7 @@ fn fail(shared: &Shared, progress: &watch::Sender<Progress>, failure: StoreFailu
         progress.failure.get_or_insert(failure);
         shared.health.store(FAILED, Ordering::Release);
     });
+    shared.wake_all();
     shared.close_queue();
 }
 
@@ -1102,6 +1177,8 @@ impl Drop for Writer {
             fail(&self.shared, &self.progress, StoreFailure::WriterStopped);
         }
         self.progress.send_modify(|progress| progress.stopped = true);
+        self.shared.stopped.store(true, Ordering::Release);
+        self.shared.wake_all();
     }
 }
 

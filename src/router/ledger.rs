@@ -32,12 +32,14 @@
 //! everything queued while it was busy (at most [`MAX_BATCH`] operations),
 //! appends it to the write-ahead log beside the file (`<ledger>.wal`, see
 //! `wal`) with one `write` and one `fdatasync`, and then publishes the
-//! sequence number of the last operation: each caller waits for its own, so
-//! `settle` and `add_credits` return only once their change is on disk, and a
-//! client told a cost is never told about a charge that a crash could lose.
-//! Only then does the writer apply the group to the redb file, without
-//! syncing it; every few seconds (or megabytes of log) it checkpoints: one
-//! synced redb commit, then the log starts afresh. Opening replays the log's
+//! sequence number of the last operation and wakes the callers the group
+//! holds (and nobody else): each caller waits for its own, so `settle` and
+//! `add_credits` return only once their change is on disk, and a client told
+//! a cost is never told about a charge that a crash could lose. Only then is
+//! the group handed to the applier thread, which wakes every 50 ms to apply
+//! what came in one redb transaction, without syncing it; every few seconds
+//! (or 65,536 operations) it checkpoints: one synced redb commit, after which
+//! the writer starts the log afresh. Opening replays the log's
 //! records after the file's last checkpoint, so nothing acknowledged is lost
 //! and nothing is applied twice (a generation the file has is not charged
 //! again). Operations are logged in queue order, so a settle that is durable
@@ -292,7 +294,7 @@ struct Inner {
     accounts: RwLock<HashMap<Arc<str>, Arc<Account>>>,
     generations: Arc<Generations>,
     shared: Arc<Shared>,
-    /// The writer's progress; `None` for an in-memory ledger.
+    /// The writer's failure and stop; `None` for an in-memory ledger.
     durable: Option<watch::Receiver<Progress>>,
 }
 

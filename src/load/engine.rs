@@ -611,6 +611,7 @@ mod tests {
         MixEntry {
             name: name.into(),
             weight,
+            api: crate::load::plan::Api::Chat,
             model: "m".into(),
             key: "k".into(),
             stream: false,

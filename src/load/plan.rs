@@ -39,11 +39,34 @@ pub enum Load {
     Closed { users: NonZeroU32, think: Duration },
 }
 
+/// The API a mix entry's requests speak.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Api {
+    /// OpenAI chat completions: `POST {base}/chat/completions`.
+    #[default]
+    Chat,
+    /// Anthropic's Messages API, as Claude Code and the `anthropic` SDK
+    /// speak it: `POST {base}/messages`, the key in `x-api-key`.
+    Messages,
+}
+
+impl Api {
+    /// As scenarios write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Chat => "chat",
+            Api::Messages => "messages",
+        }
+    }
+}
+
 /// One kind of request of the mix, and how often it is drawn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MixEntry {
     pub name: String,
     pub weight: u32,
+    pub api: Api,
     pub model: String,
     pub key: String,
     pub stream: bool,

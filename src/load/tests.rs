@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::arrival::Arrival;
 use super::client::{HttpClient, Template};
 use super::engine::{self, Endpoint, EngineConfig, RunStats};
+use super::plan::Api;
 use super::record::{ErrorShape, Outcome, RequestRecord, ToolCall as ClientToolCall};
 use crate::scenario::{Load, Meta, MixEntry, Phase, Scenario, Slo};
 use crate::target::Target as ScenarioTarget;
@@ -54,6 +55,7 @@ fn entry(name: &str, model: &str, stream: bool) -> MixEntry {
     MixEntry {
         name: name.into(),
         weight: 1,
+        api: Api::Chat,
         model: model.into(),
         key: "sk-test".into(),
         stream,
@@ -111,6 +113,98 @@ fn config(seed: u64) -> EngineConfig {
 }
 
 /// Runs the engine, collecting every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_requests_are_sent_and_read_as_anthropic_speaks_them() {
+    let mut config = ProviderConfig::any_model("a", Dialect::Anthropic, "127.0.0.1:0".parse().unwrap());
+    config.defaults = fast();
+    config.models = vec![ModelConfig {
+        id: "claude-tooly".into(),
+        removed: false,
+        tool_call: Some(ToolCall {
+            name: "get_weather".into(),
+            arguments: r#"{"city":"Paris"}"#.into(),
+        }),
+        behaviour: fast(),
+    }];
+    config.models.push(ModelConfig {
+        id: "claude-x".into(),
+        removed: false,
+        tool_call: None,
+        behaviour: fast(),
+    });
+    let mocks = MockSet::spawn(vec![config]).await.unwrap();
+    let provider = &mocks.providers()[0];
+    let target = Endpoint {
+        base_url: format!("{}/v1", provider.base_url()),
+        headers: Vec::new(),
+        cost_header: None,
+    };
+    let clock = *provider.journal().clock();
+    let messages = |name: &str, model: &str, stream: bool| MixEntry {
+        api: Api::Messages,
+        system: Some("be brief".into()),
+        max_tokens: Some(64),
+        ..entry(name, model, stream)
+    };
+    let mut tools = messages("tools", "claude-tooly", true);
+    tools.tools = true;
+    let mix = vec![
+        messages("streamed", "claude-x", true),
+        messages("whole", "claude-x", false),
+        tools,
+        messages("missing", "no-such-model", false),
+    ];
+    let phases = (0..4)
+        .map(|i| open(&format!("p{i}"), 10 * MS, Arrival::Burst { count: 1 }, vec![i]))
+        .collect();
+    let scenario = scenario(phases, mix);
+    let (_, records) = run(&scenario, &target, clock).await;
+    let by_phase = |phase: u16| records.iter().find(|r| r.phase == phase).unwrap();
+    let journal = provider.journal();
+    tokio::time::timeout(Duration::from_secs(2), journal.wait_for(4))
+        .await
+        .unwrap();
+    let upstream_of = |record: &RequestRecord| {
+        journal
+            .snapshot()
+            .into_iter()
+            .find(|r| r.correlation_id.as_deref() == Some(&*record.id))
+            .unwrap()
+    };
+
+    for phase in 0..3 {
+        let record = by_phase(phase);
+        assert_eq!(record.outcome, Outcome::Ok, "{record:?}");
+        assert_sane_times(record);
+        let upstream = upstream_of(record);
+        assert_eq!(upstream.dialect, Dialect::Anthropic);
+        assert_eq!(upstream.system_prompt.as_deref(), Some("be brief"));
+        assert_eq!(upstream.max_tokens, Some(64));
+        let usage = upstream.usage.unwrap();
+        assert_eq!(record.prompt_tokens, Some(u64::from(usage.prompt_tokens)), "{record:?}");
+        assert_eq!(record.completion_tokens, Some(u64::from(usage.completion_tokens)));
+        if record.stream {
+            assert!(record.conformance.done && record.conformance.usage_last, "{record:?}");
+            assert_eq!(upstream.tokens_sent, record.content_chunks, "{record:?}");
+            assert!(record.first_content_us.is_some());
+        }
+    }
+    assert!(by_phase(0).conformance.content_chars > 0);
+    assert_eq!(by_phase(0).conformance.finish_reason.as_deref(), Some("stop"));
+    let tool = by_phase(2);
+    let call = tool.conformance.tool_call.as_ref().unwrap();
+    assert_eq!((&*call.name, &*call.arguments), ("get_weather", r#"{"city":"Paris"}"#));
+    assert_eq!(tool.conformance.finish_reason.as_deref(), Some("tool_calls"));
+
+    let missing = by_phase(3);
+    assert_eq!(
+        (missing.outcome, missing.status),
+        (Outcome::NotFound, 404),
+        "{missing:?}"
+    );
+    assert!(missing.conformance.error_shape.as_ref().unwrap().ok, "{missing:?}");
+}
+
 async fn run_with(
     scenario: &Scenario,
     target: &Endpoint,

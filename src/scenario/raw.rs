@@ -147,6 +147,8 @@ pub struct RawUsers {
 pub struct RawMix {
     pub name: Option<String>,
     pub weight: Option<u32>,
+    /// `"chat"` (the default) or `"messages"`.
+    pub api: Option<crate::load::plan::Api>,
     pub model: String,
     pub key: String,
     pub stream: Option<bool>,

@@ -52,11 +52,14 @@ pub enum Feature {
     /// `finish_reason` is `"error"` (OpenRouter's convention) besides its
     /// top-level `error` (which every OpenAI-compatible router owes).
     ErrorFinishReason,
+    /// Anthropic's Messages API (`POST {api}/messages`) beside chat
+    /// completions, for every model: what Claude Code speaks.
+    MessagesApi,
 }
 
 impl Feature {
     /// Every feature, in the order scenarios list them.
-    pub const ALL: [Feature; 11] = [
+    pub const ALL: [Feature; 12] = [
         Feature::PrepaidCredits,
         Feature::GenerationLookup,
         Feature::ReportedCost,
@@ -68,6 +71,7 @@ impl Feature {
         Feature::PerKeyLimits,
         Feature::Byok,
         Feature::ErrorFinishReason,
+        Feature::MessagesApi,
     ];
 
     /// The feature in words, for a skip's reason.
@@ -84,6 +88,7 @@ impl Feature {
             Feature::PerKeyLimits => "per-key limits",
             Feature::Byok => "bring-your-own-key billing",
             Feature::ErrorFinishReason => "finish_reason \"error\" on a stream that broke",
+            Feature::MessagesApi => "Anthropic's Messages API (POST /v1/messages)",
         }
     }
 
@@ -101,6 +106,7 @@ impl Feature {
             Feature::PerKeyLimits => "per-key-limits",
             Feature::Byok => "byok",
             Feature::ErrorFinishReason => "error-finish-reason",
+            Feature::MessagesApi => "messages-api",
         }
     }
 }

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use mock_providers::{Outcome as MockOutcome, Record};
 
 use super::{CheckResult, Verdict as CheckVerdict};
+use crate::load::plan::Api;
 use crate::load::record::{Outcome, RequestRecord};
 use crate::scenario::{Conformance, MixEntry, Scenario};
 use crate::target::{Accounts, Feature, Model, Picodollars, RouterConfig, usd};
@@ -175,7 +176,10 @@ fn needs(check: &Conformance) -> Option<Feature> {
 /// (a skip that says what it saw) stays skipped either way.
 pub fn judge(check: &Conformance, index: &Index<'_>) -> CheckResult {
     let profile = index.ev.scenario.target.profile();
-    if let Some(feature) = needs(check).filter(|f| !profile.has(*f)) {
+    // A scenario that speaks the Messages API judges nothing of a router
+    // that does not claim to serve it.
+    let messages = (index.ev.scenario.mix.iter().any(|m| m.api == Api::Messages)).then_some(Feature::MessagesApi);
+    if let Some(feature) = messages.into_iter().chain(needs(check)).find(|f| !profile.has(*f)) {
         return CheckResult {
             detail: format!("the {} profile's routers lack {}", profile.name, feature.name()),
             verdict: CheckVerdict::Skip,

@@ -344,7 +344,7 @@ pub(super) fn set_text(slot: &mut Option<String>, text: &str) {
 
 /// A JSON number's exact text; a JSON string's contents (some routers quote
 /// decimals).
-fn raw_number(raw: &RawValue) -> String {
+pub(super) fn raw_number(raw: &RawValue) -> String {
     text_of(raw).into_owned()
 }
 

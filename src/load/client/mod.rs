@@ -12,6 +12,7 @@
 //! answer to the right reader.
 
 mod answer;
+mod messages;
 mod request;
 mod sse;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -31,9 +32,11 @@ use mock_providers::Clock;
 
 pub use self::answer::{MAX_MESSAGE_CHARS, brief};
 use self::answer::{Payload, error_text, read_error_body, read_head};
+use self::messages::MessagesReader;
 pub use self::request::{Call, TOOL_NAME, Template, blank_record};
 use self::sse::StreamReader;
 pub use self::sse::{EventTooLarge, MAX_EVENT_BYTES, SseFramer};
+use crate::load::plan::Api;
 use crate::load::record::{ErrorShape, Outcome, RequestRecord};
 
 /// The header that carries the request id (also in the prompt as a nonce).
@@ -51,6 +54,8 @@ pub struct HttpClient {
     hyper: Client<HttpConnector, Full<Bytes>>,
     /// `{base_url}/chat/completions`, or why the target URL is unusable.
     endpoint: Result<Uri, Arc<str>>,
+    /// `{base_url}/messages`, likewise.
+    messages: Result<Uri, Arc<str>>,
     clock: Clock,
     /// Sent with every request (the target's routing or auth headers).
     extra: Arc<[(HeaderName, HeaderValue)]>,
@@ -84,10 +89,13 @@ impl HttpClient {
     /// A base URL that is not a valid URI makes every request a
     /// [`Outcome::ConnectError`].
     pub fn new(base_url: &str, clock: Clock, connect_timeout: Duration) -> HttpClient {
-        let endpoint = format!("{}/chat/completions", base_url.trim_end_matches('/'));
-        let endpoint = endpoint
-            .parse::<Uri>()
-            .map_err(|e| Arc::from(format!("invalid target URL `{endpoint}`: {e}")));
+        let endpoint = |path: &str| {
+            let endpoint = format!("{}/{path}", base_url.trim_end_matches('/'));
+            endpoint
+                .parse::<Uri>()
+                .map_err(|e| Arc::from(format!("invalid target URL `{endpoint}`: {e}")))
+        };
+        let (messages, endpoint) = (endpoint("messages"), endpoint("chat/completions"));
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
@@ -98,6 +106,7 @@ impl HttpClient {
         HttpClient {
             hyper,
             endpoint,
+            messages,
             clock,
             extra: Arc::from([]),
             cost_header: None,
@@ -127,7 +136,11 @@ impl HttpClient {
     /// the answer is complete (or has failed): a caller that gives up on this
     /// future keeps the outcome it put there.
     pub async fn exchange(&self, call: Call, record: &mut RequestRecord) {
-        let endpoint = match &self.endpoint {
+        let endpoint = match call.api {
+            Api::Chat => &self.endpoint,
+            Api::Messages => &self.messages,
+        };
+        let endpoint = match endpoint {
             Ok(endpoint) => endpoint.clone(),
             Err(message) => {
                 record.outcome = Outcome::ConnectError;
@@ -143,8 +156,8 @@ impl HttpClient {
             headers.insert(name.clone(), value.clone());
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(auth) = call.auth {
-            headers.insert(AUTHORIZATION, auth);
+        if let Some((name, value)) = call.auth {
+            headers.insert(name, value);
         }
         if let Ok(id) = HeaderValue::from_str(&call.id) {
             headers.insert(REQUEST_ID, id);
@@ -170,9 +183,9 @@ impl HttpClient {
         if !status.is_success() {
             self.read_refusal(body, record).await;
         } else if call.stream {
-            self.read_stream(body, record).await;
+            self.read_stream(body, call.api, record).await;
         } else {
-            self.read_whole(body, record).await;
+            self.read_whole(body, call.api, record).await;
         }
         if header_cost.is_some() {
             record.cost = header_cost;
@@ -198,7 +211,7 @@ impl HttpClient {
     }
 
     /// A whole answer: content and last byte are when the body completed.
-    async fn read_whole(&self, body: Incoming, record: &mut RequestRecord) {
+    async fn read_whole(&self, body: Incoming, api: Api, record: &mut RequestRecord) {
         let bytes = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) => {
@@ -210,6 +223,25 @@ impl HttpClient {
         let done = self.clock.now_us();
         record.first_content_us = Some(done);
         record.last_byte_us = Some(done);
+        if api == Api::Messages {
+            record.outcome = match serde_json::from_slice::<messages::Whole<'_>>(&bytes) {
+                Ok(answer) => {
+                    answer.apply(record);
+                    match answer.error {
+                        Some(error) => {
+                            record.error = Some(brief(&error_text(error)));
+                            Outcome::StreamError
+                        }
+                        None => Outcome::Ok,
+                    }
+                }
+                Err(e) => {
+                    record.error = Some(brief(&format!("the answer is not a message: {e}")));
+                    Outcome::StreamError
+                }
+            };
+            return;
+        }
         record.outcome = match serde_json::from_slice::<Payload<'_>>(&bytes) {
             Ok(answer) => {
                 answer.apply(record);
@@ -232,9 +264,12 @@ impl HttpClient {
     }
 
     /// An SSE stream, each chunk timestamped as its bytes arrive.
-    async fn read_stream(&self, mut body: Incoming, record: &mut RequestRecord) {
+    async fn read_stream(&self, mut body: Incoming, api: Api, record: &mut RequestRecord) {
         let mut framer = SseFramer::default();
-        let mut reader = StreamReader::default();
+        let mut reader = match api {
+            Api::Chat => Reader::Chat(StreamReader::default()),
+            Api::Messages => Reader::Messages(MessagesReader::default()),
+        };
         while let Some(frame) = body.frame().await {
             let data = match frame {
                 Ok(frame) => match frame.into_data() {
@@ -261,6 +296,31 @@ impl HttpClient {
         record.outcome = outcome;
         if error.is_some() {
             record.error = error;
+        }
+    }
+}
+
+/// The reader of one stream's events, by its API.
+enum Reader {
+    Chat(StreamReader),
+    Messages(MessagesReader),
+}
+
+impl Reader {
+    fn event(&mut self, data: &[u8], at_us: u64, record: &mut RequestRecord) {
+        match self {
+            Reader::Chat(reader) => reader.event(data, at_us, record),
+            Reader::Messages(reader) => reader.event(data, at_us, record),
+        }
+    }
+
+    fn finish(self, partial: bool) -> (Outcome, Option<String>) {
+        match self {
+            Reader::Chat(reader) => reader.finish(partial),
+            Reader::Messages(reader) => match reader.finish(partial) {
+                (true, problem) => (Outcome::Ok, problem),
+                (false, problem) => (Outcome::StreamError, problem),
+            },
         }
     }
 }

@@ -70,6 +70,7 @@ pub fn mix(raw: &[RawMix], expect: Option<&Expectations>) -> Result<Vec<MixEntry
         mix.push(MixEntry {
             name,
             weight,
+            api: m.api.unwrap_or_default(),
             model: m.model.clone(),
             key: m.key.clone(),
             stream: m.stream.unwrap_or(false),

@@ -187,6 +187,9 @@ pub struct Facts {
     pub cache_write_tokens: Option<u64>,
     /// `completion_tokens_details.reasoning_tokens` of the last usage.
     pub reasoning_tokens: Option<u64>,
+    /// A Messages stream's first departure from Anthropic's event sequence
+    /// (`None`: it kept to it, or it was not a Messages stream).
+    pub event_sequence: Option<String>,
 }
 
 /// The shape of a non-2xx answer's body.

@@ -185,6 +185,7 @@ async fn messages_requests_are_sent_and_read_as_anthropic_speaks_them() {
         assert_eq!(record.completion_tokens, Some(u64::from(usage.completion_tokens)));
         if record.stream {
             assert!(record.conformance.done && record.conformance.usage_last, "{record:?}");
+            assert_eq!(record.conformance.event_sequence, None, "{record:?}");
             assert_eq!(upstream.tokens_sent, record.content_chunks, "{record:?}");
             assert!(record.first_content_us.is_some());
         }

@@ -201,6 +201,7 @@ pub enum Conformance {
     StreamUsage,
     StreamIntegrity,
     StreamErrorChunk,
+    MessagesEvents,
     LifecycleGrace,
     LifecycleRemoved,
     SystemPrefix,
@@ -243,6 +244,7 @@ impl Conformance {
             Conformance::StreamUsage => "stream-usage",
             Conformance::StreamIntegrity => "stream-integrity",
             Conformance::StreamErrorChunk => "stream-error-chunk",
+            Conformance::MessagesEvents => "messages-events",
             Conformance::LifecycleGrace => "lifecycle-grace",
             Conformance::LifecycleRemoved => "lifecycle-removed",
             Conformance::SystemPrefix => "system-prefix",
@@ -264,6 +266,7 @@ impl Conformance {
                 | Conformance::StreamChunkDelay { .. }
                 | Conformance::StreamTtftOverhead { .. }
                 | Conformance::StreamErrorChunk
+                | Conformance::MessagesEvents
                 | Conformance::RetryStorm { .. }
         )
     }

@@ -212,6 +212,7 @@ pub enum CheckKind {
     StreamUsage,
     StreamIntegrity,
     StreamErrorChunk,
+    MessagesEvents,
     LifecycleGrace,
     LifecycleRemoved,
     SystemPrefix,

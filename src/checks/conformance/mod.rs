@@ -165,6 +165,7 @@ fn needs(check: &Conformance) -> Option<Feature> {
         Conformance::RetryStorm { .. } => Some(Feature::RetryBudget),
         Conformance::LifecycleGrace | Conformance::LifecycleRemoved => Some(Feature::ModelLifecycle),
         Conformance::SystemPrefix => Some(Feature::SystemPrefix),
+        Conformance::MessagesEvents => Some(Feature::MessagesApi),
         _ => None,
     }
 }
@@ -212,6 +213,7 @@ pub fn judges_answers(check: &Conformance) -> bool {
             | Conformance::GenerationAgrees
             | Conformance::StreamUsage
             | Conformance::StreamIntegrity
+            | Conformance::MessagesEvents
             | Conformance::StreamChunkDelay { .. }
             | Conformance::StreamTtftOverhead { .. }
             | Conformance::LifecycleGrace
@@ -274,6 +276,7 @@ fn judge_evidence(check: &Conformance, index: &Index<'_>) -> CheckResult {
         (Conformance::StreamUsage, _) => streaming::usage(index),
         (Conformance::StreamIntegrity, Some(r)) => streaming::integrity(index, r),
         (Conformance::StreamErrorChunk, _) => streaming::error_chunk(index),
+        (Conformance::MessagesEvents, _) => streaming::messages_events(index),
         (Conformance::LifecycleGrace, Some(r)) => lifecycle::grace(index, r),
         (Conformance::LifecycleRemoved, Some(r)) => lifecycle::removed(index, r),
         (Conformance::SystemPrefix, Some(r)) => lifecycle::system_prefix(index, r),

@@ -13,6 +13,7 @@ use mock_providers::{Outcome as MockOutcome, Record};
 
 use super::{Index, Judging, broke_mid_stream, percentile};
 use crate::checks::{CheckResult, Verdict as CheckVerdict};
+use crate::load::plan::Api;
 use crate::load::record::{Outcome, RequestRecord};
 use crate::target::{Cost, Feature, RouterConfig};
 
@@ -277,4 +278,35 @@ pub fn error_chunk(ix: &Index<'_>) -> CheckResult {
         }
     }
     v.finish("streams whose upstream failed mid-stream")
+}
+
+/// `messages-events`: every successful Messages stream followed Anthropic's
+/// event sequence — `message_start`; then each content block as
+/// `content_block_start`, its deltas and `content_block_stop`, indexes
+/// counting from 0; one `message_delta` carrying `usage` and the
+/// `stop_reason`; `message_stop` last (`ping` anywhere after the start) —
+/// and its `message_delta` reported the serving attempt's completion tokens.
+pub fn messages_events(ix: &Index<'_>) -> CheckResult {
+    let mut v = Judging::new("messages-events");
+    for (r, attempt) in served_streams(ix) {
+        if ix.mix(r).is_none_or(|m| m.api != Api::Messages) {
+            continue;
+        }
+        v.judged();
+        let completion = attempt.and_then(|a| a.usage).map(|u| u64::from(u.completion_tokens));
+        if let Some(problem) = &r.conformance.event_sequence {
+            v.offend(&r.id, || problem.clone());
+        } else if r.conformance.finish_reason.is_none() {
+            v.offend(&r.id, || "the message_delta carried no stop_reason".into());
+        } else if completion.is_some() && r.completion_tokens != completion {
+            v.offend(&r.id, || {
+                format!(
+                    "message_delta reported output_tokens {}, the upstream {}",
+                    r.completion_tokens.map_or("none".into(), |n| n.to_string()),
+                    completion.unwrap_or_default()
+                )
+            });
+        }
+    }
+    v.finish("successful Messages streams")
 }

@@ -176,9 +176,50 @@ struct Delta<'a> {
     stop_reason: Option<Cow<'a, str>>,
 }
 
+/// Where a Messages stream is in Anthropic's event sequence.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Nothing yet: `message_start` comes first.
+    #[default]
+    Start,
+    /// Between content blocks; `next` is the next block's index.
+    Between { next: u64 },
+    /// Inside block `index`.
+    Block { index: u64 },
+    /// After `message_delta`: only `message_stop` is left.
+    Delta,
+}
+
+impl Step {
+    /// The step after event `kind` (of block `index`), or what is wrong.
+    fn after(self, kind: &str, index: Option<u64>) -> Result<Step, String> {
+        let unexpected = |wanted: &str| Err(format!("{kind} came where {wanted} was due"));
+        match (self, kind) {
+            (Step::Start, "message_start") => Ok(Step::Between { next: 0 }),
+            (Step::Start, _) => unexpected("message_start"),
+            (step, "ping") => Ok(step),
+            (Step::Between { next }, "content_block_start") if index == Some(next) => Ok(Step::Block { index: next }),
+            (Step::Between { next }, "content_block_start") => Err(format!(
+                "content_block_start had index {}, not the next one, {next}",
+                index.map_or("none".into(), |i| i.to_string())
+            )),
+            (Step::Between { .. }, "message_delta") => Ok(Step::Delta),
+            (Step::Between { .. }, _) => unexpected("content_block_start or message_delta"),
+            (Step::Block { index: open }, "content_block_delta") if index == Some(open) => Ok(self),
+            (Step::Block { index: open }, "content_block_stop") if index == Some(open) => {
+                Ok(Step::Between { next: open + 1 })
+            }
+            (Step::Block { index: open }, _) => unexpected(&format!("block {open}'s delta or content_block_stop")),
+            (Step::Delta, "message_stop") => Ok(Step::Delta),
+            (Step::Delta, _) => unexpected("message_stop"),
+        }
+    }
+}
+
 /// What a Messages stream has shown so far, beyond what the record holds.
 #[derive(Debug, Default)]
 pub(super) struct MessagesReader {
+    step: Step,
     /// `message_stop` came.
     done: bool,
     /// The first error event's message or malformed event, if any.
@@ -204,6 +245,12 @@ impl MessagesReader {
                 return;
             }
         };
+        if record.conformance.event_sequence.is_none() && event.kind != "error" {
+            match self.step.after(&event.kind, event.index) {
+                Ok(step) => self.step = step,
+                Err(problem) => record.conformance.event_sequence = Some(brief(&problem)),
+            }
+        }
         match event.kind.as_ref() {
             "message_stop" => {
                 self.done = true;
@@ -319,7 +366,7 @@ mod tests {
         blank_record(Arc::from("r"), 0, 0, true, 0, 100, Outcome::Timeout)
     }
 
-    const STREAM: [&str; 10] = [
+    const STREAM: [&str; 11] = [
         r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"usage":{"input_tokens":10,"output_tokens":1,"cache_read_input_tokens":100,"cache_creation_input_tokens":20}}}"#,
         r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
         r#"{"type":"ping"}"#,
@@ -328,6 +375,7 @@ mod tests {
         r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{}}}"#,
         r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"city\":"}}"#,
         r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"\"Paris\"}"}}"#,
+        r#"{"type":"content_block_stop","index":1}"#,
         r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":7}}"#,
         r#"{"type":"message_stop"}"#,
     ];
@@ -359,14 +407,39 @@ mod tests {
         assert_eq!(r.first_content_us, Some(230));
         assert_eq!(r.content_chunks, 3);
         assert_eq!(r.content_offsets_us, vec![130, 160, 170]);
-        assert_eq!(r.chunks, 10);
+        assert_eq!(r.chunks, 11);
+        assert_eq!(r.conformance.event_sequence, None);
+    }
+
+    #[test]
+    fn departures_from_the_event_sequence_are_named() {
+        let sequence = |events: &[&str]| {
+            let mut r = record();
+            let mut reader = MessagesReader::default();
+            for event in events {
+                reader.event(event.as_bytes(), 300, &mut r);
+            }
+            r.conformance.event_sequence
+        };
+        // No message_delta: message_stop straight after the blocks.
+        let problem = sequence(&[STREAM[0], STREAM[1], STREAM[3], STREAM[4], STREAM[10]]).unwrap();
+        assert!(problem.starts_with("message_stop came where"), "{problem}");
+        // A block that is never closed before the next opens.
+        let problem = sequence(&[STREAM[0], STREAM[1], STREAM[5]]).unwrap();
+        assert!(problem.contains("content_block_stop"), "{problem}");
+        // Content before message_start.
+        let problem = sequence(&[STREAM[1]]).unwrap();
+        assert!(problem.contains("message_start was due"), "{problem}");
+        // A block index that skips one.
+        let problem = sequence(&[STREAM[0], STREAM[5]]).unwrap();
+        assert!(problem.contains("index 1, not the next one, 0"), "{problem}");
     }
 
     #[test]
     fn a_stream_without_message_stop_or_with_an_error_fails() {
         let mut r = record();
         let mut reader = MessagesReader::default();
-        for event in &STREAM[..9] {
+        for event in &STREAM[..10] {
             reader.event(event.as_bytes(), 300, &mut r);
         }
         assert_eq!(

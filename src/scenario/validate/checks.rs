@@ -204,6 +204,7 @@ fn conformance(kind: CheckKind, c: &RawCheck, path: &str, raw: &RawScenario) -> 
         CheckKind::StreamUsage => Conformance::StreamUsage,
         CheckKind::StreamIntegrity => Conformance::StreamIntegrity,
         CheckKind::StreamErrorChunk => Conformance::StreamErrorChunk,
+        CheckKind::MessagesEvents => Conformance::MessagesEvents,
         CheckKind::LifecycleGrace => Conformance::LifecycleGrace,
         CheckKind::LifecycleRemoved => Conformance::LifecycleRemoved,
         CheckKind::SystemPrefix => Conformance::SystemPrefix,

@@ -469,6 +469,7 @@ pub(super) fn every_check() -> Vec<Conformance> {
         Conformance::StreamUsage,
         Conformance::StreamIntegrity,
         Conformance::StreamErrorChunk,
+        Conformance::MessagesEvents,
         Conformance::LifecycleGrace,
         Conformance::LifecycleRemoved,
         Conformance::SystemPrefix,

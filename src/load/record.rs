@@ -199,6 +199,10 @@ pub struct ErrorShape {
     /// non-empty string `message` and a string `type` or a string or number
     /// `code`.
     pub ok: bool,
+    /// Anthropic-shaped besides: the body's own `type` is `"error"`.
+    pub anthropic: bool,
+    /// `error.type`, when it is a string.
+    pub error_type: Option<String>,
     /// `error.availability.code` (`"model_deprecated"`).
     pub availability_code: Option<String>,
     /// `error.availability.fallback_models` (its strings, in order).

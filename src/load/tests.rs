@@ -946,6 +946,8 @@ async fn the_client_records_refusal_shapes() {
         r.conformance.error_shape,
         Some(ErrorShape {
             ok: true,
+            error_type: Some("invalid_request_error".into()),
+            anthropic: false,
             availability_code: Some("model_deprecated".into()),
             fallback_models: vec!["x".into()],
         })

@@ -252,6 +252,8 @@ mod tests {
         f.conformance.retry_after = Some("2".into());
         f.conformance.error_shape = Some(ErrorShape {
             ok: true,
+            error_type: None,
+            anthropic: false,
             availability_code: Some("model_deprecated".into()),
             fallback_models: vec!["x".into()],
         });

@@ -183,7 +183,7 @@ pub fn error_shape(ix: &Index<'_>) -> CheckResult {
     let mut v = Judging::new("error-shape");
     for r in ix.ev.records.iter().filter(|r| r.status >= 300) {
         v.judged();
-        if let Some(fault) = error_body_fault(r) {
+        if let Some(fault) = error_body_fault(ix, r) {
             v.offend(&r.id, || fault);
         }
     }

@@ -405,10 +405,32 @@ pub fn retry_after_fault(r: &RequestRecord) -> Option<String> {
 }
 
 /// What is wrong with the body of a non-2xx answer `r`, if it is not an
-/// OpenAI-shaped error: a JSON `error` object with a non-empty `message`
-/// and a `type` or `code`.
-pub fn error_body_fault(r: &RequestRecord) -> Option<String> {
-    if r.conformance.error_shape.as_ref().is_some_and(|s| s.ok) {
+/// error in its API's shape: for chat completions an OpenAI-shaped one (a
+/// JSON `error` object with a non-empty `message` and a `type` or `code`);
+/// for the Messages API an Anthropic-shaped one (`"type": "error"` and an
+/// `error` object with a `message` and the `type` Anthropic gives the
+/// status, as in [`anthropic_error_type`]).
+pub fn error_body_fault(ix: &Index<'_>, r: &RequestRecord) -> Option<String> {
+    let shape = r.conformance.error_shape.as_ref();
+    if ix.mix(r).is_some_and(|m| m.api == Api::Messages) {
+        let Some(shape) = shape.filter(|s| s.anthropic) else {
+            return Some(format!(
+                "the {} body is not an Anthropic-shaped error ({})",
+                r.status,
+                r.error.as_deref().unwrap_or("no message")
+            ));
+        };
+        let given = shape.error_type.as_deref().unwrap_or_default();
+        return match anthropic_error_type(r.status) {
+            Some(types) if !types.contains(&given) => Some(format!(
+                "the {} body's error type is `{given}`, not {}",
+                r.status,
+                types.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(" or ")
+            )),
+            _ => None,
+        };
+    }
+    if shape.is_some_and(|s| s.ok) {
         return None;
     }
     Some(format!(
@@ -416,6 +438,23 @@ pub fn error_body_fault(r: &RequestRecord) -> Option<String> {
         r.status,
         r.error.as_deref().unwrap_or("no message")
     ))
+}
+
+/// The error types Anthropic's Messages API gives an HTTP status (`None`:
+/// any).
+pub fn anthropic_error_type(status: u16) -> Option<&'static [&'static str]> {
+    Some(match status {
+        400 => &["invalid_request_error"],
+        401 => &["authentication_error"],
+        402 => &["billing_error"],
+        403 => &["permission_error"],
+        404 => &["not_found_error"],
+        413 => &["request_too_large"],
+        429 => &["rate_limit_error"],
+        529 => &["overloaded_error"],
+        500..=599 => &["api_error", "overloaded_error", "timeout_error"],
+        _ => return None,
+    })
 }
 
 /// `p` in picodollars as USD for a sentence.

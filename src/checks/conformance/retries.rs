@@ -388,7 +388,7 @@ pub fn client_retry_after(ix: &Index<'_>) -> CheckResult {
     let mut v = Judging::new("client-retry-after");
     for r in ix.ev.records.iter().filter(|r| COME_BACK_LATER.contains(&r.status)) {
         v.judged();
-        let faults: Vec<String> = [retry_after_fault(r), error_body_fault(r)]
+        let faults: Vec<String> = [retry_after_fault(r), error_body_fault(ix, r)]
             .into_iter()
             .flatten()
             .collect();

@@ -383,6 +383,13 @@ pub(super) fn read_error_body(body: &[u8]) -> (Option<String>, ErrorShape) {
                     .get("code")
                     .is_some_and(|code| code.is_string() || code.is_number());
             shape.ok = message.is_some_and(|m| !m.is_empty()) && typed;
+            shape.error_type = error.get("type").and_then(Value::as_str).map(str::to_owned);
+            shape.anthropic = shape.ok
+                && shape.error_type.is_some()
+                && parsed
+                    .as_ref()
+                    .and_then(|top| top.get("type"))
+                    .is_some_and(|kind| kind == "error");
             if let Some(availability) = error.get("availability") {
                 shape.availability_code = availability.get("code").map(|code| match code {
                     Value::String(code) => code.clone(),
@@ -467,10 +474,18 @@ mod tests {
             removed,
             ErrorShape {
                 ok: true,
+                error_type: None,
+                anthropic: false,
                 availability_code: Some("model_deprecated".into()),
                 fallback_models: vec!["x".into(), "y".into()],
             }
         );
+        let anthropic = shape(br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#);
+        assert!(anthropic.ok && anthropic.anthropic, "{anthropic:?}");
+        assert_eq!(anthropic.error_type.as_deref(), Some("rate_limit_error"));
+        // OpenAI's shape is not Anthropic's, even with a type.
+        let openai = shape(br#"{"error":{"type":"rate_limit_error","message":"slow down"}}"#);
+        assert!(openai.ok && !openai.anthropic, "{openai:?}");
         let long = "é".repeat(500);
         let cut = brief(&long);
         assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS + 1);

@@ -29,6 +29,8 @@ fn deprecated(id: &str, sent_us: u64) -> RequestRecord {
     let mut r = sent_at(error_answer(id, LEGACY, 404), sent_us);
     r.conformance.error_shape = Some(ErrorShape {
         ok: true,
+        error_type: None,
+        anthropic: false,
         availability_code: Some("model_deprecated".into()),
         fallback_models: vec![MINI_MODEL.into()],
     });
@@ -136,6 +138,8 @@ fn lifecycle_removed_fails_a_404_without_the_availability_code() {
     let mut r = deprecated("x", T0 + 3 * S);
     r.conformance.error_shape = Some(ErrorShape {
         ok: true,
+        error_type: None,
+        anthropic: false,
         ..ErrorShape::default()
     });
     assert_fails(

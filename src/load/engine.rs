@@ -619,6 +619,7 @@ mod tests {
             system: None,
             max_tokens: None,
             tools: false,
+            cache_control: false,
             headers: Vec::new(),
         }
     }

@@ -74,6 +74,10 @@ pub struct MixEntry {
     pub system: Option<String>,
     pub max_tokens: Option<u32>,
     pub tools: bool,
+    /// Messages API only: the system prompt as a text block and the tool
+    /// marked `cache_control: {"type": "ephemeral"}`, as Claude Code sends
+    /// them.
+    pub cache_control: bool,
     /// Sent with this entry's requests, after the target's (replacing one
     /// of the same name): a routing header per entry, say.
     pub headers: Vec<(String, String)>,

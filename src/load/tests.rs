@@ -63,6 +63,7 @@ fn entry(name: &str, model: &str, stream: bool) -> MixEntry {
         system: None,
         max_tokens: None,
         tools: false,
+        cache_control: false,
         headers: Vec::new(),
     }
 }

@@ -156,6 +156,9 @@ pub struct RawMix {
     pub system: Option<String>,
     pub max_tokens: Option<u32>,
     pub tools: Option<bool>,
+    /// With `api = "messages"`: mark the system prompt and the tool for
+    /// caching, as Claude Code does.
+    pub cache_control: Option<bool>,
     /// Sent with this entry's requests: `{ "x-portkey-provider" = "anthropic" }`.
     pub headers: Option<std::collections::BTreeMap<String, String>>,
 }

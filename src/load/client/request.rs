@@ -19,6 +19,9 @@ const TOOLS_JSON: &str = r#"[{"type":"function","function":{"name":"get_weather"
 /// The same tool as the Messages API declares it.
 const MESSAGES_TOOLS_JSON: &str = r#"[{"name":"get_weather","description":"Current weather for a city.","input_schema":{"type":"object","properties":{"city":{"type":"string","description":"City name"},"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["city"]}}]"#;
 
+/// The same, marked for caching as Claude Code marks its tools.
+const MESSAGES_TOOLS_CACHED_JSON: &str = r#"[{"name":"get_weather","description":"Current weather for a city.","input_schema":{"type":"object","properties":{"city":{"type":"string","description":"City name"},"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["city"]},"cache_control":{"type":"ephemeral"}}]"#;
+
 /// `max_tokens` of a Messages request whose entry sets none: the API
 /// requires one.
 pub const MESSAGES_MAX_TOKENS: u32 = 1024;
@@ -183,7 +186,13 @@ fn messages_body(entry: &MixEntry) -> (Vec<u8>, Vec<u8>) {
     head.extend_from_slice(format!(",\"max_tokens\":{max_tokens}").as_bytes());
     if let Some(system) = &entry.system {
         head.extend_from_slice(b",\"system\":");
-        head.extend_from_slice(quoted(system).as_bytes());
+        if entry.cache_control {
+            head.extend_from_slice(b"[{\"type\":\"text\",\"text\":");
+            head.extend_from_slice(quoted(system).as_bytes());
+            head.extend_from_slice(b",\"cache_control\":{\"type\":\"ephemeral\"}}]");
+        } else {
+            head.extend_from_slice(quoted(system).as_bytes());
+        }
     }
     head.extend_from_slice(b",\"messages\":[{\"role\":\"user\",\"content\":\"");
 
@@ -196,7 +205,11 @@ fn messages_body(entry: &MixEntry) -> (Vec<u8>, Vec<u8>) {
     });
     if entry.tools {
         tail.extend_from_slice(b",\"tools\":");
-        tail.extend_from_slice(MESSAGES_TOOLS_JSON.as_bytes());
+        tail.extend_from_slice(if entry.cache_control {
+            MESSAGES_TOOLS_CACHED_JSON.as_bytes()
+        } else {
+            MESSAGES_TOOLS_JSON.as_bytes()
+        });
     }
     tail.push(b'}');
     (head, tail)
@@ -283,6 +296,7 @@ mod tests {
             system: Some("be brief\n".into()),
             max_tokens: Some(32),
             tools: false,
+            cache_control: false,
             headers: Vec::new(),
         }
     }
@@ -364,5 +378,14 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
         assert_eq!(body["max_tokens"], MESSAGES_MAX_TOKENS);
         assert!(body.get("system").is_none());
+
+        // Claude Code's caching marks: the system prompt as a block, the tool.
+        messages.system = Some("be brief".into());
+        messages.cache_control = true;
+        let call = Template::new(1, &messages).call(Arc::from("r2-9"), 0);
+        let body: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(body["system"][0]["text"], "be brief");
+        assert_eq!(body["system"][0]["cache_control"]["type"], "ephemeral");
+        assert_eq!(body["tools"][0]["cache_control"]["type"], "ephemeral");
     }
 }

@@ -61,6 +61,14 @@ pub fn mix(raw: &[RawMix], expect: Option<&Expectations>) -> Result<Vec<MixEntry
                 format!("`{}` is not a [[router.keys]] key", m.key),
             ));
         }
+        let api = m.api.unwrap_or_default();
+        let cache_control = m.cache_control.unwrap_or(false);
+        if cache_control && api != crate::load::plan::Api::Messages {
+            return Err(err(
+                format!("{path}.cache-control"),
+                "`cache-control = true` applies to `api = \"messages\"` entries only",
+            ));
+        }
         let mut headers = Vec::new();
         for (name, value) in m.headers.iter().flatten() {
             let header =
@@ -70,7 +78,7 @@ pub fn mix(raw: &[RawMix], expect: Option<&Expectations>) -> Result<Vec<MixEntry
         mix.push(MixEntry {
             name,
             weight,
-            api: m.api.unwrap_or_default(),
+            api,
             model: m.model.clone(),
             key: m.key.clone(),
             stream: m.stream.unwrap_or(false),
@@ -78,6 +86,7 @@ pub fn mix(raw: &[RawMix], expect: Option<&Expectations>) -> Result<Vec<MixEntry
             system: m.system.clone(),
             max_tokens,
             tools: m.tools.unwrap_or(false),
+            cache_control,
             headers,
         });
     }

@@ -9,8 +9,8 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Answer, BASIC, LIFECYCLE_MOCKS, LIFECYCLE_ROUTES, LIMITS_MOCKS, LIMITS_ROUTES, Price, Stack, edit, picos, picos_at,
-    served_record,
+    Answer, BASIC, LIFECYCLE_MOCKS, LIFECYCLE_ROUTES, LIMITS_MOCKS, LIMITS_ROUTES, Price, Stack, edit, patiently,
+    picos, picos_at, served_record,
 };
 
 /// [`BASIC`] with an Anthropic tool-calling model and an OpenAI model with
@@ -462,4 +462,146 @@ async fn removed_models_are_anthropics_404_and_deprecated_ones_are_rerouted() {
     assert_eq!(grace.status, StatusCode::OK, "{}", grace.text);
     assert_eq!(grace.json["model"], "openai/gpt-4o-mini");
     assert_eq!(grace.header("x-original-model"), Some("openai/gpt-4-legacy"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byok_key_pays_the_same_fee_as_for_a_chat_completion() {
+    let toml = format!(
+        "{}\n[[router.keys]]\nkey = \"sk-byok\"\ncredits = \"10\"\nbyok = {{ provider = \"oai\", api-key = \"sk-own\" }}\n",
+        config()
+    );
+    let stack = Stack::start(&toml).await;
+    let chat = stack
+        .send(
+            "POST",
+            "/api/v1/chat/completions",
+            Some("sk-byok"),
+            Some(&json!({"model": "openai/gpt-4o-mini", "max_tokens": 64,
+                "messages": [{"role": "user", "content": "Say hello, please."}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(chat.status, StatusCode::OK, "{}", chat.text);
+    assert_eq!(chat.json["usage"]["is_byok"], true);
+    let answer = post(
+        &stack,
+        "/v1/messages",
+        Some("sk-byok"),
+        &body("openai/gpt-4o-mini", false),
+        &[("x-gauntlet-request-id", "byok-1")],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let record = served_record(stack.journal("oai"), "byok-1").await;
+    assert_eq!(
+        record.upstream_key.as_deref(),
+        Some("sk-own"),
+        "the key's own provider key"
+    );
+    let cost = picos(answer.header("x-gauntlet-cost").unwrap());
+    assert_eq!(
+        cost,
+        picos_at(&chat.text, &["usage", "cost"]),
+        "the BYOK fee, as for chat"
+    );
+    assert!(cost < MINI.cost(&record.usage.unwrap()), "a fee, not the price");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_refusals_are_retried_then_fall_back_across_dialects() {
+    let hot = "[[providers.faults]]\nkind = \"status\"\nstatus = 429\nretry-after-ms = 10\n";
+    let toml = format!(
+        "[[providers]]\nname = \"hot\"\ndialect = \"anthropic\"\n[providers.defaults]\nttft-ms = 1\nitl-ms = 1\noutput-tokens = 4\n{hot}\n\
+         [[providers]]\nname = \"cold\"\ndialect = \"openai\"\n[providers.defaults]\nttft-ms = 1\nitl-ms = 1\noutput-tokens = 4\n\
+         [router]\n[router.retry]\nbase-ms = 5\ncap-ms = 20\nattempts-per-provider = 2\ndeadline-ms = 5000\ncooldown-after = 100\n\
+         [[router.providers]]\nname = \"hot\"\ndialect = \"anthropic\"\nbase-url = \"mock:hot\"\napi-key = \"sk-up\"\n\
+         [[router.providers]]\nname = \"cold\"\ndialect = \"openai\"\nbase-url = \"mock:cold\"\napi-key = \"sk-up\"\n\
+         [[router.models]]\nid = \"test/m\"\nproviders = [\"hot\", \"cold\"]\nprompt = \"1\"\ncompletion = \"2\"\n\
+         [[router.models]]\nid = \"test/hot\"\nproviders = [{{ name = \"hot\", model = \"m\" }}]\nprompt = \"1\"\ncompletion = \"2\"\n\
+         [[router.keys]]\nkey = \"sk-a\"\ncredits = \"100\"\n"
+    );
+    let stack = Stack::start(&toml).await;
+    for stream_it in [false, true] {
+        let request = body("test/m", stream_it);
+        if stream_it {
+            stream(&stack, "/v1/messages", "sk-a", &request, &[])
+                .await
+                .assert_well_formed();
+        } else {
+            let answer = post(&stack, "/v1/messages", Some("sk-a"), &request, &[]).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+            assert_eq!(answer.json["content"][0]["type"], "text", "{}", answer.text);
+        }
+    }
+    patiently("the refusals in the journal", stack.journal("hot").wait_for(4)).await;
+    assert_eq!(
+        stack.journal("hot").len(),
+        4,
+        "two attempts a request at the refusing provider"
+    );
+    assert_eq!(stack.journal("cold").len(), 2, "the fallback served both");
+    // With no fallback, the router's own 429 after its retries, Anthropic-shaped.
+    let refused = post(&stack, "/api/v1/messages", Some("sk-a"), &body("test/hot", false), &[]).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.text);
+    assert_eq!(refused.json["error"]["type"], "rate_limit_error", "{}", refused.text);
+    assert!(refused.header("retry-after").is_some(), "{:?}", refused.headers);
+    let (_, spent, _) = stack.money("sk-a").await;
+    assert!(spent > 0, "the two served requests are charged, the refused one is not");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anthropic_upstream_gets_the_beta_flags_and_its_own_key() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    let message = json!({"id": "msg_up", "type": "message", "role": "assistant", "model": "claude-up",
+        "content": [{"type": "text", "text": "Hello."}], "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 10, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0, "output_tokens": 5}});
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(message))
+        .mount(&server)
+        .await;
+    let toml = format!(
+        "[router]\n[[router.providers]]\nname = \"a\"\ndialect = \"anthropic\"\nbase-url = \"{}\"\napi-key = \"sk-up-a\"\n\
+         [[router.models]]\nid = \"test/claude\"\nproviders = [\"a\"]\nupstream-model = \"claude-up\"\nprompt = \"1\"\ncompletion = \"2\"\n\
+         [[router.keys]]\nkey = \"sk-a\"\ncredits = \"10\"\n",
+        server.uri()
+    );
+    let stack = Stack::serve_router_toml(mock_providers::MockSet::spawn(Vec::new()).await.unwrap(), &toml).await;
+    let mut request = body("test/claude", false);
+    request["top_k"] = 5.into();
+    request["metadata"] = json!({"user_id": "u-1"});
+    let answer = post(
+        &stack,
+        "/v1/messages",
+        None,
+        &request,
+        &[
+            ("x-api-key", "sk-a"),
+            ("anthropic-beta", "prompt-caching-2024-07-31,x-2"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["content"][0]["text"], "Hello.");
+    assert_eq!(answer.json["model"], "test/claude");
+    // 10 × 1 + 5 × 2 USD per million tokens.
+    assert_eq!(answer.header("x-gauntlet-cost"), Some("0.00002"));
+    let received = server.received_requests().await.unwrap();
+    let sent = &received[0];
+    assert_eq!(sent.headers["anthropic-beta"], "prompt-caching-2024-07-31,x-2");
+    assert_eq!(
+        sent.headers["x-api-key"], "sk-up-a",
+        "the upstream's key, not the caller's"
+    );
+    let upstream_body: Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(upstream_body["model"], "claude-up");
+    assert_eq!(
+        upstream_body["top_k"], 5,
+        "fields the router does not read pass through"
+    );
+    assert_eq!(upstream_body["metadata"], json!({"user_id": "u-1"}));
+    assert_eq!(upstream_body["messages"], request["messages"]);
 }

@@ -163,7 +163,9 @@ fn prefixed_estimate(req: &ChatRequest, prefix: &str) -> u64 {
     };
     let separator = chars(transcode::SYSTEM_PREFIX_SEPARATOR);
     match caller {
-        Some(caller) => req.prompt_estimate - caller.div_ceil(4) + (chars(prefix) + separator + caller).div_ceil(4),
+        Some(caller) => {
+            req.prompt_estimate.saturating_sub(caller.div_ceil(4)) + (chars(prefix) + separator + caller).div_ceil(4)
+        }
         None => req.prompt_estimate + 4 + chars(prefix).div_ceil(4),
     }
 }

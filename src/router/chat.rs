@@ -23,6 +23,7 @@
 //! `transcode`). A whole Messages answer tells its cost in the
 //! [`COST`] header, since Anthropic's `usage` has no place for it.
 
+mod messages;
 mod stream;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ use super::retry::{AttemptCtx, Exhausted, Failure, FailureKind, ProviderRef};
 use super::state::State;
 use super::transcode::{self, Completion, FinishReason, UpstreamUsage, UsageReport};
 use super::upstream::{self, Head, REQUEST_ID};
+pub(crate) use messages::{count_tokens, messages};
 use stream::{Relay, start_relay};
 
 /// The response header naming the model the client asked for, when another
@@ -116,58 +118,6 @@ pub(crate) async fn complete(
     let received = Instant::now();
     let req = request::parse(&bytes)?;
     answer(state, key, headers, req, received).await
-}
-
-/// `POST /messages`: a Messages API request, answered in its own shape.
-pub(crate) async fn messages(
-    state: Arc<State>,
-    key: Arc<KeyConfig>,
-    headers: &HeaderMap,
-    bytes: Bytes,
-) -> Result<Response<RouterBody>, ApiError> {
-    let received = Instant::now();
-    let req = request::parse_messages(&bytes)?;
-    answer(state, key, headers, req, received).await
-}
-
-/// `POST /messages/count_tokens`: `{"input_tokens": N}`, the router's own
-/// count (the prompt estimate, the mock providers' documented count) of the
-/// prompt the upstream would get, the model's system prefix included.
-pub(crate) fn count_tokens(state: &State, bytes: &[u8]) -> Result<Response<RouterBody>, ApiError> {
-    let req = request::parse_count_tokens(bytes)?;
-    let (model, _) = resolve(state, &req, state.clock.now())?;
-    let mut tokens = req.prompt_estimate;
-    if let Some(prefix) = model.system_prefix.as_deref() {
-        tokens = prefixed_estimate(&req, prefix);
-    }
-    Ok(super::service::json(
-        StatusCode::OK,
-        format!("{{\"input_tokens\":{tokens}}}").into_bytes(),
-    ))
-}
-
-/// The estimate with `prefix` before the caller's system text: the system
-/// counts as one message of the joined text, or a new one.
-fn prefixed_estimate(req: &ChatRequest, prefix: &str) -> u64 {
-    let chars = |text: &str| text.chars().count() as u64;
-    let caller: Option<u64> = match req.body.get("system") {
-        Some(Value::String(text)) => Some(chars(text)),
-        Some(Value::Array(blocks)) => Some(
-            blocks
-                .iter()
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .map(chars)
-                .sum(),
-        ),
-        _ => None,
-    };
-    let separator = chars(transcode::SYSTEM_PREFIX_SEPARATOR);
-    match caller {
-        Some(caller) => {
-            req.prompt_estimate.saturating_sub(caller.div_ceil(4)) + (chars(prefix) + separator + caller).div_ceil(4)
-        }
-        None => req.prompt_estimate + 4 + chars(prefix).div_ceil(4),
-    }
 }
 
 /// A parsed request of either API, from its resolution to its answer.

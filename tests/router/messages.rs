@@ -373,14 +373,24 @@ async fn auth_validation_and_count_tokens() {
     assert_eq!(unknown.json["error"]["type"], "not_found_error");
 
     // count_tokens: the router's count is the mock's, system prefix included.
-    for path in ["/v1/messages/count_tokens", "/api/v1/messages/count_tokens"] {
+    let systems = [
+        None,
+        Some(json!("Be brief.")),
+        Some(json!([{"type": "text", "text": "Be brief."}])),
+    ];
+    for (path, system) in ["/v1/messages/count_tokens", "/api/v1/messages/count_tokens"]
+        .into_iter()
+        .flat_map(|p| systems.iter().map(move |s| (p, s)))
+    {
         let mut counted = no_max.clone();
-        counted["system"] = json!("Be brief.");
+        if let Some(system) = system {
+            counted["system"] = system.clone();
+        }
         let answer = post(&stack, path, Some("sk-a"), &counted, &[]).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
         let tokens = answer.json["input_tokens"].as_u64().unwrap();
         counted["max_tokens"] = 8.into();
-        let id = format!("count-{path}");
+        let id = format!("count-{path}-{system:?}");
         let served = post(
             &stack,
             "/v1/messages",

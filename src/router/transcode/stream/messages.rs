@@ -323,6 +323,14 @@ impl MessagesStream {
                 self.pieces += 1;
                 self.content_chunks += 1;
             }
+            // Reasoning has no Anthropic block without a signature: not
+            // relayed, but generated, so a cut stream is charged for it.
+            if delta
+                .reasoning
+                .is_some_and(|r| r.get().starts_with('"') && !is_empty_json_str(r))
+            {
+                self.pieces += 1;
+            }
             for call in delta.tool_calls.unwrap_or_default() {
                 self.tool_call(out, &call)?;
             }
@@ -468,6 +476,8 @@ fn put_data_lines(out: &mut BytesMut, data: &str) {
 struct Delta<'a> {
     #[serde(borrow)]
     content: Option<&'a RawValue>,
+    #[serde(borrow)]
+    reasoning: Option<&'a RawValue>,
     #[serde(borrow)]
     tool_calls: Option<Vec<ToolCallDelta<'a>>>,
 }

@@ -615,3 +615,43 @@ async fn an_anthropic_upstream_gets_the_beta_flags_and_its_own_key() {
     assert_eq!(upstream_body["metadata"], json!({"user_id": "u-1"}));
     assert_eq!(upstream_body["messages"], request["messages"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_failing_mid_way_ends_with_an_error_event_and_is_not_charged() {
+    let toml = edit(
+        &config(),
+        "[[router.keys]]",
+        "[[router.models]]\nid = \"anthropic/claude-flaky\"\nproviders = [{ name = \"ant\", model = \"claude-flaky\" }]\nprompt = \"3\"\ncompletion = \"15\"\n\n\
+         [[router.models]]\nid = \"openai/gpt-cut\"\nproviders = [{ name = \"oai\", model = \"gpt-cut\" }]\nprompt = \"1\"\ncompletion = \"2\"\n\n\
+         [[router.keys]]",
+    );
+    let toml = edit(
+        &toml,
+        "[[providers.models]]\nid = \"claude-tools\"",
+        "[[providers.models]]\nid = \"claude-flaky\"\n[[providers.faults]]\nkind = \"status\"\nstatus = 529\nafter-tokens = 3\nmodel = \"claude-flaky\"\n[[providers.models]]\nid = \"claude-tools\"",
+    );
+    let toml = edit(
+        &toml,
+        "[[providers.models]]\nid = \"gpt-4o-mini-tools\"",
+        "[[providers.models]]\nid = \"gpt-cut\"\n[[providers.faults]]\nkind = \"cut\"\nafter-tokens = 3\nmodel = \"gpt-cut\"\n[[providers.models]]\nid = \"gpt-4o-mini-tools\"",
+    );
+    let stack = Stack::start(&toml).await;
+    let (_, spent_before, _) = stack.money("sk-a").await;
+    for (model, error_type) in [
+        ("anthropic/claude-flaky", "overloaded_error"),
+        ("openai/gpt-cut", "api_error"),
+    ] {
+        let streamed = stream(&stack, "/v1/messages", "sk-a", &body(model, true), &[]).await;
+        assert_eq!(streamed.status, StatusCode::OK);
+        let names = streamed.names();
+        assert_eq!(names.first(), Some(&"message_start"), "{names:?}");
+        assert_eq!(names.last(), Some(&"error"), "{model}: {names:?}");
+        assert!(!names.contains(&"message_stop"), "{names:?}");
+        assert!(!streamed.text().is_empty(), "the text before the failure was relayed");
+        let error = streamed.of("error")[0];
+        assert_eq!(error["error"]["type"], error_type, "{error}");
+        assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let (_, spent_after, _) = stack.money("sk-a").await;
+    assert_eq!(spent_after, spent_before, "failed streams are free, as for chat");
+}

@@ -337,10 +337,10 @@ async fn billing_equals_the_same_request_as_a_chat_completion() {
 async fn auth_validation_and_count_tokens() {
     let stack = Stack::start(&config()).await;
     let request = body("anthropic/claude-sonnet-4", false);
-    // x-api-key, as Claude Code sends it with ANTHROPIC_API_KEY.
+    // x-api-key and the query, as Claude Code sends them with ANTHROPIC_API_KEY.
     let answer = post(
         &stack,
-        "/v1/messages",
+        "/v1/messages?beta=true",
         None,
         &request,
         &[

@@ -22,8 +22,7 @@ use super::{Held, KEEP_ALIVE, Prepared, add_headers, api_key_for, is_byok, price
 use crate::router::body::RouterBody;
 use crate::router::pricing::Picodollars;
 use crate::router::request::Api;
-use crate::router::sse::SseEvent;
-use crate::router::sse::{SseItem, SseParser};
+use crate::router::sse::{SseEvent, SseItem, SseParser};
 use crate::router::state::State;
 use crate::router::transcode::{
     self, FinishReason, MessagesStream, Step, StreamTranslator, TranscodeError, UpstreamUsage,

@@ -15,7 +15,10 @@
 //! `CLOCK_THREAD_CPUTIME_ID`: what the 10 µs per request goal is about).
 //! Cases: `whole_openai` and `whole_anthropic` (not streamed, 16 completion
 //! tokens), `stream_openai_100` (100 tokens, the router's SSE collected to
-//! `[DONE]`), and the mock alone for the OpenAI ones. The runtime, the mocks
+//! `[DONE]`), and the mock alone for the OpenAI ones. The Messages API side
+//! by side: `messages_anthropic` (passed through to the Anthropic mock),
+//! `messages_openai` (translated both ways) and `messages_stream_openai_100`
+//! (the OpenAI chunks as Anthropic events, to `message_stop`). The runtime, the mocks
 //! (zero delays) and the router are built outside the timed loop; the
 //! request value is built in it (a `Bytes` clone and two headers). Before
 //! timing, each case is checked once, and so is connection reuse (the
@@ -127,6 +130,18 @@ fn chat_body(model: &str, stream: bool) -> Bytes {
     Bytes::from(body.to_string())
 }
 
+/// The same request in the Messages API.
+fn messages_body(model: &str, stream: bool) -> Bytes {
+    let body = serde_json::json!({
+        "model": model,
+        "system": "You are a helpful assistant. Answer briefly.",
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "max_tokens": 256,
+        "stream": stream,
+    });
+    Bytes::from(body.to_string())
+}
+
 /// What the router sends the OpenAI mock for `chat_body("openai/gpt-4o-mini", stream)`.
 fn upstream_body(model: &str, stream: bool) -> Bytes {
     let mut body = serde_json::json!({
@@ -222,7 +237,12 @@ impl Stack {
 
 /// One request through `Router::handle`, its body read to the end.
 async fn through_router(router: &Router, body: &Bytes) -> (StatusCode, Bytes) {
-    let req = Request::post("/api/v1/chat/completions")
+    through_route(router, "/api/v1/chat/completions", body).await
+}
+
+/// One request to `path` through `Router::handle`, its body read to the end.
+async fn through_route(router: &Router, path: &str, body: &Bytes) -> (StatusCode, Bytes) {
+    let req = Request::post(path)
         .header("authorization", KEY)
         .header("content-type", "application/json")
         .body(Full::new(body.clone()))
@@ -270,6 +290,25 @@ fn check(runtime: &Runtime, stack: &Stack) {
                     );
                 }
             }
+            for (model, stream) in [
+                ("anthropic/claude-sonnet-4", false),
+                ("openai/gpt-4o-mini", false),
+                ("openai/gpt-4o-mini-long", true),
+            ] {
+                let (status, bytes) = through_route(&stack.router, "/v1/messages", &messages_body(model, stream)).await;
+                let text = String::from_utf8_lossy(&bytes);
+                assert_eq!(status, StatusCode::OK, "{model}: {text}");
+                if stream {
+                    assert!(
+                        text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+                        "{model}: {text}"
+                    );
+                    assert_eq!(text.matches("\"text_delta\"").count(), 100, "{model}: 100 tokens");
+                } else {
+                    assert!(text.contains("\"type\":\"message\""), "{model}: {text}");
+                    assert!(text.contains("\"output_tokens\":16"), "{model}: {text}");
+                }
+            }
             for (model, stream) in [("gpt-4o-mini", false), ("gpt-4o-mini-long", true)] {
                 let (status, bytes) =
                     to_mock(&stack.direct, &stack.mock_url("oai"), &upstream_body(model, stream)).await;
@@ -292,6 +331,9 @@ fn cases<M: Measurement>(group: &mut BenchmarkGroup<'_, M>, runtime: &Runtime, s
     let whole_openai = chat_body("openai/gpt-4o-mini", false);
     let whole_anthropic = chat_body("anthropic/claude-sonnet-4", false);
     let stream_openai = chat_body("openai/gpt-4o-mini-long", true);
+    let messages_anthropic = messages_body("anthropic/claude-sonnet-4", false);
+    let messages_openai = messages_body("openai/gpt-4o-mini", false);
+    let messages_stream_openai = messages_body("openai/gpt-4o-mini-long", true);
     let mock_whole = upstream_body("gpt-4o-mini", false);
     let mock_stream = upstream_body("gpt-4o-mini-long", true);
     let url = stack.mock_url("oai");
@@ -317,6 +359,18 @@ fn cases<M: Measurement>(group: &mut BenchmarkGroup<'_, M>, runtime: &Runtime, s
     group.bench_function("mock_alone_stream_openai_100", |b| {
         b.to_async(runtime)
             .iter(|| async { black_box(to_mock(direct, &url, &mock_stream).await) })
+    });
+    group.bench_function("messages_anthropic", |b| {
+        b.to_async(runtime)
+            .iter(|| async { black_box(through_route(router, "/v1/messages", &messages_anthropic).await) })
+    });
+    group.bench_function("messages_openai", |b| {
+        b.to_async(runtime)
+            .iter(|| async { black_box(through_route(router, "/v1/messages", &messages_openai).await) })
+    });
+    group.bench_function("messages_stream_openai_100", |b| {
+        b.to_async(runtime)
+            .iter(|| async { black_box(through_route(router, "/v1/messages", &messages_stream_openai).await) })
     });
 }
 

@@ -16,7 +16,14 @@
 //!
 //! The streamed answer's relay, from the first upstream bytes to the usage
 //! chunk, lives in `chat/stream.rs`.
+//!
+//! `POST /messages` (Anthropic's Messages API) lives the same life through
+//! the same functions: only reading the body, the upstream body, and the
+//! answer's shape depend on the request's [`Api`] (the translations are in
+//! `transcode`). A whole Messages answer tells its cost in the
+//! [`COST`] header, since Anthropic's `usage` has no place for it.
 
+mod messages;
 mod stream;
 
 use std::sync::Arc;
@@ -39,11 +46,12 @@ use super::error::ApiError;
 use super::ledger::{GenerationRecord, Reservation};
 use super::limits::{self, Admission};
 use super::pricing::{Picodollars, Prices};
-use super::request::{self, ChatRequest};
+use super::request::{self, Api, ChatRequest};
 use super::retry::{AttemptCtx, Exhausted, Failure, FailureKind, ProviderRef};
 use super::state::State;
 use super::transcode::{self, Completion, FinishReason, UpstreamUsage, UsageReport};
 use super::upstream::{self, Head, REQUEST_ID};
+pub(crate) use messages::{count_tokens, messages};
 use stream::{Relay, start_relay};
 
 /// The response header naming the model the client asked for, when another
@@ -51,6 +59,12 @@ use stream::{Relay, start_relay};
 pub const ORIGINAL_MODEL: HeaderName = HeaderName::from_static("x-original-model");
 /// The response header with the generation id (`GET /generation?id=`).
 pub const GENERATION_ID: HeaderName = HeaderName::from_static("x-generation-id");
+/// The response header with the exact USD charged for a whole Messages API
+/// answer (a chat answer says it in `usage.cost`). A streamed one is
+/// settled before its `message_delta`; its charge is `GET /generation?id=`.
+pub const COST: HeaderName = HeaderName::from_static("x-gauntlet-cost");
+/// The client's Anthropic beta flags, forwarded to Anthropic upstreams.
+pub const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
 /// The keep-alive comment sent while waiting for the first token.
 pub const KEEP_ALIVE: &[u8] = b": PROCESSING\n\n";
 /// The largest upstream error body read (to keep the connection reusable).
@@ -94,6 +108,7 @@ enum BodyError {
     Encode(#[from] serde_json::Error),
 }
 
+/// `POST /chat/completions`.
 pub(crate) async fn complete(
     state: Arc<State>,
     key: Arc<KeyConfig>,
@@ -102,6 +117,17 @@ pub(crate) async fn complete(
 ) -> Result<Response<RouterBody>, ApiError> {
     let received = Instant::now();
     let req = request::parse(&bytes)?;
+    answer(state, key, headers, req, received).await
+}
+
+/// A parsed request of either API, from its resolution to its answer.
+async fn answer(
+    state: Arc<State>,
+    key: Arc<KeyConfig>,
+    headers: &HeaderMap,
+    req: ChatRequest,
+    received: Instant,
+) -> Result<Response<RouterBody>, ApiError> {
     let calendar = state.clock.at(received);
     let (model, requested) = resolve(&state, &req, calendar)?;
     let worst_case = worst_case(&state, &key, &model, &req)?;
@@ -239,7 +265,13 @@ async fn serve(state: &State, prepared: &Prepared, headers: &HeaderMap) -> Resul
         .iter()
         .map(|r| upstream_body(state, prepared, r.provider, &r.upstream_model))
         .collect();
-    let request_id = headers.get(REQUEST_ID).cloned();
+    let forwarded = Forwarded {
+        request_id: headers.get(REQUEST_ID).cloned(),
+        anthropic_beta: match prepared.req.api {
+            Api::Messages => headers.get(ANTHROPIC_BETA).cloned(),
+            Api::Chat => None,
+        },
+    };
 
     let outcome = state
         .retrier
@@ -251,15 +283,22 @@ async fn serve(state: &State, prepared: &Prepared, headers: &HeaderMap) -> Resul
                 .as_ref()
                 .map(Bytes::clone)
                 .map_err(|e| Failure::new(FailureKind::ClientError(400), e.to_string()));
-            let request_id = request_id.as_ref();
+            let forwarded = &forwarded;
             async move {
-                attempt(state, prepared, upstream, &api_key, body?, request_id, ctx)
+                attempt(state, prepared, upstream, &api_key, body?, forwarded, ctx)
                     .await
                     .map(|s| (s, route.provider))
             }
         })
         .await;
     outcome.map(|success| success.value)
+}
+
+/// The client's headers an upstream request carries on.
+struct Forwarded {
+    request_id: Option<HeaderValue>,
+    /// Sent to Anthropic-dialect upstreams only.
+    anthropic_beta: Option<HeaderValue>,
 }
 
 /// The key to call `provider` with: the user's own for their BYOK provider.
@@ -278,19 +317,32 @@ fn is_byok(key: &KeyConfig, provider: usize) -> bool {
 /// applied and `max_tokens` set to what was reserved for, so the upstream can
 /// never produce more than the reservation covers.
 fn upstream_body(state: &State, p: &Prepared, provider: usize, upstream_model: &str) -> Result<Bytes, BodyError> {
-    let mut body = p.req.body.clone();
-    if p.req.max_tokens.is_none() {
-        body.insert("max_tokens".into(), Value::from(p.model.default_max_tokens));
-    }
-    let body = Value::Object(body);
     let prefix = if state.config.defects.skip_system_prefix {
         None
     } else {
         p.model.system_prefix.as_deref()
     };
-    let translated = match state.config.providers[provider].dialect {
-        Dialect::OpenAi => transcode::openai_request_for_upstream(&body, upstream_model, prefix, p.req.stream),
-        Dialect::Anthropic => transcode::anthropic_request_from_openai(&body, upstream_model, prefix, p.req.stream)?,
+    let dialect = state.config.providers[provider].dialect;
+    let stream = p.req.stream;
+    let translated = match p.req.api {
+        // `max_tokens` is required and validated: the reservation covers it.
+        Api::Messages => match dialect {
+            Dialect::Anthropic => {
+                transcode::anthropic_request_for_upstream(&p.req.body, upstream_model, prefix, stream)
+            }
+            Dialect::OpenAi => transcode::openai_request_from_anthropic(&p.req.body, upstream_model, prefix, stream)?,
+        },
+        Api::Chat => {
+            let mut body = p.req.body.clone();
+            if p.req.max_tokens.is_none() {
+                body.insert("max_tokens".into(), Value::from(p.model.default_max_tokens));
+            }
+            let body = Value::Object(body);
+            match dialect {
+                Dialect::OpenAi => transcode::openai_request_for_upstream(&body, upstream_model, prefix, stream),
+                Dialect::Anthropic => transcode::anthropic_request_from_openai(&body, upstream_model, prefix, stream)?,
+            }
+        }
     };
     Ok(Bytes::from(serde_json::to_vec(&translated)?))
 }
@@ -306,15 +358,20 @@ async fn attempt(
     upstream: &Upstream,
     api_key: &str,
     body: Bytes,
-    request_id: Option<&HeaderValue>,
+    forwarded: &Forwarded,
     ctx: AttemptCtx,
 ) -> Result<Served, Failure> {
-    let request = upstream::request(upstream, api_key, body, request_id).map_err(|e| {
+    let mut request = upstream::request(upstream, api_key, body, forwarded.request_id.as_ref()).map_err(|e| {
         Failure::new(
             FailureKind::ClientError(400),
             format!("cannot build the upstream request: {e}"),
         )
     })?;
+    if upstream.dialect == Dialect::Anthropic
+        && let Some(beta) = &forwarded.anthropic_beta
+    {
+        request.headers_mut().insert(ANTHROPIC_BETA, beta.clone());
+    }
     let response = match tokio::time::timeout_at(ctx.first_byte_deadline, state.client.request(request)).await {
         Err(_) => {
             return Err(Failure::new(
@@ -391,10 +448,13 @@ async fn attempt(
             format!("the upstream answer is not valid JSON: {e}"),
         )
     })?;
-    let translated = match upstream.dialect {
-        Dialect::OpenAi => transcode::openai_response_passthrough(json, &p.generation_id, &p.model.id, p.created),
-        Dialect::Anthropic => {
-            transcode::openai_response_from_anthropic(&json, &p.generation_id, &p.model.id, p.created)
+    let (id, model) = (p.generation_id.as_str(), &*p.model.id);
+    let translated = match (p.req.api, upstream.dialect) {
+        (Api::Chat, Dialect::OpenAi) => transcode::openai_response_passthrough(json, id, model, p.created),
+        (Api::Chat, Dialect::Anthropic) => transcode::openai_response_from_anthropic(&json, id, model, p.created),
+        (Api::Messages, Dialect::Anthropic) => transcode::anthropic_response_passthrough(json, id, model),
+        (Api::Messages, Dialect::OpenAi) => {
+            transcode::anthropic_response_from_openai(json, id, model, p.req.body.get("stop_sequences"))
         }
     };
     translated
@@ -581,11 +641,19 @@ async fn finish_whole(
     let record = record(&p, state, provider, &usage, (charge, cost), finish, None);
     let settlement = state.ledger.settle(reservation, record).await.map_err(ApiError::from)?;
     drop(admission);
-    let bytes = transcode::with_usage(&completion.body, &report(state, &usage, settlement.charged, cost, byok));
+    let report = report(state, &usage, settlement.charged, cost, byok);
+    let bytes = match p.req.api {
+        Api::Chat => transcode::with_usage(&completion.body, &report),
+        Api::Messages => transcode::with_anthropic_usage(&completion.body, &report.usage),
+    };
     let mut response = Response::new(RouterBody::from(Bytes::from(bytes)));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    add_headers(response.headers_mut(), &p);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if p.req.api == Api::Messages
+        && let Ok(v) = HeaderValue::from_str(&settlement.charged.to_usd_string())
+    {
+        headers.insert(COST, v);
+    }
+    add_headers(headers, &p);
     Ok(response)
 }

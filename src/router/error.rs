@@ -2,6 +2,11 @@
 //! OpenAI-shaped body, `{"error": {"code", "type", "message", ...}}`, with
 //! OpenRouter's conventions: `code` is the HTTP status, `metadata` says more
 //! (what was tried upstream), and a removed model carries `availability`.
+//!
+//! On the Messages API routes the same errors are Anthropic-shaped
+//! ([`ApiError::anthropic_response`]): `{"type": "error", "error": {"type",
+//! "message"}}`, the type by status, with Anthropic's rate-limit headers
+//! besides the router's.
 
 use std::time::Duration;
 
@@ -127,7 +132,42 @@ impl ApiError {
 
     /// The whole response: status, JSON body, `Retry-After` and rate headers.
     pub fn response<B: From<Bytes>>(&self) -> Response<B> {
-        let body = Bytes::from(self.body().to_string());
+        self.response_with(Bytes::from(self.body().to_string()))
+    }
+
+    /// Anthropic's `error.type` for the status (the SDK picks its exception
+    /// class by the status; the type is what `e.type` says).
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.status().as_u16() {
+            401 => "authentication_error",
+            402 => "billing_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            408 | 504 => "timeout_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 | 529 => "overloaded_error",
+            400..=499 => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    /// The error as the Messages API answers it: Anthropic's body, the same
+    /// status and headers as [`ApiError::response`], and for a key's rate
+    /// limit `anthropic-ratelimit-requests-{limit,remaining,reset}` too.
+    pub fn anthropic_response<B: From<Bytes>>(&self) -> Response<B> {
+        let body = json!({
+            "type": "error",
+            "error": {"type": self.anthropic_type(), "message": self.to_string()}
+        });
+        let mut response = self.response_with(Bytes::from(body.to_string()));
+        if let ApiError::Limited(Refusal { rate: Some(rate), .. }) = self {
+            anthropic_rate_headers(response.headers_mut(), rate);
+        }
+        response
+    }
+
+    fn response_with<B: From<Bytes>>(&self, body: Bytes) -> Response<B> {
         let mut response = Response::new(B::from(body));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
@@ -179,6 +219,24 @@ pub fn rate_headers(headers: &mut http::HeaderMap, rate: &RateState) {
     headers.insert("x-ratelimit-reset", HeaderValue::from(reset_ms));
 }
 
+/// `anthropic-ratelimit-requests-limit`, `-remaining` and `-reset` (an
+/// RFC 3339 time, as Anthropic sends it).
+pub fn anthropic_rate_headers(headers: &mut http::HeaderMap, rate: &RateState) {
+    headers.insert("anthropic-ratelimit-requests-limit", HeaderValue::from(rate.limit));
+    headers.insert(
+        "anthropic-ratelimit-requests-remaining",
+        HeaderValue::from(rate.remaining),
+    );
+    let reset = std::time::SystemTime::now()
+        .checked_add(rate.reset)
+        .and_then(|t| jiff::Timestamp::try_from(t).ok())
+        .and_then(|t| t.round(jiff::Unit::Second).ok())
+        .and_then(|t| HeaderValue::from_str(&t.to_string()).ok());
+    if let Some(reset) = reset {
+        headers.insert("anthropic-ratelimit-requests-reset", reset);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +274,73 @@ mod tests {
         assert_eq!(response.headers()[RETRY_AFTER], "2");
         assert_eq!(response.headers()["x-ratelimit-limit"], "60");
         assert_eq!(response.headers()["x-ratelimit-remaining"], "0");
+    }
+
+    #[test]
+    fn messages_errors_are_anthropic_shaped() {
+        let refusal = Refusal {
+            kind: LimitKind::KeyRate,
+            status: 429,
+            retry_after: Duration::from_millis(1200),
+            rate: Some(RateState {
+                limit: 60,
+                remaining: 0,
+                reset: Duration::from_secs(1),
+            }),
+            message: "slow down".into(),
+        };
+        let response: Response<Full<Bytes>> = ApiError::Limited(refusal).anthropic_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[RETRY_AFTER], "2");
+        assert_eq!(response.headers()["x-ratelimit-limit"], "60");
+        assert_eq!(response.headers()["anthropic-ratelimit-requests-limit"], "60");
+        assert_eq!(response.headers()["anthropic-ratelimit-requests-remaining"], "0");
+        let reset = response.headers()["anthropic-ratelimit-requests-reset"]
+            .to_str()
+            .unwrap();
+        assert!(reset.parse::<jiff::Timestamp>().is_ok(), "{reset}");
+        let removed = ApiError::ModelRemoved {
+            model: "old".into(),
+            replacement: "new".into(),
+        };
+        let types = [
+            (ApiError::BadRequest("x".into()), "invalid_request_error"),
+            (ApiError::Unauthorized("x"), "authentication_error"),
+            (ApiError::Forbidden("x".into()), "permission_error"),
+            (removed, "not_found_error"),
+            (ApiError::PayloadTooLarge { limit: 1 }, "request_too_large"),
+            (ApiError::Internal("x".into()), "api_error"),
+            (
+                ApiError::InsufficientCredits {
+                    needed: Picodollars(2),
+                    available: Picodollars(1),
+                },
+                "billing_error",
+            ),
+        ];
+        for (error, kind) in types {
+            assert_eq!(error.anthropic_type(), kind, "{error}");
+        }
+        for (status, kind) in [
+            (503, "overloaded_error"),
+            (529, "overloaded_error"),
+            (502, "api_error"),
+            (504, "timeout_error"),
+        ] {
+            let e = ApiError::Upstream {
+                status,
+                message: "m".into(),
+                retry_after: None,
+                metadata: Value::Null,
+            };
+            assert_eq!(e.anthropic_type(), kind);
+        }
+        let response: Response<Full<Bytes>> = ApiError::ModelRemoved {
+            model: "old".into(),
+            replacement: "new".into(),
+        }
+        .anthropic_response();
+        assert_eq!(response.status(), 404);
     }
 
     #[test]

@@ -4,12 +4,13 @@
 //! - [`service`]: the router value, routing, auth, account and admin routes.
 //! - [`state`]: the shared state of one router, read by every handler.
 //! - [`body`]: the body of every response, whole or streamed.
-//! - [`chat`]: a chat completion from request to settled charge.
+//! - [`chat`]: a chat completion, or a Messages API request, from request to
+//!   settled charge.
 //! - [`config`]: the `[router]` table, raw and validated.
 //! - [`conn`]: slow and idle clients: the body deadline, the connection bound.
 //! - [`defects`]: deliberate misbehaviour, test-only, for proving checks.
 //! - [`catalog`]: models, prices, routes and the deprecation lifecycle.
-//! - [`error`]: errors with their status and OpenAI-shaped bodies.
+//! - [`error`]: errors with their status and OpenAI- or Anthropic-shaped bodies.
 //! - [`keys`]: key strings, stored key settings, config keys against stored ones.
 //! - [`limits`]: per-key rate, concurrency, free-model quotas, in-flight budget.
 //! - [`pricing`]: money in picodollars, prices, the cost formula.
@@ -17,10 +18,12 @@
 //! - [`ledger`]: prepaid balances, reservations, durable settled charges.
 //! - [`retry`]: the one home of backoff, fallback, cooldown and retry budget.
 //! - [`upstream`]: the pooled client, the connector, dialect requests.
-//! - [`request`]: validating client requests, the prompt-token bound.
+//! - [`request`]: validating client requests (chat and Messages), the
+//!   prompt-token bound.
 //! - [`wire`]: JSON answers with exact USD amounts.
 //! - [`sse`]: incremental server-sent-events parsing.
-//! - [`transcode`]: upstream streams (OpenAI or Anthropic) to OpenAI chunks.
+//! - [`transcode`]: upstream streams (OpenAI or Anthropic) to OpenAI chunks,
+//!   and both ways for the Messages API.
 
 pub mod body;
 pub mod catalog;

@@ -16,12 +16,27 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 
+mod messages;
+
+pub use messages::{parse_count_tokens, parse_messages};
+
 /// The most completion tokens a request may ask for.
 pub const MAX_TOKENS_LIMIT: u32 = 1_000_000;
+
+/// Which API a request came in through: it decides how the body is read,
+/// translated for each upstream dialect, and answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// OpenAI's chat completions (`/chat/completions`).
+    Chat,
+    /// Anthropic's Messages API (`/messages`).
+    Messages,
+}
 
 /// A validated request; `body` is kept whole to translate for the upstream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest {
+    pub api: Api,
     pub body: Map<String, Value>,
     pub model: String,
     pub stream: bool,
@@ -144,6 +159,7 @@ pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         }
     }
     Ok(ChatRequest {
+        api: Api::Chat,
         body,
         model,
         stream,

@@ -1,6 +1,8 @@
 //! The router as a service: building its shared state, routing under
 //! `/api/v1` and `/v1`, authentication, the account and catalog routes and
-//! the operator's admin routes. Usable without sockets
+//! the operator's admin routes. The Messages API routes (`/messages`,
+//! `/messages/count_tokens`) take Anthropic's `x-api-key` as well as a
+//! bearer key, and answer errors Anthropic-shaped. Usable without sockets
 //! ([`Router::handle`]) and served over HTTP/1.1 by [`serve`].
 
 use std::collections::HashMap;
@@ -134,8 +136,10 @@ impl Router {
         B: Body<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
+        let anthropic = is_messages_route(req.uri().path());
         match self.route(req).await {
             Ok(response) => response,
+            Err(e) if anthropic => e.anthropic_response(),
             Err(e) => e.response(),
         }
     }
@@ -159,6 +163,18 @@ impl Router {
                 let (parts, body) = req.into_parts();
                 let bytes = read_body(body, self.state.config.max_body_bytes).await?;
                 super::chat::complete(Arc::clone(&self.state), key, &parts.headers, bytes).await
+            }
+            (Method::POST, "/messages") => {
+                let key = self.authenticate_messages(&req)?;
+                let (parts, body) = req.into_parts();
+                let bytes = read_body(body, self.state.config.max_body_bytes).await?;
+                super::chat::messages(Arc::clone(&self.state), key, &parts.headers, bytes).await
+            }
+            (Method::POST, "/messages/count_tokens") => {
+                self.authenticate_messages(&req)?;
+                let (_, body) = req.into_parts();
+                let bytes = read_body(body, self.state.config.max_body_bytes).await?;
+                super::chat::count_tokens(&self.state, &bytes)
             }
             (Method::GET, "/models") => Ok(self.models()),
             (Method::GET, "/key") => {
@@ -213,6 +229,19 @@ impl Router {
     fn authenticate<B>(&self, req: &Request<B>) -> Result<Arc<KeyConfig>, ApiError> {
         self.key(Self::bearer(req)?)
             .ok_or(ApiError::Unauthorized("unknown API key"))
+    }
+
+    /// Anthropic's `x-api-key` when sent (Claude Code with an API key),
+    /// else the bearer key (the anthropic SDK sends its key that way).
+    fn authenticate_messages<B>(&self, req: &Request<B>) -> Result<Arc<KeyConfig>, ApiError> {
+        let Some(value) = req.headers().get(X_API_KEY) else {
+            return self.authenticate(req);
+        };
+        let key = value
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("the x-api-key header is not text"))?
+            .trim();
+        self.key(key).ok_or(ApiError::Unauthorized("unknown API key"))
     }
 
     fn authenticate_operator<B>(&self, req: &Request<B>) -> Result<(), ApiError> {
@@ -518,6 +547,16 @@ pub(crate) fn limits_of(key: &KeyConfig) -> KeyLimits {
         concurrency: key.concurrency,
         in_flight_budget: key.in_flight_budget,
     }
+}
+
+/// Anthropic's API key header.
+const X_API_KEY: http::header::HeaderName = http::header::HeaderName::from_static("x-api-key");
+
+/// Whether `path` is a Messages API route, whose errors are Anthropic-shaped.
+fn is_messages_route(path: &str) -> bool {
+    path.strip_prefix("/api/v1")
+        .or_else(|| path.strip_prefix("/v1"))
+        .is_some_and(|route| route == "/messages" || route.starts_with("/messages/"))
 }
 
 fn no_route<B>(req: &Request<B>) -> ApiError {

@@ -20,10 +20,14 @@
 //! - `response`: whole answers as a [`Completion`], and [`with_usage`].
 //! - `request`: [`anthropic_request_from_openai`] and
 //!   [`openai_request_for_upstream`].
+//! - `messages`: the Messages API ingress, the other direction: a Messages
+//!   request for either dialect, answers as Anthropic messages; its streams
+//!   are [`MessagesStream`]'s (`stream::messages`).
 //! - here: what they share — [`UpstreamUsage`] (usage normalised through
 //!   [`BilledUsage`]'s dialect rules), [`UsageReport`] and the router's usage
 //!   object, [`FinishReason`], [`TranscodeError`].
 
+mod messages;
 mod request;
 mod response;
 mod stream;
@@ -36,11 +40,15 @@ use bytes::BufMut;
 use super::pricing::{BilledUsage, Picodollars};
 use super::sse::SseError;
 
+pub use messages::{
+    anthropic_request_for_upstream, anthropic_response_from_openai, anthropic_response_passthrough,
+    matched_stop_sequence, openai_request_from_anthropic, stop_reason, with_anthropic_usage, write_anthropic_usage,
+};
 pub use request::{
     ANTHROPIC_DEFAULT_MAX_TOKENS, SYSTEM_PREFIX_SEPARATOR, anthropic_request_from_openai, openai_request_for_upstream,
 };
 pub use response::{Completion, openai_response_from_anthropic, openai_response_passthrough, with_usage};
-pub use stream::{Step, StreamTranslator, write_error_chunk, write_usage_chunk};
+pub use stream::{MessagesStream, Step, StreamTranslator, write_error_chunk, write_usage_chunk};
 
 /// The `error.code` of the chunk that reports a mid-stream upstream failure.
 pub const MID_STREAM_ERROR_CODE: u16 = 502;

@@ -11,6 +11,7 @@ mod defects;
 mod ledger;
 mod lifecycle;
 mod limits;
+mod messages;
 mod slow_clients;
 
 mod smoke {

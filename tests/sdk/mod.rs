@@ -1,6 +1,6 @@
 //! The official OpenAI and Anthropic Python SDKs against the built
-//! `gauntlet mock` binary, and the OpenAI SDK against the built `gauntlet
-//! router` in front of it: each test starts the binaries, runs one script of
+//! `gauntlet mock` binary, and both SDKs against the built `gauntlet
+//! router` in front of it (the Anthropic one through the Messages API): each test starts the binaries, runs one script of
 //! `tests/sdk/` on a URL and expects it to exit 0.
 //!
 //! The interpreter is `GAUNTLET_SDK_PYTHON`, else `.venv/bin/python` of the
@@ -12,13 +12,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::support::{
-    Mock, RouterProcess, SDK_ANTHROPIC_TOOLS, SDK_OPENAI_TOOLS, SDK_ROUTER, SDK_ROUTER_MOCKS, TempFile, edit,
+    Mock, RouterProcess, SDK_ANTHROPIC_TOOLS, SDK_MESSAGES_MOCKS, SDK_MESSAGES_ROUTER, SDK_OPENAI_TOOLS, SDK_ROUTER,
+    SDK_ROUTER_MOCKS, TempFile, edit,
 };
 
-/// The router of `router_sdk.py` in front of the mocks at `oai` and `ant`.
-fn router_config(oai: &str, ant: &str) -> String {
-    let toml = edit(SDK_ROUTER, "\"mock:oai\"", &format!("\"{oai}\""));
+/// The router `router` (a fixture) in front of the mocks at `oai` and `ant`.
+fn router_config(router: &str, oai: &str, ant: &str) -> String {
+    let toml = edit(router, "\"mock:oai\"", &format!("\"{oai}\""));
     edit(&toml, "\"mock:ant\"", &format!("\"{ant}\""))
+}
+
+/// Serves the `mocks` and the `router` in front of them, and runs `script` on the router.
+fn sdk_against_router(mocks: &str, router: &str, script: &str) {
+    let Some(python) = python() else { return };
+    let mocks = TempFile::new("sdk-router-mocks", mocks);
+    let mock = Mock::start(&["--config", mocks.path()]);
+    let config = TempFile::new(
+        "sdk-router",
+        &router_config(router, mock.url_of("oai"), mock.url_of("ant")),
+    );
+    let router = RouterProcess::start(&["--config", config.path()]);
+    run_script(&python, script, router.url(), None);
 }
 
 fn workspace() -> &'static Path {
@@ -108,10 +122,10 @@ fn anthropic_sdk_reassembles_a_streamed_tool_use() {
 
 #[test]
 fn openai_sdk_against_the_router_completes_streams_and_errors() {
-    let Some(python) = python() else { return };
-    let mocks = TempFile::new("sdk-router-mocks", SDK_ROUTER_MOCKS);
-    let mock = Mock::start(&["--config", mocks.path()]);
-    let config = TempFile::new("sdk-router", &router_config(mock.url_of("oai"), mock.url_of("ant")));
-    let router = RouterProcess::start(&["--config", config.path()]);
-    run_script(&python, "router_sdk.py", router.url(), None);
+    sdk_against_router(SDK_ROUTER_MOCKS, SDK_ROUTER, "router_sdk.py");
+}
+
+#[test]
+fn anthropic_sdk_against_the_routers_messages_api() {
+    sdk_against_router(SDK_MESSAGES_MOCKS, SDK_MESSAGES_ROUTER, "router_messages_sdk.py");
 }

@@ -48,6 +48,10 @@ pub const SDK_ANTHROPIC_TOOLS: &str = fixture!("sdk/anthropic-tools.toml");
 pub const SDK_ROUTER_MOCKS: &str = fixture!("sdk/router-mocks.toml");
 /// The router of `router_sdk.py` (its constants name these models and the key).
 pub const SDK_ROUTER: &str = fixture!("sdk/router.toml");
+/// The mocks behind the router of `router_messages_sdk.py` (tool-calling models in both dialects).
+pub const SDK_MESSAGES_MOCKS: &str = fixture!("sdk/messages-mocks.toml");
+/// The router of `router_messages_sdk.py` (its constants name these models and keys).
+pub const SDK_MESSAGES_ROUTER: &str = fixture!("sdk/messages-router.toml");
 
 /// A mock config with a misspelt key on line 7.
 pub const CLI_TYPO: &str = fixture!("cli/typo.toml");

@@ -1,6 +1,11 @@
 //! A streamed chat completion: the upstream's events relayed to the client
 //! as OpenAI chunks, from a task, then the charge settled and told in the
 //! final usage chunk.
+//!
+//! A streamed Messages API answer takes the same road with a
+//! [`MessagesStream`] in place of the chunk translator: its final
+//! `message_delta` (with the usage charged for) and `message_stop` are
+//! written once the charge is settled, or an `error` event after a failure.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +21,12 @@ use tokio::time::{Instant, Interval};
 use super::{Held, KEEP_ALIVE, Prepared, add_headers, api_key_for, is_byok, price, record, report, upstream_body};
 use crate::router::body::RouterBody;
 use crate::router::pricing::Picodollars;
-use crate::router::sse::{SseItem, SseParser};
+use crate::router::request::Api;
+use crate::router::sse::{SseEvent, SseItem, SseParser};
 use crate::router::state::State;
-use crate::router::transcode::{self, StreamTranslator, UpstreamUsage};
+use crate::router::transcode::{
+    self, FinishReason, MessagesStream, Step, StreamTranslator, TranscodeError, UpstreamUsage,
+};
 use crate::router::upstream::{self, Head};
 
 /// A stream to relay: the request, what it holds, and the upstream body
@@ -84,6 +92,15 @@ async fn run(relay: Relay, tx: mpsc::Sender<Bytes>) {
         return;
     }
     let out = &mut pump.out;
+    if let Translator::Messages(messages) = &mut pump.translator {
+        match (&ending, settled) {
+            (Ending::Failed(message), _) => messages.write_error(out, message),
+            (_, Err(e)) => messages.write_error(out, &format!("billing failed: {e}")),
+            (_, Ok(charged)) => messages.write_end(out, &report(&state, &usage, charged, cost, byok).usage),
+        }
+        let _ = tx.send(out.split().freeze()).await;
+        return;
+    }
     if let Ending::Failed(message) = &ending {
         transcode::write_error_chunk(out, &p.generation_id, &p.model.id, p.created, message);
     }
@@ -140,7 +157,7 @@ async fn relay_with_resends(
 }
 
 /// The usage to charge, the finish reason and whether the stream failed.
-fn usage_at_end(ending: &Ending, translator: &StreamTranslator, p: &Prepared) -> (UpstreamUsage, Option<String>, bool) {
+fn usage_at_end(ending: &Ending, translator: &Translator, p: &Prepared) -> (UpstreamUsage, Option<String>, bool) {
     let finish = || translator.finish_reason().map(|f| f.as_str().to_string());
     match ending {
         Ending::Finished => (translator.usage().unwrap_or_default(), finish(), false),
@@ -183,11 +200,69 @@ pub const FIRST_CHUNK_DELAY: Duration = Duration::from_millis(25);
 /// The shortest keep-alive period.
 const MIN_KEEP_ALIVE: Duration = Duration::from_millis(1);
 
+/// What turns upstream events into the client's: chat chunks or
+/// Messages API events, by the request's API.
+enum Translator {
+    Chat(StreamTranslator),
+    Messages(MessagesStream),
+}
+
+impl Translator {
+    fn on_event(&mut self, event: &SseEvent, out: &mut BytesMut) -> Result<Step, TranscodeError> {
+        match self {
+            Translator::Chat(t) => t.on_event(event, out),
+            Translator::Messages(t) => t.on_event(event, out),
+        }
+    }
+
+    fn on_end_of_body(&mut self) -> Result<Step, TranscodeError> {
+        match self {
+            Translator::Chat(t) => t.on_end_of_body(),
+            Translator::Messages(t) => t.on_end_of_body(),
+        }
+    }
+
+    fn finish_reason(&self) -> Option<&FinishReason> {
+        match self {
+            Translator::Chat(t) => t.finish_reason(),
+            Translator::Messages(t) => t.finish_reason(),
+        }
+    }
+
+    fn usage(&self) -> Option<UpstreamUsage> {
+        match self {
+            Translator::Chat(t) => t.usage(),
+            Translator::Messages(t) => t.usage(),
+        }
+    }
+
+    fn usage_or_partial(&self) -> Option<UpstreamUsage> {
+        match self {
+            Translator::Chat(t) => t.usage_or_partial(),
+            Translator::Messages(t) => t.usage_or_partial(),
+        }
+    }
+
+    fn pieces(&self) -> u64 {
+        match self {
+            Translator::Chat(t) => t.pieces(),
+            Translator::Messages(t) => t.pieces(),
+        }
+    }
+
+    fn content_chunks(&self) -> u64 {
+        match self {
+            Translator::Chat(t) => t.content_chunks(),
+            Translator::Messages(t) => t.content_chunks(),
+        }
+    }
+}
+
 /// The upstream events of one stream turned into client chunks, and what
 /// has been made of them so far.
 struct Pump {
     parser: SseParser,
-    translator: StreamTranslator,
+    translator: Translator,
     /// Chunks not yet sent to the client.
     out: BytesMut,
     /// When the first content arrived; keep-alives stop then.
@@ -213,7 +288,16 @@ impl Pump {
         let first_tick = Instant::now().checked_add(keep_alive).unwrap_or_else(Instant::now);
         Pump {
             parser: SseParser::new(),
-            translator: StreamTranslator::new(dialect, &p.generation_id, &p.model.id, p.created),
+            translator: match p.req.api {
+                Api::Chat => Translator::Chat(StreamTranslator::new(dialect, &p.generation_id, &p.model.id, p.created)),
+                Api::Messages => Translator::Messages(MessagesStream::new(
+                    dialect,
+                    &p.generation_id,
+                    &p.model.id,
+                    p.req.prompt_estimate,
+                    p.req.body.get("stop_sequences"),
+                )),
+            },
             out: BytesMut::with_capacity(1024),
             first_token: None,
             pending: Some(first),

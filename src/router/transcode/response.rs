@@ -158,7 +158,7 @@ pub fn openai_response_passthrough(
     })
 }
 
-fn upstream_error_value(error: Option<&Value>) -> TranscodeError {
+pub(super) fn upstream_error_value(error: Option<&Value>) -> TranscodeError {
     let text = |field: &str| error.and_then(|e| e.get(field)).and_then(Value::as_str);
     TranscodeError::Upstream {
         kind: text("type").unwrap_or("error").to_string(),

@@ -3,7 +3,10 @@
 //! and writes the router's `chat.completion.chunk` frames.
 
 mod anthropic;
+mod messages;
 mod openai;
+
+pub use messages::MessagesStream;
 
 use std::borrow::Cow;
 

@@ -139,35 +139,36 @@ fn json_string<'a>(raw: Option<&'a RawValue>, event: &str, field: &str) -> Resul
     }
 }
 
-fn is_empty_json_str(raw: &RawValue) -> bool {
+pub(super) fn is_empty_json_str(raw: &RawValue) -> bool {
     raw.get() == "\"\""
 }
 
 /// Every Anthropic stream event, flattened: each kind fills its own fields.
+/// (The Messages API ingress reads the same events: `stream::messages`.)
 #[derive(Deserialize)]
-struct AnthropicEvent<'a> {
+pub(super) struct AnthropicEvent<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    index: Option<u64>,
-    message: Option<MessageStart>,
+    pub(super) kind: Cow<'a, str>,
+    pub(super) index: Option<u64>,
+    pub(super) message: Option<MessageStart>,
     #[serde(borrow)]
-    content_block: Option<ContentBlock<'a>>,
+    pub(super) content_block: Option<ContentBlock<'a>>,
     #[serde(borrow)]
-    delta: Option<AnthropicDelta<'a>>,
-    usage: Option<AnthropicUsage>,
+    pub(super) delta: Option<AnthropicDelta<'a>>,
+    pub(super) usage: Option<AnthropicUsage>,
     #[serde(borrow)]
-    error: Option<&'a RawValue>,
+    pub(super) error: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
-struct MessageStart {
-    usage: Option<AnthropicUsage>,
+pub(super) struct MessageStart {
+    pub(super) usage: Option<AnthropicUsage>,
 }
 
 #[derive(Deserialize)]
-struct ContentBlock<'a> {
+pub(super) struct ContentBlock<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
+    pub(super) kind: Cow<'a, str>,
     #[serde(borrow)]
     id: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -178,21 +179,23 @@ struct ContentBlock<'a> {
 
 /// A `content_block_delta`'s or a `message_delta`'s `delta`.
 #[derive(Deserialize)]
-struct AnthropicDelta<'a> {
+pub(super) struct AnthropicDelta<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
+    pub(super) kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    text: Option<&'a RawValue>,
+    pub(super) text: Option<&'a RawValue>,
     #[serde(borrow)]
-    thinking: Option<&'a RawValue>,
+    pub(super) thinking: Option<&'a RawValue>,
     #[serde(borrow)]
-    partial_json: Option<&'a RawValue>,
+    pub(super) partial_json: Option<&'a RawValue>,
     #[serde(borrow)]
-    stop_reason: Option<Cow<'a, str>>,
+    pub(super) stop_reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(super) stop_sequence: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct AnthropicUsage {
+pub(super) struct AnthropicUsage {
     input_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
@@ -210,7 +213,7 @@ pub(super) struct AnthropicCounts {
 
 impl AnthropicCounts {
     /// These counts with the fields `usage` reports replaced.
-    fn merged(self, usage: &AnthropicUsage) -> Self {
+    pub(super) fn merged(self, usage: &AnthropicUsage) -> Self {
         AnthropicCounts {
             input: usage.input_tokens.unwrap_or(self.input),
             cache_read: usage.cache_read_input_tokens.unwrap_or(self.cache_read),
@@ -219,7 +222,7 @@ impl AnthropicCounts {
         }
     }
 
-    fn normalise(&self) -> UpstreamUsage {
+    pub(super) fn normalise(&self) -> UpstreamUsage {
         UpstreamUsage::from_anthropic(self.input, self.cache_read, self.cache_write, self.output)
     }
 }

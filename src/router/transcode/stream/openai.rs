@@ -82,23 +82,27 @@ fn generates(delta: &RawValue) -> bool {
     })
 }
 
+/// (The Messages API ingress reads the same chunks: `stream::messages`.)
 #[derive(Deserialize)]
-struct OpenAiChunk<'a> {
+pub(super) struct OpenAiChunk<'a> {
     #[serde(borrow)]
-    choices: Option<Vec<OpenAiChoice<'a>>>,
-    usage: Option<OpenAiUsage>,
+    pub(super) choices: Option<Vec<OpenAiChoice<'a>>>,
+    pub(super) usage: Option<OpenAiUsage>,
     #[serde(borrow)]
-    error: Option<&'a RawValue>,
+    pub(super) error: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
-struct OpenAiChoice<'a> {
+pub(super) struct OpenAiChoice<'a> {
     #[serde(default)]
-    index: u64,
+    pub(super) index: u64,
     #[serde(borrow)]
-    delta: Option<&'a RawValue>,
+    pub(super) delta: Option<&'a RawValue>,
     #[serde(borrow)]
-    finish_reason: Option<Cow<'a, str>>,
+    pub(super) finish_reason: Option<Cow<'a, str>>,
+    /// The stop sequence that matched, from upstreams that say (vLLM).
+    #[serde(borrow)]
+    pub(super) stop_reason: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -114,7 +118,7 @@ struct DeltaProbe<'a> {
 }
 
 #[derive(Deserialize)]
-struct OpenAiUsage {
+pub(super) struct OpenAiUsage {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     prompt_tokens_details: Option<PromptDetails>,
@@ -132,7 +136,7 @@ struct CompletionDetails {
 }
 
 impl OpenAiUsage {
-    fn normalise(&self) -> UpstreamUsage {
+    pub(super) fn normalise(&self) -> UpstreamUsage {
         UpstreamUsage::from_openai(
             self.prompt_tokens.unwrap_or(0),
             self.prompt_tokens_details

@@ -20,8 +20,9 @@
 //! `POST /messages` (Anthropic's Messages API) lives the same life through
 //! the same functions: only reading the body, the upstream body, and the
 //! answer's shape depend on the request's [`Api`] (the translations are in
-//! `transcode`). A whole Messages answer tells its cost in the
-//! [`COST`] header, since Anthropic's `usage` has no place for it.
+//! `transcode`). A Messages answer tells its cost as an extra `cost` in
+//! Anthropic's `usage` (a stream's in its `message_delta`), and a whole one
+//! in the [`COST`] header too.
 
 mod messages;
 mod stream;
@@ -644,7 +645,7 @@ async fn finish_whole(
     let report = report(state, &usage, settlement.charged, cost, byok);
     let bytes = match p.req.api {
         Api::Chat => transcode::with_usage(&completion.body, &report),
-        Api::Messages => transcode::with_anthropic_usage(&completion.body, &report.usage),
+        Api::Messages => transcode::with_anthropic_usage(&completion.body, &report),
     };
     let mut response = Response::new(RouterBody::from(Bytes::from(bytes)));
     let headers = response.headers_mut();

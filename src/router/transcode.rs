@@ -43,6 +43,7 @@ use super::sse::SseError;
 pub use messages::{
     anthropic_request_for_upstream, anthropic_response_from_openai, anthropic_response_passthrough,
     matched_stop_sequence, openai_request_from_anthropic, stop_reason, with_anthropic_usage, write_anthropic_usage,
+    write_anthropic_usage_charged,
 };
 pub use request::{
     ANTHROPIC_DEFAULT_MAX_TOKENS, SYSTEM_PREFIX_SEPARATOR, anthropic_request_from_openai, openai_request_for_upstream,

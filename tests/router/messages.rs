@@ -160,11 +160,12 @@ async fn whole_and_streamed_messages_from_both_dialects() {
         for field in ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"] {
             assert!(m["usage"][field].is_u64(), "{field}: {}", answer.text);
         }
-        assert!(m["usage"].get("cost").is_none(), "usage stays Anthropic-shaped");
+        // The charge rides in usage as a chat completion's does, and in a header.
         let id = answer.header("x-generation-id").unwrap();
         assert_eq!(m["id"], id);
         let cost = picos(answer.header("x-gauntlet-cost").unwrap());
         assert!(cost > 0);
+        assert_eq!(picos_at(&answer.text, &["usage", "cost"]), cost);
         let generation = stack.generation("sk-a", id).await;
         assert_eq!(picos_at(&generation.text, &["data", "total_cost"]), cost);
 
@@ -174,6 +175,13 @@ async fn whole_and_streamed_messages_from_both_dialects() {
         let delta = streamed.assert_well_formed();
         assert_eq!(delta["delta"]["stop_reason"], "end_turn");
         assert_eq!(delta["usage"]["output_tokens"], 12);
+        // The stream was settled before its message_delta, which carries the charge.
+        let charged = delta["usage"]["cost"].as_f64().unwrap();
+        assert!(charged > 0.0, "{delta}");
+        let id = streamed.headers["x-generation-id"].to_str().unwrap();
+        let generation = stack.generation("sk-a", id).await;
+        let charged_there = picos_at(&generation.text, &["data", "total_cost"]);
+        assert_eq!((charged * 1e12).round() as i64, charged_there, "{delta}");
         assert!(!streamed.text().is_empty());
         let start = &streamed.of("message_start")[0]["message"];
         assert_eq!(start["model"], model);

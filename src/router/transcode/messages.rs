@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 
 use super::request::{SYSTEM_PREFIX_SEPARATOR, openai_request_for_upstream};
 use super::response::{openai_response_passthrough, upstream_error_value};
-use super::{Completion, FinishReason, TranscodeError, UpstreamUsage, put_decimal, write_json_str};
+use super::{Completion, FinishReason, TranscodeError, UpstreamUsage, UsageReport, put_decimal, write_json_str};
 
 fn invalid(path: impl Into<String>, problem: impl Into<String>) -> TranscodeError {
     TranscodeError::InvalidRequest {
@@ -428,6 +428,24 @@ pub fn anthropic_response_from_openai(
 /// Appends Anthropic's `usage` object for `usage`: `input_tokens` without
 /// the cache reads and writes, which have their own fields.
 pub fn write_anthropic_usage(buf: &mut impl BufMut, usage: &UpstreamUsage) {
+    write_anthropic_counts(buf, usage);
+    buf.put_u8(b'}');
+}
+
+/// Appends Anthropic's `usage` object for what the router charged: the
+/// counts as [`write_anthropic_usage`] writes them, then the charge as
+/// `cost` (an exact JSON number, as in a chat completion's usage). Clients
+/// of the Messages API read the fields they know and keep the others, so
+/// the charge rides where a chat client finds it.
+pub fn write_anthropic_usage_charged(buf: &mut impl BufMut, report: &UsageReport) {
+    write_anthropic_counts(buf, &report.usage);
+    buf.put_slice(b",\"cost\":");
+    buf.put_slice(report.cost.to_usd_string().as_bytes());
+    buf.put_u8(b'}');
+}
+
+/// `usage`'s Anthropic fields, the object left open.
+fn write_anthropic_counts(buf: &mut impl BufMut, usage: &UpstreamUsage) {
     let billed = usage.billed();
     buf.put_slice(b"{\"input_tokens\":");
     put_decimal(buf, billed.uncached_prompt);
@@ -437,12 +455,11 @@ pub fn write_anthropic_usage(buf: &mut impl BufMut, usage: &UpstreamUsage) {
     put_decimal(buf, billed.cache_read);
     buf.put_slice(b",\"output_tokens\":");
     put_decimal(buf, billed.completion);
-    buf.put_u8(b'}');
 }
 
-/// The bytes of a whole message with Anthropic's `usage` added (any
-/// `usage` already in `body` is left out).
-pub fn with_anthropic_usage(body: &Value, usage: &UpstreamUsage) -> Vec<u8> {
+/// The bytes of a whole message with Anthropic's `usage` for what the
+/// router charged added (any `usage` already in `body` is left out).
+pub fn with_anthropic_usage(body: &Value, report: &UsageReport) -> Vec<u8> {
     let Value::Object(fields) = body else {
         return body.to_string().into_bytes();
     };
@@ -456,7 +473,7 @@ pub fn with_anthropic_usage(body: &Value, usage: &UpstreamUsage) -> Vec<u8> {
         out.push(b',');
     }
     out.put_slice(b"\"usage\":");
-    write_anthropic_usage(&mut out, usage);
+    write_anthropic_usage_charged(&mut out, report);
     out.push(b'}');
     out
 }
@@ -605,11 +622,19 @@ mod tests {
         assert!(c.body.get("usage").is_none());
         assert_eq!(c.usage, Some(UpstreamUsage::from_openai(100, 60, 10, 0)));
         assert_eq!(c.finish_reason, FinishReason::Length);
-        let bytes = with_anthropic_usage(&c.body, &c.usage.unwrap());
+        let report = UsageReport {
+            usage: c.usage.unwrap(),
+            cost: crate::router::pricing::Picodollars(288_000_000),
+            upstream_cost: crate::router::pricing::Picodollars(288_000_000),
+            is_byok: false,
+        };
+        let bytes = with_anthropic_usage(&c.body, &report);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("\"cost\":0.000288}"), "{text}");
         let back: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(
             back["usage"],
-            json!({"input_tokens": 40, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 60, "output_tokens": 10})
+            json!({"input_tokens": 40, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 60, "output_tokens": 10, "cost": 0.000288})
         );
         assert_eq!(back["content"], json!([{"type": "text", "text": "hi"}]));
 

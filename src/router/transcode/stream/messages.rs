@@ -30,7 +30,8 @@ use super::{Step, malformed, upstream_error, upstream_error_from_data};
 use crate::router::config::Dialect;
 use crate::router::sse::SseEvent;
 use crate::router::transcode::{
-    FinishReason, TranscodeError, UpstreamUsage, put_decimal, stop_reason, write_anthropic_usage, write_json_str,
+    FinishReason, TranscodeError, UpstreamUsage, UsageReport, put_decimal, stop_reason, write_anthropic_usage,
+    write_anthropic_usage_charged, write_json_str,
 };
 
 /// Anthropic's error types an upstream failure keeps when relayed.
@@ -174,7 +175,7 @@ impl MessagesStream {
 
     /// Ends a finished stream: any block still open closed, then
     /// `message_delta` with the stop reason and `usage`, then `message_stop`.
-    pub fn write_end(&mut self, out: &mut BytesMut, usage: &UpstreamUsage) {
+    pub fn write_end(&mut self, out: &mut BytesMut, report: &UsageReport) {
         self.start(out);
         self.close(out);
         let reason = match (&self.stop_reason, &self.finish) {
@@ -191,7 +192,7 @@ impl MessagesStream {
             None => out.put_slice(b"null"),
         }
         out.put_slice(b"},\"usage\":");
-        write_anthropic_usage(out, usage);
+        write_anthropic_usage_charged(out, report);
         out.put_slice(b"}\n\n");
         out.put_slice(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
     }
@@ -523,8 +524,13 @@ mod tests {
         }
         match &step {
             Ok(_) => {
-                let usage = t.usage().unwrap_or_default();
-                t.write_end(&mut out, &usage);
+                let report = UsageReport {
+                    usage: t.usage().unwrap_or_default(),
+                    cost: crate::router::pricing::Picodollars(7),
+                    upstream_cost: crate::router::pricing::Picodollars(7),
+                    is_byok: false,
+                };
+                t.write_end(&mut out, &report);
             }
             Err(e) => t.write_error(&mut out, &e.to_string()),
         }
@@ -579,7 +585,8 @@ mod tests {
         assert_eq!(
             events[7].1,
             json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-                   "usage": {"input_tokens": 40, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 60, "output_tokens": 3}})
+                   "usage": {"input_tokens": 40, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 60, "output_tokens": 3,
+                             "cost": 0.000000000007}})
         );
         assert_eq!(t.pieces(), 3);
     }

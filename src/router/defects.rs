@@ -44,7 +44,8 @@ pub struct Defects {
     /// token still go out). The content is complete; only the timing is wrong.
     pub buffer_stream: bool,
     /// `drop-final-usage`: the final `choices: []` chunk with usage and cost
-    /// is not sent (`[DONE]` still is). Billing is unchanged.
+    /// is not sent (`[DONE]` still is); a Messages stream ends without its
+    /// `message_delta` (its `message_stop` still comes). Billing is unchanged.
     pub drop_final_usage: bool,
     /// `serve-removed-model`: after its removal date a model is still served
     /// by its replacement, as in its grace period, instead of a 404.
@@ -67,6 +68,13 @@ pub struct Defects {
     /// uncached prompt tokens as `prompt_tokens` (cache reads and writes
     /// left out); the charge is still right.
     pub misreport_usage: bool,
+    /// `no-retry-after-on-limits`: a 429 or 402 the router answers by the
+    /// key's own limits (rate, concurrency, in-flight budget, free quota)
+    /// carries no `Retry-After`.
+    pub no_retry_after_on_limits: bool,
+    /// `openai-errors-on-messages`: the Messages API's errors are
+    /// OpenAI-shaped (`{"error": {...}}`), not Anthropic's.
+    pub openai_errors_on_messages: bool,
 }
 
 /// A defect name that [`Defects::enable`] does not know.
@@ -78,7 +86,7 @@ pub struct UnknownDefect {
 
 impl Defects {
     /// The defect names, as scenarios spell them.
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 19] = [
         "charge-failed-requests",
         "double-count-cached-tokens",
         "bill-requested-model",
@@ -96,10 +104,12 @@ impl Defects {
         "skip-system-prefix",
         "delay-first-chunk",
         "misreport-usage",
+        "no-retry-after-on-limits",
+        "openai-errors-on-messages",
     ];
 
     /// The flags in the order of [`Defects::NAMES`].
-    fn flags(&self) -> [bool; 17] {
+    fn flags(&self) -> [bool; 19] {
         [
             self.charge_failed_requests,
             self.double_count_cached_tokens,
@@ -118,6 +128,8 @@ impl Defects {
             self.skip_system_prefix,
             self.delay_first_chunk,
             self.misreport_usage,
+            self.no_retry_after_on_limits,
+            self.openai_errors_on_messages,
         ]
     }
 
@@ -141,6 +153,8 @@ impl Defects {
             "skip-system-prefix" => &mut self.skip_system_prefix,
             "delay-first-chunk" => &mut self.delay_first_chunk,
             "misreport-usage" => &mut self.misreport_usage,
+            "no-retry-after-on-limits" => &mut self.no_retry_after_on_limits,
+            "openai-errors-on-messages" => &mut self.openai_errors_on_messages,
             _ => return Err(UnknownDefect { name: name.to_string() }),
         };
         *flag = true;

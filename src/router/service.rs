@@ -137,10 +137,23 @@ impl Router {
         B::Error: Into<BoxError>,
     {
         let anthropic = is_messages_route(req.uri().path());
+        let defects = &self.state.config.defects;
         match self.route(req).await {
             Ok(response) => response,
-            Err(e) if anthropic => e.anthropic_response(),
-            Err(e) => e.response(),
+            Err(e) => {
+                // The deliberate `openai-errors-on-messages` defect answers
+                // the Messages API in OpenAI's shape.
+                let mut response = if anthropic && !defects.openai_errors_on_messages {
+                    e.anthropic_response()
+                } else {
+                    e.response()
+                };
+                // The deliberate `no-retry-after-on-limits` defect.
+                if defects.no_retry_after_on_limits && matches!(e, ApiError::Limited(_)) {
+                    response.headers_mut().remove(http::header::RETRY_AFTER);
+                }
+                response
+            }
         }
     }
 

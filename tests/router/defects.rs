@@ -101,6 +101,8 @@ fn names_are_in_order_and_unknown_names_list_them() {
             "skip-system-prefix",
             "delay-first-chunk",
             "misreport-usage",
+            "no-retry-after-on-limits",
+            "openai-errors-on-messages",
         ]
     );
     let mut defects = Defects::default();

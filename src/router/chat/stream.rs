@@ -96,7 +96,9 @@ async fn run(relay: Relay, tx: mpsc::Sender<Bytes>) {
         match (&ending, settled) {
             (Ending::Failed(message), _) => messages.write_error(out, message),
             (_, Err(e)) => messages.write_error(out, &format!("billing failed: {e}")),
-            (_, Ok(charged)) => messages.write_end(out, &report(&state, &usage, charged, cost, byok)),
+            // The deliberate `drop-final-usage` defect leaves the message_delta out.
+            (_, Ok(_)) if state.config.defects.drop_final_usage => messages.write_end(out, None),
+            (_, Ok(charged)) => messages.write_end(out, Some(&report(&state, &usage, charged, cost, byok))),
         }
         let _ = tx.send(out.split().freeze()).await;
         return;

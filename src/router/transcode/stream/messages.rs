@@ -174,10 +174,15 @@ impl MessagesStream {
     }
 
     /// Ends a finished stream: any block still open closed, then
-    /// `message_delta` with the stop reason and `usage`, then `message_stop`.
-    pub fn write_end(&mut self, out: &mut BytesMut, report: &UsageReport) {
+    /// `message_delta` with the stop reason and `usage` (unless `report` is
+    /// `None`: a deliberate defect), then `message_stop`.
+    pub fn write_end(&mut self, out: &mut BytesMut, report: Option<&UsageReport>) {
         self.start(out);
         self.close(out);
+        let Some(report) = report else {
+            out.put_slice(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+            return;
+        };
         let reason = match (&self.stop_reason, &self.finish) {
             (Some(reason), _) => reason,
             (None, Some(finish)) => stop_reason(finish),
@@ -530,7 +535,7 @@ mod tests {
                     upstream_cost: crate::router::pricing::Picodollars(7),
                     is_byok: false,
                 };
-                t.write_end(&mut out, &report);
+                t.write_end(&mut out, Some(&report));
             }
             Err(e) => t.write_error(&mut out, &e.to_string()),
         }

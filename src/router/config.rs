@@ -12,6 +12,8 @@
 //! header-timeout-ms = 10000           # a request head must arrive within this (idle keep-alive too)
 //! body-timeout-ms = 10000             # the whole body, from its head; else 408 and the connection closes
 //! max-connections = 10000             # served at once; more wait in the listen backlog
+//! purchase-min = "5"                  # USD: the smallest and the largest top-up through the
+//! purchase-max = "25000"              # admin routes (OpenRouter's); see `PurchaseBounds`
 //! clock = { start = "2026-01-10", speed = 86400 }   # warp: one day per second; start may be
 //!                                     # an offset from now ("+365d": a year ahead); none: now
 //!
@@ -93,6 +95,7 @@
 //! | `retry.cooldown-ms` | 0 to 86,400,000 (a day) |
 //! | `header-timeout-ms`, `body-timeout-ms` | 100 to 600,000 (default 10 s each) |
 //! | `max-connections` | 1 to 1,000,000 (default 10,000) |
+//! | `purchase-min`, `purchase-max` | above $0, the minimum at most the maximum (default $5 and $25,000) |
 //!
 //! What the connection limits guarantee against slow clients is on
 //! [`ConnectionLimits`].
@@ -223,6 +226,10 @@ pub struct RawRouter {
     pub header_timeout_ms: Option<u64>,
     pub body_timeout_ms: Option<u64>,
     pub max_connections: Option<u32>,
+    /// The smallest top-up, USD (default 5, OpenRouter's).
+    pub purchase_min: Option<RawDecimal>,
+    /// The largest top-up, USD (default 25,000, OpenRouter's).
+    pub purchase_max: Option<RawDecimal>,
     pub clock: Option<RawClock>,
     pub free: Option<RawFree>,
     pub retry: Option<RawRetry>,
@@ -471,6 +478,45 @@ impl Default for FreeLimits {
     }
 }
 
+/// The bounds of one purchase of credits: OpenRouter's terms take "$5
+/// minimum, $25,000 maximum per transaction". The admin routes are where
+/// purchases happen, so they refuse a top-up outside the bounds (and the
+/// credits a created key starts with, unless none); a key of the config
+/// file is the operator's own grant and is not bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurchaseBounds {
+    pub min: Picodollars,
+    pub max: Picodollars,
+}
+
+impl Default for PurchaseBounds {
+    fn default() -> Self {
+        PurchaseBounds {
+            min: Picodollars(5 * super::pricing::PICOS_PER_USD),
+            max: Picodollars(25_000 * super::pricing::PICOS_PER_USD),
+        }
+    }
+}
+
+/// A purchase outside [`PurchaseBounds`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a purchase of {amount} is outside the bounds: it must be from {} to {}", .bounds.min, .bounds.max)]
+pub struct PurchaseOutOfBounds {
+    pub amount: Picodollars,
+    pub bounds: PurchaseBounds,
+}
+
+impl PurchaseBounds {
+    /// `amount` if it is a purchase these bounds allow.
+    pub fn check(&self, amount: Picodollars) -> Result<Picodollars, PurchaseOutOfBounds> {
+        if (self.min..=self.max).contains(&amount) {
+            Ok(amount)
+        } else {
+            Err(PurchaseOutOfBounds { amount, bounds: *self })
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClockConfig {
     /// Calendar time at router start; `None` is the real time.
@@ -491,6 +537,8 @@ pub struct RouterConfig {
     pub connections: ConnectionLimits,
     pub clock: ClockConfig,
     pub free: FreeLimits,
+    /// The bounds of one purchase through the admin routes.
+    pub purchases: PurchaseBounds,
     pub retry: RetryPolicy,
     pub providers: Vec<Upstream>,
     pub catalog: Catalog,
@@ -570,6 +618,7 @@ impl RawRouter {
             None => FreeLimits::default(),
             Some(f) => f.validate(at)?,
         };
+        let purchases = self.validate_purchases(at)?;
         let (providers, names) = self.validate_providers(at)?;
         let models = self.validate_models(at, &names, origin)?;
         let keys = self.validate_keys(at, &names)?;
@@ -584,6 +633,7 @@ impl RawRouter {
             connections,
             clock,
             free,
+            purchases,
             retry: self
                 .retry
                 .as_ref()
@@ -593,6 +643,38 @@ impl RawRouter {
             keys,
             defects: Defects::default(),
         })
+    }
+
+    /// `purchase-min` and `purchase-max`: each above zero, the minimum at
+    /// most the maximum.
+    fn validate_purchases(&self, at: &str) -> Result<PurchaseBounds, ConfigError> {
+        let d = PurchaseBounds::default();
+        let bound = |field: &str, raw: &Option<RawDecimal>, default: Picodollars| {
+            let path = format!("{at}.{field}");
+            match usd(path.clone(), raw)? {
+                None => Ok(default),
+                Some(amount) if amount > Picodollars::ZERO => Ok(amount),
+                Some(amount) => Err(ConfigError {
+                    path,
+                    value: Some(format!("{amount}")),
+                    message: "must be above zero".into(),
+                }),
+            }
+        };
+        let min = bound("purchase-min", &self.purchase_min, d.min)?;
+        let max = bound("purchase-max", &self.purchase_max, d.max)?;
+        if min > max {
+            let (field, value) = match self.purchase_max {
+                Some(_) => ("purchase-max", max),
+                None => ("purchase-min", min),
+            };
+            return Err(ConfigError {
+                path: format!("{at}.{field}"),
+                value: Some(format!("{value}")),
+                message: format!("purchase-min ({min}) must be at most purchase-max ({max})"),
+            });
+        }
+        Ok(PurchaseBounds { min, max })
     }
 
     /// The `[[router.providers]]`, and each provider's index by name.
@@ -1222,6 +1304,42 @@ api-key = "k"
             assert_eq!(e.path, path, "{extra}: {e}");
             assert!(e.message.ends_with(&format!("got {value}")), "{extra}: {e}");
         }
+    }
+
+    #[test]
+    fn purchase_bounds_default_to_openrouters_and_are_checked() {
+        let config = parse(BASE).unwrap();
+        assert_eq!(config.purchases, PurchaseBounds::default());
+        let usd = |text: &str| Picodollars::from_usd_decimal(text).unwrap();
+        assert_eq!((config.purchases.min, config.purchases.max), (usd("5"), usd("25000")));
+        let config =
+            parse(&BASE.replace("[router]\n", "[router]\npurchase-min = \"0.5\"\npurchase-max = 100\n")).unwrap();
+        assert_eq!((config.purchases.min, config.purchases.max), (usd("0.5"), usd("100")));
+        assert_eq!(config.purchases.check(usd("0.5")), Ok(usd("0.5")));
+        assert_eq!(config.purchases.check(usd("100")), Ok(usd("100")));
+        let below = config.purchases.check(usd("0.49")).unwrap_err();
+        assert_eq!(
+            below.to_string(),
+            "a purchase of $0.49 is outside the bounds: it must be from $0.5 to $100"
+        );
+        assert!(config.purchases.check(usd("100.000001")).is_err());
+
+        let refused = |fields: &str| parse(&BASE.replace("[router]\n", &format!("[router]\n{fields}\n"))).unwrap_err();
+        let e = refused("purchase-min = \"0\"");
+        assert_eq!(e.to_string(), "router.purchase-min = $0: must be above zero");
+        let e = refused("purchase-max = \"-3\"");
+        assert_eq!(e.path, "router.purchase-max");
+        let e = refused("purchase-min = 10\npurchase-max = 6");
+        assert_eq!(
+            e.to_string(),
+            "router.purchase-max = $6: purchase-min ($10) must be at most purchase-max ($6)"
+        );
+        // Above the default maximum, the minimum alone is named.
+        let e = refused("purchase-min = 30000");
+        assert_eq!(
+            e.to_string(),
+            "router.purchase-min = $30000: purchase-min ($30000) must be at most purchase-max ($25000)"
+        );
     }
 
     #[test]

@@ -286,6 +286,7 @@ impl Router {
                 let raw: AdminCredits = parse_json(body)?;
                 let amount = Picodollars::from_usd_decimal(&raw.amount.0)
                     .map_err(|e| ApiError::BadRequest(format!("`amount`: {e}")))?;
+                let amount = self.purchase("amount", amount)?;
                 let key = self.known_key(key)?;
                 self.state
                     .ledger
@@ -335,6 +336,16 @@ impl Router {
         ))
     }
 
+    /// `amount` (of the request's `field`) if it is a purchase the terms
+    /// allow; else a 400 naming the field, the amount and the bounds.
+    fn purchase(&self, field: &str, amount: Picodollars) -> Result<Picodollars, ApiError> {
+        self.state
+            .config
+            .purchases
+            .check(amount)
+            .map_err(|e| ApiError::BadRequest(format!("`{field}`: {e}")))
+    }
+
     fn known_key(&self, key: &str) -> Result<Arc<KeyConfig>, ApiError> {
         self.key(key)
             .ok_or_else(|| ApiError::BadRequest(format!("no key `{key}`")))
@@ -357,7 +368,12 @@ impl Router {
         if Some(&*key) == self.state.config.operator_key.as_deref() {
             return Err(ApiError::Conflict("that key is the operator key".into()));
         }
-        let credits = usd("credits", &raw.credits)?.unwrap_or_default();
+        // A key created with credits was bought with them; one created
+        // without (or with zero) is bought for later.
+        let credits = match usd("credits", &raw.credits)?.unwrap_or_default() {
+            Picodollars::ZERO => Picodollars::ZERO,
+            credits => self.purchase("credits", credits)?,
+        };
         let change = AdminKeyChange {
             label: Some(raw.label),
             rpm: Some(raw.rpm),

@@ -12,6 +12,7 @@ mod ledger;
 mod lifecycle;
 mod limits;
 mod slow_clients;
+mod terms;
 
 mod smoke {
     use serde_json::json;

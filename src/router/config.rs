@@ -14,6 +14,8 @@
 //! max-connections = 10000             # served at once; more wait in the listen backlog
 //! purchase-min = "5"                  # USD: the smallest and the largest top-up through the
 //! purchase-max = "25000"              # admin routes (OpenRouter's); see `PurchaseBounds`
+//! credit-expiry-days = 365            # a purchase expires this long after it was made (its unspent
+//!                                     # rest is lost; charges draw oldest first); none: never
 //! clock = { start = "2026-01-10", speed = 86400 }   # warp: one day per second; start may be
 //!                                     # an offset from now ("+365d": a year ahead); none: now
 //!
@@ -95,6 +97,7 @@
 //! | `retry.cooldown-ms` | 0 to 86,400,000 (a day) |
 //! | `header-timeout-ms`, `body-timeout-ms` | 100 to 600,000 (default 10 s each) |
 //! | `max-connections` | 1 to 1,000,000 (default 10,000) |
+//! | `credit-expiry-days` | 1 to 36,525 (a hundred years; default: never) |
 //! | `purchase-min`, `purchase-max` | above $0, the minimum at most the maximum (default $5 and $25,000) |
 //!
 //! What the connection limits guarantee against slow clients is on
@@ -230,6 +233,8 @@ pub struct RawRouter {
     pub purchase_min: Option<RawDecimal>,
     /// The largest top-up, USD (default 25,000, OpenRouter's).
     pub purchase_max: Option<RawDecimal>,
+    /// Days a purchase of credits lasts; none: forever.
+    pub credit_expiry_days: Option<u32>,
     pub clock: Option<RawClock>,
     pub free: Option<RawFree>,
     pub retry: Option<RawRetry>,
@@ -539,6 +544,9 @@ pub struct RouterConfig {
     pub free: FreeLimits,
     /// The bounds of one purchase through the admin routes.
     pub purchases: PurchaseBounds,
+    /// How long after it was made a purchase of credits expires (its
+    /// unspent rest is then no longer available); `None`: never.
+    pub credit_expiry: Option<jiff::SignedDuration>,
     pub retry: RetryPolicy,
     pub providers: Vec<Upstream>,
     pub catalog: Catalog,
@@ -634,6 +642,12 @@ impl RawRouter {
             clock,
             free,
             purchases,
+            credit_expiry: count(
+                format!("{at}.credit-expiry-days"),
+                bounds::CREDIT_EXPIRY_DAYS,
+                self.credit_expiry_days,
+            )?
+            .map(|days| jiff::SignedDuration::from_hours(i64::from(days) * 24)),
             retry: self
                 .retry
                 .as_ref()

@@ -23,7 +23,7 @@ use super::config::{KeyConfig, RawDecimal, RouterConfig};
 use super::conn::{AcceptErrors, BodyTimeout, DeadlineBody, Slots, widen_backlog};
 use super::error::ApiError;
 use super::keys::{differences, key_config, key_problem, label_problem, settings_of};
-use super::ledger::{KeySettings, Ledger, LedgerError, StoredByok};
+use super::ledger::{KeySettings, Ledger, LedgerError, StoredByok, Terms};
 use super::limits::{KeyLimits, Limiter};
 use super::pricing::Picodollars;
 use super::retry::Retrier;
@@ -85,6 +85,11 @@ impl Router {
             None if config.clock.speed != 1.0 => CalendarClock::warped(jiff::Timestamp::now(), config.clock.speed)?,
             None => CalendarClock::real(),
         };
+        // Purchases are dated, and expire, by the router's clock.
+        ledger.set_terms(Terms {
+            clock,
+            credit_expiry: config.credit_expiry,
+        });
         let limiter = Limiter::new(config.free);
         let mut keys = HashMap::with_capacity(config.keys.len());
         // The config file seeds keys the ledger does not have; a stored key
@@ -253,7 +258,12 @@ impl Router {
             .ledger
             .balance(&key.key)
             .ok_or_else(|| ApiError::Internal("the key has no ledger account".into()))?;
-        let info = KeyInfo::new(&balance, key.byok.is_some(), key.rpm.map(|r| r.get()));
+        let info = KeyInfo::new(
+            &balance,
+            key.byok.is_some(),
+            key.rpm.map(|r| r.get()),
+            self.state.clock.now().as_microsecond(),
+        );
         Ok(json(StatusCode::OK, data(&info)))
     }
 
@@ -318,8 +328,13 @@ impl Router {
             .ledger
             .balance(&key.key)
             .ok_or_else(|| ApiError::Internal("the key has no ledger account".into()))?;
-        let mut out = serde_json::to_value(KeyInfo::new(&balance, key.byok.is_some(), key.rpm.map(|r| r.get())))
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut out = serde_json::to_value(KeyInfo::new(
+            &balance,
+            key.byok.is_some(),
+            key.rpm.map(|r| r.get()),
+            self.state.clock.now().as_microsecond(),
+        ))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
         out["key"] = serde_json::Value::String(key.key.to_string());
         out["rpm"] = serde_json::json!(key.rpm.map(|n| n.get()));
         out["concurrency"] = serde_json::json!(key.concurrency.map(|n| n.get()));

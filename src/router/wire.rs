@@ -29,13 +29,36 @@ pub struct KeyInfo<'a> {
     pub limit: Usd,
     /// Settled spend, in USD.
     pub usage: Usd,
-    /// What can still be spent: credits − spent − reserved.
+    /// What can still be spent: credits − spent − reserved − expired.
     pub limit_remaining: Usd,
     /// Held by requests in flight.
     pub reserved: Usd,
+    /// What expired purchases had left unspent.
+    pub expired: Usd,
     pub is_free_tier: bool,
     pub is_byok: bool,
     pub rate_limit: Option<RateLimitInfo>,
+    /// The purchases the credits are, oldest first (charges draw from the
+    /// oldest not yet expired).
+    pub purchases: Vec<PurchaseInfo>,
+}
+
+/// One purchase in [`KeyInfo`].
+#[derive(Debug, Serialize)]
+pub struct PurchaseInfo {
+    pub amount: Usd,
+    /// What is left of it to spend; nothing can be spent of it once expired.
+    pub remaining: Usd,
+    pub purchased_at: String,
+    /// `null`: never.
+    pub expires_at: Option<String>,
+    pub expired: bool,
+}
+
+fn calendar(us: i64) -> String {
+    jiff::Timestamp::from_microsecond(us)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Serialize)]
@@ -45,13 +68,27 @@ pub struct RateLimitInfo {
 }
 
 impl<'a> KeyInfo<'a> {
-    pub fn new(balance: &'a Balance, is_byok: bool, rpm: Option<u32>) -> Self {
+    /// The key's information at `now_us` (the router's clock).
+    pub fn new(balance: &'a Balance, is_byok: bool, rpm: Option<u32>, now_us: i64) -> Self {
+        let mut purchases: Vec<_> = balance.purchases.iter().collect();
+        purchases.sort_by_key(|p| p.at_us);
         KeyInfo {
             label: &balance.label,
             limit: Usd(balance.credits),
             usage: Usd(balance.spent),
             limit_remaining: Usd(balance.available),
             reserved: Usd(balance.reserved),
+            expired: Usd(balance.expired),
+            purchases: purchases
+                .into_iter()
+                .map(|p| PurchaseInfo {
+                    amount: Usd(p.amount),
+                    remaining: Usd(p.remaining()),
+                    purchased_at: calendar(p.at_us),
+                    expires_at: p.expires_us.map(calendar),
+                    expired: p.expired(now_us),
+                })
+                .collect(),
             is_free_tier: balance.credits == Picodollars::ZERO,
             is_byok,
             rate_limit: rpm.map(|requests| RateLimitInfo {

@@ -319,6 +319,28 @@ async fn keys_made_through_the_admin_routes_survive_a_kill_9_and_a_clean_stop() 
         assert_eq!(field(&text, &["data", "label"]), json!("renamed"), "{round}");
         assert_eq!(picos_at(&text, &["data", "limit"]), picos("11"), "{round}");
         assert_eq!(picos_at(&text, &["data", "usage"]), paid, "{round}");
+        // The purchases, and what charges drew from each (the oldest first), are kept.
+        assert_eq!(
+            picos_at(&text, &["data", "purchases", "0", "amount"]),
+            picos("5"),
+            "{round}: {text}"
+        );
+        assert_eq!(
+            picos_at(&text, &["data", "purchases", "1", "amount"]),
+            picos("6"),
+            "{round}: {text}"
+        );
+        assert_eq!(
+            picos_at(&text, &["data", "purchases", "0", "remaining"])
+                + picos_at(&text, &["data", "purchases", "1", "remaining"]),
+            picos("11") - paid,
+            "{round}: {text}"
+        );
+        assert_eq!(
+            picos_at(&text, &["data", "purchases", "1", "remaining"]),
+            picos("6"),
+            "{round}: {text}"
+        );
         let (status, text) = get(&http, &router, "/api/v1/admin/keys/sk-new", "sk-operator").await;
         assert_eq!(status, StatusCode::OK, "{round}: {text}");
         assert_eq!(

@@ -16,6 +16,7 @@
 //! purchase-max = "25000"              # admin routes (OpenRouter's); see `PurchaseBounds`
 //! credit-expiry-days = 365            # a purchase expires this long after it was made (its unspent
 //!                                     # rest is lost; charges draw oldest first); none: never
+//! price-notice-days = 7              # a price change is announced at least this long ahead (default 0)
 //! clock = { start = "2026-01-10", speed = 86400 }   # warp: one day per second; start may be
 //!                                     # an offset from now ("+365d": a year ahead); none: now
 //!
@@ -37,6 +38,11 @@
 //! deprecation = { announced = "2026-01-01", removed = "2026-02-01", replacement = "openai/gpt-4o" }
 //! # or counted from the clock's start (w, d, h, m, s), true on any day:
 //! # deprecation = { announced = "-30d", removed = "+180d", replacement = "openai/gpt-4o" }
+//! [[router.models.price-changes]]     # from `at` on, requests that start are billed at these
+//! at = "2027-01-10T00:00:00Z"         # prices (cache prices default to this prompt price);
+//! announced = "2027-01-01"            # at least `price-notice-days` before `at`; offsets too
+//! prompt = "0.20"                     # (at = "+10d", announced = "-1d"); `GET /models` lists
+//! completion = "0.80"                 # a change from its announcement until it applies
 //!
 //! [[router.keys]]
 //! key = "sk-demo"
@@ -61,7 +67,8 @@
 //! cooldown-ms = 10000
 //! ```
 //!
-//! A calendar time (`clock.start`, `deprecation.announced` and `.removed`)
+//! A calendar time (`clock.start`, `deprecation.announced` and `.removed`,
+//! a price change's `at` and `announced`)
 //! is a date, a UTC time, or an offset (`+30d`, `-12h`; see the clock
 //! module): lifecycle offsets count from the clock's start (`clock.start`,
 //! else the moment the table is read), a `clock.start` offset from that
@@ -98,6 +105,7 @@
 //! | `header-timeout-ms`, `body-timeout-ms` | 100 to 600,000 (default 10 s each) |
 //! | `max-connections` | 1 to 1,000,000 (default 10,000) |
 //! | `credit-expiry-days` | 1 to 36,525 (a hundred years; default: never) |
+//! | `price-notice-days` | 0 to 3,650 (default 0) |
 //! | `purchase-min`, `purchase-max` | above $0, the minimum at most the maximum (default $5 and $25,000) |
 //!
 //! What the connection limits guarantee against slow clients is on
@@ -119,7 +127,7 @@ pub mod bounds;
 
 use bounds::{Count, OutOfRange, Range};
 
-use super::catalog::{Catalog, Deprecation, FREE_SUFFIX, MIN_GRACE, Model, Route};
+use super::catalog::{Catalog, Deprecation, FREE_SUFFIX, MIN_GRACE, Model, PriceChange, Route};
 use super::clock::When;
 use super::defects::Defects;
 use super::pricing::{Picodollars, Prices, TokenPrice};
@@ -235,6 +243,8 @@ pub struct RawRouter {
     pub purchase_max: Option<RawDecimal>,
     /// Days a purchase of credits lasts; none: forever.
     pub credit_expiry_days: Option<u32>,
+    /// Days a price change must be announced ahead (default 0).
+    pub price_notice_days: Option<u32>,
     pub clock: Option<RawClock>,
     pub free: Option<RawFree>,
     pub retry: Option<RawRetry>,
@@ -407,6 +417,22 @@ pub struct RawModel {
     pub deprecation: Option<RawDeprecation>,
     pub default_max_tokens: Option<u32>,
     pub context_length: Option<u32>,
+    #[serde(default)]
+    pub price_changes: Vec<RawPriceChange>,
+}
+
+/// `[[router.models.price-changes]]`: new prices from `at` on, announced at
+/// `announced` (times as the lifecycle's: absolute or offsets from the
+/// clock's start).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawPriceChange {
+    pub at: String,
+    pub announced: String,
+    pub prompt: Option<RawDecimal>,
+    pub completion: Option<RawDecimal>,
+    pub cache_read: Option<RawDecimal>,
+    pub cache_write: Option<RawDecimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -547,6 +573,8 @@ pub struct RouterConfig {
     /// How long after it was made a purchase of credits expires (its
     /// unspent rest is then no longer available); `None`: never.
     pub credit_expiry: Option<jiff::SignedDuration>,
+    /// How long ahead a price change must be announced.
+    pub price_notice: jiff::SignedDuration,
     pub retry: RetryPolicy,
     pub providers: Vec<Upstream>,
     pub catalog: Catalog,
@@ -628,7 +656,14 @@ impl RawRouter {
         };
         let purchases = self.validate_purchases(at)?;
         let (providers, names) = self.validate_providers(at)?;
-        let models = self.validate_models(at, &names, origin)?;
+        let notice_days = count(
+            format!("{at}.price-notice-days"),
+            bounds::PRICE_NOTICE_DAYS,
+            self.price_notice_days,
+        )?
+        .unwrap_or(0);
+        let price_notice = jiff::SignedDuration::from_hours(i64::from(notice_days) * 24);
+        let models = self.validate_models(at, &names, origin, price_notice)?;
         let keys = self.validate_keys(at, &names)?;
 
         Ok(RouterConfig {
@@ -648,6 +683,7 @@ impl RawRouter {
                 self.credit_expiry_days,
             )?
             .map(|days| jiff::SignedDuration::from_hours(i64::from(days) * 24)),
+            price_notice,
             retry: self
                 .retry
                 .as_ref()
@@ -733,6 +769,7 @@ impl RawRouter {
         at: &str,
         names: &HashMap<String, usize>,
         origin: Timestamp,
+        notice: jiff::SignedDuration,
     ) -> Result<Vec<Model>, ConfigError> {
         let mut seen = HashSet::new();
         let mut models = Vec::with_capacity(self.models.len());
@@ -751,10 +788,12 @@ impl RawRouter {
                 None => None,
                 Some(d) => Some(self.validate_deprecation(&path, m, d, origin)?),
             };
+            let price_changes = m.validate_price_changes(&path, free, origin, notice)?;
             models.push(Model {
                 id: m.id.as_str().into(),
                 routes,
                 prices,
+                price_changes,
                 free,
                 system_prefix: m.system_prefix.as_deref().map(Into::into),
                 deprecation,
@@ -936,30 +975,95 @@ impl RawModel {
         Ok(routes)
     }
 
-    /// The model's prices: none for a `:free` model, and for a priced one
-    /// `prompt` and `completion`, the cache prices defaulting to `prompt`.
-    fn validate_prices(&self, path: &str, free: bool) -> Result<Prices, ConfigError> {
-        let prompt = price(format!("{path}.prompt"), &self.prompt)?;
-        let completion = price(format!("{path}.completion"), &self.completion)?;
-        if free {
-            let paid = [(&prompt, "prompt"), (&completion, "completion")]
-                .into_iter()
-                .find(|(p, _)| p.is_some_and(|p| p != TokenPrice::default()));
-            if let Some((_, field)) = paid {
-                return Err(err(format!("{path}.{field}"), "a `:free` model must not have a price"));
+    /// The model's scheduled price changes: each a full set of prices (the
+    /// cache prices defaulting to its `prompt`), none for a `:free` model,
+    /// in the order they take effect, and each announced at least `notice`
+    /// before it does.
+    fn validate_price_changes(
+        &self,
+        path: &str,
+        free: bool,
+        origin: Timestamp,
+        notice: jiff::SignedDuration,
+    ) -> Result<Vec<PriceChange>, ConfigError> {
+        let mut changes: Vec<PriceChange> = Vec::with_capacity(self.price_changes.len());
+        for (j, c) in self.price_changes.iter().enumerate() {
+            let at = format!("{path}.price-changes[{j}]");
+            if free {
+                return Err(err(at, "a `:free` model has no price to change"));
             }
-            return Ok(Prices::default());
+            let when = time(format!("{at}.at"), &c.at, origin)?;
+            let announced = time(format!("{at}.announced"), &c.announced, origin)?;
+            let ahead = when.duration_since(announced);
+            if ahead < notice || ahead <= jiff::SignedDuration::ZERO {
+                return Err(ConfigError {
+                    path: format!("{at}.announced"),
+                    value: Some(c.announced.clone()),
+                    message: format!(
+                        "the change at {} ({when}) is announced {announced}, {:.1} days ahead; price-notice-days requires at least {} days, and a change is announced before it takes effect",
+                        c.at,
+                        ahead.as_secs_f64() / 86_400.0,
+                        notice.as_hours() / 24
+                    ),
+                });
+            }
+            if let Some(previous) = changes.last()
+                && previous.at >= when
+            {
+                return Err(ConfigError {
+                    path: format!("{at}.at"),
+                    value: Some(c.at.clone()),
+                    message: format!(
+                        "price changes are listed in the order they take effect, and this one ({when}) is not after the one before ({})",
+                        previous.at
+                    ),
+                });
+            }
+            let prices = prices_of(&at, false, [&c.prompt, &c.completion, &c.cache_read, &c.cache_write])?;
+            changes.push(PriceChange {
+                at: when,
+                announced,
+                prices,
+            });
         }
-        let prompt = prompt.ok_or_else(|| err(format!("{path}.prompt"), "a priced model needs `prompt`"))?;
-        let completion =
-            completion.ok_or_else(|| err(format!("{path}.completion"), "a priced model needs `completion`"))?;
-        Ok(Prices {
-            prompt,
-            completion,
-            cache_read: price(format!("{path}.cache-read"), &self.cache_read)?.unwrap_or(prompt),
-            cache_write: price(format!("{path}.cache-write"), &self.cache_write)?.unwrap_or(prompt),
-        })
+        Ok(changes)
     }
+
+    /// The model's prices: see [`prices_of`].
+    fn validate_prices(&self, path: &str, free: bool) -> Result<Prices, ConfigError> {
+        prices_of(
+            path,
+            free,
+            [&self.prompt, &self.completion, &self.cache_read, &self.cache_write],
+        )
+    }
+}
+
+/// The prices at `path` (`prompt`, `completion`, `cache-read`,
+/// `cache-write`): none for a `:free` model, and for a priced one `prompt`
+/// and `completion`, the cache prices defaulting to `prompt`.
+fn prices_of(path: &str, free: bool, raw: [&Option<RawDecimal>; 4]) -> Result<Prices, ConfigError> {
+    let [prompt, completion, cache_read, cache_write] = raw;
+    let prompt = price(format!("{path}.prompt"), prompt)?;
+    let completion = price(format!("{path}.completion"), completion)?;
+    if free {
+        let paid = [(&prompt, "prompt"), (&completion, "completion")]
+            .into_iter()
+            .find(|(p, _)| p.is_some_and(|p| p != TokenPrice::default()));
+        if let Some((_, field)) = paid {
+            return Err(err(format!("{path}.{field}"), "a `:free` model must not have a price"));
+        }
+        return Ok(Prices::default());
+    }
+    let prompt = prompt.ok_or_else(|| err(format!("{path}.prompt"), "a priced model needs `prompt`"))?;
+    let completion =
+        completion.ok_or_else(|| err(format!("{path}.completion"), "a priced model needs `completion`"))?;
+    Ok(Prices {
+        prompt,
+        completion,
+        cache_read: price(format!("{path}.cache-read"), cache_read)?.unwrap_or(prompt),
+        cache_write: price(format!("{path}.cache-write"), cache_write)?.unwrap_or(prompt),
+    })
 }
 
 /// How the router defends itself against slow and idle clients (see
@@ -1354,6 +1458,78 @@ api-key = "k"
             e.to_string(),
             "router.purchase-min = $30000: purchase-min ($30000) must be at most purchase-max ($25000)"
         );
+    }
+
+    #[test]
+    fn price_changes_are_scheduled_announced_with_notice_and_in_order() {
+        let model = |notice: &str, changes: &str| {
+            parse(&BASE.replace(
+                "[router]\n",
+                &format!(
+                    "[router]\nclock = {{ start = \"2027-01-01\" }}\n{notice}\n[[router.models]]\nid = \"m\"\nproviders = [\"p\"]\nprompt = 1\ncompletion = 2\n{changes}\n"
+                ),
+            ))
+        };
+        let change = |at: &str, announced: &str, prompt: &str| {
+            format!(
+                "[[router.models.price-changes]]\nat = \"{at}\"\nannounced = \"{announced}\"\nprompt = \"{prompt}\"\ncompletion = 4\n"
+            )
+        };
+        let config = model(
+            "price-notice-days = 7",
+            &format!(
+                "{}{}",
+                change("2027-01-10", "2027-01-03", "1.5"),
+                change("+30d", "+20d", "3")
+            ),
+        )
+        .unwrap();
+        let m = config.catalog.get("m").unwrap();
+        let t = |text: &str| parse_time(text).unwrap();
+        let usd_per_m = |prices: Prices| (prices.prompt.usd_per_million(), prices.completion.usd_per_million());
+        assert_eq!(
+            usd_per_m(m.prices_at(t("2027-01-09T23:59:59Z"))),
+            ("1".into(), "2".into())
+        );
+        assert_eq!(usd_per_m(m.prices_at(t("2027-01-10"))), ("1.5".into(), "4".into()));
+        assert_eq!(usd_per_m(m.prices_at(t("2027-01-31"))), ("3".into(), "4".into()));
+        // The cache prices of a change default to its prompt price.
+        assert_eq!(m.prices_at(t("2027-01-31")).cache_read.usd_per_million(), "3");
+        // Shown from the announcement until it takes effect.
+        let upcoming = |at: &str| m.upcoming_changes(t(at)).map(|c| c.at.to_string()).collect::<Vec<_>>();
+        assert_eq!(upcoming("2027-01-02"), Vec::<String>::new());
+        assert_eq!(upcoming("2027-01-03"), ["2027-01-10T00:00:00Z"]);
+        assert_eq!(upcoming("2027-01-22"), ["2027-01-31T00:00:00Z"]);
+        assert_eq!(upcoming("2027-01-31"), Vec::<String>::new());
+
+        // Six days' notice where seven are required: refused, naming both dates.
+        let e = model("price-notice-days = 7", &change("2027-01-10", "2027-01-04", "2")).unwrap_err();
+        assert_eq!(e.path, "router.models[0].price-changes[0].announced");
+        assert_eq!(e.value.as_deref(), Some("2027-01-04"));
+        assert!(
+            e.message.contains("2027-01-10")
+                && e.message.contains("6.0 days ahead")
+                && e.message.contains("at least 7 days"),
+            "{e}"
+        );
+        // Without a notice, a change must still be announced before it applies.
+        assert!(model("", &change("2027-01-10", "2027-01-09", "2")).is_ok());
+        let e = model("", &change("2027-01-10", "2027-01-10", "2")).unwrap_err();
+        assert_eq!(e.path, "router.models[0].price-changes[0].announced");
+        let e = model(
+            "",
+            &format!(
+                "{}{}",
+                change("2027-02-01", "2027-01-01", "2"),
+                change("2027-01-15", "2027-01-01", "3")
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "router.models[0].price-changes[1].at");
+        let e = model("", &change("2027-01-10", "2027-01-01", "x")).unwrap_err();
+        assert_eq!(e.path, "router.models[0].price-changes[0].prompt");
+        let e = model("price-notice-days = 4000", "").unwrap_err();
+        assert_eq!(e.path, "router.price-notice-days");
     }
 
     #[test]

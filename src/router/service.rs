@@ -247,7 +247,7 @@ impl Router {
                     Resolution::Removed { .. }
                 )
             })
-            .map(|m| ModelInfo::from(m.as_ref()))
+            .map(|m| ModelInfo::at(m, now))
             .collect();
         json(StatusCode::OK, data(&models))
     }

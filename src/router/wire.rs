@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use super::catalog::Model;
 use super::ledger::{Balance, GenerationRecord};
-use super::pricing::Picodollars;
+use super::pricing::{Picodollars, Prices};
 
 /// USD as an exact JSON number (`0.000288`), from picodollars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +155,27 @@ pub struct ModelInfo<'a> {
     pub pricing: ModelPricing,
     /// Set while a deprecation is announced: when it ends and what replaces it.
     pub deprecation: Option<DeprecationInfo<'a>>,
+    /// Price changes announced and not yet in force, in the order they take
+    /// effect; `pricing` is the price now.
+    pub price_changes: Vec<PriceChangeInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PriceChangeInfo {
+    pub at: String,
+    pub announced: String,
+    pub pricing: ModelPricing,
+}
+
+impl ModelPricing {
+    fn of(prices: &Prices) -> Self {
+        ModelPricing {
+            prompt: Usd(prices.prompt.per_token()),
+            completion: Usd(prices.completion.per_token()),
+            input_cache_read: Usd(prices.cache_read.per_token()),
+            input_cache_write: Usd(prices.cache_write.per_token()),
+        }
+    }
 }
 
 /// Prices as OpenRouter lists them: USD per token, as exact decimals.
@@ -173,18 +194,22 @@ pub struct DeprecationInfo<'a> {
     pub replacement: &'a str,
 }
 
-impl<'a> From<&'a Model> for ModelInfo<'a> {
-    fn from(m: &'a Model) -> Self {
+impl<'a> ModelInfo<'a> {
+    /// The model as listed at calendar time `now`.
+    pub fn at(m: &'a Model, now: jiff::Timestamp) -> Self {
         ModelInfo {
             id: &m.id,
             name: &m.id,
             context_length: m.context_length,
-            pricing: ModelPricing {
-                prompt: Usd(m.prices.prompt.per_token()),
-                completion: Usd(m.prices.completion.per_token()),
-                input_cache_read: Usd(m.prices.cache_read.per_token()),
-                input_cache_write: Usd(m.prices.cache_write.per_token()),
-            },
+            pricing: ModelPricing::of(&m.prices_at(now)),
+            price_changes: m
+                .upcoming_changes(now)
+                .map(|c| PriceChangeInfo {
+                    at: c.at.to_string(),
+                    announced: c.announced.to_string(),
+                    pricing: ModelPricing::of(&c.prices),
+                })
+                .collect(),
             deprecation: m.deprecation.as_ref().map(|d| DeprecationInfo {
                 announced: d.announced.to_string(),
                 removed: d.removed.to_string(),

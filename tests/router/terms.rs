@@ -195,3 +195,156 @@ async fn without_an_expiry_purchases_never_expire() {
         info.text
     );
 }
+
+/// Two mocks, one fast and one streaming slowly (40 tokens 100 ms apart),
+/// and a router whose clock runs an hour a real second, with a model on
+/// each whose price changes at +2h (announced 8 days before, 7 required).
+const SCHEDULE: &str = r#"
+[[providers]]
+name = "fast"
+dialect = "openai"
+[providers.defaults]
+ttft-ms = 2
+itl-ms = 1
+output-tokens = 6
+[[providers.models]]
+id = "fast"
+
+[[providers]]
+name = "slow"
+dialect = "openai"
+[providers.defaults]
+ttft-ms = 2
+itl-ms = 100
+output-tokens = 40
+[[providers.models]]
+id = "slow"
+
+[router]
+price-notice-days = 7
+clock = { start = "2027-01-01T00:00:00Z", speed = 3600 }
+
+[[router.providers]]
+name = "fast"
+dialect = "openai"
+base-url = "mock:fast"
+api-key = "sk-up"
+
+[[router.providers]]
+name = "slow"
+dialect = "openai"
+base-url = "mock:slow"
+api-key = "sk-up"
+
+[[router.models]]
+id = "openai/fast"
+providers = ["fast"]
+prompt = "1"
+completion = "2"
+[[router.models.price-changes]]
+at = "+2h"
+announced = "-8d"
+prompt = "10"
+completion = "20"
+
+[[router.models]]
+id = "openai/slow"
+providers = ["slow"]
+prompt = "1"
+completion = "2"
+[[router.models.price-changes]]
+at = "+2h"
+announced = "-8d"
+prompt = "10"
+completion = "20"
+
+[[router.keys]]
+key = "sk-a"
+credits = "10"
+"#;
+
+/// What the generation of `id` cost, and its (prompt, completion) tokens.
+async fn billed(stack: &Stack, id: &str) -> (i64, i64, i64) {
+    let answer = stack
+        .send("GET", &format!("/api/v1/generation?id={id}"), Some("sk-a"), None, &[])
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let data = &answer.json["data"];
+    (
+        picos_at(&answer.text, &["data", "total_cost"]),
+        data["tokens_prompt"].as_i64().unwrap(),
+        data["tokens_completion"].as_i64().unwrap(),
+    )
+}
+
+fn generation_id(headers: &http::HeaderMap) -> String {
+    headers["x-generation-id"].to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_billed_at_the_price_in_force_when_it_started() {
+    let stack = Stack::start(SCHEDULE).await;
+    let clock = *stack.router.clock();
+    let change: jiff::Timestamp = "2027-01-01T02:00:00Z".parse().unwrap();
+    // Per token: 1 and 2 USD per million before, 10 and 20 after.
+    let old = |prompt: i64, completion: i64| prompt * 1_000_000 + completion * 2_000_000;
+    let new = |prompt: i64, completion: i64| prompt * 10_000_000 + completion * 20_000_000;
+    let chat = |model: &str, stream: bool| json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello"}]});
+
+    // Before the change, /models lists it as coming, at the old price now.
+    let models = stack.send("GET", "/api/v1/models", None, None, &[]).await;
+    let fast = &models.json["data"][0];
+    assert_eq!(fast["id"], "openai/fast");
+    assert_eq!(fast["price_changes"][0]["at"], "2027-01-01T02:00:00Z", "{fast}");
+    assert_eq!(fast["price_changes"][0]["announced"], "2026-12-24T00:00:00Z", "{fast}");
+    let usd_at = |path: &[&str]| picos_at(&models.text, path);
+    assert_eq!(usd_at(&["data", "0", "pricing", "prompt"]), 1_000_000, "{fast}");
+    assert_eq!(
+        usd_at(&["data", "0", "price_changes", "0", "pricing", "prompt"]),
+        10_000_000,
+        "{fast}"
+    );
+    assert_eq!(
+        usd_at(&["data", "0", "price_changes", "0", "pricing", "completion"]),
+        20_000_000,
+        "{fast}"
+    );
+
+    // A stream that starts now (40 tokens, 4 real seconds) ends after the change.
+    let streamed = {
+        let stack = &stack;
+        async move { stack.stream("sk-a", &chat("openai/slow", true)).await }
+    };
+    let whole_before = async {
+        let answer = stack.chat("sk-a", &chat("openai/fast", false)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        answer
+    };
+    let (streamed, before) = tokio::join!(streamed, whole_before);
+    assert!(streamed.done, "{streamed:?}");
+    assert!(clock.now() > change, "the stream ended after the change");
+    let (cost, prompt, completion) = billed(&stack, &generation_id(&before.headers)).await;
+    assert_eq!(cost, old(prompt, completion), "before the change: the old price");
+    let (cost, prompt, completion) = billed(&stack, &generation_id(&streamed.headers)).await;
+    assert_eq!(completion, 40);
+    assert_eq!(
+        cost,
+        old(prompt, completion),
+        "started before the change: the old price"
+    );
+
+    // After it, the new price, and /models lists it as the price.
+    tokio::time::sleep(clock.real_until(change)).await;
+    let after = stack.chat("sk-a", &chat("openai/fast", false)).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.text);
+    let (cost, prompt, completion) = billed(&stack, &generation_id(&after.headers)).await;
+    assert_eq!(cost, new(prompt, completion), "after the change: the new price");
+    let models = stack.send("GET", "/api/v1/models", None, None, &[]).await;
+    let fast = &models.json["data"][0];
+    assert_eq!(
+        picos_at(&models.text, &["data", "0", "pricing", "prompt"]),
+        10_000_000,
+        "{fast}"
+    );
+    assert_eq!(fast["price_changes"], json!([]), "{fast}");
+}

@@ -1209,6 +1209,41 @@ api-key = "k"
     }
 
     #[test]
+    fn the_example_routers_validate_as_their_terms_describe() {
+        let example = |name: &str| {
+            let path = format!("{}/examples/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+            parse(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let usd = |text: &str| Picodollars::from_usd_decimal(text).unwrap();
+        let openrouter = example("openrouter");
+        assert_eq!(
+            (openrouter.purchases.min, openrouter.purchases.max),
+            (usd("5"), usd("25000"))
+        );
+        assert_eq!(
+            openrouter.credit_expiry,
+            Some(jiff::SignedDuration::from_hours(365 * 24))
+        );
+        assert_eq!(
+            (
+                openrouter.free.per_day,
+                openrouter.free.per_day_after_purchase,
+                openrouter.free.purchase_threshold
+            ),
+            (50, 1000, usd("10"))
+        );
+        assert_eq!(openrouter.byok_fee_bps, DEFAULT_BYOK_FEE_BPS);
+        assert!(openrouter.catalog.get("meta/llama-3-8b:free").unwrap().free);
+
+        let derouter = example("derouter");
+        assert_eq!(derouter.credit_expiry, None);
+        assert_eq!(derouter.price_notice, jiff::SignedDuration::from_hours(7 * 24));
+        let claude = derouter.catalog.get("anthropic/claude-sonnet-4").unwrap();
+        assert!(claude.system_prefix.is_some());
+        assert_eq!(claude.price_changes.len(), 1);
+    }
+
+    #[test]
     fn the_retry_limit_is_stated_in_attempts_or_in_retries() {
         let retry = |table: &str| parse(&format!("{BASE}[router.retry]\n{table}")).map(|c| c.retry);
         assert_eq!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::json;
 
-use crate::support::{API, Stack, assert_error_shape, picos, picos_at};
+use crate::support::{API, RouterProcess, Stack, TempDir, assert_error_shape, picos, picos_at};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purchases_outside_the_bounds_are_refused_with_the_bounds_and_the_amount() {
@@ -347,4 +347,22 @@ async fn a_request_is_billed_at_the_price_in_force_when_it_started() {
         "{fast}"
     );
     assert_eq!(fast["price_changes"], json!([]), "{fast}");
+}
+
+#[test]
+fn the_example_routers_start() {
+    for name in ["openrouter", "derouter"] {
+        let dir = TempDir::new(&format!("example-{name}"));
+        let text = std::fs::read_to_string(format!("{}/examples/{name}.toml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        // The same file, its ledger in a scratch folder.
+        let ledger = format!("target/{name}-ledger.redb");
+        assert!(text.contains(&ledger), "{name}");
+        let config = dir.write(
+            "router.toml",
+            &text.replace(&ledger, &dir.join("ledger.redb").display().to_string()),
+        );
+        let mut router = RouterProcess::start(&["--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+        assert!(router.url().starts_with("http://127.0.0.1:"), "{name}");
+        assert_eq!(router.interrupt(), Some(0), "{name}");
+    }
 }

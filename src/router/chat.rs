@@ -471,8 +471,13 @@ fn price(
     held: Picodollars,
 ) -> (Picodollars, Picodollars) {
     let defects = &state.config.defects;
+    // The deliberate `bill-at-end-price` defect: the prices of now, not of the start.
+    let at_end;
     let prices: &Prices = if defects.bill_requested_model {
         &p.requested_prices
+    } else if defects.bill_at_end_price {
+        at_end = p.model.prices_at(state.clock.now());
+        &at_end
     } else {
         &p.prices
     };

@@ -67,6 +67,10 @@ pub struct Defects {
     /// uncached prompt tokens as `prompt_tokens` (cache reads and writes
     /// left out); the charge is still right.
     pub misreport_usage: bool,
+    /// `bill-at-end-price`: a request is billed at the prices in force when
+    /// it ends, not when it started, so a stream that crosses a scheduled
+    /// price change pays the new price.
+    pub bill_at_end_price: bool,
 }
 
 /// A defect name that [`Defects::enable`] does not know.
@@ -78,7 +82,7 @@ pub struct UnknownDefect {
 
 impl Defects {
     /// The defect names, as scenarios spell them.
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 18] = [
         "charge-failed-requests",
         "double-count-cached-tokens",
         "bill-requested-model",
@@ -96,10 +100,11 @@ impl Defects {
         "skip-system-prefix",
         "delay-first-chunk",
         "misreport-usage",
+        "bill-at-end-price",
     ];
 
     /// The flags in the order of [`Defects::NAMES`].
-    fn flags(&self) -> [bool; 17] {
+    fn flags(&self) -> [bool; 18] {
         [
             self.charge_failed_requests,
             self.double_count_cached_tokens,
@@ -118,6 +123,7 @@ impl Defects {
             self.skip_system_prefix,
             self.delay_first_chunk,
             self.misreport_usage,
+            self.bill_at_end_price,
         ]
     }
 
@@ -141,6 +147,7 @@ impl Defects {
             "skip-system-prefix" => &mut self.skip_system_prefix,
             "delay-first-chunk" => &mut self.delay_first_chunk,
             "misreport-usage" => &mut self.misreport_usage,
+            "bill-at-end-price" => &mut self.bill_at_end_price,
             _ => return Err(UnknownDefect { name: name.to_string() }),
         };
         *flag = true;

@@ -101,6 +101,7 @@ fn names_are_in_order_and_unknown_names_list_them() {
             "skip-system-prefix",
             "delay-first-chunk",
             "misreport-usage",
+            "bill-at-end-price",
         ]
     );
     let mut defects = Defects::default();

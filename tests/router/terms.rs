@@ -366,3 +366,17 @@ fn the_example_routers_start() {
         assert_eq!(router.interrupt(), Some(0), "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bill_at_end_price_defect_bills_a_stream_crossing_a_change_at_the_new_price() {
+    let stack = Stack::start_with(SCHEDULE, |config| config.defects.bill_at_end_price = true).await;
+    let chat = json!({"model": "openai/slow", "stream": true, "messages": [{"role": "user", "content": "hello"}]});
+    let streamed = stack.stream("sk-a", &chat).await;
+    assert!(streamed.done, "{streamed:?}");
+    let (cost, prompt, completion) = billed(&stack, &generation_id(&streamed.headers)).await;
+    assert_eq!(
+        cost,
+        prompt * 10_000_000 + completion * 20_000_000,
+        "the price at its end"
+    );
+}

@@ -44,7 +44,9 @@ pub fn no_charge_on_failure(ix: &Index<'_>) -> CheckResult {
 }
 
 /// `billing-exact`: every answer's reported cost equals, to the picodollar,
-/// the price of the model that served it × the usage the mock reported for
+/// the price of the model that served it (the price in force when the
+/// request was sent: a scheduled change applies to requests sent after it,
+/// and those sent within the clock margin of it are not judged) × the usage the mock reported for
 /// the attempt that served it (cache reads and writes at their own prices,
 /// uncached prompt = all prompt tokens less both), zero for no completion
 /// token or a `finish_reason: "error"` ending, the BYOK fee when the key's
@@ -59,6 +61,9 @@ pub fn exact(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
             continue;
         }
         if !byok && is_byok(router, ix, r) {
+            continue;
+        }
+        if near_price_change(ix, router, r) {
             continue;
         }
         v.judged();
@@ -157,7 +162,9 @@ pub fn expected_charge(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord)
     if usage.completion_tokens == 0 || r.conformance.finish_reason.as_deref() == Some("error") {
         return Ok(Picodollars::ZERO);
     }
-    let p = &model.prices;
+    // The prices in force when the request was sent (the router's clock).
+    let (sent_at_us, _) = super::calendar_us(ix, router, r.sent_us);
+    let p = &model.prices_at(calendar_time(sent_at_us));
     let uncached = usage
         .prompt_tokens
         .saturating_sub(usage.cache_read_tokens)
@@ -181,6 +188,24 @@ pub fn expected_charge(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord)
     } else {
         Ok(cost)
     }
+}
+
+/// A calendar time from Unix microseconds.
+fn calendar_time(us: f64) -> jiff::Timestamp {
+    jiff::Timestamp::from_microsecond(us as i64).unwrap_or(jiff::Timestamp::MAX)
+}
+
+/// Whether `r` was sent too close to a price change of a model that may
+/// have served it to say which price applied (see
+/// [`super::CLOCK_MARGIN_US`]).
+fn near_price_change(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord) -> bool {
+    let (sent_at_us, margin) = super::calendar_us(ix, router, r.sent_us);
+    let named = r.model.as_deref().and_then(|m| router.catalog.get(m));
+    named
+        .into_iter()
+        .chain(asked_models(router, ix, r))
+        .flat_map(|m| m.price_changes.iter())
+        .any(|c| (c.at.as_microsecond() as f64 - sent_at_us).abs() < margin)
 }
 
 /// The charges the client was told of, summed per key of the mix.

@@ -209,9 +209,9 @@ fn hold(
     worst_case: Picodollars,
     received: Instant,
 ) -> Result<Held, ApiError> {
-    let balance = state
+    let purchased = state
         .ledger
-        .balance(&key.key)
+        .purchased(&key.key)
         .ok_or_else(|| ApiError::Internal("the key has no account".into()))?;
     let day = state.clock.day(received);
     let next_day = jiff::Timestamp::from_second((day + 1) * 86_400).unwrap_or(jiff::Timestamp::MAX);
@@ -222,7 +222,7 @@ fn hold(
             limits::Ask {
                 model: &model.id,
                 free: model.free,
-                purchased: balance.credits,
+                purchased,
                 worst_case,
                 now: received,
                 day,

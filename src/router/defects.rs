@@ -71,6 +71,9 @@ pub struct Defects {
     /// it ends, not when it started, so a stream that crosses a scheduled
     /// price change pays the new price.
     pub bill_at_end_price: bool,
+    /// `credits-never-expire`: purchases are made without an expiry
+    /// whatever `credit-expiry-days` says, so credits past it are still spent.
+    pub credits_never_expire: bool,
 }
 
 /// A defect name that [`Defects::enable`] does not know.
@@ -82,7 +85,7 @@ pub struct UnknownDefect {
 
 impl Defects {
     /// The defect names, as scenarios spell them.
-    pub const NAMES: [&'static str; 18] = [
+    pub const NAMES: [&'static str; 19] = [
         "charge-failed-requests",
         "double-count-cached-tokens",
         "bill-requested-model",
@@ -101,10 +104,11 @@ impl Defects {
         "delay-first-chunk",
         "misreport-usage",
         "bill-at-end-price",
+        "credits-never-expire",
     ];
 
     /// The flags in the order of [`Defects::NAMES`].
-    fn flags(&self) -> [bool; 18] {
+    fn flags(&self) -> [bool; 19] {
         [
             self.charge_failed_requests,
             self.double_count_cached_tokens,
@@ -124,6 +128,7 @@ impl Defects {
             self.delay_first_chunk,
             self.misreport_usage,
             self.bill_at_end_price,
+            self.credits_never_expire,
         ]
     }
 
@@ -148,6 +153,7 @@ impl Defects {
             "delay-first-chunk" => &mut self.delay_first_chunk,
             "misreport-usage" => &mut self.misreport_usage,
             "bill-at-end-price" => &mut self.bill_at_end_price,
+            "credits-never-expire" => &mut self.credits_never_expire,
             _ => return Err(UnknownDefect { name: name.to_string() }),
         };
         *flag = true;

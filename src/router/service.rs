@@ -86,10 +86,9 @@ impl Router {
             None => CalendarClock::real(),
         };
         // Purchases are dated, and expire, by the router's clock.
-        ledger.set_terms(Terms {
-            clock,
-            credit_expiry: config.credit_expiry,
-        });
+        // (The deliberate `credits-never-expire` defect drops the expiry.)
+        let credit_expiry = config.credit_expiry.filter(|_| !config.defects.credits_never_expire);
+        ledger.set_terms(Terms { clock, credit_expiry });
         let limiter = Limiter::new(config.free);
         let mut keys = HashMap::with_capacity(config.keys.len());
         // The config file seeds keys the ledger does not have; a stored key

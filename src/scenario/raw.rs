@@ -198,6 +198,7 @@ pub enum CheckKind {
     NoOverdraft,
     KeyLimits,
     FreeQuota,
+    CreditExpiry,
     RetryAfterRespected,
     BackoffJitter,
     RetryLimit,

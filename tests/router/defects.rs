@@ -102,6 +102,7 @@ fn names_are_in_order_and_unknown_names_list_them() {
             "delay-first-chunk",
             "misreport-usage",
             "bill-at-end-price",
+            "credits-never-expire",
         ]
     );
     let mut defects = Defects::default();

@@ -1,5 +1,6 @@
 //! Money and key limits: `billing-exact`, `balance-delta`,
-//! `generation-agrees`, `no-overdraft`, `key-limits`.
+//! `generation-agrees`, `no-overdraft`, `key-limits`, `free-quota`,
+//! `credit-expiry`.
 
 use std::collections::BTreeMap;
 
@@ -441,4 +442,47 @@ pub fn free_quota(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
         }
     }
     v.finish("free-model requests")
+}
+
+/// `credit-expiry`: under a router's `credit-expiry-days`, the credits a
+/// key of the config file was given (bought as the router started) expire
+/// that long after, and with them everything the key could spend: each
+/// request of such a key sent after the expiry (by the router's warped
+/// clock, beyond the clock margin) is refused with 402 and reports no
+/// charge. Keys without credits are left out, and so is a router whose
+/// credits never expire.
+pub fn credit_expiry(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
+    let mut v = Judging::new("credit-expiry");
+    let Some(expiry) = router.credit_expiry else {
+        return v.finish("requests after their credits expired");
+    };
+    let (started_us, margin) = super::calendar_us(ix, router, ix.ev.router_started_us);
+    let expires_us = started_us + expiry.as_micros() as f64;
+    for r in ix.ev.records {
+        let Some(mix) = ix.mix(r) else { continue };
+        let credited = router
+            .keys
+            .iter()
+            .any(|k| *k.key == *mix.key && k.credits > Picodollars::ZERO);
+        let (sent_us, _) = super::calendar_us(ix, router, r.sent_us);
+        if !credited || r.status == 0 || sent_us < expires_us + margin {
+            continue;
+        }
+        v.judged();
+        if r.status != 402 {
+            v.offend(&r.id, || {
+                format!(
+                    "status {} for key `{}` {:.2} days after its credits expired, not 402",
+                    r.status,
+                    mix.key,
+                    (sent_us - expires_us) / 86_400e6
+                )
+            });
+        } else if let Ok(Some(p)) = charged(ix, r)
+            && p != Picodollars::ZERO
+        {
+            v.offend(&r.id, || format!("a 402 reports a charge of {}", show(p)));
+        }
+    }
+    v.finish("requests after their credits expired")
 }

@@ -155,7 +155,7 @@ pub(super) const UNEXERCISED: &str = "the scenario did not exercise this";
 /// The router feature a check needs, beyond answering requests.
 fn needs(check: &Conformance) -> Option<Feature> {
     match check {
-        Conformance::NoOverdraft { .. } => Some(Feature::PrepaidCredits),
+        Conformance::NoOverdraft { .. } | Conformance::CreditExpiry => Some(Feature::PrepaidCredits),
         Conformance::GenerationAgrees => Some(Feature::GenerationLookup),
         Conformance::BillingExact | Conformance::NoChargeOnFailure => Some(Feature::ReportedCost),
         Conformance::BalanceDelta => Some(Feature::SpendReadout),
@@ -258,6 +258,7 @@ fn judge_evidence(check: &Conformance, index: &Index<'_>) -> CheckResult {
         (Conformance::NoOverdraft { keys }, _) => billing::no_overdraft(index, keys),
         (Conformance::KeyLimits, Some(r)) => billing::key_limits(index, r),
         (Conformance::FreeQuota, Some(r)) => billing::free_quota(index, r),
+        (Conformance::CreditExpiry, Some(r)) => billing::credit_expiry(index, r),
         (Conformance::RetryAfterRespected, _) => retries::retry_after_respected(index),
         (Conformance::BackoffJitter, Some(r)) => retries::backoff_jitter(index, r),
         (Conformance::RetryLimit, Some(r)) => retries::retry_limit(index, r),

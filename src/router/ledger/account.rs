@@ -401,6 +401,13 @@ impl Ledger {
         })
     }
 
+    /// Everything the key ever bought (expired purchases included), or
+    /// `None` for an unknown key: what the free quota's purchase threshold
+    /// reads on every request, without copying the purchases.
+    pub fn purchased(&self, key: &str) -> Option<Picodollars> {
+        self.account(key).map(|account| lock(&account.money).credits)
+    }
+
     /// The key's balance now, or `None` for an unknown key.
     pub fn balance(&self, key: &str) -> Option<Balance> {
         let now_us = self.now_us();

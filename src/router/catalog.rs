@@ -39,11 +39,25 @@ pub struct Route {
     pub upstream_model: Arc<str>,
 }
 
+/// A scheduled change of a model's prices: from `at` on, requests that
+/// start then are billed at `prices`. Announced at `announced`, at least the
+/// terms' notice ahead (derouter.ai's prices "may change with 7 days' prior
+/// notice"); `GET /models` shows it from then until it takes effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceChange {
+    pub at: Timestamp,
+    pub announced: Timestamp,
+    pub prices: Prices,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     pub id: Arc<str>,
     pub routes: Vec<Route>,
+    /// The prices until the first of `price_changes`.
     pub prices: Prices,
+    /// Scheduled changes of `prices`, in the order they take effect.
+    pub price_changes: Vec<PriceChange>,
     pub free: bool,
     pub system_prefix: Option<Arc<str>>,
     pub deprecation: Option<Deprecation>,
@@ -55,6 +69,23 @@ pub struct Model {
 impl Model {
     pub fn is_free(id: &str) -> bool {
         id.ends_with(FREE_SUFFIX)
+    }
+
+    /// The prices in force at `when`: a request is billed at those of the
+    /// moment it started, however long it runs.
+    pub fn prices_at(&self, when: Timestamp) -> Prices {
+        self.price_changes
+            .iter()
+            .rev()
+            .find(|c| c.at <= when)
+            .map_or(self.prices, |c| c.prices)
+    }
+
+    /// The changes announced by `now` that have not taken effect yet.
+    pub fn upcoming_changes(&self, now: Timestamp) -> impl Iterator<Item = &PriceChange> {
+        self.price_changes
+            .iter()
+            .filter(move |c| c.announced <= now && now < c.at)
     }
 }
 
@@ -157,6 +188,7 @@ mod tests {
                 upstream_model: id.into(),
             }],
             prices: Prices::default(),
+            price_changes: Vec::new(),
             free: Model::is_free(id),
             system_prefix: None,
             deprecation,

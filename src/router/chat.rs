@@ -8,8 +8,10 @@
 //!    attempt counts as served only once its first upstream bytes arrived,
 //!    so a stream that dies before its first byte is still retried.
 //! 4. Price the usage the serving provider reported at the serving model's
-//!    prices, settle it durably, and only then tell the client the cost:
-//!    in `usage` of a whole answer, or in the final `choices: []` chunk.
+//!    prices in force when the request started (a price change while it
+//!    runs does not apply to it), settle it durably, and only then tell the
+//!    client the cost: in `usage` of a whole answer, or in the final
+//!    `choices: []` chunk.
 //!
 //! Failed requests release their reservation and are charged nothing. A
 //! stream the client abandons is charged for what was generated up to then.
@@ -77,6 +79,11 @@ struct Prepared {
     req: ChatRequest,
     model: Arc<Model>,
     requested: Arc<Model>,
+    /// The serving model's prices when the request started: what it is
+    /// billed at, even if it ends after a price change.
+    prices: Prices,
+    /// The requested model's prices then (for the `bill-requested-model` defect).
+    requested_prices: Prices,
     generation_id: String,
     created: u64,
     created_at_us: i64,
@@ -131,7 +138,8 @@ async fn answer(
 ) -> Result<Response<RouterBody>, ApiError> {
     let calendar = state.clock.at(received);
     let (model, requested) = resolve(&state, &req, calendar)?;
-    let worst_case = worst_case(&state, &key, &model, &req)?;
+    let prices = model.prices_at(calendar);
+    let worst_case = worst_case(&state, &key, &model, &prices, &req)?;
     let held = hold(&state, &key, &model, worst_case, received)?;
 
     let n = state.next_generation.fetch_add(1, Ordering::Relaxed);
@@ -141,6 +149,8 @@ async fn answer(
         created_at_us: calendar.as_microsecond(),
         key,
         req,
+        requested_prices: requested.prices_at(calendar),
+        prices,
         model,
         requested,
         received,
@@ -194,11 +204,16 @@ fn resolve(state: &State, req: &ChatRequest, calendar: jiff::Timestamp) -> Resul
 /// The most the request can cost. The worst case covers the system prefix
 /// the router adds, and for a BYOK key whose every route is its own
 /// provider, only the fee can be charged.
-fn worst_case(state: &State, key: &KeyConfig, model: &Model, req: &ChatRequest) -> Result<Picodollars, ApiError> {
+fn worst_case(
+    state: &State,
+    key: &KeyConfig,
+    model: &Model,
+    prices: &Prices,
+    req: &ChatRequest,
+) -> Result<Picodollars, ApiError> {
     let max_completion = u64::from(req.max_tokens.unwrap_or(model.default_max_tokens));
     let prefix_bound = model.system_prefix.as_deref().map_or(0, |p| p.len() as u64 + 8);
-    let full_worst = model
-        .prices
+    let full_worst = prices
         .worst_case(req.prompt_bound + prefix_bound, max_completion)
         .map_err(|e| ApiError::BadRequest(format!("the request is too large to price: {e}")))?;
     let byok_only = key
@@ -221,9 +236,9 @@ fn hold(
     worst_case: Picodollars,
     received: Instant,
 ) -> Result<Held, ApiError> {
-    let balance = state
+    let purchased = state
         .ledger
-        .balance(&key.key)
+        .purchased(&key.key)
         .ok_or_else(|| ApiError::Internal("the key has no account".into()))?;
     let day = state.clock.day(received);
     let next_day = jiff::Timestamp::from_second((day + 1) * 86_400).unwrap_or(jiff::Timestamp::MAX);
@@ -234,7 +249,7 @@ fn hold(
             limits::Ask {
                 model: &model.id,
                 free: model.free,
-                purchased: balance.credits,
+                purchased,
                 worst_case,
                 now: received,
                 day,
@@ -517,10 +532,15 @@ fn price(
     held: Picodollars,
 ) -> (Picodollars, Picodollars) {
     let defects = &state.config.defects;
+    // The deliberate `bill-at-end-price` defect: the prices of now, not of the start.
+    let at_end;
     let prices: &Prices = if defects.bill_requested_model {
-        &p.requested.prices
+        &p.requested_prices
+    } else if defects.bill_at_end_price {
+        at_end = p.model.prices_at(state.clock.now());
+        &at_end
     } else {
-        &p.model.prices
+        &p.prices
     };
     let mut billed = usage.billed();
     if defects.double_count_cached_tokens {

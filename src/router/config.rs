@@ -12,6 +12,11 @@
 //! header-timeout-ms = 10000           # a request head must arrive within this (idle keep-alive too)
 //! body-timeout-ms = 10000             # the whole body, from its head; else 408 and the connection closes
 //! max-connections = 10000             # served at once; more wait in the listen backlog
+//! purchase-min = "5"                  # USD: the smallest and the largest top-up through the
+//! purchase-max = "25000"              # admin routes (OpenRouter's); see `PurchaseBounds`
+//! credit-expiry-days = 365            # a purchase expires this long after it was made (its unspent
+//!                                     # rest is lost; charges draw oldest first); none: never
+//! price-notice-days = 7              # a price change is announced at least this long ahead (default 0)
 //! clock = { start = "2026-01-10", speed = 86400 }   # warp: one day per second; start may be
 //!                                     # an offset from now ("+365d": a year ahead); none: now
 //!
@@ -33,6 +38,11 @@
 //! deprecation = { announced = "2026-01-01", removed = "2026-02-01", replacement = "openai/gpt-4o" }
 //! # or counted from the clock's start (w, d, h, m, s), true on any day:
 //! # deprecation = { announced = "-30d", removed = "+180d", replacement = "openai/gpt-4o" }
+//! [[router.models.price-changes]]     # from `at` on, requests that start are billed at these
+//! at = "2027-01-10T00:00:00Z"         # prices (cache prices default to this prompt price);
+//! announced = "2027-01-01"            # at least `price-notice-days` before `at`; offsets too
+//! prompt = "0.20"                     # (at = "+10d", announced = "-1d"); `GET /models` lists
+//! completion = "0.80"                 # a change from its announcement until it applies
 //!
 //! [[router.keys]]
 //! key = "sk-demo"
@@ -57,7 +67,8 @@
 //! cooldown-ms = 10000
 //! ```
 //!
-//! A calendar time (`clock.start`, `deprecation.announced` and `.removed`)
+//! A calendar time (`clock.start`, `deprecation.announced` and `.removed`,
+//! a price change's `at` and `announced`)
 //! is a date, a UTC time, or an offset (`+30d`, `-12h`; see the clock
 //! module): lifecycle offsets count from the clock's start (`clock.start`,
 //! else the moment the table is read), a `clock.start` offset from that
@@ -93,6 +104,9 @@
 //! | `retry.cooldown-ms` | 0 to 86,400,000 (a day) |
 //! | `header-timeout-ms`, `body-timeout-ms` | 100 to 600,000 (default 10 s each) |
 //! | `max-connections` | 1 to 1,000,000 (default 10,000) |
+//! | `credit-expiry-days` | 1 to 36,525 (a hundred years; default: never) |
+//! | `price-notice-days` | 0 to 3,650 (default 0) |
+//! | `purchase-min`, `purchase-max` | above $0, the minimum at most the maximum (default $5 and $25,000) |
 //!
 //! What the connection limits guarantee against slow clients is on
 //! [`ConnectionLimits`].
@@ -113,7 +127,7 @@ pub mod bounds;
 
 use bounds::{Count, OutOfRange, Range};
 
-use super::catalog::{Catalog, Deprecation, FREE_SUFFIX, MIN_GRACE, Model, Route};
+use super::catalog::{Catalog, Deprecation, FREE_SUFFIX, MIN_GRACE, Model, PriceChange, Route};
 use super::clock::When;
 use super::defects::Defects;
 use super::pricing::{Picodollars, Prices, TokenPrice};
@@ -223,6 +237,14 @@ pub struct RawRouter {
     pub header_timeout_ms: Option<u64>,
     pub body_timeout_ms: Option<u64>,
     pub max_connections: Option<u32>,
+    /// The smallest top-up, USD (default 5, OpenRouter's).
+    pub purchase_min: Option<RawDecimal>,
+    /// The largest top-up, USD (default 25,000, OpenRouter's).
+    pub purchase_max: Option<RawDecimal>,
+    /// Days a purchase of credits lasts; none: forever.
+    pub credit_expiry_days: Option<u32>,
+    /// Days a price change must be announced ahead (default 0).
+    pub price_notice_days: Option<u32>,
     pub clock: Option<RawClock>,
     pub free: Option<RawFree>,
     pub retry: Option<RawRetry>,
@@ -395,6 +417,22 @@ pub struct RawModel {
     pub deprecation: Option<RawDeprecation>,
     pub default_max_tokens: Option<u32>,
     pub context_length: Option<u32>,
+    #[serde(default)]
+    pub price_changes: Vec<RawPriceChange>,
+}
+
+/// `[[router.models.price-changes]]`: new prices from `at` on, announced at
+/// `announced` (times as the lifecycle's: absolute or offsets from the
+/// clock's start).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawPriceChange {
+    pub at: String,
+    pub announced: String,
+    pub prompt: Option<RawDecimal>,
+    pub completion: Option<RawDecimal>,
+    pub cache_read: Option<RawDecimal>,
+    pub cache_write: Option<RawDecimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -471,6 +509,45 @@ impl Default for FreeLimits {
     }
 }
 
+/// The bounds of one purchase of credits: OpenRouter's terms take "$5
+/// minimum, $25,000 maximum per transaction". The admin routes are where
+/// purchases happen, so they refuse a top-up outside the bounds (and the
+/// credits a created key starts with, unless none); a key of the config
+/// file is the operator's own grant and is not bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurchaseBounds {
+    pub min: Picodollars,
+    pub max: Picodollars,
+}
+
+impl Default for PurchaseBounds {
+    fn default() -> Self {
+        PurchaseBounds {
+            min: Picodollars(5 * super::pricing::PICOS_PER_USD),
+            max: Picodollars(25_000 * super::pricing::PICOS_PER_USD),
+        }
+    }
+}
+
+/// A purchase outside [`PurchaseBounds`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a purchase of {amount} is outside the bounds: it must be from {} to {}", .bounds.min, .bounds.max)]
+pub struct PurchaseOutOfBounds {
+    pub amount: Picodollars,
+    pub bounds: PurchaseBounds,
+}
+
+impl PurchaseBounds {
+    /// `amount` if it is a purchase these bounds allow.
+    pub fn check(&self, amount: Picodollars) -> Result<Picodollars, PurchaseOutOfBounds> {
+        if (self.min..=self.max).contains(&amount) {
+            Ok(amount)
+        } else {
+            Err(PurchaseOutOfBounds { amount, bounds: *self })
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClockConfig {
     /// Calendar time at router start; `None` is the real time.
@@ -491,6 +568,13 @@ pub struct RouterConfig {
     pub connections: ConnectionLimits,
     pub clock: ClockConfig,
     pub free: FreeLimits,
+    /// The bounds of one purchase through the admin routes.
+    pub purchases: PurchaseBounds,
+    /// How long after it was made a purchase of credits expires (its
+    /// unspent rest is then no longer available); `None`: never.
+    pub credit_expiry: Option<jiff::SignedDuration>,
+    /// How long ahead a price change must be announced.
+    pub price_notice: jiff::SignedDuration,
     pub retry: RetryPolicy,
     pub providers: Vec<Upstream>,
     pub catalog: Catalog,
@@ -570,8 +654,16 @@ impl RawRouter {
             None => FreeLimits::default(),
             Some(f) => f.validate(at)?,
         };
+        let purchases = self.validate_purchases(at)?;
         let (providers, names) = self.validate_providers(at)?;
-        let models = self.validate_models(at, &names, origin)?;
+        let notice_days = count(
+            format!("{at}.price-notice-days"),
+            bounds::PRICE_NOTICE_DAYS,
+            self.price_notice_days,
+        )?
+        .unwrap_or(0);
+        let price_notice = jiff::SignedDuration::from_hours(i64::from(notice_days) * 24);
+        let models = self.validate_models(at, &names, origin, price_notice)?;
         let keys = self.validate_keys(at, &names)?;
 
         Ok(RouterConfig {
@@ -584,6 +676,14 @@ impl RawRouter {
             connections,
             clock,
             free,
+            purchases,
+            credit_expiry: count(
+                format!("{at}.credit-expiry-days"),
+                bounds::CREDIT_EXPIRY_DAYS,
+                self.credit_expiry_days,
+            )?
+            .map(|days| jiff::SignedDuration::from_hours(i64::from(days) * 24)),
+            price_notice,
             retry: self
                 .retry
                 .as_ref()
@@ -593,6 +693,38 @@ impl RawRouter {
             keys,
             defects: Defects::default(),
         })
+    }
+
+    /// `purchase-min` and `purchase-max`: each above zero, the minimum at
+    /// most the maximum.
+    fn validate_purchases(&self, at: &str) -> Result<PurchaseBounds, ConfigError> {
+        let d = PurchaseBounds::default();
+        let bound = |field: &str, raw: &Option<RawDecimal>, default: Picodollars| {
+            let path = format!("{at}.{field}");
+            match usd(path.clone(), raw)? {
+                None => Ok(default),
+                Some(amount) if amount > Picodollars::ZERO => Ok(amount),
+                Some(amount) => Err(ConfigError {
+                    path,
+                    value: Some(format!("{amount}")),
+                    message: "must be above zero".into(),
+                }),
+            }
+        };
+        let min = bound("purchase-min", &self.purchase_min, d.min)?;
+        let max = bound("purchase-max", &self.purchase_max, d.max)?;
+        if min > max {
+            let (field, value) = match self.purchase_max {
+                Some(_) => ("purchase-max", max),
+                None => ("purchase-min", min),
+            };
+            return Err(ConfigError {
+                path: format!("{at}.{field}"),
+                value: Some(format!("{value}")),
+                message: format!("purchase-min ({min}) must be at most purchase-max ({max})"),
+            });
+        }
+        Ok(PurchaseBounds { min, max })
     }
 
     /// The `[[router.providers]]`, and each provider's index by name.
@@ -637,6 +769,7 @@ impl RawRouter {
         at: &str,
         names: &HashMap<String, usize>,
         origin: Timestamp,
+        notice: jiff::SignedDuration,
     ) -> Result<Vec<Model>, ConfigError> {
         let mut seen = HashSet::new();
         let mut models = Vec::with_capacity(self.models.len());
@@ -655,10 +788,12 @@ impl RawRouter {
                 None => None,
                 Some(d) => Some(self.validate_deprecation(&path, m, d, origin)?),
             };
+            let price_changes = m.validate_price_changes(&path, free, origin, notice)?;
             models.push(Model {
                 id: m.id.as_str().into(),
                 routes,
                 prices,
+                price_changes,
                 free,
                 system_prefix: m.system_prefix.as_deref().map(Into::into),
                 deprecation,
@@ -840,30 +975,95 @@ impl RawModel {
         Ok(routes)
     }
 
-    /// The model's prices: none for a `:free` model, and for a priced one
-    /// `prompt` and `completion`, the cache prices defaulting to `prompt`.
-    fn validate_prices(&self, path: &str, free: bool) -> Result<Prices, ConfigError> {
-        let prompt = price(format!("{path}.prompt"), &self.prompt)?;
-        let completion = price(format!("{path}.completion"), &self.completion)?;
-        if free {
-            let paid = [(&prompt, "prompt"), (&completion, "completion")]
-                .into_iter()
-                .find(|(p, _)| p.is_some_and(|p| p != TokenPrice::default()));
-            if let Some((_, field)) = paid {
-                return Err(err(format!("{path}.{field}"), "a `:free` model must not have a price"));
+    /// The model's scheduled price changes: each a full set of prices (the
+    /// cache prices defaulting to its `prompt`), none for a `:free` model,
+    /// in the order they take effect, and each announced at least `notice`
+    /// before it does.
+    fn validate_price_changes(
+        &self,
+        path: &str,
+        free: bool,
+        origin: Timestamp,
+        notice: jiff::SignedDuration,
+    ) -> Result<Vec<PriceChange>, ConfigError> {
+        let mut changes: Vec<PriceChange> = Vec::with_capacity(self.price_changes.len());
+        for (j, c) in self.price_changes.iter().enumerate() {
+            let at = format!("{path}.price-changes[{j}]");
+            if free {
+                return Err(err(at, "a `:free` model has no price to change"));
             }
-            return Ok(Prices::default());
+            let when = time(format!("{at}.at"), &c.at, origin)?;
+            let announced = time(format!("{at}.announced"), &c.announced, origin)?;
+            let ahead = when.duration_since(announced);
+            if ahead < notice || ahead <= jiff::SignedDuration::ZERO {
+                return Err(ConfigError {
+                    path: format!("{at}.announced"),
+                    value: Some(c.announced.clone()),
+                    message: format!(
+                        "the change at {} ({when}) is announced {announced}, {:.1} days ahead; price-notice-days requires at least {} days, and a change is announced before it takes effect",
+                        c.at,
+                        ahead.as_secs_f64() / 86_400.0,
+                        notice.as_hours() / 24
+                    ),
+                });
+            }
+            if let Some(previous) = changes.last()
+                && previous.at >= when
+            {
+                return Err(ConfigError {
+                    path: format!("{at}.at"),
+                    value: Some(c.at.clone()),
+                    message: format!(
+                        "price changes are listed in the order they take effect, and this one ({when}) is not after the one before ({})",
+                        previous.at
+                    ),
+                });
+            }
+            let prices = prices_of(&at, false, [&c.prompt, &c.completion, &c.cache_read, &c.cache_write])?;
+            changes.push(PriceChange {
+                at: when,
+                announced,
+                prices,
+            });
         }
-        let prompt = prompt.ok_or_else(|| err(format!("{path}.prompt"), "a priced model needs `prompt`"))?;
-        let completion =
-            completion.ok_or_else(|| err(format!("{path}.completion"), "a priced model needs `completion`"))?;
-        Ok(Prices {
-            prompt,
-            completion,
-            cache_read: price(format!("{path}.cache-read"), &self.cache_read)?.unwrap_or(prompt),
-            cache_write: price(format!("{path}.cache-write"), &self.cache_write)?.unwrap_or(prompt),
-        })
+        Ok(changes)
     }
+
+    /// The model's prices: see [`prices_of`].
+    fn validate_prices(&self, path: &str, free: bool) -> Result<Prices, ConfigError> {
+        prices_of(
+            path,
+            free,
+            [&self.prompt, &self.completion, &self.cache_read, &self.cache_write],
+        )
+    }
+}
+
+/// The prices at `path` (`prompt`, `completion`, `cache-read`,
+/// `cache-write`): none for a `:free` model, and for a priced one `prompt`
+/// and `completion`, the cache prices defaulting to `prompt`.
+fn prices_of(path: &str, free: bool, raw: [&Option<RawDecimal>; 4]) -> Result<Prices, ConfigError> {
+    let [prompt, completion, cache_read, cache_write] = raw;
+    let prompt = price(format!("{path}.prompt"), prompt)?;
+    let completion = price(format!("{path}.completion"), completion)?;
+    if free {
+        let paid = [(&prompt, "prompt"), (&completion, "completion")]
+            .into_iter()
+            .find(|(p, _)| p.is_some_and(|p| p != TokenPrice::default()));
+        if let Some((_, field)) = paid {
+            return Err(err(format!("{path}.{field}"), "a `:free` model must not have a price"));
+        }
+        return Ok(Prices::default());
+    }
+    let prompt = prompt.ok_or_else(|| err(format!("{path}.prompt"), "a priced model needs `prompt`"))?;
+    let completion =
+        completion.ok_or_else(|| err(format!("{path}.completion"), "a priced model needs `completion`"))?;
+    Ok(Prices {
+        prompt,
+        completion,
+        cache_read: price(format!("{path}.cache-read"), cache_read)?.unwrap_or(prompt),
+        cache_write: price(format!("{path}.cache-write"), cache_write)?.unwrap_or(prompt),
+    })
 }
 
 /// How the router defends itself against slow and idle clients (see
@@ -1006,6 +1206,41 @@ api-key = "k"
                 .is_some()
         );
         assert!(config.catalog.get("meta/llama-3-8b:free").unwrap().free);
+    }
+
+    #[test]
+    fn the_example_routers_validate_as_their_terms_describe() {
+        let example = |name: &str| {
+            let path = format!("{}/examples/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+            parse(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let usd = |text: &str| Picodollars::from_usd_decimal(text).unwrap();
+        let openrouter = example("openrouter");
+        assert_eq!(
+            (openrouter.purchases.min, openrouter.purchases.max),
+            (usd("5"), usd("25000"))
+        );
+        assert_eq!(
+            openrouter.credit_expiry,
+            Some(jiff::SignedDuration::from_hours(365 * 24))
+        );
+        assert_eq!(
+            (
+                openrouter.free.per_day,
+                openrouter.free.per_day_after_purchase,
+                openrouter.free.purchase_threshold
+            ),
+            (50, 1000, usd("10"))
+        );
+        assert_eq!(openrouter.byok_fee_bps, DEFAULT_BYOK_FEE_BPS);
+        assert!(openrouter.catalog.get("meta/llama-3-8b:free").unwrap().free);
+
+        let derouter = example("derouter");
+        assert_eq!(derouter.credit_expiry, None);
+        assert_eq!(derouter.price_notice, jiff::SignedDuration::from_hours(7 * 24));
+        let claude = derouter.catalog.get("anthropic/claude-sonnet-4").unwrap();
+        assert!(claude.system_prefix.is_some());
+        assert_eq!(claude.price_changes.len(), 1);
     }
 
     #[test]
@@ -1222,6 +1457,114 @@ api-key = "k"
             assert_eq!(e.path, path, "{extra}: {e}");
             assert!(e.message.ends_with(&format!("got {value}")), "{extra}: {e}");
         }
+    }
+
+    #[test]
+    fn purchase_bounds_default_to_openrouters_and_are_checked() {
+        let config = parse(BASE).unwrap();
+        assert_eq!(config.purchases, PurchaseBounds::default());
+        let usd = |text: &str| Picodollars::from_usd_decimal(text).unwrap();
+        assert_eq!((config.purchases.min, config.purchases.max), (usd("5"), usd("25000")));
+        let config =
+            parse(&BASE.replace("[router]\n", "[router]\npurchase-min = \"0.5\"\npurchase-max = 100\n")).unwrap();
+        assert_eq!((config.purchases.min, config.purchases.max), (usd("0.5"), usd("100")));
+        assert_eq!(config.purchases.check(usd("0.5")), Ok(usd("0.5")));
+        assert_eq!(config.purchases.check(usd("100")), Ok(usd("100")));
+        let below = config.purchases.check(usd("0.49")).unwrap_err();
+        assert_eq!(
+            below.to_string(),
+            "a purchase of $0.49 is outside the bounds: it must be from $0.5 to $100"
+        );
+        assert!(config.purchases.check(usd("100.000001")).is_err());
+
+        let refused = |fields: &str| parse(&BASE.replace("[router]\n", &format!("[router]\n{fields}\n"))).unwrap_err();
+        let e = refused("purchase-min = \"0\"");
+        assert_eq!(e.to_string(), "router.purchase-min = $0: must be above zero");
+        let e = refused("purchase-max = \"-3\"");
+        assert_eq!(e.path, "router.purchase-max");
+        let e = refused("purchase-min = 10\npurchase-max = 6");
+        assert_eq!(
+            e.to_string(),
+            "router.purchase-max = $6: purchase-min ($10) must be at most purchase-max ($6)"
+        );
+        // Above the default maximum, the minimum alone is named.
+        let e = refused("purchase-min = 30000");
+        assert_eq!(
+            e.to_string(),
+            "router.purchase-min = $30000: purchase-min ($30000) must be at most purchase-max ($25000)"
+        );
+    }
+
+    #[test]
+    fn price_changes_are_scheduled_announced_with_notice_and_in_order() {
+        let model = |notice: &str, changes: &str| {
+            parse(&BASE.replace(
+                "[router]\n",
+                &format!(
+                    "[router]\nclock = {{ start = \"2027-01-01\" }}\n{notice}\n[[router.models]]\nid = \"m\"\nproviders = [\"p\"]\nprompt = 1\ncompletion = 2\n{changes}\n"
+                ),
+            ))
+        };
+        let change = |at: &str, announced: &str, prompt: &str| {
+            format!(
+                "[[router.models.price-changes]]\nat = \"{at}\"\nannounced = \"{announced}\"\nprompt = \"{prompt}\"\ncompletion = 4\n"
+            )
+        };
+        let config = model(
+            "price-notice-days = 7",
+            &format!(
+                "{}{}",
+                change("2027-01-10", "2027-01-03", "1.5"),
+                change("+30d", "+20d", "3")
+            ),
+        )
+        .unwrap();
+        let m = config.catalog.get("m").unwrap();
+        let t = |text: &str| parse_time(text).unwrap();
+        let usd_per_m = |prices: Prices| (prices.prompt.usd_per_million(), prices.completion.usd_per_million());
+        assert_eq!(
+            usd_per_m(m.prices_at(t("2027-01-09T23:59:59Z"))),
+            ("1".into(), "2".into())
+        );
+        assert_eq!(usd_per_m(m.prices_at(t("2027-01-10"))), ("1.5".into(), "4".into()));
+        assert_eq!(usd_per_m(m.prices_at(t("2027-01-31"))), ("3".into(), "4".into()));
+        // The cache prices of a change default to its prompt price.
+        assert_eq!(m.prices_at(t("2027-01-31")).cache_read.usd_per_million(), "3");
+        // Shown from the announcement until it takes effect.
+        let upcoming = |at: &str| m.upcoming_changes(t(at)).map(|c| c.at.to_string()).collect::<Vec<_>>();
+        assert_eq!(upcoming("2027-01-02"), Vec::<String>::new());
+        assert_eq!(upcoming("2027-01-03"), ["2027-01-10T00:00:00Z"]);
+        assert_eq!(upcoming("2027-01-22"), ["2027-01-31T00:00:00Z"]);
+        assert_eq!(upcoming("2027-01-31"), Vec::<String>::new());
+
+        // Six days' notice where seven are required: refused, naming both dates.
+        let e = model("price-notice-days = 7", &change("2027-01-10", "2027-01-04", "2")).unwrap_err();
+        assert_eq!(e.path, "router.models[0].price-changes[0].announced");
+        assert_eq!(e.value.as_deref(), Some("2027-01-04"));
+        assert!(
+            e.message.contains("2027-01-10")
+                && e.message.contains("6.0 days ahead")
+                && e.message.contains("at least 7 days"),
+            "{e}"
+        );
+        // Without a notice, a change must still be announced before it applies.
+        assert!(model("", &change("2027-01-10", "2027-01-09", "2")).is_ok());
+        let e = model("", &change("2027-01-10", "2027-01-10", "2")).unwrap_err();
+        assert_eq!(e.path, "router.models[0].price-changes[0].announced");
+        let e = model(
+            "",
+            &format!(
+                "{}{}",
+                change("2027-02-01", "2027-01-01", "2"),
+                change("2027-01-15", "2027-01-01", "3")
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "router.models[0].price-changes[1].at");
+        let e = model("", &change("2027-01-10", "2027-01-01", "x")).unwrap_err();
+        assert_eq!(e.path, "router.models[0].price-changes[0].prompt");
+        let e = model("price-notice-days = 4000", "").unwrap_err();
+        assert_eq!(e.path, "router.price-notice-days");
     }
 
     #[test]

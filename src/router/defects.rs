@@ -75,6 +75,13 @@ pub struct Defects {
     /// `openai-errors-on-messages`: the Messages API's errors are
     /// OpenAI-shaped (`{"error": {...}}`), not Anthropic's.
     pub openai_errors_on_messages: bool,
+    /// `bill-at-end-price`: a request is billed at the prices in force when
+    /// it ends, not when it started, so a stream that crosses a scheduled
+    /// price change pays the new price.
+    pub bill_at_end_price: bool,
+    /// `credits-never-expire`: purchases are made without an expiry
+    /// whatever `credit-expiry-days` says, so credits past it are still spent.
+    pub credits_never_expire: bool,
 }
 
 /// A defect name that [`Defects::enable`] does not know.
@@ -86,7 +93,7 @@ pub struct UnknownDefect {
 
 impl Defects {
     /// The defect names, as scenarios spell them.
-    pub const NAMES: [&'static str; 19] = [
+    pub const NAMES: [&'static str; 21] = [
         "charge-failed-requests",
         "double-count-cached-tokens",
         "bill-requested-model",
@@ -106,10 +113,12 @@ impl Defects {
         "misreport-usage",
         "no-retry-after-on-limits",
         "openai-errors-on-messages",
+        "bill-at-end-price",
+        "credits-never-expire",
     ];
 
     /// The flags in the order of [`Defects::NAMES`].
-    fn flags(&self) -> [bool; 19] {
+    fn flags(&self) -> [bool; 21] {
         [
             self.charge_failed_requests,
             self.double_count_cached_tokens,
@@ -130,6 +139,8 @@ impl Defects {
             self.misreport_usage,
             self.no_retry_after_on_limits,
             self.openai_errors_on_messages,
+            self.bill_at_end_price,
+            self.credits_never_expire,
         ]
     }
 
@@ -155,6 +166,8 @@ impl Defects {
             "misreport-usage" => &mut self.misreport_usage,
             "no-retry-after-on-limits" => &mut self.no_retry_after_on_limits,
             "openai-errors-on-messages" => &mut self.openai_errors_on_messages,
+            "bill-at-end-price" => &mut self.bill_at_end_price,
+            "credits-never-expire" => &mut self.credits_never_expire,
             _ => return Err(UnknownDefect { name: name.to_string() }),
         };
         *flag = true;

@@ -4,9 +4,15 @@
 //! # Money flow
 //!
 //! Each account has `credits` (everything ever added), `spent` (settled
-//! charges) and `reserved` (holds of requests in flight);
-//! `available = credits − spent − reserved` and is never negative (except
-//! under the deliberate, test-only [`Ledger::reserve_unguarded`]).
+//! charges) and `reserved` (holds of requests in flight). Credits are
+//! [`Purchase`]s, each dated by the [`Terms`]' clock (the router's, warped
+//! or not) and, under terms with a credit expiry, expiring that long after
+//! it was made (OpenRouter's credits "may expire after 12 months"). A charge
+//! draws from the purchases not yet expired, oldest first; what an expired
+//! purchase had left is `expired`, and
+//! `available = credits − spent − reserved − expired`, never negative
+//! (except under the deliberate, test-only [`Ledger::reserve_unguarded`],
+//! whose overdraft is drawn from no purchase).
 //! [`Ledger::reserve`] holds a request's worst-case cost before it is
 //! forwarded and refuses (the router's 402) what `available` cannot cover, so
 //! concurrent requests never overdraw. [`Ledger::settle`] charges the real cost
@@ -18,8 +24,8 @@
 //! # Durability
 //!
 //! [`Ledger::open`] keeps the ledger in a [redb] file (format [`FORMAT`])
-//! with three tables: `meta`, `accounts` (key → credits, spent and the key's
-//! [`KeySettings`]) and `generations` (generation id → charged, uncollected,
+//! with three tables: `meta`, `accounts` (key → credits, spent, the
+//! purchases with what was drawn from each, and the key's [`KeySettings`]) and `generations` (generation id → charged, uncollected,
 //! the key charged and the JSON of the [`GenerationRecord`]); every row
 //! carries a CRC-32 of its key and value. Accounts are read into memory at
 //! open; generation records are read from the file when asked for, behind a
@@ -49,8 +55,9 @@
 //! created only where no file is, atomically (written beside its place and
 //! renamed). An empty, foreign or damaged file, a log that does not belong to
 //! the file, a row whose checksum fails, or an account whose spent is not the
-//! sum of its generations' charges is an error naming the file and what is
-//! wrong. redb checks every page's checksum at open, and a panic inside redb
+//! sum of its generations' charges, or whose purchases do not add up to its
+//! credits, is an error naming the file and what is wrong; so is a ledger
+//! of another format (format 2 had no purchases). redb checks every page's checksum at open, and a panic inside redb
 //! on a damaged file becomes an error too. [`Ledger::check`] (`gauntlet
 //! router --check-ledger FILE`) does all of this on a copy and reports every
 //! account and every problem.
@@ -94,9 +101,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use jiff::SignedDuration;
+
+use super::clock::CalendarClock;
 use super::pricing::Picodollars;
 use account::Account;
-pub use account::{KeySettings, Reservation, StoredByok};
+pub use account::{KeySettings, Purchase, Reservation, StoredByok};
 use generations::{Generation, Generations};
 pub use store::{AccountCheck, CheckReport, FORMAT, MAX_BATCH, StoreFailure, wal_path};
 use store::{Op, Progress, Shared};
@@ -254,8 +264,31 @@ pub struct Balance {
     pub spent: Picodollars,
     /// Held by requests in flight.
     pub reserved: Picodollars,
-    /// `credits − spent − reserved`, never negative.
+    /// What expired purchases had left unspent: no longer available.
+    pub expired: Picodollars,
+    /// `credits − spent − reserved − expired`, never negative.
     pub available: Picodollars,
+    /// The purchases the credits are, in the order they were made.
+    pub purchases: Vec<Purchase>,
+}
+
+/// The terms the ledger applies: the clock that dates purchases and
+/// charges, and how long a purchase lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct Terms {
+    pub clock: CalendarClock,
+    /// A purchase expires this long after it was made; `None`: never
+    /// (derouter.ai's terms).
+    pub credit_expiry: Option<SignedDuration>,
+}
+
+impl Default for Terms {
+    fn default() -> Self {
+        Terms {
+            clock: CalendarClock::real(),
+            credit_expiry: None,
+        }
+    }
 }
 
 /// The outcome of [`Ledger::settle`].
@@ -296,6 +329,7 @@ struct Inner {
     shared: Arc<Shared>,
     /// The writer's failure and stop; `None` for an in-memory ledger.
     durable: Option<watch::Receiver<Progress>>,
+    terms: RwLock<Terms>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -344,8 +378,36 @@ impl Ledger {
             generations,
             shared,
             durable,
+            terms: RwLock::new(Terms::default()),
         };
         Ledger { inner: Arc::new(inner) }
+    }
+
+    /// Applies `terms` from now on: the router sets its clock (warped or
+    /// not) and its credit expiry here before it serves. A purchase keeps
+    /// the expiry it was made with.
+    pub fn set_terms(&self, terms: Terms) {
+        *write(&self.inner.terms) = terms;
+    }
+
+    /// The terms in force.
+    pub fn terms(&self) -> Terms {
+        *read(&self.inner.terms)
+    }
+
+    /// The terms' calendar time now, in microseconds since the Unix epoch.
+    pub(crate) fn now_us(&self) -> i64 {
+        self.terms().clock.now().as_microsecond()
+    }
+
+    /// When a purchase made now is made and when it expires.
+    pub(crate) fn purchase_dates(&self) -> (i64, Option<i64>) {
+        let terms = self.terms();
+        let now = terms.clock.now();
+        let expires = terms
+            .credit_expiry
+            .map(|after| now.checked_add(after).map_or(i64::MAX, |t| t.as_microsecond()));
+        (now.as_microsecond(), expires)
     }
 
     /// Whether settled charges are written to a store.
@@ -426,14 +488,16 @@ impl Ledger {
             return Ok(replay);
         }
         let account = &reservation.account;
+        let now_us = self.now_us();
         let mut money = lock(&account.money);
         money.reserved -= reservation.amount;
         let charged = if reservation.unguarded {
             cost
         } else {
-            cost.min(money.available().max(Picodollars::ZERO))
+            cost.min(money.available(now_us).max(Picodollars::ZERO))
         };
         let uncollected = cost - charged;
+        let draws = money.plan_draw(charged, now_us);
         let queued = match encoded {
             None => Ok(0),
             Some(encoded) => self.enqueue(|| Op::Settle {
@@ -442,10 +506,13 @@ impl Ledger {
                 charged,
                 uncollected,
                 record: encoded,
+                draws: draws.clone(),
             }),
         };
         if queued.is_ok() {
             money.spent += charged;
+            // The plan was made under this lock: every index is there.
+            let _ = account::apply_draws(&mut money.purchases, &draws);
         }
         drop(money);
         // The hold is released whether the charge could be queued or not.

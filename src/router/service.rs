@@ -25,7 +25,7 @@ use super::config::{KeyConfig, RawDecimal, RouterConfig};
 use super::conn::{AcceptErrors, BodyTimeout, DeadlineBody, Slots, widen_backlog};
 use super::error::ApiError;
 use super::keys::{differences, key_config, key_problem, label_problem, settings_of};
-use super::ledger::{KeySettings, Ledger, LedgerError, StoredByok};
+use super::ledger::{KeySettings, Ledger, LedgerError, StoredByok, Terms};
 use super::limits::{KeyLimits, Limiter};
 use super::pricing::Picodollars;
 use super::retry::Retrier;
@@ -87,6 +87,10 @@ impl Router {
             None if config.clock.speed != 1.0 => CalendarClock::warped(jiff::Timestamp::now(), config.clock.speed)?,
             None => CalendarClock::real(),
         };
+        // Purchases are dated, and expire, by the router's clock.
+        // (The deliberate `credits-never-expire` defect drops the expiry.)
+        let credit_expiry = config.credit_expiry.filter(|_| !config.defects.credits_never_expire);
+        ledger.set_terms(Terms { clock, credit_expiry });
         let limiter = Limiter::new(config.free);
         let mut keys = HashMap::with_capacity(config.keys.len());
         // The config file seeds keys the ledger does not have; a stored key
@@ -284,7 +288,7 @@ impl Router {
                     Resolution::Removed { .. }
                 )
             })
-            .map(|m| ModelInfo::from(m.as_ref()))
+            .map(|m| ModelInfo::at(m, now))
             .collect();
         json(StatusCode::OK, data(&models))
     }
@@ -295,7 +299,12 @@ impl Router {
             .ledger
             .balance(&key.key)
             .ok_or_else(|| ApiError::Internal("the key has no ledger account".into()))?;
-        let info = KeyInfo::new(&balance, key.byok.is_some(), key.rpm.map(|r| r.get()));
+        let info = KeyInfo::new(
+            &balance,
+            key.byok.is_some(),
+            key.rpm.map(|r| r.get()),
+            self.state.clock.now().as_microsecond(),
+        );
         Ok(json(StatusCode::OK, data(&info)))
     }
 
@@ -328,6 +337,7 @@ impl Router {
                 let raw: AdminCredits = parse_json(body)?;
                 let amount = Picodollars::from_usd_decimal(&raw.amount.0)
                     .map_err(|e| ApiError::BadRequest(format!("`amount`: {e}")))?;
+                let amount = self.purchase("amount", amount)?;
                 let key = self.known_key(key)?;
                 self.state
                     .ledger
@@ -359,8 +369,13 @@ impl Router {
             .ledger
             .balance(&key.key)
             .ok_or_else(|| ApiError::Internal("the key has no ledger account".into()))?;
-        let mut out = serde_json::to_value(KeyInfo::new(&balance, key.byok.is_some(), key.rpm.map(|r| r.get())))
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut out = serde_json::to_value(KeyInfo::new(
+            &balance,
+            key.byok.is_some(),
+            key.rpm.map(|r| r.get()),
+            self.state.clock.now().as_microsecond(),
+        ))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
         out["key"] = serde_json::Value::String(key.key.to_string());
         out["rpm"] = serde_json::json!(key.rpm.map(|n| n.get()));
         out["concurrency"] = serde_json::json!(key.concurrency.map(|n| n.get()));
@@ -375,6 +390,16 @@ impl Router {
             status,
             serde_json::to_vec(&serde_json::json!({"data": out})).unwrap_or_default(),
         ))
+    }
+
+    /// `amount` (of the request's `field`) if it is a purchase the terms
+    /// allow; else a 400 naming the field, the amount and the bounds.
+    fn purchase(&self, field: &str, amount: Picodollars) -> Result<Picodollars, ApiError> {
+        self.state
+            .config
+            .purchases
+            .check(amount)
+            .map_err(|e| ApiError::BadRequest(format!("`{field}`: {e}")))
     }
 
     fn known_key(&self, key: &str) -> Result<Arc<KeyConfig>, ApiError> {
@@ -399,7 +424,12 @@ impl Router {
         if Some(&*key) == self.state.config.operator_key.as_deref() {
             return Err(ApiError::Conflict("that key is the operator key".into()));
         }
-        let credits = usd("credits", &raw.credits)?.unwrap_or_default();
+        // A key created with credits was bought with them; one created
+        // without (or with zero) is bought for later.
+        let credits = match usd("credits", &raw.credits)?.unwrap_or_default() {
+            Picodollars::ZERO => Picodollars::ZERO,
+            credits => self.purchase("credits", credits)?,
+        };
         let change = AdminKeyChange {
             label: Some(raw.label),
             rpm: Some(raw.rpm),

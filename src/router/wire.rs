@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use super::catalog::Model;
 use super::ledger::{Balance, GenerationRecord};
-use super::pricing::Picodollars;
+use super::pricing::{Picodollars, Prices};
 
 /// USD as an exact JSON number (`0.000288`), from picodollars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,13 +29,36 @@ pub struct KeyInfo<'a> {
     pub limit: Usd,
     /// Settled spend, in USD.
     pub usage: Usd,
-    /// What can still be spent: credits − spent − reserved.
+    /// What can still be spent: credits − spent − reserved − expired.
     pub limit_remaining: Usd,
     /// Held by requests in flight.
     pub reserved: Usd,
+    /// What expired purchases had left unspent.
+    pub expired: Usd,
     pub is_free_tier: bool,
     pub is_byok: bool,
     pub rate_limit: Option<RateLimitInfo>,
+    /// The purchases the credits are, oldest first (charges draw from the
+    /// oldest not yet expired).
+    pub purchases: Vec<PurchaseInfo>,
+}
+
+/// One purchase in [`KeyInfo`].
+#[derive(Debug, Serialize)]
+pub struct PurchaseInfo {
+    pub amount: Usd,
+    /// What is left of it to spend; nothing can be spent of it once expired.
+    pub remaining: Usd,
+    pub purchased_at: String,
+    /// `null`: never.
+    pub expires_at: Option<String>,
+    pub expired: bool,
+}
+
+fn calendar(us: i64) -> String {
+    jiff::Timestamp::from_microsecond(us)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Serialize)]
@@ -45,13 +68,27 @@ pub struct RateLimitInfo {
 }
 
 impl<'a> KeyInfo<'a> {
-    pub fn new(balance: &'a Balance, is_byok: bool, rpm: Option<u32>) -> Self {
+    /// The key's information at `now_us` (the router's clock).
+    pub fn new(balance: &'a Balance, is_byok: bool, rpm: Option<u32>, now_us: i64) -> Self {
+        let mut purchases: Vec<_> = balance.purchases.iter().collect();
+        purchases.sort_by_key(|p| p.at_us);
         KeyInfo {
             label: &balance.label,
             limit: Usd(balance.credits),
             usage: Usd(balance.spent),
             limit_remaining: Usd(balance.available),
             reserved: Usd(balance.reserved),
+            expired: Usd(balance.expired),
+            purchases: purchases
+                .into_iter()
+                .map(|p| PurchaseInfo {
+                    amount: Usd(p.amount),
+                    remaining: Usd(p.remaining()),
+                    purchased_at: calendar(p.at_us),
+                    expires_at: p.expires_us.map(calendar),
+                    expired: p.expired(now_us),
+                })
+                .collect(),
             is_free_tier: balance.credits == Picodollars::ZERO,
             is_byok,
             rate_limit: rpm.map(|requests| RateLimitInfo {
@@ -118,6 +155,27 @@ pub struct ModelInfo<'a> {
     pub pricing: ModelPricing,
     /// Set while a deprecation is announced: when it ends and what replaces it.
     pub deprecation: Option<DeprecationInfo<'a>>,
+    /// Price changes announced and not yet in force, in the order they take
+    /// effect; `pricing` is the price now.
+    pub price_changes: Vec<PriceChangeInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PriceChangeInfo {
+    pub at: String,
+    pub announced: String,
+    pub pricing: ModelPricing,
+}
+
+impl ModelPricing {
+    fn of(prices: &Prices) -> Self {
+        ModelPricing {
+            prompt: Usd(prices.prompt.per_token()),
+            completion: Usd(prices.completion.per_token()),
+            input_cache_read: Usd(prices.cache_read.per_token()),
+            input_cache_write: Usd(prices.cache_write.per_token()),
+        }
+    }
 }
 
 /// Prices as OpenRouter lists them: USD per token, as exact decimals.
@@ -136,18 +194,22 @@ pub struct DeprecationInfo<'a> {
     pub replacement: &'a str,
 }
 
-impl<'a> From<&'a Model> for ModelInfo<'a> {
-    fn from(m: &'a Model) -> Self {
+impl<'a> ModelInfo<'a> {
+    /// The model as listed at calendar time `now`.
+    pub fn at(m: &'a Model, now: jiff::Timestamp) -> Self {
         ModelInfo {
             id: &m.id,
             name: &m.id,
             context_length: m.context_length,
-            pricing: ModelPricing {
-                prompt: Usd(m.prices.prompt.per_token()),
-                completion: Usd(m.prices.completion.per_token()),
-                input_cache_read: Usd(m.prices.cache_read.per_token()),
-                input_cache_write: Usd(m.prices.cache_write.per_token()),
-            },
+            pricing: ModelPricing::of(&m.prices_at(now)),
+            price_changes: m
+                .upcoming_changes(now)
+                .map(|c| PriceChangeInfo {
+                    at: c.at.to_string(),
+                    announced: c.announced.to_string(),
+                    pricing: ModelPricing::of(&c.prices),
+                })
+                .collect(),
             deprecation: m.deprecation.as_ref().map(|d| DeprecationInfo {
                 announced: d.announced.to_string(),
                 removed: d.removed.to_string(),

@@ -203,6 +203,7 @@ pub enum CheckKind {
     NoOverdraft,
     KeyLimits,
     FreeQuota,
+    CreditExpiry,
     RetryAfterRespected,
     BackoffJitter,
     RetryLimit,

@@ -55,11 +55,16 @@ pub enum Feature {
     /// Anthropic's Messages API (`POST {api}/messages`) beside chat
     /// completions, for every model: what Claude Code speaks.
     MessagesApi,
+    /// Model prices that change at a scheduled time, a request billed at
+    /// the price in force when it started.
+    PriceSchedule,
+    /// Credits that expire a set time after they were bought.
+    CreditExpiry,
 }
 
 impl Feature {
     /// Every feature, in the order scenarios list them.
-    pub const ALL: [Feature; 12] = [
+    pub const ALL: [Feature; 14] = [
         Feature::PrepaidCredits,
         Feature::GenerationLookup,
         Feature::ReportedCost,
@@ -72,6 +77,8 @@ impl Feature {
         Feature::Byok,
         Feature::ErrorFinishReason,
         Feature::MessagesApi,
+        Feature::PriceSchedule,
+        Feature::CreditExpiry,
     ];
 
     /// The feature in words, for a skip's reason.
@@ -89,6 +96,8 @@ impl Feature {
             Feature::Byok => "bring-your-own-key billing",
             Feature::ErrorFinishReason => "finish_reason \"error\" on a stream that broke",
             Feature::MessagesApi => "Anthropic's Messages API (POST /v1/messages)",
+            Feature::PriceSchedule => "scheduled price changes",
+            Feature::CreditExpiry => "expiring credits",
         }
     }
 
@@ -107,6 +116,8 @@ impl Feature {
             Feature::Byok => "byok",
             Feature::ErrorFinishReason => "error-finish-reason",
             Feature::MessagesApi => "messages-api",
+            Feature::PriceSchedule => "price-schedule",
+            Feature::CreditExpiry => "credit-expiry",
         }
     }
 }

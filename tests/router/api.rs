@@ -187,13 +187,13 @@ async fn the_operator_creates_keys_and_adds_credits() {
             "POST",
             "/api/v1/admin/keys",
             Some("sk-admin"),
-            Some(&json!({"label": "new", "credits": "1"})),
+            Some(&json!({"label": "new", "credits": "6"})),
             &[],
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let key = created.json["data"]["key"].as_str().unwrap().to_string();
-    assert_eq!(picos_at(&created.text, &["data", "limit"]), picos("1"));
+    assert_eq!(picos_at(&created.text, &["data", "limit"]), picos("6"));
     let answer = stack.chat(&key, &hello("anthropic/claude-sonnet-4")).await;
     assert_eq!(answer.status, StatusCode::OK, "the new key works: {}", answer.text);
     let cost = picos_at(&answer.text, &["usage", "cost"]);
@@ -210,7 +210,7 @@ async fn the_operator_creates_keys_and_adds_credits() {
         .await;
     assert_eq!(topped.status, StatusCode::OK, "{}", topped.text);
     let (credits, spent, available) = stack.money(&key).await;
-    assert_eq!((credits, spent, available), (picos("6"), cost, picos("6") - cost));
+    assert_eq!((credits, spent, available), (picos("11"), cost, picos("11") - cost));
     assert_eq!(stack.key_info(&key).await["label"], "new");
 
     // A chosen key, under the other prefix; the same key twice is a conflict.
@@ -219,12 +219,12 @@ async fn the_operator_creates_keys_and_adds_credits() {
             "POST",
             "/v1/admin/keys",
             Some("sk-admin"),
-            Some(&json!({"key": "sk-chosen", "credits": "0.5"})),
+            Some(&json!({"key": "sk-chosen", "credits": "5.5"})),
             &[],
         )
         .await;
     assert_eq!(chosen.status, StatusCode::CREATED, "{}", chosen.text);
-    assert_eq!(stack.money("sk-chosen").await, (picos("0.5"), 0, picos("0.5")));
+    assert_eq!(stack.money("sk-chosen").await, (picos("5.5"), 0, picos("5.5")));
     let again = stack
         .send(
             "POST",
@@ -238,7 +238,7 @@ async fn the_operator_creates_keys_and_adds_credits() {
     assert_error_shape(again.status, &again.json, &again.text);
     assert_eq!(
         stack.money("sk-chosen").await,
-        (picos("0.5"), 0, picos("0.5")),
+        (picos("5.5"), 0, picos("5.5")),
         "unchanged by the conflict"
     );
 

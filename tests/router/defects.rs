@@ -103,6 +103,8 @@ fn names_are_in_order_and_unknown_names_list_them() {
             "misreport-usage",
             "no-retry-after-on-limits",
             "openai-errors-on-messages",
+            "bill-at-end-price",
+            "credits-never-expire",
         ]
     );
     let mut defects = Defects::default();

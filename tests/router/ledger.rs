@@ -293,7 +293,7 @@ async fn keys_made_through_the_admin_routes_survive_a_kill_9_and_a_clean_stop() 
         "POST",
         "/api/v1/admin/keys/sk-new/credits",
         "sk-operator",
-        Some(json!({"amount": "2"})),
+        Some(json!({"amount": "6"})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
@@ -317,8 +317,30 @@ async fn keys_made_through_the_admin_routes_survive_a_kill_9_and_a_clean_stop() 
         let (status, text) = get(&http, &router, "/api/v1/key", "sk-new").await;
         assert_eq!(status, StatusCode::OK, "{round}: {text}");
         assert_eq!(field(&text, &["data", "label"]), json!("renamed"), "{round}");
-        assert_eq!(picos_at(&text, &["data", "limit"]), picos("7"), "{round}");
+        assert_eq!(picos_at(&text, &["data", "limit"]), picos("11"), "{round}");
         assert_eq!(picos_at(&text, &["data", "usage"]), paid, "{round}");
+        // The purchases, and what charges drew from each (the oldest first), are kept.
+        assert_eq!(
+            picos_at(&text, &["data", "purchases", "0", "amount"]),
+            picos("5"),
+            "{round}: {text}"
+        );
+        assert_eq!(
+            picos_at(&text, &["data", "purchases", "1", "amount"]),
+            picos("6"),
+            "{round}: {text}"
+        );
+        assert_eq!(
+            picos_at(&text, &["data", "purchases", "0", "remaining"])
+                + picos_at(&text, &["data", "purchases", "1", "remaining"]),
+            picos("11") - paid,
+            "{round}: {text}"
+        );
+        assert_eq!(
+            picos_at(&text, &["data", "purchases", "1", "remaining"]),
+            picos("6"),
+            "{round}: {text}"
+        );
         let (status, text) = get(&http, &router, "/api/v1/admin/keys/sk-new", "sk-operator").await;
         assert_eq!(status, StatusCode::OK, "{round}: {text}");
         assert_eq!(
@@ -366,7 +388,11 @@ async fn keys_made_through_the_admin_routes_survive_a_kill_9_and_a_clean_stop() 
 async fn admin_input_that_could_never_work_is_a_4xx_with_the_reason() {
     let dir = TempDir::new("ledger-admin-input");
     let toml = router_toml("mock:oai", "mock:ant", &dir.join("ledger.redb"))
-        .replace("[router]\n", "[router]\noperator-key = \"sk-operator\"\n");
+        // Purchases up to 9 million USD, to reach the overflow.
+        .replace(
+            "[router]\n",
+            "[router]\noperator-key = \"sk-operator\"\npurchase-max = \"9000000\"\n",
+        );
     let stack = Stack::start(&format!("{LEDGER_MOCKS}\n{toml}")).await;
     let admin = async |method: &str, path: &str, body: serde_json::Value| {
         stack.send(method, path, Some("sk-operator"), Some(&body), &[]).await

@@ -211,7 +211,7 @@ async fn the_free_daily_quota_renews_at_midnight_on_the_warped_clock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_that_bought_10_usd_gets_the_higher_daily_quota() {
     let stack = stack(
-        "clock = { start = \"2026-01-01T12:00:00Z\" }\n[router.free]\nper-minute = 1000\nper-day = 2\nper-day-after-purchase = 4\n",
+        "clock = { start = \"2026-01-01T12:00:00Z\" }\npurchase-min = \"0.01\"\n[router.free]\nper-minute = 1000\nper-day = 2\nper-day-after-purchase = 4\n",
         "[[router.keys]]\nkey = \"sk-rich\"\ncredits = \"10\"\n[[router.keys]]\nkey = \"sk-almost\"\ncredits = \"9.99\"\n",
     )
     .await;

@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod messages;
 mod slow_clients;
+mod terms;
 
 mod smoke {
     use serde_json::json;

@@ -1,5 +1,6 @@
 //! Money and key limits: `billing-exact`, `balance-delta`,
-//! `generation-agrees`, `no-overdraft`, `key-limits`.
+//! `generation-agrees`, `no-overdraft`, `key-limits`, `free-quota`,
+//! `credit-expiry`.
 
 use std::collections::BTreeMap;
 
@@ -44,7 +45,9 @@ pub fn no_charge_on_failure(ix: &Index<'_>) -> CheckResult {
 }
 
 /// `billing-exact`: every answer's reported cost equals, to the picodollar,
-/// the price of the model that served it × the usage the mock reported for
+/// the price of the model that served it (the price in force when the
+/// request was sent: a scheduled change applies to requests sent after it,
+/// and those sent within the clock margin of it are not judged) × the usage the mock reported for
 /// the attempt that served it (cache reads and writes at their own prices,
 /// uncached prompt = all prompt tokens less both), zero for no completion
 /// token or a `finish_reason: "error"` ending, the BYOK fee when the key's
@@ -59,6 +62,9 @@ pub fn exact(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
             continue;
         }
         if !byok && is_byok(router, ix, r) {
+            continue;
+        }
+        if near_price_change(ix, router, r) {
             continue;
         }
         v.judged();
@@ -157,7 +163,9 @@ pub fn expected_charge(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord)
     if usage.completion_tokens == 0 || r.conformance.finish_reason.as_deref() == Some("error") {
         return Ok(Picodollars::ZERO);
     }
-    let p = &model.prices;
+    // The prices in force when the request was sent (the router's clock).
+    let (sent_at_us, _) = super::calendar_us(ix, router, r.sent_us);
+    let p = &model.prices_at(calendar_time(sent_at_us));
     let uncached = usage
         .prompt_tokens
         .saturating_sub(usage.cache_read_tokens)
@@ -181,6 +189,24 @@ pub fn expected_charge(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord)
     } else {
         Ok(cost)
     }
+}
+
+/// A calendar time from Unix microseconds.
+fn calendar_time(us: f64) -> jiff::Timestamp {
+    jiff::Timestamp::from_microsecond(us as i64).unwrap_or(jiff::Timestamp::MAX)
+}
+
+/// Whether `r` was sent too close to a price change of a model that may
+/// have served it to say which price applied (see
+/// [`super::CLOCK_MARGIN_US`]).
+fn near_price_change(ix: &Index<'_>, router: &RouterConfig, r: &RequestRecord) -> bool {
+    let (sent_at_us, margin) = super::calendar_us(ix, router, r.sent_us);
+    let named = r.model.as_deref().and_then(|m| router.catalog.get(m));
+    named
+        .into_iter()
+        .chain(asked_models(router, ix, r))
+        .flat_map(|m| m.price_changes.iter())
+        .any(|c| (c.at.as_microsecond() as f64 - sent_at_us).abs() < margin)
 }
 
 /// The charges the client was told of, summed per key of the mix.
@@ -416,4 +442,47 @@ pub fn free_quota(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
         }
     }
     v.finish("free-model requests")
+}
+
+/// `credit-expiry`: under a router's `credit-expiry-days`, the credits a
+/// key of the config file was given (bought as the router started) expire
+/// that long after, and with them everything the key could spend: each
+/// request of such a key sent after the expiry (by the router's warped
+/// clock, beyond the clock margin) is refused with 402 and reports no
+/// charge. Keys without credits are left out, and so is a router whose
+/// credits never expire.
+pub fn credit_expiry(ix: &Index<'_>, router: &RouterConfig) -> CheckResult {
+    let mut v = Judging::new("credit-expiry");
+    let Some(expiry) = router.credit_expiry else {
+        return v.finish("requests after their credits expired");
+    };
+    let (started_us, margin) = super::calendar_us(ix, router, ix.ev.router_started_us);
+    let expires_us = started_us + expiry.as_micros() as f64;
+    for r in ix.ev.records {
+        let Some(mix) = ix.mix(r) else { continue };
+        let credited = router
+            .keys
+            .iter()
+            .any(|k| *k.key == *mix.key && k.credits > Picodollars::ZERO);
+        let (sent_us, _) = super::calendar_us(ix, router, r.sent_us);
+        if !credited || r.status == 0 || sent_us < expires_us + margin {
+            continue;
+        }
+        v.judged();
+        if r.status != 402 {
+            v.offend(&r.id, || {
+                format!(
+                    "status {} for key `{}` {:.2} days after its credits expired, not 402",
+                    r.status,
+                    mix.key,
+                    (sent_us - expires_us) / 86_400e6
+                )
+            });
+        } else if let Ok(Some(p)) = charged(ix, r)
+            && p != Picodollars::ZERO
+        {
+            v.offend(&r.id, || format!("a 402 reports a charge of {}", show(p)));
+        }
+    }
+    v.finish("requests after their credits expired")
 }

@@ -153,10 +153,31 @@ pub fn broke_mid_stream(a: &Record) -> bool {
 /// Why a check judged nothing, when the scenario did not exercise it.
 pub(super) const UNEXERCISED: &str = "the scenario did not exercise this";
 
+/// The features a scenario is about, whatever its checks: a scenario that
+/// speaks the Messages API, crosses a scheduled price change or lets
+/// credits expire judges nothing of a router that does not claim the
+/// feature (its answers would be judged by rules it never took on).
+fn exercised(index: &Index<'_>) -> Vec<Feature> {
+    let scenario = index.ev.scenario;
+    let mut features = Vec::new();
+    if scenario.mix.iter().any(|m| m.api == Api::Messages) {
+        features.push(Feature::MessagesApi);
+    }
+    if let Some(router) = index.ev.router {
+        if router.catalog.models().iter().any(|m| !m.price_changes.is_empty()) {
+            features.push(Feature::PriceSchedule);
+        }
+        if router.credit_expiry.is_some() {
+            features.push(Feature::CreditExpiry);
+        }
+    }
+    features
+}
+
 /// The router feature a check needs, beyond answering requests.
 fn needs(check: &Conformance) -> Option<Feature> {
     match check {
-        Conformance::NoOverdraft { .. } => Some(Feature::PrepaidCredits),
+        Conformance::NoOverdraft { .. } | Conformance::CreditExpiry => Some(Feature::PrepaidCredits),
         Conformance::GenerationAgrees => Some(Feature::GenerationLookup),
         Conformance::BillingExact | Conformance::NoChargeOnFailure => Some(Feature::ReportedCost),
         Conformance::BalanceDelta => Some(Feature::SpendReadout),
@@ -177,10 +198,11 @@ fn needs(check: &Conformance) -> Option<Feature> {
 /// (a skip that says what it saw) stays skipped either way.
 pub fn judge(check: &Conformance, index: &Index<'_>) -> CheckResult {
     let profile = index.ev.scenario.target.profile();
-    // A scenario that speaks the Messages API judges nothing of a router
-    // that does not claim to serve it.
-    let messages = (index.ev.scenario.mix.iter().any(|m| m.api == Api::Messages)).then_some(Feature::MessagesApi);
-    if let Some(feature) = messages.into_iter().chain(needs(check)).find(|f| !profile.has(*f)) {
+    if let Some(feature) = exercised(index)
+        .into_iter()
+        .chain(needs(check))
+        .find(|f| !profile.has(*f))
+    {
         return CheckResult {
             detail: format!("the {} profile's routers lack {}", profile.name, feature.name()),
             verdict: CheckVerdict::Skip,
@@ -264,6 +286,7 @@ fn judge_evidence(check: &Conformance, index: &Index<'_>) -> CheckResult {
         (Conformance::NoOverdraft { keys }, _) => billing::no_overdraft(index, keys),
         (Conformance::KeyLimits, Some(r)) => billing::key_limits(index, r),
         (Conformance::FreeQuota, Some(r)) => billing::free_quota(index, r),
+        (Conformance::CreditExpiry, Some(r)) => billing::credit_expiry(index, r),
         (Conformance::RetryAfterRespected, _) => retries::retry_after_respected(index),
         (Conformance::BackoffJitter, Some(r)) => retries::backoff_jitter(index, r),
         (Conformance::RetryLimit, Some(r)) => retries::retry_limit(index, r),

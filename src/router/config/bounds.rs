@@ -17,6 +17,10 @@ pub const CLOCK_SPEED: Range = Range::new(0.001, 10_000_000.0, "times real time"
 /// A key's requests a minute (the `:free` models' too): up to 10 million a second.
 pub const PER_MINUTE: Count = Count::new(1, 600_000_000, "per minute");
 /// The `:free` models' requests a day.
+/// A purchase of credits lasts at most a hundred years.
+pub const CREDIT_EXPIRY_DAYS: Count = Count::new(1, 36_525, "days");
+/// Notice of a price change: up to ten years.
+pub const PRICE_NOTICE_DAYS: Count = Count::new(0, 3_650, "days");
 pub const PER_DAY: Count = Count::new(0, 1_000_000_000, "per day");
 /// A key's requests in flight per model.
 pub const CONCURRENCY: Count = Count::new(1, 1_000_000, "requests in flight");

@@ -65,16 +65,104 @@ pub(super) struct Account {
     pub(super) money: Mutex<Money>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// Adds `draws` (from [`Money::plan_draw`]) to the purchases' `used`; the
+/// index of a draw that names no purchase is the error.
+pub(super) fn apply_draws(purchases: &mut [Purchase], draws: &[(u32, Picodollars)]) -> Result<(), u32> {
+    for &(index, amount) in draws {
+        let purchase = usize::try_from(index)
+            .ok()
+            .and_then(|i| purchases.get_mut(i))
+            .ok_or(index)?;
+        purchase.used += amount;
+    }
+    Ok(())
+}
+
+/// One purchase of credits: the terms make credits expire a while after
+/// they were bought (OpenRouter's "may expire after 12 months"), so a key's
+/// credits are the purchases it made, each with its date and what of it was
+/// spent. Charges draw from the oldest purchase not yet expired; what an
+/// expired purchase had left is no longer available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purchase {
+    /// When it was bought, microseconds since the Unix epoch (the router's clock).
+    pub at_us: i64,
+    /// When it expires (microseconds since the Unix epoch); `None` never.
+    /// Fixed when it is bought, by the terms then in force.
+    pub expires_us: Option<i64>,
+    pub amount: Picodollars,
+    /// What charges drew from it.
+    pub used: Picodollars,
+}
+
+impl Purchase {
+    /// Whether it has expired at `now_us`.
+    pub fn expired(&self, now_us: i64) -> bool {
+        self.expires_us.is_some_and(|expires| expires <= now_us)
+    }
+
+    /// What is left of it to spend (expired or not).
+    pub fn remaining(&self) -> Picodollars {
+        (self.amount - self.used).max(Picodollars::ZERO)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 pub(super) struct Money {
+    /// The sum of the purchases' amounts.
     pub(super) credits: Picodollars,
     pub(super) spent: Picodollars,
     pub(super) reserved: Picodollars,
+    /// In the order they were made (a draw names one by its index).
+    pub(super) purchases: Vec<Purchase>,
 }
 
 impl Money {
-    pub(super) fn available(&self) -> Picodollars {
-        self.credits - self.spent - self.reserved
+    /// `credits − spent − reserved`, less what expired purchases had left at `now_us`.
+    pub(super) fn available(&self, now_us: i64) -> Picodollars {
+        self.credits - self.spent - self.reserved - self.expired(now_us)
+    }
+
+    /// What expired purchases had left unspent at `now_us`.
+    pub(super) fn expired(&self, now_us: i64) -> Picodollars {
+        self.purchases
+            .iter()
+            .filter(|p| p.expired(now_us))
+            .fold(Picodollars::ZERO, |sum, p| sum + p.remaining())
+    }
+
+    /// What a charge of `amount` at `now_us` draws from each purchase, by
+    /// index: from those not expired, oldest first (by date, then by order).
+    /// What no purchase can cover (an overdraft) is drawn from none.
+    pub(super) fn plan_draw(&self, amount: Picodollars, now_us: i64) -> Vec<(u32, Picodollars)> {
+        let mut order: Vec<usize> = (0..self.purchases.len())
+            .filter(|&i| !self.purchases[i].expired(now_us) && self.purchases[i].remaining() > Picodollars::ZERO)
+            .collect();
+        order.sort_by_key(|&i| (self.purchases[i].at_us, i));
+        let mut left = amount;
+        let mut draws = Vec::new();
+        for i in order {
+            if left <= Picodollars::ZERO {
+                break;
+            }
+            let taken = self.purchases[i].remaining().min(left);
+            left -= taken;
+            draws.push((u32::try_from(i).unwrap_or(u32::MAX), taken));
+        }
+        draws
+    }
+
+    /// Buys `amount` at `at_us`, expiring at `expires_us`; nothing for zero.
+    pub(super) fn buy(&mut self, amount: Picodollars, at_us: i64, expires_us: Option<i64>) {
+        if amount > Picodollars::ZERO {
+            self.credits += amount;
+            self.purchases.push(Purchase {
+                at_us,
+                expires_us,
+                amount,
+                used: Picodollars::ZERO,
+            });
+        }
     }
 }
 
@@ -91,19 +179,21 @@ impl Account {
         Arc::clone(&read(&self.settings))
     }
 
-    pub(super) fn balance_of(&self, money: &Money) -> Balance {
+    pub(super) fn balance_of(&self, money: &Money, now_us: i64) -> Balance {
         Balance {
             label: read(&self.settings).label.clone(),
             credits: money.credits,
             spent: money.spent,
             reserved: money.reserved,
-            available: money.available(),
+            expired: money.expired(now_us),
+            available: money.available(now_us),
+            purchases: money.purchases.clone(),
         }
     }
 
-    pub(super) fn balance(&self) -> Balance {
-        let money = *lock(&self.money);
-        self.balance_of(&money)
+    pub(super) fn balance(&self, now_us: i64) -> Balance {
+        let money = lock(&self.money);
+        self.balance_of(&money, now_us)
     }
 }
 
@@ -148,7 +238,7 @@ impl Ledger {
         initial: Picodollars,
     ) -> Result<(Balance, Arc<KeySettings>), LedgerError> {
         if let Some(account) = self.account(key) {
-            return Ok((account.balance(), account.settings()));
+            return Ok((account.balance(self.now_us()), account.settings()));
         }
         self.insert_account(key, settings, initial, true).await
     }
@@ -186,7 +276,7 @@ impl Ledger {
             })?;
             *current = Arc::new(settings);
             drop(current);
-            (account.balance(), seq)
+            (account.balance(self.now_us()), seq)
         };
         self.wait_durable(seq).await?;
         Ok(balance)
@@ -215,26 +305,27 @@ impl Ledger {
         self.check_amount(key, credits)?;
         let encoded = settings.encode()?;
         let settings = Arc::new(settings);
+        let (at_us, expires_us) = self.purchase_dates();
         let (balance, seq) = {
             let mut accounts = write(&self.inner.accounts);
             if let Some(account) = accounts.get(key) {
                 if existing_ok {
-                    return Ok((account.balance(), account.settings()));
+                    return Ok((account.balance(at_us), account.settings()));
                 }
                 return Err(LedgerError::AccountExists { key: key.to_string() });
             }
             let key: Arc<str> = key.into();
-            let money = Money {
-                credits,
-                ..Money::default()
-            };
+            let mut money = Money::default();
+            money.buy(credits, at_us, expires_us);
             let account = Account::new(Arc::clone(&key), Arc::clone(&settings), money);
+            let balance = account.balance(at_us);
             let seq = self.enqueue(|| Op::Create {
                 key: Arc::clone(&key),
                 settings: encoded,
                 credits,
+                at_us,
+                expires_us,
             })?;
-            let balance = account.balance_of(&money);
             accounts.insert(key, account);
             (balance, seq)
         };
@@ -247,18 +338,21 @@ impl Ledger {
     pub async fn add_credits(&self, key: &str, amount: Picodollars) -> Result<Balance, LedgerError> {
         self.check_amount(key, amount)?;
         let account = self.known_account(key)?;
+        let (at_us, expires_us) = self.purchase_dates();
         let (balance, seq) = {
             let mut money = lock(&account.money);
-            let credits = money
+            money
                 .credits
                 .checked_add(amount)
                 .map_err(|_| LedgerError::Overflow { key: key.to_string() })?;
             let seq = self.enqueue(|| Op::AddCredits {
                 key: Arc::clone(&account.key),
                 amount,
+                at_us,
+                expires_us,
             })?;
-            money.credits = credits;
-            (account.balance_of(&money), seq)
+            money.buy(amount, at_us, expires_us);
+            (account.balance_of(&money, at_us), seq)
         };
         self.wait_durable(seq).await?;
         Ok(balance)
@@ -270,9 +364,10 @@ impl Ledger {
     pub fn reserve(&self, key: &str, amount: Picodollars) -> Result<Reservation, LedgerError> {
         self.check_amount(key, amount)?;
         let account = self.known_account(key)?;
+        let now_us = self.now_us();
         {
             let mut money = lock(&account.money);
-            let available = money.available();
+            let available = money.available(now_us);
             if amount > available {
                 return Err(LedgerError::Insufficient {
                     key: key.to_string(),
@@ -306,9 +401,17 @@ impl Ledger {
         })
     }
 
+    /// Everything the key ever bought (expired purchases included), or
+    /// `None` for an unknown key: what the free quota's purchase threshold
+    /// reads on every request, without copying the purchases.
+    pub fn purchased(&self, key: &str) -> Option<Picodollars> {
+        self.account(key).map(|account| lock(&account.money).credits)
+    }
+
     /// The key's balance now, or `None` for an unknown key.
     pub fn balance(&self, key: &str) -> Option<Balance> {
-        self.account(key).map(|account| account.balance())
+        let now_us = self.now_us();
+        self.account(key).map(|account| account.balance(now_us))
     }
 
     /// Refuses a negative amount, and any write once the ledger is closed or failed.

@@ -24,8 +24,9 @@ use crate::router::pricing::Picodollars;
 
 /// The most operations the writer puts in one group.
 pub const MAX_BATCH: usize = 1024;
-/// The layout of the ledger file this version reads and writes.
-pub const FORMAT: u64 = 2;
+/// The layout of the ledger file this version reads and writes. Format 3
+/// added the dated purchases to the account row (and to the log's records).
+pub const FORMAT: u64 = 3;
 /// The redb page cache: the ledger reads little once open.
 const CACHE_BYTES: usize = 16 << 20;
 /// The applier checkpoints (makes the redb file durable) this long after
@@ -67,6 +68,8 @@ pub enum StoreFailure {
     MissingAccount { key: Arc<str> },
     #[error("the stored row of `{key}` is damaged: {cause}")]
     Damaged { key: String, cause: DecodeError },
+    #[error("a charge to account `{key}` draws from its purchase {index}, which it does not have")]
+    NoPurchase { key: Arc<str>, index: u32 },
     #[error("cannot set a transaction's durability: {0}")]
     Durability(String),
     #[error("the writer thread stopped unexpectedly")]
@@ -114,21 +117,29 @@ struct Queue {
 /// A write for the store. Settings are [`KeySettings`] as JSON.
 #[derive(Debug)]
 pub(super) enum Op {
+    /// `credits` (if not zero) are its first purchase, made at `at_us`.
     Create {
         key: Arc<str>,
         settings: Vec<u8>,
         credits: Picodollars,
+        at_us: i64,
+        expires_us: Option<i64>,
     },
+    /// A purchase.
     AddCredits {
         key: Arc<str>,
         amount: Picodollars,
+        at_us: i64,
+        expires_us: Option<i64>,
     },
+    /// `draws`: what the charge took from each purchase, by index.
     Settle {
         key: Arc<str>,
         id: Arc<str>,
         charged: Picodollars,
         uncollected: Picodollars,
         record: Vec<u8>,
+        draws: Vec<(u32, Picodollars)>,
     },
     Settings {
         key: Arc<str>,
@@ -557,7 +568,9 @@ fn read_meta(db: &Database, path: &Path) -> Result<Meta, LedgerError> {
     if format != FORMAT {
         return Err(damaged(
             path,
-            format!("it is a ledger of format {format}; this gauntlet reads format {FORMAT}"),
+            format!(
+                "it is a ledger of format {format}; this gauntlet reads format {FORMAT} only (format 3 dates each purchase of credits); keep the gauntlet that wrote it, or start a new ledger"
+            ),
         ));
     }
     Ok(Meta {
@@ -586,7 +599,12 @@ fn verify(db: &Database, path: &Path, depth: Depth, stored: &mut Bloom) -> Resul
         let (key, value) = row.map_err(|e| damaged(path, format!("its accounts cannot be read: {e}")))?;
         let key_bytes = key.value();
         let shown = String::from_utf8_lossy(key_bytes).into_owned();
-        let (credits, spent, settings) = match codec::decode_account(key_bytes, value.value()) {
+        let codec::AccountRow {
+            credits,
+            spent,
+            purchases,
+            settings,
+        } = match codec::decode_account(key_bytes, value.value()) {
             Ok(decoded) => decoded,
             Err(cause) => {
                 report
@@ -604,6 +622,7 @@ fn verify(db: &Database, path: &Path, depth: Depth, stored: &mut Bloom) -> Resul
                 continue;
             }
         };
+        check_purchases(&shown, credits, spent, &purchases, &mut report.problems);
         index.insert(shown.clone(), accounts.len());
         accounts.push(AccountCheck {
             key: shown,
@@ -667,6 +686,39 @@ fn verify(db: &Database, path: &Path, depth: Depth, stored: &mut Bloom) -> Resul
     Ok(report)
 }
 
+/// The purchases of an account add up to its credits, and what charges
+/// drew from them to no more than it spent (an overdraft is drawn from
+/// none) and no more than each purchase.
+fn check_purchases(
+    key: &str,
+    credits: Picodollars,
+    spent: Picodollars,
+    purchases: &[super::Purchase],
+    problems: &mut Vec<String>,
+) {
+    let bought = purchases.iter().fold(Picodollars::ZERO, |sum, p| sum + p.amount);
+    let used = purchases.iter().fold(Picodollars::ZERO, |sum, p| sum + p.used);
+    if bought != credits {
+        problems.push(format!(
+            "account `{key}` has {credits} in credits but its {} purchases add up to {bought}",
+            purchases.len()
+        ));
+    }
+    if used > spent {
+        problems.push(format!(
+            "account `{key}` spent {spent} but drew {used} from its purchases"
+        ));
+    }
+    for (i, p) in purchases.iter().enumerate() {
+        if p.used < Picodollars::ZERO || p.used > p.amount || p.amount <= Picodollars::ZERO {
+            problems.push(format!(
+                "purchase {i} of account `{key}` is of {} but {} of it was used",
+                p.amount, p.used
+            ));
+        }
+    }
+}
+
 /// Holds a generation's record to its row.
 fn check_record(id: &str, row: &codec::GenerationRow<'_>, problems: &mut Vec<String>) {
     match serde_json::from_slice::<GenerationRecord>(row.record) {
@@ -701,14 +753,15 @@ fn read_accounts(db: &Database, path: &Path) -> Result<HashMap<Arc<str>, Arc<Acc
         let shown = String::from_utf8_lossy(key.value()).into_owned();
         let bad = |cause: DecodeError| damaged(path, format!("the row of account `{shown}` is damaged: {cause}"));
         let key_text = codec::text(key.value()).map_err(bad)?;
-        let (credits, spent, settings) = codec::decode_account(key.value(), value.value()).map_err(bad)?;
+        let row = codec::decode_account(key.value(), value.value()).map_err(bad)?;
         let settings: KeySettings =
-            serde_json::from_slice(settings).map_err(|e| bad(DecodeError::Json(e.to_string())))?;
+            serde_json::from_slice(row.settings).map_err(|e| bad(DecodeError::Json(e.to_string())))?;
         let key: Arc<str> = key_text.into();
         let money = Money {
-            credits,
-            spent,
+            credits: row.credits,
+            spent: row.spent,
             reserved: Picodollars::ZERO,
+            purchases: row.purchases,
         };
         accounts.insert(Arc::clone(&key), Account::new(key, Arc::new(settings), money));
     }
@@ -1194,6 +1247,10 @@ fn redb_failure<E: Into<redb::Error>>(during: &'static str) -> impl FnOnce(E) ->
 struct AccountChange<'a> {
     credits: Picodollars,
     spent: Picodollars,
+    /// Purchases made, in order.
+    purchases: Vec<super::Purchase>,
+    /// What charges drew from the purchases, by index.
+    draws: Vec<(u32, Picodollars)>,
     /// The last settings the batch sets.
     settings: Option<&'a [u8]>,
 }
@@ -1216,25 +1273,51 @@ fn apply(db: &Database, batch: &[Op], last_seq: u64, durability: Durability) -> 
         let mut changes: HashMap<&Arc<str>, AccountChange<'_>> = HashMap::new();
         for op in batch {
             match op {
-                Op::Create { key, settings, credits } => {
+                Op::Create {
+                    key,
+                    settings,
+                    credits,
+                    at_us,
+                    expires_us,
+                } => {
                     let exists = accounts
                         .get(key.as_bytes())
                         .map_err(redb_failure("read an account"))?
                         .is_some();
                     if !exists {
-                        let row = codec::encode_account(key, *credits, Picodollars::ZERO, settings);
+                        let mut money = Money::default();
+                        money.buy(*credits, *at_us, *expires_us);
+                        let row =
+                            codec::encode_account(key, money.credits, Picodollars::ZERO, &money.purchases, settings);
                         accounts
                             .insert(key.as_bytes(), row.as_slice())
                             .map_err(redb_failure("write an account"))?;
                     }
                 }
-                Op::AddCredits { key, amount } => changes.entry(key).or_default().credits += *amount,
+                Op::AddCredits {
+                    key,
+                    amount,
+                    at_us,
+                    expires_us,
+                } => {
+                    let change = changes.entry(key).or_default();
+                    change.credits += *amount;
+                    if *amount > Picodollars::ZERO {
+                        change.purchases.push(super::Purchase {
+                            at_us: *at_us,
+                            expires_us: *expires_us,
+                            amount: *amount,
+                            used: Picodollars::ZERO,
+                        });
+                    }
+                }
                 Op::Settle {
                     key,
                     id,
                     charged,
                     uncollected,
                     record,
+                    draws,
                 } => {
                     // A settle replayed from the log onto a file that has it
                     // already is not charged twice.
@@ -1250,38 +1333,44 @@ fn apply(db: &Database, batch: &[Op], last_seq: u64, durability: Durability) -> 
                         .insert(id.as_bytes(), row.as_slice())
                         .map_err(redb_failure("write a generation"))?;
                     if *charged > Picodollars::ZERO {
-                        changes.entry(key).or_default().spent += *charged;
+                        let change = changes.entry(key).or_default();
+                        change.spent += *charged;
+                        change.draws.extend_from_slice(draws);
                     }
                 }
                 Op::Settings { key, settings } => changes.entry(key).or_default().settings = Some(settings),
             }
         }
-        for (
-            key,
-            AccountChange {
-                credits,
-                spent,
-                settings,
-            },
-        ) in changes
-        {
+        for (key, change) in changes {
             let row = accounts
                 .get(key.as_bytes())
                 .map_err(redb_failure("read an account"))?
                 .map(|row| {
                     codec::decode_account(key.as_bytes(), row.value())
-                        .map(|(c, s, settings)| (c, s, settings.to_vec()))
+                        .map(|row| (row.credits, row.spent, row.purchases, row.settings.to_vec()))
                         .map_err(|cause| StoreFailure::Damaged {
                             key: key.to_string(),
                             cause,
                         })
                 })
                 .transpose()?;
-            let Some((old_credits, old_spent, old_settings)) = row else {
+            let Some((old_credits, old_spent, mut purchases, old_settings)) = row else {
                 return Err(StoreFailure::MissingAccount { key: Arc::clone(key) });
             };
-            let settings = settings.unwrap_or(&old_settings);
-            let row = codec::encode_account(key, old_credits + credits, old_spent + spent, settings);
+            // Purchases first: a charge in the batch may draw from one made in it.
+            purchases.extend(change.purchases);
+            super::account::apply_draws(&mut purchases, &change.draws).map_err(|index| StoreFailure::NoPurchase {
+                key: Arc::clone(key),
+                index,
+            })?;
+            let settings = change.settings.unwrap_or(&old_settings);
+            let row = codec::encode_account(
+                key,
+                old_credits + change.credits,
+                old_spent + change.spent,
+                &purchases,
+                settings,
+            );
             accounts
                 .insert(key.as_bytes(), row.as_slice())
                 .map_err(redb_failure("write an account"))?;
@@ -1333,10 +1422,22 @@ pub(super) fn rewrite_account_for_test(
     {
         let mut accounts = txn.open_table(ACCOUNTS).unwrap();
         let row = accounts.get(key.as_bytes()).unwrap().unwrap().value().to_vec();
-        let (credits, spent, settings) = codec::decode_account(key.as_bytes(), &row).unwrap();
-        let (credits, spent) = change(credits, spent);
-        let row = codec::encode_account(key, credits, spent, settings);
+        let old = codec::decode_account(key.as_bytes(), &row).unwrap();
+        let (credits, spent) = change(old.credits, old.spent);
+        let row = codec::encode_account(key, credits, spent, &old.purchases, old.settings);
         accounts.insert(key.as_bytes(), row.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+/// Marks a closed ledger as of another format.
+#[cfg(test)]
+pub(super) fn set_format_for_test(path: &Path, format: u64) {
+    let db = Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut meta = txn.open_table(META).unwrap();
+        meta.insert(META_FORMAT, format).unwrap();
     }
     txn.commit().unwrap();
 }

@@ -58,7 +58,7 @@ fn record(id: &str, cost: i64) -> GenerationRecord {
 fn assert_conserved(balance: &Balance) {
     assert_eq!(
         balance.credits,
-        balance.spent + balance.reserved + balance.available,
+        balance.spent + balance.reserved + balance.expired + balance.available,
         "{balance:?}"
     );
     assert!(balance.available >= Picodollars::ZERO, "{balance:?}");
@@ -468,6 +468,8 @@ async fn a_failed_commit_fails_the_ledger() {
         .enqueue(|| Op::AddCredits {
             key: "ghost".into(),
             amount: p(1),
+            at_us: 0,
+            expires_us: None,
         })
         .unwrap();
     let _ = ledger.wait_durable(seq).await;
@@ -909,4 +911,151 @@ async fn a_spent_that_is_not_the_sum_of_its_charges_is_refused_and_shown_by_the_
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     let account = &report.accounts[0];
     assert_eq!((account.spent, account.charged, account.generations), (p(41), p(40), 1));
+}
+
+/// Terms whose clock stands (almost) still at `at`, with purchases lasting
+/// `days`: a test "warps" by setting terms at a later time.
+fn terms_at(at: &str, days: Option<i64>) -> Terms {
+    Terms {
+        clock: crate::router::clock::CalendarClock::warped(at.parse().unwrap(), 0.001).unwrap(),
+        credit_expiry: days.map(|d| jiff::SignedDuration::from_hours(d * 24)),
+    }
+}
+
+/// (amount, used, expires) of each purchase.
+fn purchases(ledger: &Ledger, key: &str) -> Vec<(Picodollars, Picodollars, Option<String>)> {
+    let show = |us: i64| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
+    ledger
+        .balance(key)
+        .unwrap()
+        .purchases
+        .iter()
+        .map(|p| (p.amount, p.used, p.expires_us.map(show)))
+        .collect()
+}
+
+/// Spends `cost` through a reservation of it.
+async fn spend(ledger: &Ledger, key: &str, id: &str, cost: i64) -> Settlement {
+    ledger
+        .settle(ledger.reserve(key, p(cost)).unwrap(), record(id, cost))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn purchases_expire_and_charges_draw_from_the_oldest_first() {
+    let ledger = Ledger::in_memory();
+    ledger.set_terms(terms_at("2026-01-01T00:00:00Z", Some(365)));
+    ledger.create_account("sk-a", "alice", p(1_000)).await.unwrap();
+    ledger.set_terms(terms_at("2026-04-01T00:00:00Z", Some(365)));
+    ledger.add_credits("sk-a", p(500)).await.unwrap();
+    // Oldest first: the first 1,000 before any of the 500.
+    spend(&ledger, "sk-a", "gen-1", 300).await;
+    let year = |at: &str| Some(at.to_string());
+    assert_eq!(
+        purchases(&ledger, "sk-a"),
+        [
+            (p(1_000), p(300), year("2027-01-01T00:00:00Z")),
+            (p(500), p(0), year("2027-04-01T00:00:00Z"))
+        ]
+    );
+    // A second before the first purchase expires, all of it is there.
+    ledger.set_terms(terms_at("2026-12-31T23:59:59Z", Some(365)));
+    let before = ledger.balance("sk-a").unwrap();
+    assert_eq!((before.available, before.expired), (p(1_200), p(0)));
+    assert_conserved(&before);
+    // Past it, the balance drops by exactly what it had left.
+    ledger.set_terms(terms_at("2027-01-01T00:00:00Z", Some(365)));
+    let after = ledger.balance("sk-a").unwrap();
+    assert_eq!((after.available, after.expired), (p(500), p(700)));
+    assert_eq!((after.credits, after.spent), (before.credits, before.spent));
+    assert_conserved(&after);
+    // Reservations honour it: the expired 700 cannot be held.
+    assert!(matches!(
+        ledger.reserve("sk-a", p(501)),
+        Err(LedgerError::Insufficient { available, .. }) if available == p(500)
+    ));
+    // The next charge draws from the second purchase, not the expired rest.
+    spend(&ledger, "sk-a", "gen-2", 200).await;
+    assert_eq!(
+        purchases(&ledger, "sk-a"),
+        [
+            (p(1_000), p(300), year("2027-01-01T00:00:00Z")),
+            (p(500), p(200), year("2027-04-01T00:00:00Z"))
+        ]
+    );
+    assert_eq!(ledger.balance("sk-a").unwrap().available, p(300));
+    // A charge past its hold takes what is left unexpired, no more.
+    let held = ledger.reserve("sk-a", p(100)).unwrap();
+    let settlement = ledger.settle(held, record("gen-3", 400)).await.unwrap();
+    assert_eq!((settlement.charged, settlement.uncollected), (p(300), p(100)));
+    let last = ledger.balance("sk-a").unwrap();
+    assert_eq!((last.available, last.expired, last.spent), (p(0), p(700), p(800)));
+    assert_conserved(&last);
+    // Once everything expired, nothing is left, and the terms without
+    // expiry do not revive a purchase made under them.
+    ledger.set_terms(terms_at("2027-05-01T00:00:00Z", None));
+    assert_eq!(ledger.balance("sk-a").unwrap().expired, p(700));
+    ledger.add_credits("sk-a", p(50)).await.unwrap();
+    assert_eq!(purchases(&ledger, "sk-a")[2], (p(50), p(0), None));
+    assert_eq!(ledger.balance("sk-a").unwrap().available, p(50));
+}
+
+#[tokio::test]
+async fn purchases_survive_reopen_and_a_crash() {
+    let dir = TempDir::new("purchases");
+    let ledger = Ledger::open(&dir.file()).unwrap();
+    ledger.set_terms(terms_at("2026-01-01T00:00:00Z", Some(30)));
+    ledger.create_account("sk-a", "alice", p(1_000)).await.unwrap();
+    ledger.set_terms(terms_at("2026-01-10T00:00:00Z", Some(30)));
+    ledger.add_credits("sk-a", p(500)).await.unwrap();
+    spend(&ledger, "sk-a", "gen-1", 800).await;
+    ledger.set_terms(terms_at("2026-01-20T00:00:00Z", Some(30)));
+    spend(&ledger, "sk-a", "gen-2", 300).await;
+    let expected = purchases(&ledger, "sk-a");
+    assert_eq!(
+        expected.iter().map(|(a, u, _)| (*a, *u)).collect::<Vec<_>>(),
+        [(p(1_000), p(1_000)), (p(500), p(100))]
+    );
+    let image = scratch("purchases-crash");
+    crash_image(&dir.file(), &image);
+    ledger.close().await.unwrap();
+    for file in [dir.file(), image.file()] {
+        let reopened = Ledger::open(&file).unwrap();
+        assert_eq!(purchases(&reopened, "sk-a"), expected, "{}", file.display());
+        // The stored dates still decide: past the second purchase's expiry
+        // its unspent 400 is gone.
+        reopened.set_terms(terms_at("2026-02-09T00:00:00Z", None));
+        let balance = reopened.balance("sk-a").unwrap();
+        assert_eq!((balance.available, balance.expired), (p(0), p(400)));
+        reopened.close().await.unwrap();
+        let report = Ledger::check(&file).unwrap();
+        assert_eq!(report.problems, Vec::<String>::new());
+    }
+}
+
+#[tokio::test]
+async fn a_ledger_of_an_older_format_is_refused_with_its_format() {
+    let dir = TempDir::new("old-format");
+    Ledger::open(&dir.file()).unwrap().close().await.unwrap();
+    super::store::set_format_for_test(&dir.file(), 2);
+    let error = Ledger::open(&dir.file()).unwrap_err().to_string();
+    assert!(
+        error.contains("it is a ledger of format 2; this gauntlet reads format 3 only"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn purchases_that_do_not_add_up_are_refused_and_shown_by_the_check() {
+    let dir = TempDir::new("purchases-sum");
+    let ledger = Ledger::open(&dir.file()).unwrap();
+    ledger.create_account("sk-a", "alice", p(1_000)).await.unwrap();
+    ledger.close().await.unwrap();
+    super::store::rewrite_account_for_test(&dir.file(), "sk-a", |credits, spent| (credits + p(1), spent));
+    let error = Ledger::open(&dir.file()).unwrap_err().to_string();
+    assert!(
+        error.contains("account `sk-a` has $0.000000001001 in credits but its 1 purchases add up to $0.000000001"),
+        "{error}"
+    );
 }

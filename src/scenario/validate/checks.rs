@@ -177,6 +177,7 @@ fn conformance(kind: CheckKind, c: &RawCheck, path: &str, raw: &RawScenario) -> 
         }
         CheckKind::KeyLimits => Conformance::KeyLimits,
         CheckKind::FreeQuota => Conformance::FreeQuota,
+        CheckKind::CreditExpiry => Conformance::CreditExpiry,
         CheckKind::RetryAfterRespected => Conformance::RetryAfterRespected,
         CheckKind::BackoffJitter => Conformance::BackoffJitter,
         CheckKind::RetryLimit => Conformance::RetryLimit,

@@ -701,3 +701,68 @@ fn usage_agrees_applies_to_a_router_that_reports_no_cost() {
     let skipped = case.judge(Conformance::BillingExact);
     assert_eq!(skipped.verdict, crate::checks::Verdict::Skip, "{}", skipped.detail);
 }
+
+// ---------------------------------------------------------------------------
+// credit-expiry
+// ---------------------------------------------------------------------------
+
+/// A key given 10 USD as the router starts (at `T0`), on a clock at real
+/// speed, under purchases that last a day.
+const EXPIRY: &str = r#"
+schema = 1
+[meta]
+name = "expiry-unit"
+[[providers]]
+name = "oa"
+dialect = "openai"
+[router]
+credit-expiry-days = 1
+clock = { start = "2027-03-01T00:00:00Z", speed = 1 }
+[[router.providers]]
+name = "oa"
+dialect = "openai"
+base-url = "mock:oa"
+api-key = "k"
+[[router.models]]
+id = "openai/mini"
+providers = [{ name = "oa", model = "mini" }]
+prompt = "1"
+completion = "1"
+[[router.keys]]
+key = "sk-expiring"
+credits = "10"
+[[mix]]
+model = "openai/mini"
+key = "sk-expiring"
+[[phases]]
+duration-s = 20
+arrival = { kind = "constant", rate = 1 }
+"#;
+
+/// A day, in microseconds.
+const DAY_US: u64 = 86_400 * S;
+
+#[test]
+fn credit_expiry_passes_402s_after_the_expiry_and_ignores_answers_before() {
+    let records = vec![
+        sent_at(answer("a", 0, "openai/mini", Some("0.001")), T0 + 10 * S),
+        sent_at(error_answer("b", 0, 402), T0 + DAY_US + S),
+        sent_at(error_answer("c", 0, 402), T0 + DAY_US + 5 * S),
+    ];
+    let result = Case::of(EXPIRY, records, Vec::new()).judge(Conformance::CreditExpiry);
+    assert_passes(&result);
+    assert!(result.detail.contains("all 2 requests"), "{}", result.detail);
+}
+
+#[test]
+fn credit_expiry_fails_an_answer_after_the_expiry() {
+    let records = vec![
+        sent_at(error_answer("b", 0, 402), T0 + DAY_US + S),
+        sent_at(answer("c", 0, "openai/mini", Some("0.001")), T0 + DAY_US + 2 * S),
+    ];
+    assert_fails(
+        &Case::of(EXPIRY, records, Vec::new()).judge(Conformance::CreditExpiry),
+        &["c"],
+        "status 200 for key `sk-expiring` 0.00 days after its credits expired, not 402",
+    );
+}

@@ -457,6 +457,7 @@ pub(super) fn every_check() -> Vec<Conformance> {
         },
         Conformance::KeyLimits,
         Conformance::FreeQuota,
+        Conformance::CreditExpiry,
         Conformance::RetryAfterRespected,
         Conformance::BackoffJitter,
         Conformance::RetryLimit,

@@ -19,8 +19,8 @@ use bytes::BufMut;
 use serde_json::{Map, Value, json};
 
 use super::request::{SYSTEM_PREFIX_SEPARATOR, openai_request_for_upstream};
-use super::response::{openai_response_passthrough, upstream_error_value};
-use super::{Completion, FinishReason, TranscodeError, UpstreamUsage, UsageReport, put_decimal, write_json_str};
+use super::response::{openai_response_passthrough, upstream_error_value, with_usage_written};
+use super::{Completion, FinishReason, TranscodeError, UpstreamUsage, UsageReport, put_decimal};
 
 fn invalid(path: impl Into<String>, problem: impl Into<String>) -> TranscodeError {
     TranscodeError::InvalidRequest {
@@ -460,22 +460,7 @@ fn write_anthropic_counts(buf: &mut impl BufMut, usage: &UpstreamUsage) {
 /// The bytes of a whole message with Anthropic's `usage` for what the
 /// router charged added (any `usage` already in `body` is left out).
 pub fn with_anthropic_usage(body: &Value, report: &UsageReport) -> Vec<u8> {
-    let Value::Object(fields) = body else {
-        return body.to_string().into_bytes();
-    };
-    let mut out = Vec::with_capacity(1024);
-    out.push(b'{');
-    for (name, value) in fields.iter().filter(|(name, _)| name.as_str() != "usage") {
-        write_json_str(&mut out, name);
-        out.push(b':');
-        // Writing a `Value` into a `Vec` cannot fail.
-        let _ = serde_json::to_writer(&mut out, value);
-        out.push(b',');
-    }
-    out.put_slice(b"\"usage\":");
-    write_anthropic_usage_charged(&mut out, report);
-    out.push(b'}');
-    out
+    with_usage_written(body, |out| write_anthropic_usage_charged(out, report))
 }
 
 #[cfg(test)]

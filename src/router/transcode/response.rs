@@ -174,6 +174,13 @@ pub(super) fn upstream_error_value(error: Option<&Value>) -> TranscodeError {
 /// added (any `usage` already in `body` is left out; the cost an exact JSON
 /// number).
 pub fn with_usage(body: &Value, report: &UsageReport) -> Vec<u8> {
+    with_usage_written(body, |out| write_usage_object(out, report))
+}
+
+/// The bytes of a whole answer with `usage` as `write_usage` writes it
+/// (any `usage` already in `body` is left out): the chat completion's own
+/// object, or a Messages answer's Anthropic one.
+pub(super) fn with_usage_written(body: &Value, write_usage: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let Value::Object(fields) = body else {
         return body.to_string().into_bytes();
     };
@@ -188,7 +195,7 @@ pub fn with_usage(body: &Value, report: &UsageReport) -> Vec<u8> {
         out.push(b',');
     }
     out.put_slice(b"\"usage\":");
-    write_usage_object(&mut out, report);
+    write_usage(&mut out);
     out.push(b'}');
     out
 }

@@ -49,25 +49,60 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::BadRequest(message.into())
 }
 
-/// Parses and validates a request body.
-pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
+/// The body as a JSON object: what either API's request must be.
+fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| bad(format!("the request body is not valid JSON: {e}")))?;
-    let Value::Object(body) = value else {
-        return Err(bad("the request body must be a JSON object"));
-    };
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        Some(Value::String(_)) => return Err(bad("`model` must not be empty")),
-        Some(other) => return Err(bad(format!("`model` must be a string, got {}", type_name(other)))),
-        None => return Err(bad("`model` is required")),
-    };
-    let messages = match body.get("messages") {
-        Some(Value::Array(m)) if !m.is_empty() => m,
-        Some(Value::Array(_)) => return Err(bad("`messages` must not be empty")),
-        Some(other) => return Err(bad(format!("`messages` must be an array, got {}", type_name(other)))),
-        None => return Err(bad("`messages` is required")),
-    };
+    match value {
+        Value::Object(body) => Ok(body),
+        _ => Err(bad("the request body must be a JSON object")),
+    }
+}
+
+/// `model`: a non-empty string.
+fn model_of(body: &Map<String, Value>) -> Result<String, ApiError> {
+    match body.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() => Ok(m.clone()),
+        Some(Value::String(_)) => Err(bad("`model` must not be empty")),
+        Some(other) => Err(bad(format!("`model` must be a string, got {}", type_name(other)))),
+        None => Err(bad("`model` is required")),
+    }
+}
+
+/// `messages`: a non-empty array.
+fn messages_of(body: &Map<String, Value>) -> Result<&Vec<Value>, ApiError> {
+    match body.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => Ok(m),
+        Some(Value::Array(_)) => Err(bad("`messages` must not be empty")),
+        Some(other) => Err(bad(format!("`messages` must be an array, got {}", type_name(other)))),
+        None => Err(bad("`messages` is required")),
+    }
+}
+
+/// `stream`: a boolean, false when absent.
+fn stream_of(body: &Map<String, Value>) -> Result<bool, ApiError> {
+    match body.get("stream") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(bad(format!("`stream` must be a boolean, got {}", type_name(other)))),
+    }
+}
+
+/// The JSON bytes of `tools` (an array; 0 when absent), which the prompt
+/// bound counts whole and the estimate a quarter of.
+fn tools_bytes(body: &Map<String, Value>) -> Result<u64, ApiError> {
+    match body.get("tools") {
+        None | Some(Value::Null) => Ok(0),
+        Some(tools @ Value::Array(_)) => Ok(tools.to_string().len() as u64),
+        Some(other) => Err(bad(format!("`tools` must be an array, got {}", type_name(other)))),
+    }
+}
+
+/// Parses and validates a request body.
+pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
+    let body = json_object(bytes)?;
+    let model = model_of(&body)?;
+    let messages = messages_of(&body)?;
     let mut prompt_bound: u64 = 16;
     let mut prompt_estimate: u64 = 3;
     for (i, message) in messages.iter().enumerate() {
@@ -116,11 +151,7 @@ pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         prompt_bound += 8;
         prompt_estimate += 4 + chars.div_ceil(4);
     }
-    let stream = match body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(bad(format!("`stream` must be a boolean, got {}", type_name(other)))),
-    };
+    let stream = stream_of(&body)?;
     if let Some(options) = body.get("stream_options").filter(|v| !v.is_null())
         && !options.is_object()
     {
@@ -143,15 +174,9 @@ pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
             }
         }
     }
-    match body.get("tools") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(tools)) => {
-            let bytes = Value::Array(tools.clone()).to_string().len() as u64;
-            prompt_bound += bytes;
-            prompt_estimate += bytes.div_ceil(4);
-        }
-        Some(other) => return Err(bad(format!("`tools` must be an array, got {}", type_name(other)))),
-    }
+    let tools = tools_bytes(&body)?;
+    prompt_bound += tools;
+    prompt_estimate += tools.div_ceil(4);
     if let Some(t) = body.get("temperature").filter(|v| !v.is_null()) {
         match t.as_f64() {
             Some(t) if (0.0..=2.0).contains(&t) => {}

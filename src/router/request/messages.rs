@@ -12,7 +12,9 @@
 
 use serde_json::Value;
 
-use super::{Api, ChatRequest, MAX_TOKENS_LIMIT, bad, type_name};
+use super::{
+    Api, ChatRequest, MAX_TOKENS_LIMIT, bad, json_object, messages_of, model_of, stream_of, tools_bytes, type_name,
+};
 use crate::router::error::ApiError;
 
 /// Parses and validates a Messages request: `max_tokens` is required, as
@@ -34,23 +36,9 @@ struct Counted {
 }
 
 fn parse_body(bytes: &[u8], needs_max_tokens: bool) -> Result<ChatRequest, ApiError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| bad(format!("the request body is not valid JSON: {e}")))?;
-    let Value::Object(body) = value else {
-        return Err(bad("the request body must be a JSON object"));
-    };
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        Some(Value::String(_)) => return Err(bad("`model` must not be empty")),
-        Some(other) => return Err(bad(format!("`model` must be a string, got {}", type_name(other)))),
-        None => return Err(bad("`model` is required")),
-    };
-    let messages = match body.get("messages") {
-        Some(Value::Array(m)) if !m.is_empty() => m,
-        Some(Value::Array(_)) => return Err(bad("`messages` must not be empty")),
-        Some(other) => return Err(bad(format!("`messages` must be an array, got {}", type_name(other)))),
-        None => return Err(bad("`messages` is required")),
-    };
+    let body = json_object(bytes)?;
+    let model = model_of(&body)?;
+    let messages = messages_of(&body)?;
     let mut prompt_bound: u64 = 16;
     let mut prompt_estimate: u64 = 3;
     match body.get("system") {
@@ -87,11 +75,7 @@ fn parse_body(bytes: &[u8], needs_max_tokens: bool) -> Result<ChatRequest, ApiEr
         prompt_bound += counted.bytes + 8;
         prompt_estimate += 4 + counted.chars.div_ceil(4);
     }
-    let stream = match body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(bad(format!("`stream` must be a boolean, got {}", type_name(other)))),
-    };
+    let stream = stream_of(&body)?;
     let max_tokens = match body.get("max_tokens") {
         None | Some(Value::Null) if needs_max_tokens => return Err(bad("`max_tokens` is required")),
         None | Some(Value::Null) => None,
@@ -106,15 +90,9 @@ fn parse_body(bytes: &[u8], needs_max_tokens: bool) -> Result<ChatRequest, ApiEr
                 })?,
         ),
     };
-    match body.get("tools") {
-        None | Some(Value::Null) => {}
-        Some(tools @ Value::Array(_)) => {
-            let bytes = tools.to_string().len() as u64;
-            prompt_bound += bytes;
-            prompt_estimate += bytes.div_ceil(4);
-        }
-        Some(other) => return Err(bad(format!("`tools` must be an array, got {}", type_name(other)))),
-    }
+    let tools = tools_bytes(&body)?;
+    prompt_bound += tools;
+    prompt_estimate += tools.div_ceil(4);
     match body.get("stop_sequences") {
         None | Some(Value::Null) => {}
         Some(Value::Array(stops)) if stops.iter().all(Value::is_string) => {}

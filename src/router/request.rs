@@ -98,6 +98,16 @@ fn tools_bytes(body: &Map<String, Value>) -> Result<u64, ApiError> {
     }
 }
 
+/// `temperature`: a number from 0 to `max` (2 for chat, 1 for Anthropic's).
+fn check_temperature(body: &Map<String, Value>, max: f64) -> Result<(), ApiError> {
+    match body.get("temperature").filter(|v| !v.is_null()) {
+        Some(t) if !t.as_f64().is_some_and(|t| (0.0..=max).contains(&t)) => {
+            Err(bad(format!("`temperature` must be a number from 0 to {max}, got {t}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Parses and validates a request body.
 pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
     let body = json_object(bytes)?;
@@ -177,12 +187,7 @@ pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
     let tools = tools_bytes(&body)?;
     prompt_bound += tools;
     prompt_estimate += tools.div_ceil(4);
-    if let Some(t) = body.get("temperature").filter(|v| !v.is_null()) {
-        match t.as_f64() {
-            Some(t) if (0.0..=2.0).contains(&t) => {}
-            _ => return Err(bad(format!("`temperature` must be a number from 0 to 2, got {t}"))),
-        }
-    }
+    check_temperature(&body, 2.0)?;
     Ok(ChatRequest {
         api: Api::Chat,
         body,

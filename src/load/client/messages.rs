@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::answer::{brief, error_text, raw_number, set_text};
+use super::sse::content_at;
 use crate::load::record::{RequestRecord, ToolCall};
 
 /// A Messages usage object (`message_start`'s, `message_delta`'s or a whole
@@ -296,12 +297,7 @@ impl MessagesReader {
                     call.arguments.push_str(json);
                 }
                 if !text.is_empty() || !json.is_empty() {
-                    record.content_chunks = record.content_chunks.saturating_add(1);
-                    record.first_content_us.get_or_insert(at_us);
-                    let offset = at_us.saturating_sub(record.sent_us);
-                    record
-                        .content_offsets_us
-                        .push(u32::try_from(offset).unwrap_or(u32::MAX));
+                    content_at(record, at_us);
                 }
             }
             "message_delta" => {

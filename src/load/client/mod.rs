@@ -223,41 +223,28 @@ impl HttpClient {
         let done = self.clock.now_us();
         record.first_content_us = Some(done);
         record.last_byte_us = Some(done);
-        if api == Api::Messages {
-            record.outcome = match serde_json::from_slice::<messages::Whole<'_>>(&bytes) {
-                Ok(answer) => {
+        // The answer into the record; what is wrong with it, if anything.
+        let read = match api {
+            Api::Chat => serde_json::from_slice::<Payload<'_>>(&bytes)
+                .map(|answer| {
                     answer.apply(record);
-                    match answer.error {
-                        Some(error) => {
-                            record.error = Some(brief(&error_text(error)));
-                            Outcome::StreamError
-                        }
-                        None => Outcome::Ok,
+                    if let Some(choices) = &answer.choices {
+                        choices.apply_whole(&mut record.conformance);
                     }
-                }
-                Err(e) => {
-                    record.error = Some(brief(&format!("the answer is not a message: {e}")));
-                    Outcome::StreamError
-                }
-            };
-            return;
-        }
-        record.outcome = match serde_json::from_slice::<Payload<'_>>(&bytes) {
-            Ok(answer) => {
-                answer.apply(record);
-                if let Some(choices) = &answer.choices {
-                    choices.apply_whole(&mut record.conformance);
-                }
-                match answer.error {
-                    Some(error) => {
-                        record.error = Some(brief(&error_text(error)));
-                        Outcome::StreamError
-                    }
-                    None => Outcome::Ok,
-                }
-            }
-            Err(e) => {
-                record.error = Some(brief(&format!("the answer is not valid JSON: {e}")));
+                    answer.error.map(error_text)
+                })
+                .map_err(|e| format!("the answer is not valid JSON: {e}")),
+            Api::Messages => serde_json::from_slice::<messages::Whole<'_>>(&bytes)
+                .map(|answer| {
+                    answer.apply(record);
+                    answer.error.map(error_text)
+                })
+                .map_err(|e| format!("the answer is not a message: {e}")),
+        };
+        record.outcome = match read {
+            Ok(None) => Outcome::Ok,
+            Ok(Some(problem)) | Err(problem) => {
+                record.error = Some(brief(&problem));
                 Outcome::StreamError
             }
         };

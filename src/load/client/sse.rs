@@ -66,12 +66,7 @@ impl StreamReader {
                     add_tool_deltas(tool_calls, &mut facts.tool_call);
                 }
                 if delta.has_content() {
-                    record.content_chunks = record.content_chunks.saturating_add(1);
-                    record.first_content_us.get_or_insert(at_us);
-                    let offset = at_us.saturating_sub(record.sent_us);
-                    record
-                        .content_offsets_us
-                        .push(u32::try_from(offset).unwrap_or(u32::MAX));
+                    content_at(record, at_us);
                 }
             }
         }
@@ -91,6 +86,17 @@ impl StreamReader {
             (None, false) => (Outcome::StreamError, Some("the stream ended without [DONE]".to_owned())),
         }
     }
+}
+
+/// Records a chunk that carried content, arrived at `at_us`: counted, the
+/// first content's time, and its offset from the send.
+pub(super) fn content_at(record: &mut RequestRecord, at_us: u64) {
+    record.content_chunks = record.content_chunks.saturating_add(1);
+    record.first_content_us.get_or_insert(at_us);
+    let offset = at_us.saturating_sub(record.sent_us);
+    record
+        .content_offsets_us
+        .push(u32::try_from(offset).unwrap_or(u32::MAX));
 }
 
 /// A server-sent event stream split into the `data` of its events, fed the

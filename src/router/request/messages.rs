@@ -13,7 +13,8 @@
 use serde_json::Value;
 
 use super::{
-    Api, ChatRequest, MAX_TOKENS_LIMIT, bad, json_object, messages_of, model_of, stream_of, tools_bytes, type_name,
+    Api, ChatRequest, MAX_TOKENS_LIMIT, bad, check_temperature, json_object, messages_of, model_of, stream_of,
+    tools_bytes, type_name,
 };
 use crate::router::error::ApiError;
 
@@ -103,12 +104,7 @@ fn parse_body(bytes: &[u8], needs_max_tokens: bool) -> Result<ChatRequest, ApiEr
     {
         return Err(bad("`tool_choice` must be an object with a `type`"));
     }
-    if let Some(t) = body.get("temperature").filter(|v| !v.is_null()) {
-        match t.as_f64() {
-            Some(t) if (0.0..=1.0).contains(&t) => {}
-            _ => return Err(bad(format!("`temperature` must be a number from 0 to 1, got {t}"))),
-        }
-    }
+    check_temperature(&body, 1.0)?;
     Ok(ChatRequest {
         api: Api::Messages,
         body,

@@ -19,7 +19,7 @@ use bytes::BufMut;
 use serde_json::{Map, Value, json};
 
 use super::request::{SYSTEM_PREFIX_SEPARATOR, openai_request_for_upstream};
-use super::response::{openai_response_passthrough, upstream_error_value, with_usage_written};
+use super::response::{anthropic_usage, openai_response_passthrough, upstream_error_value, with_usage_written};
 use super::{Completion, FinishReason, TranscodeError, UpstreamUsage, UsageReport, put_decimal};
 
 fn invalid(path: impl Into<String>, problem: impl Into<String>) -> TranscodeError {
@@ -350,15 +350,10 @@ pub fn anthropic_response_passthrough(
     }
     obj.insert("id".into(), generation_id.into());
     obj.insert("model".into(), model.into());
-    let usage = obj.remove("usage").filter(Value::is_object).map(|u| {
-        let count = |field: &str| u.get(field).and_then(Value::as_u64).unwrap_or(0);
-        UpstreamUsage::from_anthropic(
-            count("input_tokens"),
-            count("cache_read_input_tokens"),
-            count("cache_creation_input_tokens"),
-            count("output_tokens"),
-        )
-    });
+    let usage = obj
+        .remove("usage")
+        .filter(Value::is_object)
+        .map(|u| anthropic_usage(&u));
     let finish_reason = obj
         .get("stop_reason")
         .and_then(Value::as_str)

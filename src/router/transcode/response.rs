@@ -83,15 +83,7 @@ pub fn openai_response_from_anthropic(
     if !tool_calls.is_empty() {
         message.insert("tool_calls".into(), Value::Array(tool_calls));
     }
-    let usage = body.get("usage").filter(|u| u.is_object()).map(|u| {
-        let count = |field: &str| u.get(field).and_then(Value::as_u64).unwrap_or(0);
-        UpstreamUsage::from_anthropic(
-            count("input_tokens"),
-            count("cache_read_input_tokens"),
-            count("cache_creation_input_tokens"),
-            count("output_tokens"),
-        )
-    });
+    let usage = body.get("usage").filter(|u| u.is_object()).map(anthropic_usage);
     let body = json!({
         "id": generation_id,
         "object": "chat.completion",
@@ -168,6 +160,17 @@ pub(super) fn upstream_error_value(error: Option<&Value>) -> TranscodeError {
                 .unwrap_or("unknown error"),
         ),
     }
+}
+
+/// An Anthropic `usage` object's counts (a missing one is 0).
+pub(super) fn anthropic_usage(usage: &Value) -> UpstreamUsage {
+    let count = |field: &str| usage.get(field).and_then(Value::as_u64).unwrap_or(0);
+    UpstreamUsage::from_anthropic(
+        count("input_tokens"),
+        count("cache_read_input_tokens"),
+        count("cache_creation_input_tokens"),
+        count("output_tokens"),
+    )
 }
 
 /// The bytes of a whole completion body with the router's `usage` object
